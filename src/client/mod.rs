@@ -1,0 +1,159 @@
+//! The client: an HTTPS client over mutual TLS, configured from a profile, and the
+//! commands the CLI offers on top of it.
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+
+use crate::config::{ClientProfile, ConfigError};
+use crate::pki::PkiError;
+use crate::pki::pem::{read_certs, read_private_key};
+use crate::server::error::ErrorBody;
+
+/// Errors of the client.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The profile could not be read.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Key or certificate files could not be read.
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    /// TLS could not be configured.
+    #[error("TLS configuration: {0}")]
+    Tls(String),
+    /// The connection failed (including a refused handshake).
+    #[error("cannot reach {url}: {cause}")]
+    Transport {
+        /// The URL.
+        url: String,
+        /// The cause chain.
+        cause: String,
+    },
+    /// The server refused the request.
+    #[error("server refused ({status} {code}): {message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// Stable error code.
+        code: String,
+        /// The server's sentence.
+        message: String,
+    },
+    /// The server's answer was not what the API promises.
+    #[error("unexpected answer from the server: {0}")]
+    Protocol(String),
+}
+
+impl ClientError {
+    /// The stable code of an API refusal, if this is one.
+    pub fn api_code(&self) -> Option<&str> {
+        match self {
+            ClientError::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// An HTTPS client speaking as the profile's identity.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Client {
+    /// Builds a client from a profile: TLS 1.3 only, the profile's trust anchor, the
+    /// profile's client certificate.
+    pub fn from_profile(profile: &ClientProfile) -> Result<Client, ClientError> {
+        Self::new(profile, &profile.server)
+    }
+
+    /// Like [`Client::from_profile`], but talking to `base_url` instead.
+    pub fn new(profile: &ClientProfile, base_url: &str) -> Result<Client, ClientError> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in read_certs(&profile.ca)? {
+            roots
+                .add(cert)
+                .map_err(|e| ClientError::Tls(format!("{}: {e}", profile.ca.display())))?;
+        }
+        let chain = read_certs(&profile.tls_cert)?;
+        let key = read_private_key(&profile.tls_key)?;
+        let mut tls = rustls::ClientConfig::builder_with_provider(crate::server::tls::provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|e| ClientError::Tls(e.to_string()))?
+            .with_root_certificates(Arc::new(roots))
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| ClientError::Tls(e.to_string()))?;
+        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .https_only(true)
+            .connect_timeout(std::time::Duration::from_secs(15))
+            .build()
+            .map_err(|e| ClientError::Tls(error_chain(&e)))?;
+        Ok(Client {
+            http,
+            base: base_url.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// The server's base URL.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// `GET path`, decoding a JSON answer or the API error.
+    pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let response = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| ClientError::Transport {
+                url: url.clone(),
+                cause: error_chain(&e),
+            })?;
+        decode(response).await
+    }
+
+    /// `GET /v1/whoami`.
+    pub async fn whoami(&self) -> Result<serde_json::Value, ClientError> {
+        self.get_json("/v1/whoami").await
+    }
+}
+
+async fn decode<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, ClientError> {
+    let status = response.status();
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| ClientError::Protocol(error_chain(&e)))?;
+    if status.is_success() {
+        return serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(e.to_string()));
+    }
+    match serde_json::from_slice::<ErrorBody>(&bytes) {
+        Ok(body) => Err(ClientError::Api {
+            status: status.as_u16(),
+            code: body.error.code,
+            message: body.error.message,
+        }),
+        Err(_) => Err(ClientError::Protocol(format!(
+            "status {status} with a body that is not an API error"
+        ))),
+    }
+}
+
+/// An error and all its sources, joined with ": ".
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    s
+}

@@ -1,0 +1,341 @@
+//! Configuration files: the server's `congvan.toml` and a client's `client.toml` profile.
+//!
+//! Relative paths in a file are resolved against the directory that holds the file, so a
+//! PKI directory or a config directory can be moved as a whole. Unknown keys are errors:
+//! a misspelt limit must not silently fall back to its default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::directory::{Directory, DirectoryError};
+
+/// The default server configuration, compiled in: `serve` uses it when neither `--config`
+/// nor `config/congvan.toml` exists.
+pub const EMBEDDED_SERVER_CONFIG: &str = include_str!("../config/congvan.toml");
+/// The sample organisation tree, compiled in for the embedded default configuration.
+pub const EMBEDDED_ORGS: &str = include_str!("../config/orgs.toml");
+/// Where `serve` looks for its configuration when `--config` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "config/congvan.toml";
+
+/// Errors reading configuration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The organisation tree is invalid.
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+}
+
+/// Limits of the server; every one has a safe default.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Open connections at most; further ones wait in the kernel's backlog.
+    pub connections_max: usize,
+    /// Time allowed for a TLS handshake.
+    pub handshake_timeout_ms: u64,
+    /// Time allowed for a client to send a request's headers.
+    pub header_read_timeout_ms: u64,
+    /// On shutdown, time allowed for in-flight requests to finish.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            connections_max: 1024,
+            handshake_timeout_ms: 10_000,
+            header_read_timeout_ms: 30_000,
+            shutdown_grace_ms: 30_000,
+        }
+    }
+}
+
+impl Limits {
+    /// [`Limits::handshake_timeout_ms`] as a duration.
+    pub fn handshake_timeout(&self) -> Duration {
+        Duration::from_millis(self.handshake_timeout_ms)
+    }
+    /// [`Limits::header_read_timeout_ms`] as a duration.
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms)
+    }
+    /// [`Limits::shutdown_grace_ms`] as a duration.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerFile {
+    #[serde(default = "default_listen")]
+    listen: SocketAddr,
+    #[serde(default = "default_data_dir")]
+    data_dir: PathBuf,
+    orgs: PathBuf,
+    tls: TlsFile,
+    demo_pki: Option<DemoPkiFile>,
+    #[serde(default)]
+    limits: Limits,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8443))
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsFile {
+    cert: PathBuf,
+    key: PathBuf,
+    client_ca: Vec<PathBuf>,
+    #[serde(default)]
+    crls: Vec<PathBuf>,
+    #[serde(default = "default_crl_check_ms")]
+    crl_check_interval_ms: u64,
+    #[serde(default = "default_true")]
+    crl_enforce_next_update: bool,
+}
+
+fn default_crl_check_ms() -> u64 {
+    2_000
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DemoPkiFile {
+    dir: PathBuf,
+}
+
+/// TLS material of the server.
+#[derive(Clone, Debug)]
+pub struct TlsConfig {
+    /// The server certificate chain (PEM).
+    pub cert: PathBuf,
+    /// The server key (PEM).
+    pub key: PathBuf,
+    /// Trust anchors for client certificates (PEM files).
+    pub client_ca: Vec<PathBuf>,
+    /// CRL files (PEM), re-read when they change.
+    pub crls: Vec<PathBuf>,
+    /// How often the CRL files are checked for changes.
+    pub crl_check_interval: Duration,
+    /// Refuse every client while a CRL is past its nextUpdate (fail closed).
+    pub crl_enforce_next_update: bool,
+}
+
+/// The server configuration with every path resolved.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Where data lives.
+    pub data_dir: PathBuf,
+    /// The organisation tree file.
+    pub orgs: PathBuf,
+    /// Use the compiled-in sample tree when `orgs` does not exist (embedded default only).
+    pub orgs_fallback_embedded: bool,
+    /// TLS material.
+    pub tls: TlsConfig,
+    /// When set and the server certificate is missing, a DEMO PKI is made here first.
+    pub demo_pki: Option<PathBuf>,
+    /// Limits.
+    pub limits: Limits,
+}
+
+impl ServerConfig {
+    /// Reads a server configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, base, &path.display().to_string())
+    }
+
+    /// The compiled-in default, resolved as if it were `config/congvan.toml` under `cwd`.
+    pub fn embedded_default(cwd: &Path) -> Result<Self, ConfigError> {
+        let mut config = Self::parse(
+            EMBEDDED_SERVER_CONFIG,
+            &cwd.join("config"),
+            "<embedded default config>",
+        )?;
+        config.orgs_fallback_embedded = true;
+        Ok(config)
+    }
+
+    /// Parses configuration text whose relative paths are relative to `base`.
+    pub fn parse(text: &str, base: &Path, name: &str) -> Result<Self, ConfigError> {
+        let file: ServerFile = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+            path: name.to_owned(),
+            message: e.to_string(),
+        })?;
+        let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+        if file.tls.client_ca.is_empty() {
+            return Err(ConfigError::Invalid {
+                path: name.to_owned(),
+                message: "tls.client_ca must name at least one trust anchor".into(),
+            });
+        }
+        Ok(ServerConfig {
+            listen: file.listen,
+            data_dir: resolve(file.data_dir),
+            orgs: resolve(file.orgs),
+            orgs_fallback_embedded: false,
+            tls: TlsConfig {
+                cert: resolve(file.tls.cert),
+                key: resolve(file.tls.key),
+                client_ca: file.tls.client_ca.into_iter().map(resolve).collect(),
+                crls: file.tls.crls.into_iter().map(resolve).collect(),
+                crl_check_interval: Duration::from_millis(file.tls.crl_check_interval_ms.max(50)),
+                crl_enforce_next_update: file.tls.crl_enforce_next_update,
+            },
+            demo_pki: file.demo_pki.map(|d| resolve(d.dir)),
+            limits: file.limits,
+        })
+    }
+
+    /// Reads the organisation tree; returns it with the text it was parsed from.
+    pub fn load_directory(&self) -> Result<(Directory, String), ConfigError> {
+        let text = match std::fs::read_to_string(&self.orgs) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.orgs_fallback_embedded => {
+                EMBEDDED_ORGS.to_owned()
+            }
+            Err(source) => {
+                return Err(ConfigError::Io {
+                    path: self.orgs.display().to_string(),
+                    source,
+                });
+            }
+        };
+        Ok((Directory::from_toml(&text)?, text))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileFile {
+    server: String,
+    ca: PathBuf,
+    tls_cert: PathBuf,
+    tls_key: PathBuf,
+    sign_cert: Option<PathBuf>,
+    sign_key: Option<PathBuf>,
+    person_cert: Option<PathBuf>,
+    person_key: Option<PathBuf>,
+    openpgp_key: Option<PathBuf>,
+    openpgp_cert: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
+}
+
+/// A client profile: which server, which trust anchor, which keys.
+#[derive(Clone, Debug)]
+pub struct ClientProfile {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// The server's base URL (`https://localhost:8443`).
+    pub server: String,
+    /// The trust anchor for the server certificate (and for signatures).
+    pub ca: PathBuf,
+    /// The TLS client certificate chain.
+    pub tls_cert: PathBuf,
+    /// The TLS client key.
+    pub tls_key: PathBuf,
+    /// The organisation's document-signing certificate.
+    pub sign_cert: Option<PathBuf>,
+    /// The organisation's document-signing key.
+    pub sign_key: Option<PathBuf>,
+    /// The competent person's document-signing certificate.
+    pub person_cert: Option<PathBuf>,
+    /// The competent person's document-signing key.
+    pub person_key: Option<PathBuf>,
+    /// The OpenPGP secret key.
+    pub openpgp_key: Option<PathBuf>,
+    /// The OpenPGP certificate.
+    pub openpgp_cert: Option<PathBuf>,
+    /// Where the client keeps what it has learnt (directory cache, checkpoints).
+    pub state_dir: PathBuf,
+}
+
+impl ClientProfile {
+    /// Reads a client profile.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let file: ProfileFile = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+        Ok(ClientProfile {
+            path: path.to_owned(),
+            server: file.server.trim_end_matches('/').to_owned(),
+            ca: resolve(file.ca),
+            tls_cert: resolve(file.tls_cert),
+            tls_key: resolve(file.tls_key),
+            sign_cert: file.sign_cert.map(resolve),
+            sign_key: file.sign_key.map(resolve),
+            person_cert: file.person_cert.map(resolve),
+            person_key: file.person_key.map(resolve),
+            openpgp_key: file.openpgp_key.map(resolve),
+            openpgp_cert: file.openpgp_cert.map(resolve),
+            state_dir: resolve(file.state_dir.unwrap_or_else(|| PathBuf::from("state"))),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_resolves_under_cwd() {
+        let cwd = Path::new("/srv/congvan");
+        let config = ServerConfig::embedded_default(cwd).unwrap();
+        assert_eq!(config.listen, default_listen());
+        assert_eq!(config.data_dir, Path::new("/srv/congvan/config/../data"));
+        assert!(config.demo_pki.is_some());
+        let (dir, _) = config.load_directory().unwrap();
+        assert!(dir.orgs().count() >= 8);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let text = EMBEDDED_SERVER_CONFIG.replace("[limits]", "[limits]\nconnection_max = 5");
+        let err = ServerConfig::parse(&text, Path::new("/"), "x").unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+}

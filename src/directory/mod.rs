@@ -1,0 +1,529 @@
+//! The organisation tree: committees, their parents and status, and security officers.
+//!
+//! The tree is loaded from `orgs.toml` (see `config/orgs.toml`) and validated as a whole:
+//! a [`Directory`] that exists is consistent (every parent and merge target exists, the
+//! parent links form a tree, every name is Unicode NFC). Nothing here knows about HTTP,
+//! certificates or storage.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use unicode_normalization::is_nfc;
+
+/// Longest organisation id accepted, in bytes.
+pub const ORG_ID_BYTES_MAX: usize = 200;
+/// Deepest tree accepted (city → district → commune → cell is 4).
+pub const TREE_DEPTH_MAX: usize = 16;
+/// Longest organisation or auditor name, in characters.
+pub const NAME_CHARS_MAX: usize = 200;
+
+/// Errors found while loading or validating the organisation tree.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DirectoryError {
+    /// The id is not a valid organisation path.
+    #[error("invalid organisation id {id:?}: {reason}")]
+    InvalidId {
+        /// The offending id.
+        id: String,
+        /// Why it is invalid.
+        reason: &'static str,
+    },
+    /// A name is not in Unicode NFC or is empty or too long.
+    #[error("invalid name for {id}: {reason}")]
+    InvalidName {
+        /// The entry the name belongs to.
+        id: String,
+        /// Why it is invalid.
+        reason: &'static str,
+    },
+    /// The same id appears twice.
+    #[error("organisation {0} is listed twice")]
+    Duplicate(String),
+    /// A reference (parent, merge target, auditor scope) names no organisation.
+    #[error("{from} refers to unknown organisation {to} ({field})")]
+    UnknownReference {
+        /// The entry holding the reference.
+        from: String,
+        /// The missing organisation.
+        to: String,
+        /// Which field holds the reference.
+        field: &'static str,
+    },
+    /// The parent links do not form a tree.
+    #[error("the parent links through {0} form a cycle or are deeper than {TREE_DEPTH_MAX}")]
+    NotATree(String),
+    /// A merged organisation does not name an active successor, or a non-merged one does.
+    #[error("status of {id}: {reason}")]
+    InvalidStatus {
+        /// The entry.
+        id: String,
+        /// Why the status is inconsistent.
+        reason: &'static str,
+    },
+    /// The file could not be read.
+    #[error("cannot read organisation tree {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for an organisation tree.
+    #[error("cannot parse organisation tree: {0}")]
+    Parse(String),
+}
+
+/// An organisation id: a path such as `hn/cm/chuc-son`.
+///
+/// Segments are 1–63 characters of lower-case ASCII letters, digits and `-`, not starting
+/// or ending with `-`. The restriction keeps ids safe as file names (with `/` → `.`), in
+/// URIs and in log lines, and makes two spellings of one id impossible.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct OrgId(String);
+
+impl OrgId {
+    /// Parses and validates an organisation id.
+    pub fn parse(s: &str) -> Result<Self, DirectoryError> {
+        let invalid = |reason| DirectoryError::InvalidId {
+            id: s.chars().take(ORG_ID_BYTES_MAX).collect(),
+            reason,
+        };
+        if s.is_empty() {
+            return Err(invalid("empty"));
+        }
+        if s.len() > ORG_ID_BYTES_MAX {
+            return Err(invalid("too long"));
+        }
+        let mut depth = 0;
+        for segment in s.split('/') {
+            depth += 1;
+            if segment.is_empty() || segment.len() > 63 {
+                return Err(invalid("each segment must be 1 to 63 characters"));
+            }
+            if !segment
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            {
+                return Err(invalid("segments may hold only a-z, 0-9 and '-'"));
+            }
+            if segment.starts_with('-') || segment.ends_with('-') {
+                return Err(invalid("a segment may not start or end with '-'"));
+            }
+        }
+        if depth > TREE_DEPTH_MAX {
+            return Err(invalid("too many segments"));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// The id as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The id's path prefix (`hn/cm` for `hn/cm/chuc-son`), if any.
+    pub fn path_parent(&self) -> Option<OrgId> {
+        self.0.rsplit_once('/').map(|(p, _)| OrgId(p.to_owned()))
+    }
+
+    /// The id as a single file-name component: `/` replaced by `.`.
+    pub fn file_name(&self) -> String {
+        self.0.replace('/', ".")
+    }
+}
+
+impl fmt::Display for OrgId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for OrgId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        OrgId::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl std::str::FromStr for OrgId {
+    type Err = DirectoryError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        OrgId::parse(s)
+    }
+}
+
+/// Whether an organisation can still take part in exchanges.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum OrgStatus {
+    /// Sends and receives documents.
+    Active,
+    /// Merged into another organisation; kept for history.
+    Merged {
+        /// The successor.
+        into: OrgId,
+    },
+    /// Dissolved; kept for history.
+    Retired,
+}
+
+impl OrgStatus {
+    /// True for [`OrgStatus::Active`].
+    pub fn is_active(&self) -> bool {
+        matches!(self, OrgStatus::Active)
+    }
+}
+
+/// One committee in the tree.
+#[derive(Clone, Debug, Serialize)]
+pub struct Org {
+    /// Its id.
+    pub id: OrgId,
+    /// Its Vietnamese name (NFC).
+    pub name: String,
+    /// Its parent, `None` for a root.
+    pub parent: Option<OrgId>,
+    /// Active, merged or retired.
+    pub status: OrgStatus,
+    /// The competent signer's full name, used by the demo PKI for `person.crt`.
+    #[serde(skip)]
+    pub signer_name: Option<String>,
+    /// The competent signer's position.
+    #[serde(skip)]
+    pub signer_position: Option<String>,
+}
+
+/// A security officer: may audit delivery within the subtree rooted at `scope`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Auditor {
+    /// The root of the audited subtree.
+    pub scope: OrgId,
+    /// A description of the role (NFC).
+    pub name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrgsFile {
+    #[serde(default)]
+    org: Vec<OrgEntry>,
+    #[serde(default)]
+    auditor: Vec<AuditorEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+enum StatusEntry {
+    Active,
+    Merged,
+    Retired,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrgEntry {
+    id: OrgId,
+    name: String,
+    parent: Option<OrgId>,
+    status: StatusEntry,
+    merged_into: Option<OrgId>,
+    signer_name: Option<String>,
+    signer_position: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditorEntry {
+    scope: OrgId,
+    name: String,
+}
+
+/// The validated organisation tree.
+#[derive(Clone, Debug)]
+pub struct Directory {
+    orgs: BTreeMap<OrgId, Org>,
+    auditors: BTreeMap<OrgId, Auditor>,
+}
+
+impl Directory {
+    /// Reads and validates an organisation tree file.
+    pub fn load(path: &Path) -> Result<Self, DirectoryError> {
+        let text = std::fs::read_to_string(path).map_err(|source| DirectoryError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml(&text)
+    }
+
+    /// Parses and validates an organisation tree from TOML text.
+    pub fn from_toml(text: &str) -> Result<Self, DirectoryError> {
+        let file: OrgsFile =
+            toml::from_str(text).map_err(|e| DirectoryError::Parse(e.to_string()))?;
+        let mut orgs = BTreeMap::new();
+        for entry in file.org {
+            check_name(entry.id.as_str(), &entry.name)?;
+            for extra in [&entry.signer_name, &entry.signer_position]
+                .into_iter()
+                .flatten()
+            {
+                check_name(entry.id.as_str(), extra)?;
+            }
+            let status = match (entry.status, entry.merged_into) {
+                (StatusEntry::Active, None) => OrgStatus::Active,
+                (StatusEntry::Retired, None) => OrgStatus::Retired,
+                (StatusEntry::Merged, Some(into)) => OrgStatus::Merged { into },
+                (StatusEntry::Merged, None) => {
+                    return Err(DirectoryError::InvalidStatus {
+                        id: entry.id.to_string(),
+                        reason: "status \"merged\" needs merged_into",
+                    });
+                }
+                (_, Some(_)) => {
+                    return Err(DirectoryError::InvalidStatus {
+                        id: entry.id.to_string(),
+                        reason: "merged_into is only allowed with status \"merged\"",
+                    });
+                }
+            };
+            let parent = entry.parent.or_else(|| entry.id.path_parent());
+            let org = Org {
+                id: entry.id.clone(),
+                name: entry.name,
+                parent,
+                status,
+                signer_name: entry.signer_name,
+                signer_position: entry.signer_position,
+            };
+            if orgs.insert(entry.id.clone(), org).is_some() {
+                return Err(DirectoryError::Duplicate(entry.id.to_string()));
+            }
+        }
+        let mut auditors = BTreeMap::new();
+        for entry in file.auditor {
+            check_name(entry.scope.as_str(), &entry.name)?;
+            if !orgs.contains_key(&entry.scope) {
+                return Err(DirectoryError::UnknownReference {
+                    from: format!("auditor {}", entry.scope),
+                    to: entry.scope.to_string(),
+                    field: "scope",
+                });
+            }
+            let auditor = Auditor {
+                scope: entry.scope.clone(),
+                name: entry.name,
+            };
+            if auditors.insert(entry.scope.clone(), auditor).is_some() {
+                return Err(DirectoryError::Duplicate(format!(
+                    "auditor {}",
+                    entry.scope
+                )));
+            }
+        }
+        let dir = Directory { orgs, auditors };
+        dir.check_references()?;
+        Ok(dir)
+    }
+
+    fn check_references(&self) -> Result<(), DirectoryError> {
+        for org in self.orgs.values() {
+            if let Some(parent) = &org.parent {
+                if !self.orgs.contains_key(parent) {
+                    return Err(DirectoryError::UnknownReference {
+                        from: org.id.to_string(),
+                        to: parent.to_string(),
+                        field: "parent",
+                    });
+                }
+            }
+            if let OrgStatus::Merged { into } = &org.status {
+                match self.orgs.get(into) {
+                    None => {
+                        return Err(DirectoryError::UnknownReference {
+                            from: org.id.to_string(),
+                            to: into.to_string(),
+                            field: "merged_into",
+                        });
+                    }
+                    Some(successor) if !successor.status.is_active() => {
+                        return Err(DirectoryError::InvalidStatus {
+                            id: org.id.to_string(),
+                            reason: "merged_into must name an active organisation",
+                        });
+                    }
+                    Some(_) => {}
+                }
+            }
+            // Walking up at most TREE_DEPTH_MAX steps must reach a root.
+            let mut cursor = org.parent.as_ref();
+            let mut steps = 0;
+            while let Some(p) = cursor {
+                steps += 1;
+                if steps > TREE_DEPTH_MAX || p == &org.id {
+                    return Err(DirectoryError::NotATree(org.id.to_string()));
+                }
+                cursor = self.orgs.get(p).and_then(|o| o.parent.as_ref());
+            }
+        }
+        Ok(())
+    }
+
+    /// The organisation with this id.
+    pub fn org(&self, id: &OrgId) -> Option<&Org> {
+        self.orgs.get(id)
+    }
+
+    /// All organisations, ordered by id.
+    pub fn orgs(&self) -> impl Iterator<Item = &Org> {
+        self.orgs.values()
+    }
+
+    /// The security officer role scoped to this subtree.
+    pub fn auditor(&self, scope: &OrgId) -> Option<&Auditor> {
+        self.auditors.get(scope)
+    }
+
+    /// All security officer roles.
+    pub fn auditors(&self) -> impl Iterator<Item = &Auditor> {
+        self.auditors.values()
+    }
+
+    /// True when `ancestor` is a strict ancestor of `id` along the parent links.
+    pub fn is_ancestor(&self, ancestor: &OrgId, id: &OrgId) -> bool {
+        let mut cursor = self.orgs.get(id).and_then(|o| o.parent.as_ref());
+        while let Some(p) = cursor {
+            if p == ancestor {
+                return true;
+            }
+            cursor = self.orgs.get(p).and_then(|o| o.parent.as_ref());
+        }
+        false
+    }
+
+    /// True when `id` is `scope` or lies below it.
+    pub fn in_subtree(&self, scope: &OrgId, id: &OrgId) -> bool {
+        scope == id || self.is_ancestor(scope, id)
+    }
+
+    /// The direct children of `id`, ordered by id.
+    pub fn children<'a>(&'a self, id: &'a OrgId) -> impl Iterator<Item = &'a Org> + 'a {
+        self.orgs
+            .values()
+            .filter(move |o| o.parent.as_ref() == Some(id))
+    }
+}
+
+fn check_name(id: &str, name: &str) -> Result<(), DirectoryError> {
+    let invalid = |reason| DirectoryError::InvalidName {
+        id: id.to_owned(),
+        reason,
+    };
+    if name.trim().is_empty() {
+        return Err(invalid("empty"));
+    }
+    if name.chars().count() > NAME_CHARS_MAX {
+        return Err(invalid("too long"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(invalid("control characters are not allowed"));
+    }
+    if !is_nfc(name) {
+        return Err(invalid("not in Unicode NFC"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = include_str!("../../config/orgs.toml");
+
+    fn id(s: &str) -> OrgId {
+        OrgId::parse(s).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn sample_tree_loads() {
+        let dir = Directory::from_toml(SAMPLE).unwrap_or_else(|e| panic!("{e}"));
+        let cm = id("hn/cm");
+        let communes: Vec<_> = dir.children(&cm).map(|o| o.id.as_str()).collect();
+        assert!(communes.len() >= 6, "{communes:?}");
+        assert!(dir.is_ancestor(&id("hn"), &id("hn/cm/chuc-son")));
+        assert!(!dir.is_ancestor(&id("hn/cm/chuc-son"), &id("hn")));
+        assert!(dir.in_subtree(&cm, &cm));
+        assert_eq!(
+            dir.org(&id("hn/cm/chuc-son")).map(|o| o.name.as_str()),
+            Some("Đảng ủy thị trấn Chúc Sơn")
+        );
+        assert!(dir.auditor(&cm).is_some());
+    }
+
+    #[test]
+    fn org_id_syntax() {
+        for ok in ["hn", "hn/cm", "hn/cm/chuc-son", "a1/b-2"] {
+            assert!(OrgId::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "/hn",
+            "hn/",
+            "hn//cm",
+            "Hn",
+            "hn cm",
+            "-hn",
+            "hn-",
+            "hn/../x",
+            "hà-nội",
+        ] {
+            assert!(OrgId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn check_err(toml: &str, expected: &str) {
+        match Directory::from_toml(toml) {
+            Ok(_) => panic!("accepted: {toml}"),
+            Err(e) => assert!(e.to_string().contains(expected), "{e} !~ {expected}"),
+        }
+    }
+
+    #[test]
+    fn rejects_inconsistent_trees() {
+        check_err(
+            "[[org]]\nid='hn/cm'\nname='x'\nstatus='active'",
+            "unknown organisation hn (parent)",
+        );
+        check_err(
+            "[[org]]\nid='hn'\nname='x'\nstatus='active'\n[[org]]\nid='hn'\nname='y'\nstatus='active'",
+            "listed twice",
+        );
+        check_err(
+            "[[org]]\nid='hn'\nname='x'\nstatus='merged'",
+            "needs merged_into",
+        );
+        check_err(
+            "[[org]]\nid='a'\nname='x'\nstatus='active'\nparent='b'\n[[org]]\nid='b'\nname='y'\nstatus='active'\nparent='a'",
+            "cycle",
+        );
+        // "Hà" written with a combining grave accent (NFD).
+        check_err(
+            "[[org]]\nid='hn'\nname='Ha\u{0300} Nội'\nstatus='active'",
+            "not in Unicode NFC",
+        );
+        check_err(
+            "[[org]]\nid='hn'\nname='x'\nstatus='active'\ncolour='red'",
+            "unknown field",
+        );
+        check_err(
+            "[[org]]\nid='hn'\nname='x'\nstatus='active'\n[[auditor]]\nscope='hp'\nname='y'",
+            "unknown organisation hp",
+        );
+        check_err(
+            "[[org]]\nid='hn'\nname='x'\nstatus='retired'\n[[org]]\nid='hn/a'\nname='y'\nstatus='merged'\nmerged_into='hn'",
+            "must name an active",
+        );
+    }
+}

@@ -1,0 +1,21 @@
+//! congvan: secure exchange of official documents between Party committees.
+//!
+//! # Layout
+//!
+//! - [`config`]: the server's `congvan.toml` and a client's `client.toml` profile.
+//! - [`directory`]: the organisation tree (ids, names, parents, status) and auditors.
+//! - [`pki`]: certificates: identities in SAN URIs, PEM files, CRLs, the DEMO PKI.
+//! - [`seal`]: OpenPGP (sequoia) behind a small interface: keys, and later seal/open.
+//! - [`store`]: durable state in sled.
+//! - [`server`]: TLS 1.3 accept loop with client certificates, routes, errors, limits.
+//! - [`client`]: the HTTPS client over mutual TLS used by the CLI.
+//!
+//! `src/main.rs` only parses arguments, calls into these modules and reports errors.
+
+pub mod client;
+pub mod config;
+pub mod directory;
+pub mod pki;
+pub mod seal;
+pub mod server;
+pub mod store;

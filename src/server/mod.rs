@@ -1,0 +1,301 @@
+//! The server: TLS accept loop, per-connection identity, routes, errors, limits.
+//!
+//! This module is the only one that knows axum and hyper. The caller binds the listening
+//! socket and passes it to [`Server::run`] with a shutdown future, so tests bind port 0.
+//!
+//! Shutdown: when the future completes the accept loop stops, every connection is told
+//! to finish its in-flight requests and close, the loop waits for them (at most
+//! `limits.shutdown_grace_ms`), then the store is flushed.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tower::ServiceExt;
+
+use crate::config::{Limits, ServerConfig};
+use crate::directory::Directory;
+use crate::pki::CertInfo;
+use crate::store::{Store, StoreError};
+
+pub mod auth;
+pub mod error;
+mod routes;
+pub mod tls;
+
+pub use auth::{Caller, PeerCert};
+pub use error::ApiError;
+pub use tls::TlsReloader;
+
+/// Errors starting or running the server.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// Configuration could not be loaded.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// TLS material could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// The store could not be opened or flushed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Making the DEMO PKI failed.
+    #[error(transparent)]
+    Pki(#[from] crate::pki::PkiError),
+}
+
+/// The state shared by all handlers: cheap handles only.
+#[derive(Clone)]
+pub struct AppState {
+    /// The organisation tree.
+    pub directory: Arc<Directory>,
+    /// Durable state.
+    pub store: Store,
+    /// When the server started.
+    pub started: Instant,
+}
+
+/// A configured server, ready to run on a listener.
+pub struct Server {
+    state: AppState,
+    tls: Arc<TlsReloader>,
+    limits: Limits,
+}
+
+impl Server {
+    /// Loads the organisation tree and TLS material and opens the store. When the
+    /// configuration asks for a DEMO PKI and the server certificate is missing, makes one.
+    pub fn build(config: &ServerConfig) -> Result<Server, ServerError> {
+        let (directory, orgs_text) = config.load_directory()?;
+        if let Some(demo_dir) = &config.demo_pki {
+            if !config.tls.cert.exists() {
+                tracing::warn!(
+                    dir = %demo_dir.display(),
+                    "no server certificate found: generating a DEMO PKI. \
+                     DEMO certificates and keys are NOT for real documents"
+                );
+                let opts = crate::pki::demo::DemoOptions {
+                    force: false,
+                    listen: config.listen,
+                };
+                crate::pki::demo::generate(demo_dir, &directory, &orgs_text, &opts)?;
+                tracing::warn!(
+                    dir = %demo_dir.display(),
+                    "DEMO PKI ready: client profiles are in orgs/*/client.toml and auditors/*/client.toml"
+                );
+            }
+        }
+        let tls = TlsReloader::new(&config.tls)?;
+        let store = Store::open(&config.data_dir)?;
+        Ok(Server {
+            state: AppState {
+                directory: Arc::new(directory),
+                store,
+                started: Instant::now(),
+            },
+            tls,
+            limits: config.limits.clone(),
+        })
+    }
+
+    /// The TLS reloader, so the caller can trigger a reload (SIGHUP).
+    pub fn tls(&self) -> Arc<TlsReloader> {
+        self.tls.clone()
+    }
+
+    /// The shared state.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves connections from `listener` until `shutdown` completes.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), ServerError> {
+        let Server { state, tls, limits } = self;
+        let app = app(state.clone());
+        let (stop_tx, stop_rx) = watch::channel(false);
+        // Each connection task holds a clone of `done_tx`; when all are dropped,
+        // `done_rx.recv()` returns None and every connection has finished.
+        let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+        let connections = Arc::new(Semaphore::new(limits.connections_max.max(1)));
+        let watcher = tokio::spawn(tls.clone().watch(stop_rx.clone()));
+        let limits = Arc::new(limits);
+        tracing::info!(addr = ?listener.local_addr().ok(), "congvan listening (TLS 1.3, client certificates required)");
+
+        tokio::pin!(shutdown);
+        loop {
+            let permit = tokio::select! {
+                permit = connections.clone().acquire_owned() => match permit {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+                () = &mut shutdown => break,
+            };
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors and similar: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let conn = Connection {
+                tls: tls.clone(),
+                app: app.clone(),
+                limits: limits.clone(),
+                stop: stop_rx.clone(),
+                _done: done_tx.clone(),
+            };
+            tokio::spawn(async move {
+                conn.serve(stream, peer).await;
+                drop(permit);
+            });
+        }
+
+        tracing::info!("shutting down: finishing in-flight requests");
+        drop(listener);
+        let _ = stop_tx.send(true);
+        drop(done_tx);
+        if tokio::time::timeout(limits.shutdown_grace(), done_rx.recv())
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutdown grace period over: closing remaining connections");
+        }
+        let _ = watcher.await;
+        state.store.flush()?;
+        tracing::info!("store flushed; stopped");
+        Ok(())
+    }
+}
+
+/// The application router with its middleware, for one state.
+pub fn app(state: AppState) -> Router {
+    routes::router()
+        .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(access_log))
+        .with_state(state)
+}
+
+async fn fallback(uri: axum::http::Uri) -> ApiError {
+    ApiError::RouteNotFound(uri.path().chars().take(200).collect())
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// One structured line per request: identity, method, route, status, latency.
+async fn access_log(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "<unmatched>".to_owned());
+    let identity = request
+        .extensions()
+        .get::<PeerCert>()
+        .map(PeerCert::log_label)
+        .unwrap_or_else(|| "-".to_owned());
+    let response = next.run(request).await;
+    tracing::info!(
+        target: "congvan::access",
+        identity = %identity,
+        method = %method,
+        route = %route,
+        status = response.status().as_u16(),
+        latency_us = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    response
+}
+
+struct Connection {
+    tls: Arc<TlsReloader>,
+    app: Router,
+    limits: Arc<Limits>,
+    stop: watch::Receiver<bool>,
+    _done: mpsc::Sender<()>,
+}
+
+impl Connection {
+    async fn serve(mut self, stream: TcpStream, peer: SocketAddr) {
+        let Some(acceptor) = self.tls.acceptor() else {
+            tracing::warn!(%peer, "connection refused: TLS material is unusable");
+            return;
+        };
+        let _ = stream.set_nodelay(true);
+        let handshake =
+            tokio::time::timeout(self.limits.handshake_timeout(), acceptor.accept(stream));
+        let tls = match handshake.await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => {
+                tracing::info!(%peer, error = %e, "TLS handshake refused");
+                return;
+            }
+            Err(_) => {
+                tracing::info!(%peer, "TLS handshake timed out");
+                return;
+            }
+        };
+        let peer_cert = {
+            let (_, session) = tls.get_ref();
+            let parsed = match session.peer_certificates().and_then(|c| c.first()) {
+                Some(der) => CertInfo::from_der(der).map_err(|e| e.to_string()),
+                // Unreachable with a verifier that requires certificates; refuse anyway.
+                None => Err("no client certificate".to_owned()),
+            };
+            PeerCert(Arc::new(parsed))
+        };
+        tracing::debug!(%peer, identity = %peer_cert.log_label(), "TLS connection established");
+
+        let service =
+            self.app
+                .clone()
+                .map_request(move |mut req: Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(peer_cert.clone());
+                    req
+                });
+        let service = TowerToHyperService::new(service);
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.limits.header_read_timeout());
+        builder.http2().timer(TokioTimer::new());
+        let conn = builder.serve_connection(TokioIo::new(tls), service);
+        tokio::pin!(conn);
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+            }
+            _ = self.stop.changed() => {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+            }
+        }
+    }
+}

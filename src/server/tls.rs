@@ -1,0 +1,181 @@
+//! TLS 1.3 with mandatory client certificates, and live reloading of CRLs.
+//!
+//! The verifier is rustls' `WebPkiClientVerifier`: chain to a configured anchor, EKU
+//! clientAuth, validity now, and revocation of every certificate in the chain checked
+//! against the CRLs, with unknown status refused. Session resumption is disabled so that
+//! every connection presents, and has verified, its certificate against the current CRLs:
+//! a revoked certificate cannot ride on an old session ticket.
+//!
+//! The TLS material is re-read when any of its files changes (checked every
+//! `crl_check_interval`) or on [`TlsReloader::reload`] (SIGHUP). If it cannot be loaded,
+//! the server refuses every connection until it can: it fails closed rather than keep
+//! trusting a certificate that a half-written CRL was meant to revoke.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+
+use ring::digest;
+use rustls::RootCertStore;
+use rustls::server::WebPkiClientVerifier;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::TlsConfig;
+use crate::pki::PkiError;
+use crate::pki::pem::{read_certs, read_crls, read_private_key};
+
+/// Errors loading TLS material.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// A file could not be read or parsed.
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    /// rustls refused the material.
+    #[error("TLS configuration: {0}")]
+    Rustls(String),
+}
+
+/// The current TLS acceptor, rebuilt when the files behind it change.
+pub struct TlsReloader {
+    config: TlsConfig,
+    current: RwLock<Option<TlsAcceptor>>,
+    /// SHA-256 of every input file at the last load, to notice changes.
+    stamp: Mutex<Vec<[u8; 32]>>,
+}
+
+impl TlsReloader {
+    /// Loads the TLS material; fails if it is not usable, so a server never starts blind.
+    pub fn new(config: &TlsConfig) -> Result<Arc<TlsReloader>, TlsError> {
+        let stamp = file_stamp(config);
+        let acceptor = build_acceptor(config)?;
+        Ok(Arc::new(TlsReloader {
+            config: config.clone(),
+            current: RwLock::new(Some(acceptor)),
+            stamp: Mutex::new(stamp),
+        }))
+    }
+
+    /// The acceptor to use for a new connection, or `None` while the material is broken.
+    pub fn acceptor(&self) -> Option<TlsAcceptor> {
+        match self.current.read() {
+            Ok(guard) => guard.clone(),
+            // A writer panicked mid-update: refuse rather than guess.
+            Err(_) => None,
+        }
+    }
+
+    /// Re-reads all TLS material now.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let stamp = file_stamp(&self.config);
+        let result = build_acceptor(&self.config);
+        let (next, outcome) = match result {
+            Ok(acceptor) => (Some(acceptor), Ok(())),
+            Err(e) => (None, Err(e)),
+        };
+        if let Ok(mut guard) = self.current.write() {
+            *guard = next;
+        }
+        if let Ok(mut guard) = self.stamp.lock() {
+            *guard = stamp;
+        }
+        match &outcome {
+            Ok(()) => tracing::info!(crls = self.config.crls.len(), "TLS material reloaded"),
+            Err(e) => tracing::error!(
+                error = %e,
+                "TLS material unusable: refusing all connections until it is fixed"
+            ),
+        }
+        outcome
+    }
+
+    /// Reloads if any input file changed since the last load.
+    pub fn reload_if_changed(&self) {
+        let stamp = file_stamp(&self.config);
+        let changed = match self.stamp.lock() {
+            Ok(guard) => *guard != stamp,
+            Err(_) => true,
+        };
+        if changed {
+            let _ = self.reload();
+        }
+    }
+
+    /// Checks for changed files every `crl_check_interval` until `shutdown` turns true.
+    pub async fn watch(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(self.config.crl_check_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    let me = self.clone();
+                    // File reads and certificate parsing are blocking work.
+                    let _ = tokio::task::spawn_blocking(move || me.reload_if_changed()).await;
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+fn input_files(config: &TlsConfig) -> Vec<&PathBuf> {
+    let mut files = vec![&config.cert, &config.key];
+    files.extend(config.client_ca.iter());
+    files.extend(config.crls.iter());
+    files
+}
+
+fn file_stamp(config: &TlsConfig) -> Vec<[u8; 32]> {
+    input_files(config)
+        .into_iter()
+        .map(|path| {
+            let mut out = [0u8; 32];
+            if let Ok(bytes) = std::fs::read(path) {
+                out.copy_from_slice(digest::digest(&digest::SHA256, &bytes).as_ref());
+            }
+            out
+        })
+        .collect()
+}
+
+/// The rustls crypto provider used everywhere in congvan: ring.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn build_acceptor(config: &TlsConfig) -> Result<TlsAcceptor, TlsError> {
+    let provider = provider();
+    let chain = read_certs(&config.cert)?;
+    let key = read_private_key(&config.key)?;
+    let mut roots = RootCertStore::empty();
+    for path in &config.client_ca {
+        for cert in read_certs(path)? {
+            roots
+                .add(cert)
+                .map_err(|e| TlsError::Rustls(format!("{}: {e}", path.display())))?;
+        }
+    }
+    let mut crls = Vec::new();
+    for path in &config.crls {
+        crls.extend(read_crls(path)?);
+    }
+    let mut verifier =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .with_crls(crls);
+    if config.crl_enforce_next_update {
+        verifier = verifier.enforce_revocation_expiration();
+    }
+    let verifier = verifier
+        .build()
+        .map_err(|e| TlsError::Rustls(e.to_string()))?;
+    let mut server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| TlsError::Rustls(e.to_string()))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .map_err(|e| TlsError::Rustls(e.to_string()))?;
+    server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    server.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    server.send_tls13_tickets = 0;
+    Ok(TlsAcceptor::from(Arc::new(server)))
+}
