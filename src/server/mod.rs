@@ -10,10 +10,11 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -30,6 +31,7 @@ use crate::store::{Store, StoreError};
 
 pub mod auth;
 pub mod error;
+pub mod metrics;
 mod routes;
 pub mod tls;
 
@@ -64,6 +66,8 @@ pub struct AppState {
     pub store: Store,
     /// When the server started.
     pub started: Instant,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 /// A configured server, ready to run on a listener.
@@ -103,6 +107,7 @@ impl Server {
                 directory: Arc::new(directory),
                 store,
                 started: Instant::now(),
+                metrics: Arc::default(),
             },
             tls,
             limits: config.limits.clone(),
@@ -134,7 +139,12 @@ impl Server {
         let connections = Arc::new(Semaphore::new(limits.connections_max.max(1)));
         let watcher = tokio::spawn(tls.clone().watch(stop_rx.clone()));
         let limits = Arc::new(limits);
-        tracing::info!(addr = ?listener.local_addr().ok(), "congvan listening (TLS 1.3, client certificates required)");
+        match listener.local_addr() {
+            Ok(addr) => {
+                tracing::info!(%addr, "congvan listening (TLS 1.3, client certificates required)")
+            }
+            Err(e) => tracing::warn!(error = %e, "congvan listening on an unknown address"),
+        }
 
         tokio::pin!(shutdown);
         loop {
@@ -157,7 +167,12 @@ impl Server {
                 },
                 () = &mut shutdown => break,
             };
+            state
+                .metrics
+                .connections_accepted
+                .fetch_add(1, Ordering::Relaxed);
             let conn = Connection {
+                metrics: state.metrics.clone(),
                 tls: tls.clone(),
                 app: app.clone(),
                 limits: limits.clone(),
@@ -192,7 +207,7 @@ pub fn app(state: AppState) -> Router {
     routes::router()
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn(access_log))
+        .layer(middleware::from_fn_with_state(state.clone(), access_log))
         .with_state(state)
 }
 
@@ -205,7 +220,7 @@ async fn method_not_allowed() -> ApiError {
 }
 
 /// One structured line per request: identity, method, route, status, latency.
-async fn access_log(request: Request, next: Next) -> Response {
+async fn access_log(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     let route = request
@@ -219,6 +234,7 @@ async fn access_log(request: Request, next: Next) -> Response {
         .map(PeerCert::log_label)
         .unwrap_or_else(|| "-".to_owned());
     let response = next.run(request).await;
+    state.metrics.count_request(response.status().as_u16());
     tracing::info!(
         target: "congvan::access",
         identity = %identity,
@@ -232,6 +248,7 @@ async fn access_log(request: Request, next: Next) -> Response {
 }
 
 struct Connection {
+    metrics: Arc<metrics::Metrics>,
     tls: Arc<TlsReloader>,
     app: Router,
     limits: Arc<Limits>,
@@ -242,6 +259,9 @@ struct Connection {
 impl Connection {
     async fn serve(mut self, stream: TcpStream, peer: SocketAddr) {
         let Some(acceptor) = self.tls.acceptor() else {
+            self.metrics
+                .handshakes_refused
+                .fetch_add(1, Ordering::Relaxed);
             tracing::warn!(%peer, "connection refused: TLS material is unusable");
             return;
         };
@@ -251,10 +271,16 @@ impl Connection {
         let tls = match handshake.await {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => {
+                self.metrics
+                    .handshakes_refused
+                    .fetch_add(1, Ordering::Relaxed);
                 tracing::info!(%peer, error = %e, "TLS handshake refused");
                 return;
             }
             Err(_) => {
+                self.metrics
+                    .handshakes_refused
+                    .fetch_add(1, Ordering::Relaxed);
                 tracing::info!(%peer, "TLS handshake timed out");
                 return;
             }

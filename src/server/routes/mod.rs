@@ -12,5 +12,6 @@ mod ops;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(ops::healthz))
+        .route("/metrics", get(ops::metrics))
         .route("/v1/whoami", get(identity::whoami))
 }

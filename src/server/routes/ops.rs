@@ -2,9 +2,12 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
 use serde::Serialize;
 
 use crate::server::AppState;
+use crate::server::auth::Caller;
 
 /// The body of `GET /healthz`.
 #[derive(Serialize)]
@@ -21,4 +24,12 @@ pub async fn healthz(State(state): State<AppState>) -> Json<Health> {
         version: env!("CARGO_PKG_VERSION"),
         uptime_s: state.started.elapsed().as_secs(),
     })
+}
+
+/// `GET /metrics`: counters in the Prometheus text format, for any verified caller.
+pub async fn metrics(State(state): State<AppState>, _caller: Caller) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
 }

@@ -1,0 +1,77 @@
+//! Counters for `GET /metrics` (Prometheus text format).
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Process-wide counters; cheap to bump from any task.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// TCP connections accepted.
+    pub connections_accepted: AtomicU64,
+    /// TLS handshakes that failed or timed out (no, bad, expired, revoked certificate…).
+    pub handshakes_refused: AtomicU64,
+    /// HTTP requests that reached the router, by status class.
+    pub requests_2xx: AtomicU64,
+    /// As above, 4xx.
+    pub requests_4xx: AtomicU64,
+    /// As above, 5xx.
+    pub requests_5xx: AtomicU64,
+}
+
+impl Metrics {
+    /// Counts one request that ended with `status`.
+    pub fn count_request(&self, status: u16) {
+        let counter = match status {
+            500.. => &self.requests_5xx,
+            400.. => &self.requests_4xx,
+            _ => &self.requests_2xx,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Requests of any status that reached the router.
+    pub fn requests_total(&self) -> u64 {
+        self.requests_2xx.load(Ordering::Relaxed)
+            + self.requests_4xx.load(Ordering::Relaxed)
+            + self.requests_5xx.load(Ordering::Relaxed)
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let mut counter = |name: &str, help: &str, labels: &str, value: &AtomicU64| {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} counter");
+            let _ = writeln!(out, "{name}{labels} {}", value.load(Ordering::Relaxed));
+        };
+        counter(
+            "congvan_connections_accepted_total",
+            "TCP connections accepted.",
+            "",
+            &self.connections_accepted,
+        );
+        counter(
+            "congvan_tls_handshakes_refused_total",
+            "TLS handshakes refused or timed out.",
+            "",
+            &self.handshakes_refused,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP congvan_http_requests_total HTTP requests by status class."
+        );
+        let _ = writeln!(out, "# TYPE congvan_http_requests_total counter");
+        for (class, value) in [
+            ("2xx", &self.requests_2xx),
+            ("4xx", &self.requests_4xx),
+            ("5xx", &self.requests_5xx),
+        ] {
+            let _ = writeln!(
+                out,
+                "congvan_http_requests_total{{class=\"{class}\"}} {}",
+                value.load(Ordering::Relaxed)
+            );
+        }
+        out
+    }
+}

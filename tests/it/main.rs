@@ -1,0 +1,14 @@
+//! congvan's integration tests: one binary, real servers on 127.0.0.1, real TLS, real
+//! certificates from the same code as `congvan pki demo`, and outside tools where named.
+//!
+//! Slow tests (crash loops, soak) run only with `CONGVAN_SLOW_TESTS=1`.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests fail loudly by design"
+)]
+
+mod cli;
+mod support;
+mod tls;
