@@ -59,6 +59,13 @@ pub fn read_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static
         .map_err(|e| pem_error(path, e))
 }
 
+/// True when a file can be read by its owner only (no group or other permission bits).
+pub fn is_owner_only(path: &Path) -> bool {
+    fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o077 == 0)
+        .unwrap_or(false)
+}
+
 /// Writes a public file (certificate, CRL, config) atomically with mode 0644.
 pub fn write_public(path: &Path, contents: &[u8]) -> Result<(), PkiError> {
     write_atomic(path, contents, 0o644)

@@ -22,7 +22,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::TlsConfig;
 use crate::pki::PkiError;
-use crate::pki::pem::{read_certs, read_crls, read_private_key};
+use crate::pki::pem::{is_owner_only, read_certs, read_crls, read_private_key};
 
 /// Errors loading TLS material.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +49,12 @@ impl TlsReloader {
     pub fn new(config: &TlsConfig) -> Result<Arc<TlsReloader>, TlsError> {
         let stamp = file_stamp(config);
         let acceptor = build_acceptor(config)?;
+        if !is_owner_only(&config.key) {
+            tracing::warn!(
+                key = %config.key.display(),
+                "the server's private key can be read by other users: chmod 0600 it"
+            );
+        }
         Ok(Arc::new(TlsReloader {
             config: config.clone(),
             current: RwLock::new(Some(acceptor)),
