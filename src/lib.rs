@@ -15,6 +15,7 @@
 pub mod client;
 pub mod config;
 pub mod directory;
+pub mod document;
 pub mod pki;
 pub mod seal;
 pub mod server;

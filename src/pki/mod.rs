@@ -5,10 +5,12 @@
 //! certificates (with rcgen). Chain validation is never done by hand: the TLS layer uses
 //! rustls' `WebPkiClientVerifier` and document signatures use rustls-webpki.
 
+pub mod cms;
 pub mod crl;
 pub mod demo;
 pub mod identity;
 pub mod pem;
+pub mod signing;
 
 pub use identity::{CertInfo, Identity};
 

@@ -1,0 +1,17 @@
+//! The document: its manifest (model, validation, canonical bytes) and its signatures.
+//!
+//! Nothing here knows HTTP or storage; the X.509 and CMS work behind signature
+//! verification lives in `pki`.
+
+pub mod manifest;
+pub mod signature;
+
+pub use manifest::{Manifest, ManifestError, ManifestRules, ParsedManifest};
+pub use signature::{DocSignature, Role};
+
+use ring::digest;
+
+/// SHA-256 of bytes, lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    crate::pki::identity::hex(digest::digest(&digest::SHA256, bytes).as_ref())
+}
