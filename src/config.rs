@@ -97,6 +97,36 @@ struct ServerFile {
     demo_pki: Option<DemoPkiFile>,
     #[serde(default)]
     limits: Limits,
+    #[serde(default)]
+    documents: DocumentsConfig,
+    signatures: Option<SignaturesFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignaturesFile {
+    anchors: Vec<PathBuf>,
+    #[serde(default)]
+    crls: Vec<PathBuf>,
+}
+
+/// Rules for documents.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DocumentsConfig {
+    /// Accepted document types (ký hiệu loại văn bản).
+    pub types: Vec<String>,
+    /// Largest payload accepted, in bytes.
+    pub payload_bytes_max: u64,
+}
+
+impl Default for DocumentsConfig {
+    fn default() -> Self {
+        DocumentsConfig {
+            types: crate::document::manifest::default_doc_types(),
+            payload_bytes_max: 1 << 30,
+        }
+    }
 }
 
 fn default_listen() -> SocketAddr {
@@ -169,6 +199,12 @@ pub struct ServerConfig {
     pub demo_pki: Option<PathBuf>,
     /// Limits.
     pub limits: Limits,
+    /// Rules for documents.
+    pub documents: DocumentsConfig,
+    /// Trust anchors for document-signing certificates.
+    pub signing_anchors: Vec<PathBuf>,
+    /// CRLs for document-signing certificates.
+    pub signing_crls: Vec<PathBuf>,
 }
 
 impl ServerConfig {
@@ -206,7 +242,20 @@ impl ServerConfig {
                 message: "tls.client_ca must name at least one trust anchor".into(),
             });
         }
+        let (signing_anchors, signing_crls) = match file.signatures {
+            Some(sig) => (
+                sig.anchors.into_iter().map(resolve).collect(),
+                sig.crls.into_iter().map(resolve).collect(),
+            ),
+            None => (
+                file.tls.client_ca.iter().cloned().map(resolve).collect(),
+                file.tls.crls.iter().cloned().map(resolve).collect(),
+            ),
+        };
         Ok(ServerConfig {
+            documents: file.documents,
+            signing_anchors,
+            signing_crls,
             listen: file.listen,
             data_dir: resolve(file.data_dir),
             orgs: resolve(file.orgs),

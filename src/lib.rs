@@ -5,6 +5,8 @@
 //! - [`config`]: the server's `congvan.toml` and a client's `client.toml` profile.
 //! - [`directory`]: the organisation tree (ids, names, parents, status) and auditors.
 //! - [`pki`]: certificates: identities in SAN URIs, PEM files, CRLs, the DEMO PKI.
+//! - [`document`]: the manifest (model, NFC, canonical bytes) and its signatures.
+//! - [`notary`]: statements the server signs (receipts, directory) with its Ed25519 keys.
 //! - [`seal`]: OpenPGP (sequoia) behind a small interface: keys, and later seal/open.
 //! - [`store`]: durable state in sled.
 //! - [`server`]: TLS 1.3 accept loop with client certificates, routes, errors, limits.
@@ -12,10 +14,12 @@
 //!
 //! `src/main.rs` only parses arguments, calls into these modules and reports errors.
 
+pub mod api;
 pub mod client;
 pub mod config;
 pub mod directory;
 pub mod document;
+pub mod notary;
 pub mod pki;
 pub mod seal;
 pub mod server;

@@ -49,13 +49,166 @@ enum Command {
     },
     /// Ask the server who this profile's certificate says we are.
     Whoami {
-        /// Client profile (client.toml).
-        #[arg(long, env = "CONGVAN_PROFILE")]
-        profile: PathBuf,
-        /// Talk to this server URL instead of the profile's.
-        #[arg(long)]
-        server: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
     },
+    /// Sign and send a document (its files are the attachments).
+    Send {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        doc: SendArgs,
+    },
+    /// List what this organisation has sent, newest first.
+    Sent {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// At most this many documents.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+}
+
+#[derive(clap::Args)]
+struct ClientArgs {
+    /// Client profile (client.toml, as `pki demo` writes it).
+    #[arg(long, env = "CONGVAN_PROFILE")]
+    profile: PathBuf,
+    /// Talk to this server URL instead of the profile's.
+    #[arg(long)]
+    server: Option<String>,
+}
+
+impl ClientArgs {
+    fn client(&self) -> Result<congvan::client::Client> {
+        let profile = ClientProfile::load(&self.profile)?;
+        Ok(match &self.server {
+            Some(url) => congvan::client::Client::new(&profile, url)?,
+            None => congvan::client::Client::from_profile(&profile)?,
+        })
+    }
+}
+
+#[derive(clap::Args)]
+struct SendArgs {
+    /// A recipient organisation id (repeat for more).
+    #[arg(long = "to", value_name = "ORG")]
+    to: Vec<congvan::directory::OrgId>,
+    /// Send to every active child of this organisation (expanded before signing).
+    #[arg(long = "to-children", value_name = "ORG")]
+    to_children: Vec<congvan::directory::OrgId>,
+    /// Document type: NQ, QĐ, CT, KL, HD, TB, BC, CV, …
+    #[arg(long = "type", value_name = "TYPE")]
+    doc_type: String,
+    /// Number (số), e.g. 12.
+    #[arg(long)]
+    number: String,
+    /// Notation (ký hiệu), e.g. CV/HU.
+    #[arg(long)]
+    notation: String,
+    /// Subject (trích yếu).
+    #[arg(long)]
+    subject: String,
+    /// thuong|khan|thuong_khan|hoa_toc|hoa_toc_hen_gio, or the edXML number 0-4.
+    #[arg(long, default_value = "thuong", value_parser = parse_urgency)]
+    urgency: congvan::document::manifest::Urgency,
+    /// Deadline for hoa_toc_hen_gio (RFC 3339, e.g. 2026-12-01T08:00:00+07:00).
+    #[arg(long)]
+    deadline: Option<String>,
+    /// thuong (unclassified) | mat | toi_mat | tuyet_mat.
+    #[arg(long, default_value = "thuong", value_parser = parse_classification)]
+    classification: congvan::document::manifest::Classification,
+    /// Steering type: 1 not a directive, 2 directive, 3 report on a directive.
+    #[arg(long, default_value_t = 1)]
+    steering: u8,
+    /// Date a response is due (YYYY-MM-DD).
+    #[arg(long)]
+    due: Option<String>,
+    /// The document this one answers.
+    #[arg(long)]
+    response_for: Option<uuid::Uuid>,
+    /// Recall, update or replace this earlier document instead of sending a new one.
+    #[arg(long, value_name = "ID", conflicts_with_all = ["update", "replace"])]
+    recall: Option<uuid::Uuid>,
+    /// Update this earlier document.
+    #[arg(long, value_name = "ID", conflicts_with = "replace")]
+    update: Option<uuid::Uuid>,
+    /// Replace this earlier document.
+    #[arg(long, value_name = "ID")]
+    replace: Option<uuid::Uuid>,
+    /// Place of promulgation.
+    #[arg(long, default_value = "")]
+    place: String,
+    /// Date of promulgation (YYYY-MM-DD), default today.
+    #[arg(long)]
+    date: Option<String>,
+    /// Signer's competence: TM., KT., TL., TUQ., Q. or empty.
+    #[arg(long, default_value = "TM.")]
+    competence: String,
+    /// Signer's position (default: from person.crt).
+    #[arg(long)]
+    position: Option<String>,
+    /// Signer's full name (default: from person.crt).
+    #[arg(long)]
+    signer_name: Option<String>,
+    /// Reuse this document id, to retry an interrupted send.
+    #[arg(long)]
+    id: Option<uuid::Uuid>,
+    /// The files to send.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+}
+
+fn parse_urgency(s: &str) -> Result<congvan::document::manifest::Urgency, String> {
+    congvan::document::manifest::Urgency::parse(s).ok_or_else(|| {
+        format!("{s:?}: use thuong, khan, thuong_khan, hoa_toc, hoa_toc_hen_gio or 0-4")
+    })
+}
+
+fn parse_classification(s: &str) -> Result<congvan::document::manifest::Classification, String> {
+    use congvan::document::manifest::Classification as C;
+    Ok(match s {
+        "thuong" => C::Thuong,
+        "mat" => C::Mat,
+        "toi_mat" => C::ToiMat,
+        "tuyet_mat" => C::TuyetMat,
+        _ => return Err(format!("{s:?}: use thuong, mat, toi_mat or tuyet_mat")),
+    })
+}
+
+impl SendArgs {
+    fn into_request(self) -> congvan::client::send::SendRequest {
+        use congvan::document::manifest::BusinessKind;
+        let (business, business_target) = match (self.recall, self.update, self.replace) {
+            (Some(id), _, _) => (BusinessKind::Recall, Some(id)),
+            (_, Some(id), _) => (BusinessKind::Update, Some(id)),
+            (_, _, Some(id)) => (BusinessKind::Replace, Some(id)),
+            _ => (BusinessKind::New, None),
+        };
+        congvan::client::send::SendRequest {
+            to: self.to,
+            to_children: self.to_children,
+            doc_type: self.doc_type,
+            number: self.number,
+            notation: self.notation,
+            subject: self.subject,
+            urgency: self.urgency,
+            deadline: self.deadline,
+            classification: self.classification,
+            steering: self.steering,
+            due: self.due,
+            response_for: self.response_for,
+            business,
+            business_target,
+            place: self.place,
+            date: self.date,
+            competence: self.competence,
+            position: self.position,
+            full_name: self.signer_name,
+            id: self.id,
+            files: self.files,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -176,14 +329,39 @@ fn run(command: Command) -> Result<()> {
                 Ok(())
             }
         },
-        Command::Whoami { profile, server } => {
-            let profile = ClientProfile::load(&profile)?;
-            let client = match server {
-                Some(url) => congvan::client::Client::new(&profile, &url)?,
-                None => congvan::client::Client::from_profile(&profile)?,
-            };
+        Command::Whoami { client } => {
+            let client = client.client()?;
             let me = runtime()?.block_on(client.whoami())?;
             println!("{}", serde_json::to_string_pretty(&me)?);
+            Ok(())
+        }
+        Command::Send { client, doc } => {
+            let client = client.client()?;
+            let request = doc.into_request();
+            let outcome = runtime()?.block_on(client.send_document(&request))?;
+            if outcome.replayed {
+                eprintln!("the server already had this document; its receipt verifies");
+            }
+            eprintln!(
+                "sent to {} recipient(s): {}; accepted at {}, payload sha256 {}",
+                outcome.recipients.len(),
+                outcome
+                    .recipients
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                outcome.receipt.accepted_at,
+                outcome.receipt.payload_sha256
+            );
+            println!("{}", outcome.id);
+            Ok(())
+        }
+        Command::Sent { client, limit } => {
+            let client = client.client()?;
+            let page: congvan::api::ListPage =
+                runtime()?.block_on(client.get_json(&format!("/v1/sent?limit={}", limit.clamp(1, 500))))?;
+            print_list(&page.items, true);
             Ok(())
         }
     }
@@ -229,6 +407,39 @@ fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>, data: Option<PathB
         server.run(listener, shutdown_signal()).await?;
         Ok(())
     })
+}
+
+fn print_list(items: &[congvan::api::ListItem], sent: bool) {
+    if items.is_empty() {
+        println!("(none)");
+        return;
+    }
+    for item in items {
+        let urgency = congvan::document::manifest::Urgency::try_from(item.urgency)
+            .map(|u| u.label())
+            .unwrap_or("?");
+        let who = if sent {
+            format!("→ {}", item.recipients.join(", "))
+        } else {
+            format!("← {}", item.sender)
+        };
+        let subject = if item.classification == "thuong" {
+            item.subject.clone()
+        } else {
+            format!("[{}]", item.classification)
+        };
+        println!(
+            "{}  {} {}/{}  {:<11} {:<16} {}  {}",
+            item.id,
+            item.doc_type,
+            item.number,
+            item.notation,
+            urgency,
+            item.state,
+            who,
+            subject
+        );
+    }
 }
 
 async fn shutdown_signal() {

@@ -1,6 +1,9 @@
 //! The client: an HTTPS client over mutual TLS, configured from a profile, and the
 //! commands the CLI offers on top of it.
 
+pub mod send;
+pub mod state;
+
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
@@ -44,6 +47,12 @@ pub enum ClientError {
     /// The server's answer was not what the API promises.
     #[error("unexpected answer from the server: {0}")]
     Protocol(String),
+    /// Something the server signed does not verify, or changed unexpectedly.
+    #[error("refusing to trust the server's answer: {0}")]
+    Trust(String),
+    /// The user's input (files, options) cannot be used.
+    #[error("{0}")]
+    Input(String),
 }
 
 impl ClientError {
@@ -61,6 +70,7 @@ impl ClientError {
 pub struct Client {
     http: reqwest::Client,
     base: String,
+    profile: ClientProfile,
 }
 
 impl Client {
@@ -96,6 +106,7 @@ impl Client {
         Ok(Client {
             http,
             base: base_url.trim_end_matches('/').to_owned(),
+            profile: profile.clone(),
         })
     }
 
@@ -104,19 +115,64 @@ impl Client {
         &self.base
     }
 
+    /// The profile this client speaks for.
+    pub fn profile(&self) -> &ClientProfile {
+        &self.profile
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder, url: &str) -> Result<reqwest::Response, ClientError> {
+        request.send().await.map_err(|e| ClientError::Transport {
+            url: url.to_owned(),
+            cause: error_chain(&e),
+        })
+    }
+
     /// `GET path`, decoding a JSON answer or the API error.
     pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         let url = format!("{}{path}", self.base);
-        let response = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| ClientError::Transport {
-                url: url.clone(),
-                cause: error_chain(&e),
-            })?;
+        let response = self.send(self.http.get(&url), &url).await?;
+        decode(response).await.map(|(_, v)| v)
+    }
+
+    /// `POST path` with a JSON body; returns the status and the decoded answer.
+    pub async fn post_json<B: serde::Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<(u16, T), ClientError> {
+        let url = format!("{}{path}", self.base);
+        let response = self.send(self.http.post(&url).json(body), &url).await?;
         decode(response).await
+    }
+
+    /// `PUT path` with a streamed body of `length` bytes; returns the status and answer.
+    pub async fn put_stream<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: reqwest::Body,
+        length: u64,
+    ) -> Result<(u16, T), ClientError> {
+        let url = format!("{}{path}", self.base);
+        let request = self
+            .http
+            .put(&url)
+            .header(reqwest::header::CONTENT_LENGTH, length)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(body);
+        let response = self.send(request, &url).await?;
+        decode(response).await
+    }
+
+    /// `GET path` for a streamed body; returns the response once the status is a success.
+    pub async fn get_stream(&self, path: &str) -> Result<reqwest::Response, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let response = self.send(self.http.get(&url), &url).await?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status().as_u16();
+        let bytes = read_body(response).await?;
+        Err(api_error(status, &bytes))
     }
 
     /// `GET /v1/whoami`.
@@ -125,24 +181,48 @@ impl Client {
     }
 }
 
-async fn decode<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, ClientError> {
-    let status = response.status();
-    let bytes = response
-        .bytes()
+/// Largest JSON answer the client reads, in bytes.
+const ANSWER_BYTES_MAX: usize = 16 << 20;
+
+async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, ClientError> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
         .await
-        .map_err(|e| ClientError::Protocol(error_chain(&e)))?;
-    if status.is_success() {
-        return serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(e.to_string()));
+        .map_err(|e| ClientError::Protocol(error_chain(&e)))?
+    {
+        if bytes.len() + chunk.len() > ANSWER_BYTES_MAX {
+            return Err(ClientError::Protocol(format!(
+                "answer larger than {ANSWER_BYTES_MAX} bytes"
+            )));
+        }
+        bytes.extend_from_slice(&chunk);
     }
-    match serde_json::from_slice::<ErrorBody>(&bytes) {
-        Ok(body) => Err(ClientError::Api {
-            status: status.as_u16(),
+    Ok(bytes)
+}
+
+fn api_error(status: u16, bytes: &[u8]) -> ClientError {
+    match serde_json::from_slice::<ErrorBody>(bytes) {
+        Ok(body) => ClientError::Api {
+            status,
             code: body.error.code,
             message: body.error.message,
-        }),
-        Err(_) => Err(ClientError::Protocol(format!(
+        },
+        Err(_) => ClientError::Protocol(format!(
             "status {status} with a body that is not an API error"
-        ))),
+        )),
+    }
+}
+
+async fn decode<T: DeserializeOwned>(response: reqwest::Response) -> Result<(u16, T), ClientError> {
+    let status = response.status().as_u16();
+    let bytes = read_body(response).await?;
+    if (200..300).contains(&status) {
+        serde_json::from_slice(&bytes)
+            .map(|v| (status, v))
+            .map_err(|e| ClientError::Protocol(e.to_string()))
+    } else {
+        Err(api_error(status, &bytes))
     }
 }
 

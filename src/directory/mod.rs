@@ -195,6 +195,23 @@ pub struct Org {
     /// The competent signer's position.
     #[serde(skip)]
     pub signer_position: Option<String>,
+    /// Signature roles this organisation's documents must carry (`person`,
+    /// `organization`); both unless the tree says otherwise.
+    #[serde(skip)]
+    pub required_signatures: Vec<String>,
+}
+
+/// Signature roles a document may carry.
+pub const SIGNATURE_ROLES: [&str; 2] = ["person", "organization"];
+
+/// A lateral routing rule: any organisation in the `from` subtree may send to any in the
+/// `to` subtree.
+#[derive(Clone, Debug, Serialize)]
+pub struct RouteRule {
+    /// Senders' subtree.
+    pub from: OrgId,
+    /// Recipients' subtree.
+    pub to: OrgId,
 }
 
 /// A security officer: may audit delivery within the subtree rooted at `scope`.
@@ -213,6 +230,15 @@ struct OrgsFile {
     org: Vec<OrgEntry>,
     #[serde(default)]
     auditor: Vec<AuditorEntry>,
+    #[serde(default)]
+    route: Vec<RouteEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteEntry {
+    from: OrgId,
+    to: OrgId,
 }
 
 #[derive(Deserialize)]
@@ -233,6 +259,7 @@ struct OrgEntry {
     merged_into: Option<OrgId>,
     signer_name: Option<String>,
     signer_position: Option<String>,
+    required_signatures: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -247,6 +274,7 @@ struct AuditorEntry {
 pub struct Directory {
     orgs: BTreeMap<OrgId, Org>,
     auditors: BTreeMap<OrgId, Auditor>,
+    routes: Vec<RouteRule>,
 }
 
 impl Directory {
@@ -290,7 +318,22 @@ impl Directory {
                 }
             };
             let parent = entry.parent.or_else(|| entry.id.path_parent());
+            let required_signatures = match entry.required_signatures {
+                None => SIGNATURE_ROLES.iter().map(|r| (*r).to_owned()).collect(),
+                Some(roles) => {
+                    if roles.is_empty()
+                        || roles.iter().any(|r| !SIGNATURE_ROLES.contains(&r.as_str()))
+                    {
+                        return Err(DirectoryError::InvalidStatus {
+                            id: entry.id.to_string(),
+                            reason: "required_signatures must list \"person\" and/or \"organization\"",
+                        });
+                    }
+                    roles
+                }
+            };
             let org = Org {
+                required_signatures,
                 id: entry.id.clone(),
                 name: entry.name,
                 parent,
@@ -323,7 +366,27 @@ impl Directory {
                 )));
             }
         }
-        let dir = Directory { orgs, auditors };
+        let mut routes = Vec::new();
+        for entry in file.route {
+            for (field, id) in [("route.from", &entry.from), ("route.to", &entry.to)] {
+                if !orgs.contains_key(id) {
+                    return Err(DirectoryError::UnknownReference {
+                        from: "route".into(),
+                        to: id.to_string(),
+                        field,
+                    });
+                }
+            }
+            routes.push(RouteRule {
+                from: entry.from,
+                to: entry.to,
+            });
+        }
+        let dir = Directory {
+            orgs,
+            auditors,
+            routes,
+        };
         dir.check_references()?;
         Ok(dir)
     }
@@ -408,6 +471,23 @@ impl Directory {
         scope == id || self.is_ancestor(scope, id)
     }
 
+    /// The lateral routing rules.
+    pub fn routes(&self) -> &[RouteRule] {
+        &self.routes
+    }
+
+    /// The routing policy: an organisation may send to its ancestors and descendants, and
+    /// laterally where a rule allows it.
+    pub fn may_send(&self, from: &OrgId, to: &OrgId) -> bool {
+        from != to
+            && (self.is_ancestor(from, to)
+                || self.is_ancestor(to, from)
+                || self
+                    .routes
+                    .iter()
+                    .any(|r| self.in_subtree(&r.from, from) && self.in_subtree(&r.to, to)))
+    }
+
     /// The direct children of `id`, ordered by id.
     pub fn children<'a>(&'a self, id: &'a OrgId) -> impl Iterator<Item = &'a Org> + 'a {
         self.orgs
@@ -460,6 +540,21 @@ mod tests {
             Some("Đảng ủy thị trấn Chúc Sơn")
         );
         assert!(dir.auditor(&cm).is_some());
+    }
+
+    #[test]
+    fn routing_policy_follows_the_tree_and_rules() {
+        let text = format!("{SAMPLE}\n[[route]]\nfrom = \"hn/cm/chuc-son\"\nto = \"hn/cm/xuan-mai\"\n");
+        let dir = Directory::from_toml(&text).unwrap();
+        let may = |a: &str, b: &str| dir.may_send(&id(a), &id(b));
+        assert!(may("hn/cm", "hn/cm/dong-son"));
+        assert!(may("hn/cm/dong-son", "hn/cm"));
+        assert!(may("hn", "hn/cm/dong-son"));
+        assert!(may("hn/cm/dong-son", "hn"));
+        assert!(!may("hn/cm/dong-son", "hn/cm/truong-yen"));
+        assert!(may("hn/cm/chuc-son", "hn/cm/xuan-mai"));
+        assert!(!may("hn/cm/xuan-mai", "hn/cm/chuc-son"));
+        assert!(!may("hn/cm", "hn/cm"));
     }
 
     #[test]

@@ -125,6 +125,8 @@ pub struct LeafSpec {
     pub common_name: String,
     /// Subject title (a person's position), if any.
     pub title: Option<String>,
+    /// Subject organisational unit (the organisation a person signs for), if any.
+    pub unit: Option<String>,
     /// SAN URI carrying the congvan identity, if any.
     pub uri: Option<String>,
     /// SAN DNS names.
@@ -145,6 +147,7 @@ impl LeafSpec {
             kind,
             common_name: common_name.into(),
             title: None,
+            unit: None,
             uri: None,
             dns: Vec::new(),
             ips: Vec::new(),
@@ -472,9 +475,9 @@ pub fn generate(
         person.title = Some(
             org.signer_position
                 .clone()
-                .map(|p| format!("{p}, {}", org.name))
-                .unwrap_or_else(|| format!("Người có thẩm quyền, {}", org.name)),
+                .unwrap_or_else(|| "Người có thẩm quyền".to_owned()),
         );
+        person.unit = Some(org.name.clone());
         intermediate.issue(&person)?.write(&dir, "person")?;
         let key = seal::generate_key(&format!("{} ({uri})", org.name))
             .map_err(|e| PkiError::OpenPgp(e.to_string()))?;

@@ -109,6 +109,24 @@ impl CertInfo {
     }
 }
 
+/// The common name and title (OID 2.5.4.12) of a certificate's subject, for people.
+pub fn subject_name_and_title(der: &[u8]) -> Result<(Option<String>, Option<String>), PkiError> {
+    let (_, cert) =
+        X509Certificate::from_der(der).map_err(|e| PkiError::BadCertificate(e.to_string()))?;
+    let title_oid = x509_parser::der_parser::oid!(2.5.4.12);
+    let mut cn = None;
+    let mut title = None;
+    for attr in cert.subject().iter_attributes() {
+        let value = attr.as_str().ok().map(str::to_owned);
+        if attr.attr_type() == &x509_parser::oid_registry::OID_X509_COMMON_NAME {
+            cn = value;
+        } else if attr.attr_type() == &title_oid {
+            title = value;
+        }
+    }
+    Ok((cn, title))
+}
+
 fn identity_of(cert: &X509Certificate<'_>) -> Result<Identity, PkiError> {
     let san = cert
         .subject_alternative_name()

@@ -8,6 +8,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::document::{ManifestError, Role};
+use crate::pki::signing::SignatureError;
+use crate::store::StoreError;
+
 /// A refusal or failure, as the API reports it.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -18,12 +22,105 @@ pub enum ApiError {
     /// The certificate names an organisation or auditor role the directory does not know.
     #[error("{0} is not in the organisation directory")]
     UnknownIdentity(String),
+    /// The caller's kind (committee or auditor) may not use this endpoint.
+    #[error("{0}")]
+    RoleForbidden(&'static str),
     /// No such route.
     #[error("no such endpoint: {0}")]
     RouteNotFound(String),
     /// The route exists but not with this method.
     #[error("method not allowed on this endpoint")]
     MethodNotAllowed,
+    /// The request body or query is not what the endpoint takes.
+    #[error("invalid request: {0}")]
+    RequestInvalid(String),
+    /// The request body is larger than the endpoint accepts.
+    #[error("the request body exceeds {0} bytes")]
+    BodyTooLarge(u64),
+    /// The manifest was refused.
+    #[error("{0}")]
+    Manifest(#[from] ManifestError),
+    /// A signature was refused.
+    #[error("{role} signature: {error}", role = role.name())]
+    Signature {
+        /// Which signature.
+        role: Role,
+        /// Why.
+        error: SignatureError,
+    },
+    /// A role the sender's policy requires has no signature.
+    #[error("the sender's policy requires a {0} signature, and there is none")]
+    SignatureRoleMissing(&'static str),
+    /// Two signatures claim the same role, or one certificate signs for two roles.
+    #[error("{0}")]
+    SignatureRoleDuplicate(String),
+    /// A signer's certificate names another organisation than the manifest's sender.
+    #[error("the {role} signature was made by {signer}, not by the sender {sender}", role = role.name())]
+    SignerMismatch {
+        /// Which signature.
+        role: Role,
+        /// The signer's identity.
+        signer: String,
+        /// The manifest's sender.
+        sender: String,
+    },
+    /// The TLS client is not the manifest's sender.
+    #[error("the manifest's sender is {manifest}, but this connection is {tls}")]
+    SenderMismatch {
+        /// The TLS identity.
+        tls: String,
+        /// The manifest's sender.
+        manifest: String,
+    },
+    /// The sending organisation is merged or retired.
+    #[error("organisation {0} is not active and cannot send")]
+    SenderInactive(String),
+    /// A recipient is not in the directory.
+    #[error("recipient {0} is not in the organisation directory")]
+    RecipientUnknown(String),
+    /// A recipient is merged or retired.
+    #[error("recipient {0} is not active (merged or retired)")]
+    RecipientInactive(String),
+    /// The routing policy forbids this sender → recipient.
+    #[error(
+        "{from} may not send to {to}: only ancestors, descendants and configured routes are allowed"
+    )]
+    RoutingDenied {
+        /// The sender.
+        from: String,
+        /// The recipient.
+        to: String,
+    },
+    /// Classified documents are not accepted by this server.
+    #[error("classified documents are not accepted yet")]
+    ClassifiedNotSupported,
+    /// The id is taken by a different document.
+    #[error("document id {0} is already used by a different document")]
+    IdConflict(String),
+    /// No such document visible to the caller.
+    #[error("no such document")]
+    DocumentNotFound,
+    /// The path's document id is not a UUID.
+    #[error("{0:?} is not a document id")]
+    IdInvalid(String),
+    /// The payload's digest differs from the manifest's.
+    #[error("{0}")]
+    PayloadDigestMismatch(String),
+    /// The payload's size differs from the manifest's.
+    #[error("{0}")]
+    PayloadSizeMismatch(String),
+    /// The upload ended before the payload was complete.
+    #[error("the upload ended early: {0}")]
+    UploadIncomplete(String),
+    /// The payload has not been uploaded yet.
+    #[error("the payload of this document has not been uploaded")]
+    PayloadNotAvailable,
+    /// The disk is full.
+    #[error("the server is out of storage space; nothing was stored, retry later")]
+    InsufficientStorage,
+    /// The server cannot serve this now (trust material unusable…).
+    #[error("{0}")]
+    Unavailable(String),
     /// A server-side failure; the detail is logged, not returned.
     #[error("internal error")]
     Internal(String),
@@ -32,12 +129,72 @@ pub enum ApiError {
 impl ApiError {
     /// The HTTP status and the stable code.
     pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        use StatusCode as S;
         match self {
-            ApiError::IdentityInvalid(_) => (StatusCode::FORBIDDEN, "identity_invalid"),
-            ApiError::UnknownIdentity(_) => (StatusCode::FORBIDDEN, "identity_unknown"),
-            ApiError::RouteNotFound(_) => (StatusCode::NOT_FOUND, "route_not_found"),
-            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ApiError::IdentityInvalid(_) => (S::FORBIDDEN, "identity_invalid"),
+            ApiError::UnknownIdentity(_) => (S::FORBIDDEN, "identity_unknown"),
+            ApiError::RoleForbidden(_) => (S::FORBIDDEN, "role_forbidden"),
+            ApiError::RouteNotFound(_) => (S::NOT_FOUND, "route_not_found"),
+            ApiError::MethodNotAllowed => (S::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::RequestInvalid(_) => (S::BAD_REQUEST, "request_invalid"),
+            ApiError::BodyTooLarge(_) => (S::PAYLOAD_TOO_LARGE, "body_too_large"),
+            ApiError::Manifest(e) => match e {
+                ManifestError::TooLarge(_) => (S::PAYLOAD_TOO_LARGE, "manifest_too_large"),
+                ManifestError::UnknownField(_) => (S::BAD_REQUEST, "manifest_unknown_field"),
+                ManifestError::NotNfc(_) => (S::BAD_REQUEST, "manifest_not_nfc"),
+                ManifestError::UnknownDocType(_) => (S::UNPROCESSABLE_ENTITY, "doc_type_unknown"),
+                _ => (S::BAD_REQUEST, "manifest_invalid"),
+            },
+            ApiError::Signature { error, .. } => (
+                S::UNPROCESSABLE_ENTITY,
+                match error {
+                    SignatureError::BadSignature => "signature_invalid",
+                    SignatureError::UntrustedChain(_) => "signature_untrusted",
+                    SignatureError::NotValidNow(_) => "signature_expired",
+                    SignatureError::Revoked => "signature_revoked",
+                    SignatureError::RevocationUnknown(_) => "signature_revocation_unknown",
+                    SignatureError::WrongUsage => "signature_wrong_usage",
+                    SignatureError::NoIdentity(_) => "signature_no_identity",
+                    SignatureError::Unsupported(_) => "signature_unsupported",
+                    _ => "signature_malformed",
+                },
+            ),
+            ApiError::SignatureRoleMissing(_) => (S::UNPROCESSABLE_ENTITY, "signature_role_missing"),
+            ApiError::SignatureRoleDuplicate(_) => {
+                (S::UNPROCESSABLE_ENTITY, "signature_role_duplicate")
+            }
+            ApiError::SignerMismatch { .. } => (S::UNPROCESSABLE_ENTITY, "signer_mismatch"),
+            ApiError::SenderMismatch { .. } => (S::FORBIDDEN, "sender_mismatch"),
+            ApiError::SenderInactive(_) => (S::FORBIDDEN, "sender_inactive"),
+            ApiError::RecipientUnknown(_) => (S::UNPROCESSABLE_ENTITY, "recipient_unknown"),
+            ApiError::RecipientInactive(_) => (S::UNPROCESSABLE_ENTITY, "recipient_inactive"),
+            ApiError::RoutingDenied { .. } => (S::FORBIDDEN, "routing_denied"),
+            ApiError::ClassifiedNotSupported => {
+                (S::UNPROCESSABLE_ENTITY, "classified_not_supported")
+            }
+            ApiError::IdConflict(_) => (S::CONFLICT, "id_conflict"),
+            ApiError::DocumentNotFound => (S::NOT_FOUND, "document_not_found"),
+            ApiError::IdInvalid(_) => (S::BAD_REQUEST, "id_invalid"),
+            ApiError::PayloadDigestMismatch(_) => {
+                (S::UNPROCESSABLE_ENTITY, "payload_digest_mismatch")
+            }
+            ApiError::PayloadSizeMismatch(_) => (S::UNPROCESSABLE_ENTITY, "payload_size_mismatch"),
+            ApiError::UploadIncomplete(_) => (S::BAD_REQUEST, "upload_incomplete"),
+            ApiError::PayloadNotAvailable => (S::CONFLICT, "payload_not_available"),
+            ApiError::InsufficientStorage => (S::INSUFFICIENT_STORAGE, "insufficient_storage"),
+            ApiError::Unavailable(_) => (S::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        if e.is_disk_full() {
+            tracing::error!(error = %e, "out of disk space");
+            ApiError::InsufficientStorage
+        } else {
+            ApiError::Internal(e.to_string())
         }
     }
 }

@@ -26,6 +26,8 @@ use tower::ServiceExt;
 
 use crate::config::{Limits, ServerConfig};
 use crate::directory::Directory;
+use crate::document::ManifestRules;
+use crate::notary::ServerKeys;
 use crate::pki::CertInfo;
 use crate::store::{Store, StoreError};
 
@@ -37,7 +39,7 @@ pub mod tls;
 
 pub use auth::{Caller, PeerCert};
 pub use error::ApiError;
-pub use tls::TlsReloader;
+pub use tls::TrustReloader;
 
 /// Errors starting or running the server.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +57,9 @@ pub enum ServerError {
     /// Making the DEMO PKI failed.
     #[error(transparent)]
     Pki(#[from] crate::pki::PkiError),
+    /// The server's signing keys could not be loaded.
+    #[error(transparent)]
+    Keys(#[from] crate::notary::NotaryError),
 }
 
 /// The state shared by all handlers: cheap handles only.
@@ -68,12 +73,18 @@ pub struct AppState {
     pub started: Instant,
     /// Counters for `/metrics`.
     pub metrics: Arc<metrics::Metrics>,
+    /// Trust material (TLS and document signing), reloaded when its files change.
+    pub trust: Arc<TrustReloader>,
+    /// The server's signing keys.
+    pub keys: Arc<ServerKeys>,
+    /// Rules for manifests.
+    pub rules: Arc<ManifestRules>,
 }
 
 /// A configured server, ready to run on a listener.
 pub struct Server {
     state: AppState,
-    tls: Arc<TlsReloader>,
+    tls: Arc<TrustReloader>,
     limits: Limits,
 }
 
@@ -100,14 +111,25 @@ impl Server {
                 );
             }
         }
-        let tls = TlsReloader::new(&config.tls)?;
+        let tls = TrustReloader::new(&tls::TrustSources {
+            tls: config.tls.clone(),
+            signing_anchors: config.signing_anchors.clone(),
+            signing_crls: config.signing_crls.clone(),
+        })?;
         let store = Store::open(&config.data_dir)?;
+        let keys = ServerKeys::load_or_create(&config.data_dir.join("keys"))?;
         Ok(Server {
             state: AppState {
                 directory: Arc::new(directory),
                 store,
                 started: Instant::now(),
                 metrics: Arc::default(),
+                trust: tls.clone(),
+                keys: Arc::new(keys),
+                rules: Arc::new(ManifestRules {
+                    doc_types: config.documents.types.clone(),
+                    payload_bytes_max: config.documents.payload_bytes_max,
+                }),
             },
             tls,
             limits: config.limits.clone(),
@@ -115,7 +137,7 @@ impl Server {
     }
 
     /// The TLS reloader, so the caller can trigger a reload (SIGHUP).
-    pub fn tls(&self) -> Arc<TlsReloader> {
+    pub fn tls(&self) -> Arc<TrustReloader> {
         self.tls.clone()
     }
 
@@ -249,7 +271,7 @@ async fn access_log(State(state): State<AppState>, request: Request, next: Next)
 
 struct Connection {
     metrics: Arc<metrics::Metrics>,
-    tls: Arc<TlsReloader>,
+    tls: Arc<TrustReloader>,
     app: Router,
     limits: Arc<Limits>,
     stop: watch::Receiver<bool>,

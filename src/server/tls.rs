@@ -6,10 +6,11 @@
 //! every connection presents, and has verified, its certificate against the current CRLs:
 //! a revoked certificate cannot ride on an old session ticket.
 //!
-//! The TLS material is re-read when any of its files changes (checked every
-//! `crl_check_interval`) or on [`TlsReloader::reload`] (SIGHUP). If it cannot be loaded,
-//! the server refuses every connection until it can: it fails closed rather than keep
-//! trusting a certificate that a half-written CRL was meant to revoke.
+//! The same reloader holds the trust material for document signatures (anchors and
+//! CRLs, by default the TLS ones). All of it is re-read when any of its files changes
+//! (checked every `crl_check_interval`) or on [`TrustReloader::reload`] (SIGHUP). If it
+//! cannot be loaded, the server refuses every connection until it can: it fails closed
+//! rather than keep trusting a certificate that a half-written CRL was meant to revoke.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
@@ -22,6 +23,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::TlsConfig;
 use crate::pki::PkiError;
+use crate::pki::signing::SigningTrust;
 use crate::pki::pem::{is_owner_only, read_certs, read_crls, read_private_key};
 
 /// Errors loading TLS material.
@@ -36,34 +38,54 @@ pub enum TlsError {
     Rustls(String),
 }
 
-/// The current TLS acceptor, rebuilt when the files behind it change.
-pub struct TlsReloader {
-    config: TlsConfig,
-    current: RwLock<Option<TlsAcceptor>>,
+/// The trust material in force: the TLS acceptor and the document-signing trust.
+#[derive(Clone)]
+pub struct Trust {
+    /// Accepts TLS connections.
+    pub acceptor: TlsAcceptor,
+    /// Verifies document-signing certificates.
+    pub signing: Arc<SigningTrust>,
+}
+
+/// Where the trust material comes from.
+#[derive(Clone, Debug)]
+pub struct TrustSources {
+    /// TLS files and reload settings.
+    pub tls: TlsConfig,
+    /// Anchors for document-signing certificates.
+    pub signing_anchors: Vec<PathBuf>,
+    /// CRLs for document-signing certificates.
+    pub signing_crls: Vec<PathBuf>,
+}
+
+/// The current trust material, rebuilt when the files behind it change.
+pub struct TrustReloader {
+    sources: TrustSources,
+    current: RwLock<Option<Trust>>,
     /// SHA-256 of every input file at the last load, to notice changes.
     stamp: Mutex<Vec<[u8; 32]>>,
 }
 
-impl TlsReloader {
-    /// Loads the TLS material; fails if it is not usable, so a server never starts blind.
-    pub fn new(config: &TlsConfig) -> Result<Arc<TlsReloader>, TlsError> {
-        let stamp = file_stamp(config);
-        let acceptor = build_acceptor(config)?;
-        if !is_owner_only(&config.key) {
+impl TrustReloader {
+    /// Loads the trust material; fails if it is not usable, so a server never starts blind.
+    pub fn new(sources: &TrustSources) -> Result<Arc<TrustReloader>, TlsError> {
+        let stamp = file_stamp(sources);
+        let trust = build(sources)?;
+        if !is_owner_only(&sources.tls.key) {
             tracing::warn!(
-                key = %config.key.display(),
+                key = %sources.tls.key.display(),
                 "the server's private key can be read by other users: chmod 0600 it"
             );
         }
-        Ok(Arc::new(TlsReloader {
-            config: config.clone(),
-            current: RwLock::new(Some(acceptor)),
+        Ok(Arc::new(TrustReloader {
+            sources: sources.clone(),
+            current: RwLock::new(Some(trust)),
             stamp: Mutex::new(stamp),
         }))
     }
 
-    /// The acceptor to use for a new connection, or `None` while the material is broken.
-    pub fn acceptor(&self) -> Option<TlsAcceptor> {
+    /// The trust material to use now, or `None` while it is broken.
+    pub fn current(&self) -> Option<Trust> {
         match self.current.read() {
             Ok(guard) => guard.clone(),
             // A writer panicked mid-update: refuse rather than guess.
@@ -71,12 +93,17 @@ impl TlsReloader {
         }
     }
 
-    /// Re-reads all TLS material now.
+    /// The acceptor to use for a new connection, or `None` while the material is broken.
+    pub fn acceptor(&self) -> Option<TlsAcceptor> {
+        self.current().map(|t| t.acceptor)
+    }
+
+    /// Re-reads all trust material now.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let stamp = file_stamp(&self.config);
-        let result = build_acceptor(&self.config);
+        let stamp = file_stamp(&self.sources);
+        let result = build(&self.sources);
         let (next, outcome) = match result {
-            Ok(acceptor) => (Some(acceptor), Ok(())),
+            Ok(trust) => (Some(trust), Ok(())),
             Err(e) => (None, Err(e)),
         };
         if let Ok(mut guard) = self.current.write() {
@@ -86,7 +113,7 @@ impl TlsReloader {
             *guard = stamp;
         }
         match &outcome {
-            Ok(()) => tracing::info!(crls = self.config.crls.len(), "TLS material reloaded"),
+            Ok(()) => tracing::info!(crls = self.sources.tls.crls.len(), "trust material reloaded"),
             Err(e) => tracing::error!(
                 error = %e,
                 "TLS material unusable: refusing all connections until it is fixed"
@@ -97,7 +124,7 @@ impl TlsReloader {
 
     /// Reloads if any input file changed since the last load.
     pub fn reload_if_changed(&self) {
-        let stamp = file_stamp(&self.config);
+        let stamp = file_stamp(&self.sources);
         let changed = match self.stamp.lock() {
             Ok(guard) => *guard != stamp,
             Err(_) => true,
@@ -109,7 +136,7 @@ impl TlsReloader {
 
     /// Checks for changed files every `crl_check_interval` until `shutdown` turns true.
     pub async fn watch(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let mut tick = tokio::time::interval(self.config.crl_check_interval);
+        let mut tick = tokio::time::interval(self.sources.tls.crl_check_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -124,15 +151,18 @@ impl TlsReloader {
     }
 }
 
-fn input_files(config: &TlsConfig) -> Vec<&PathBuf> {
-    let mut files = vec![&config.cert, &config.key];
-    files.extend(config.client_ca.iter());
-    files.extend(config.crls.iter());
+fn input_files(sources: &TrustSources) -> Vec<&PathBuf> {
+    let tls = &sources.tls;
+    let mut files = vec![&tls.cert, &tls.key];
+    files.extend(tls.client_ca.iter());
+    files.extend(tls.crls.iter());
+    files.extend(sources.signing_anchors.iter());
+    files.extend(sources.signing_crls.iter());
     files
 }
 
-fn file_stamp(config: &TlsConfig) -> Vec<[u8; 32]> {
-    input_files(config)
+fn file_stamp(sources: &TrustSources) -> Vec<[u8; 32]> {
+    input_files(sources)
         .into_iter()
         .map(|path| {
             let mut out = [0u8; 32];
@@ -147,6 +177,16 @@ fn file_stamp(config: &TlsConfig) -> Vec<[u8; 32]> {
 /// The rustls crypto provider used everywhere in congvan: ring.
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn build(sources: &TrustSources) -> Result<Trust, TlsError> {
+    Ok(Trust {
+        acceptor: build_acceptor(&sources.tls)?,
+        signing: Arc::new(SigningTrust::load(
+            &sources.signing_anchors,
+            &sources.signing_crls,
+        )?),
+    })
 }
 
 fn build_acceptor(config: &TlsConfig) -> Result<TlsAcceptor, TlsError> {

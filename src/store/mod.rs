@@ -1,10 +1,33 @@
-//! Durable state: sled for metadata and indexes.
+//! Durable state: sled for metadata and indexes, content-addressed files for payloads.
 //!
 //! This module and `ledger/` are the only ones that know sled. The store is a cheap
 //! clonable handle; opening it takes sled's exclusive lock on the data directory, so two
-//! servers can never write the same data.
+//! servers can never write the same data. Nothing is reported written until
+//! [`Committer::commit`] has made it durable against power loss.
+//!
+//! Trees:
+//! - `docs`: document id (16 bytes) → [`DocumentRecord`] (JSON);
+//! - `inbox`: recipient id, 0x00, sequence (u64 BE) → document id;
+//! - `sent`: sender id, 0x00, sequence (u64 BE) → document id.
 
 use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use uuid::Uuid;
+
+pub mod blobs;
+pub mod commit;
+
+pub use blobs::{BlobError, BlobStore, BlobWriter};
+pub use commit::Committer;
+
+/// sled log segment size. Values larger than a quarter of a segment go to separate blob
+/// files; 8 MiB segments keep every record we write inline.
+const SEGMENT_BYTES: usize = 8 << 20;
+/// Longest page of an index listing.
+pub const PAGE_ITEMS_MAX: usize = 500;
 
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]
@@ -26,13 +49,122 @@ pub enum StoreError {
         /// The cause.
         source: std::io::Error,
     },
+    /// A stored record does not decode: the store is damaged.
+    #[error("stored record {key} is corrupt: {reason}")]
+    Corrupt {
+        /// Which record.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The durable commit failed.
+    #[error("durable commit failed: {0}")]
+    Commit(String),
+    /// The record is not in the state the operation needs.
+    #[error("{0}")]
+    State(String),
+}
+
+impl StoreError {
+    /// True when the cause is a full disk (ENOSPC or EDQUOT).
+    pub fn is_disk_full(&self) -> bool {
+        let raw = match self {
+            StoreError::Io { source, .. } => source.raw_os_error(),
+            StoreError::Db {
+                source: sled::Error::Io(e),
+                ..
+            } => e.raw_os_error(),
+            StoreError::Commit(msg) => {
+                return msg.contains("No space left") || msg.contains("quota");
+            }
+            _ => None,
+        };
+        matches!(raw, Some(28) | Some(122))
+    }
+}
+
+/// Where a document is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocState {
+    /// Manifest and signatures accepted; the payload has not arrived.
+    AwaitingPayload,
+    /// Payload stored; the document is in its recipients' inboxes.
+    Accepted,
+}
+
+/// A verified signer, as recorded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignerRecord {
+    /// `person` or `organization`.
+    pub role: String,
+    /// The certificate's subject.
+    pub subject: String,
+    /// SHA-256 of the certificate.
+    pub fingerprint_sha256: String,
+}
+
+/// Everything the server keeps about one document (the payload is a blob).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DocumentRecord {
+    /// The document id.
+    pub id: Uuid,
+    /// The sender's organisation id.
+    pub sender: String,
+    /// The recipients' organisation ids.
+    pub recipients: Vec<String>,
+    /// `thuong`, `mat`, `toi_mat` or `tuyet_mat`.
+    pub classification: String,
+    /// edXML priority 0–4.
+    pub urgency: u8,
+    /// The manifest's canonical JSON (RFC 8785), exactly as signed.
+    pub manifest: String,
+    /// SHA-256 of `manifest`.
+    pub manifest_sha256: String,
+    /// The signatures as received.
+    pub signatures: serde_json::Value,
+    /// Who signed, as verified at submission.
+    pub signers: Vec<SignerRecord>,
+    /// The payload's SHA-256.
+    pub payload_sha256: String,
+    /// The payload's size.
+    pub payload_size: u64,
+    /// When the manifest was accepted (RFC 3339).
+    pub submitted_at: String,
+    /// Lifecycle state.
+    pub state: DocState,
+    /// When the payload was accepted.
+    pub accepted_at: Option<String>,
+    /// The server-signed submission receipt, once accepted.
+    pub receipt: Option<serde_json::Value>,
+}
+
+/// The outcome of [`Store::insert_document`].
+#[derive(Debug)]
+pub enum Inserted {
+    /// New.
+    Created,
+    /// A record with this id already exists (returned as stored).
+    Exists(Box<DocumentRecord>),
 }
 
 /// A handle to the server's durable state.
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
+    docs: sled::Tree,
+    inbox: sled::Tree,
+    sent: sled::Tree,
+    blobs: BlobStore,
+    committer: Committer,
     dir: PathBuf,
+}
+
+fn db_err(path: &Path) -> impl FnOnce(sled::Error) -> StoreError + '_ {
+    move |source| StoreError::Db {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 impl Store {
@@ -45,13 +177,26 @@ impl Store {
         let db_path = data_dir.join("db");
         let db = sled::Config::new()
             .path(&db_path)
+            .segment_size(SEGMENT_BYTES)
             .open()
-            .map_err(|source| StoreError::Db {
+            .map_err(db_err(&db_path))?;
+        let tree = |name: &str| db.open_tree(name).map_err(db_err(&db_path));
+        let docs = tree("docs")?;
+        let inbox = tree("inbox")?;
+        let sent = tree("sent")?;
+        let blobs = BlobStore::open(data_dir)?;
+        let committer =
+            Committer::start(db.clone(), db_path.clone()).map_err(|source| StoreError::Io {
                 path: db_path.display().to_string(),
                 source,
             })?;
         Ok(Store {
             db,
+            docs,
+            inbox,
+            sent,
+            blobs,
+            committer,
             dir: data_dir.to_owned(),
         })
     }
@@ -61,14 +206,171 @@ impl Store {
         &self.dir
     }
 
-    /// Writes everything buffered to disk.
-    pub fn flush(&self) -> Result<(), StoreError> {
-        self.db
-            .flush()
-            .map(|_| ())
-            .map_err(|source| StoreError::Db {
-                path: self.dir.display().to_string(),
-                source,
-            })
+    /// The payload blobs.
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
     }
+
+    /// Waits until every write made so far is durable (group commit).
+    pub async fn commit(&self) -> Result<(), StoreError> {
+        self.committer.commit().await.map_err(StoreError::Commit)
+    }
+
+    /// Writes everything buffered to disk and syncs it.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.committer
+            .commit_blocking()
+            .map_err(StoreError::Commit)
+    }
+
+    /// The document with this id.
+    pub fn document(&self, id: &Uuid) -> Result<Option<DocumentRecord>, StoreError> {
+        match self.docs.get(id.as_bytes()).map_err(db_err(&self.dir))? {
+            None => Ok(None),
+            Some(bytes) => decode(id, &bytes).map(Some),
+        }
+    }
+
+    /// Inserts a new document record unless one with its id exists; durable on return.
+    pub async fn insert_document(&self, record: &DocumentRecord) -> Result<Inserted, StoreError> {
+        let bytes = encode(record)?;
+        let swapped = self
+            .docs
+            .compare_and_swap(record.id.as_bytes(), None as Option<&[u8]>, Some(bytes))
+            .map_err(db_err(&self.dir))?;
+        match swapped {
+            Ok(()) => {
+                self.commit().await?;
+                Ok(Inserted::Created)
+            }
+            Err(current) => match current.current {
+                Some(bytes) => {
+                    // The existing record may not be durable yet (a concurrent insert);
+                    // commit before reporting it.
+                    self.commit().await?;
+                    Ok(Inserted::Exists(Box::new(decode(&record.id, &bytes)?)))
+                }
+                None => Err(StoreError::State("document vanished during insert".into())),
+            },
+        }
+    }
+
+    /// Marks a document's payload as stored, attaches the receipt and files the document
+    /// in its recipients' inboxes and its sender's sent list, atomically; durable on return.
+    pub async fn accept_payload(
+        &self,
+        id: &Uuid,
+        accepted_at: &str,
+        receipt: serde_json::Value,
+    ) -> Result<DocumentRecord, StoreError> {
+        let seq = self.db.generate_id().map_err(db_err(&self.dir))?;
+        let result = (&self.docs, &self.inbox, &self.sent).transaction(|(docs, inbox, sent)| {
+            let bytes = docs
+                .get(id.as_bytes())?
+                .ok_or(ConflictableTransactionError::Abort(StoreError::State(
+                    "no such document".into(),
+                )))?;
+            let mut record = decode(id, &bytes).map_err(ConflictableTransactionError::Abort)?;
+            if record.state != DocState::AwaitingPayload {
+                return Err(ConflictableTransactionError::Abort(StoreError::State(
+                    "the payload was already accepted".into(),
+                )));
+            }
+            record.state = DocState::Accepted;
+            record.accepted_at = Some(accepted_at.to_owned());
+            record.receipt = Some(receipt.clone());
+            docs.insert(
+                id.as_bytes(),
+                encode(&record).map_err(ConflictableTransactionError::Abort)?,
+            )?;
+            for recipient in &record.recipients {
+                inbox.insert(index_key(recipient, seq), id.as_bytes().as_slice())?;
+            }
+            sent.insert(index_key(&record.sender, seq), id.as_bytes().as_slice())?;
+            Ok(record)
+        });
+        let record = match result {
+            Ok(r) => r,
+            Err(TransactionError::Abort(e)) => return Err(e),
+            Err(TransactionError::Storage(e)) => return Err(db_err(&self.dir)(e)),
+        };
+        self.commit().await?;
+        Ok(record)
+    }
+
+    /// Documents in an index for `org`, newest first, after the cursor `before` (a
+    /// sequence number from a previous page), at most `limit`.
+    fn list(
+        &self,
+        tree: &sled::Tree,
+        org: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, DocumentRecord)>, StoreError> {
+        let limit = limit.clamp(1, PAGE_ITEMS_MAX);
+        let start = index_key(org, 0);
+        let end = index_key(org, before.unwrap_or(u64::MAX));
+        let mut out = Vec::new();
+        for item in tree.range(start..end).rev() {
+            let (key, value) = item.map_err(db_err(&self.dir))?;
+            let seq = key
+                .get(key.len().saturating_sub(8)..)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
+            let id = Uuid::from_slice(&value).map_err(|e| StoreError::Corrupt {
+                key: format!("index of {org}"),
+                reason: e.to_string(),
+            })?;
+            if let Some(record) = self.document(&id)? {
+                out.push((seq, record));
+            }
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The inbox of `org`, newest first.
+    pub fn inbox(
+        &self,
+        org: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, DocumentRecord)>, StoreError> {
+        self.list(&self.inbox, org, before, limit)
+    }
+
+    /// What `org` has sent, newest first.
+    pub fn sent(
+        &self,
+        org: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, DocumentRecord)>, StoreError> {
+        self.list(&self.sent, org, before, limit)
+    }
+}
+
+fn index_key(org: &str, seq: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(org.len() + 9);
+    key.extend_from_slice(org.as_bytes());
+    key.push(0);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+fn encode(record: &DocumentRecord) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(record).map_err(|e| StoreError::Corrupt {
+        key: record.id.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+fn decode(id: &Uuid, bytes: &[u8]) -> Result<DocumentRecord, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        key: id.to_string(),
+        reason: e.to_string(),
+    })
 }

@@ -9,7 +9,7 @@ use congvan::client::Client;
 use congvan::config::{ClientProfile, ServerConfig};
 use congvan::directory::{Directory, OrgId};
 use congvan::pki::demo::{self, DemoOptions, Layout};
-use congvan::server::{Server, TlsReloader};
+use congvan::server::{Server, TrustReloader};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -20,7 +20,7 @@ pub const SAMPLE_ORGS: &str = include_str!("../../config/orgs.toml");
 pub struct TestServer {
     pub addr: SocketAddr,
     pub pki: Layout,
-    pub tls: Arc<TlsReloader>,
+    pub tls: Arc<TrustReloader>,
     pub metrics: Arc<congvan::server::metrics::Metrics>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), congvan::server::ServerError>>>,

@@ -1,11 +1,15 @@
 //! The HTTP routes, one module per resource.
 
 use axum::Router;
-use axum::routing::get;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
 
 use super::AppState;
 
+mod directory;
+mod documents;
 mod identity;
+mod lists;
 mod ops;
 
 /// All routes of the API.
@@ -14,4 +18,19 @@ pub fn router() -> Router<AppState> {
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .route("/v1/whoami", get(identity::whoami))
+        .route("/v1/server-keys", get(directory::server_keys))
+        .route("/v1/directory", get(directory::directory))
+        .route(
+            "/v1/documents",
+            post(documents::submit).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/v1/documents/{id}", get(documents::get))
+        .route(
+            "/v1/documents/{id}/payload",
+            put(documents::upload)
+                .get(documents::payload)
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route("/v1/inbox", get(lists::inbox))
+        .route("/v1/sent", get(lists::sent))
 }

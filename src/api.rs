@@ -1,0 +1,193 @@
+//! Wire types of the HTTP API, shared by the server and the client. `docs/API.md` is
+//! their prose description; a change here is a change there.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+use crate::document::DocSignature;
+use crate::notary::{PublicKeyInfo, Signed};
+
+/// `type` of a submission receipt statement.
+pub const SUBMISSION_RECEIPT_TYPE: &str = "congvan.submission-receipt/v1";
+/// `type` of a directory statement.
+pub const DIRECTORY_TYPE: &str = "congvan.directory/v1";
+
+/// `POST /v1/documents`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitRequest {
+    /// The manifest, as signed.
+    pub manifest: Box<RawValue>,
+    /// Its signatures.
+    pub signatures: Vec<DocSignature>,
+}
+
+/// The answer to `POST /v1/documents` (201 new, 200 identical replay).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SubmitResponse {
+    /// The document id.
+    pub id: Uuid,
+    /// `awaiting_payload` or `accepted`.
+    pub state: String,
+    /// SHA-256 of the manifest's canonical bytes.
+    pub manifest_sha256: String,
+    /// Where to `PUT` the payload.
+    pub payload_url: String,
+    /// The submission receipt, once the payload is accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Signed>,
+}
+
+/// The answer to `PUT /v1/documents/{id}/payload` (201 new, 200 replay).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct UploadResponse {
+    /// The server-signed submission receipt.
+    pub receipt: Signed,
+}
+
+/// The statement of a submission receipt.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmissionReceipt {
+    /// [`SUBMISSION_RECEIPT_TYPE`].
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The document.
+    pub document_id: Uuid,
+    /// The sender.
+    pub sender: String,
+    /// The recipients.
+    pub recipients: Vec<String>,
+    /// SHA-256 of the manifest's canonical bytes.
+    pub manifest_sha256: String,
+    /// SHA-256 of the payload.
+    pub payload_sha256: String,
+    /// Payload size in bytes.
+    pub payload_size: u64,
+    /// When the server accepted the payload (RFC 3339).
+    pub accepted_at: String,
+}
+
+/// `GET /v1/documents/{id}`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DocumentView {
+    /// The document id.
+    pub id: Uuid,
+    /// `awaiting_payload` or `accepted`.
+    pub state: String,
+    /// The manifest's canonical JSON, exactly as signed.
+    pub manifest: Box<RawValue>,
+    /// SHA-256 of the manifest's canonical bytes.
+    pub manifest_sha256: String,
+    /// The signatures.
+    pub signatures: Vec<DocSignature>,
+    /// When the manifest was accepted.
+    pub submitted_at: String,
+    /// When the payload was accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted_at: Option<String>,
+    /// The submission receipt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Signed>,
+}
+
+/// One line of an inbox or sent listing.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ListItem {
+    /// Position in the listing (for paging).
+    pub seq: u64,
+    /// The document id.
+    pub id: Uuid,
+    /// The sender.
+    pub sender: String,
+    /// The recipients.
+    pub recipients: Vec<String>,
+    /// Document type.
+    pub doc_type: String,
+    /// Number.
+    pub number: String,
+    /// Notation.
+    pub notation: String,
+    /// Subject (empty for classified documents).
+    pub subject: String,
+    /// Urgency 0–4.
+    pub urgency: u8,
+    /// Classification.
+    pub classification: String,
+    /// Lifecycle state.
+    pub state: String,
+    /// When the payload was accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted_at: Option<String>,
+}
+
+/// A page of a listing.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ListPage {
+    /// Newest first.
+    pub items: Vec<ListItem>,
+    /// Pass as `before=` for the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_before: Option<u64>,
+}
+
+/// `GET /v1/server-keys`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ServerKeysResponse {
+    /// The server's public keys.
+    pub keys: Vec<PublicKeyInfo>,
+}
+
+/// One organisation in the directory statement.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectoryOrg {
+    /// Id.
+    pub id: String,
+    /// Vietnamese name.
+    pub name: String,
+    /// Parent id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// `active`, `merged` or `retired`.
+    pub status: String,
+    /// The successor, for a merged organisation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<String>,
+    /// Signature roles its documents must carry.
+    pub required_signatures: Vec<String>,
+}
+
+/// One security officer role in the directory statement.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectoryAuditor {
+    /// Scope.
+    pub scope: String,
+    /// Name.
+    pub name: String,
+}
+
+/// The statement of `GET /v1/directory`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectoryStatement {
+    /// [`DIRECTORY_TYPE`].
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// When the statement was made.
+    pub issued_at: String,
+    /// Every organisation.
+    pub orgs: Vec<DirectoryOrg>,
+    /// Every security officer role.
+    pub auditors: Vec<DirectoryAuditor>,
+}
+
+/// The current UTC time as RFC 3339 with second precision, as used on the wire.
+pub fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let now = now.replace_nanosecond(0).unwrap_or(now);
+    now.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| now.unix_timestamp().to_string())
+}

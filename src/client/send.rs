@@ -1,0 +1,383 @@
+//! `congvan send`: build a manifest for some files, sign it with the organisation's and
+//! the competent person's keys, submit it, upload the payload and check the server's
+//! receipt.
+//!
+//! The payload of an unclassified document is its attachments concatenated in manifest
+//! order; each attachment's size and SHA-256 are in the manifest, so a recipient can split
+//! and check it without any container format.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use futures_util::StreamExt;
+use ring::digest;
+use unicode_normalization::UnicodeNormalization;
+use uuid::Uuid;
+
+use super::{Client, ClientError};
+use crate::api::{SUBMISSION_RECEIPT_TYPE, SubmissionReceipt, SubmitRequest, SubmitResponse, UploadResponse};
+use crate::directory::OrgId;
+use crate::document::manifest::{
+    Attachment, Business, BusinessKind, Classification, DocCode, MANIFEST_VERSION, Manifest,
+    PayloadInfo, Promulgated, Signer, Urgency,
+};
+use crate::document::{DocSignature, Role, sha256_hex};
+use crate::notary::{self, KeyPurpose, Signed};
+use crate::pki::identity::{hex, subject_name_and_title};
+use crate::pki::signing::SigningKey;
+
+/// Everything `congvan send` needs besides the profile.
+#[derive(Clone, Debug)]
+pub struct SendRequest {
+    /// Recipients named one by one.
+    pub to: Vec<OrgId>,
+    /// Organisations whose active children all receive the document.
+    pub to_children: Vec<OrgId>,
+    /// Document type (CV, QĐ, CT…).
+    pub doc_type: String,
+    /// Number.
+    pub number: String,
+    /// Notation.
+    pub notation: String,
+    /// Subject.
+    pub subject: String,
+    /// Urgency.
+    pub urgency: Urgency,
+    /// Deadline for urgency 4 (RFC 3339).
+    pub deadline: Option<String>,
+    /// Classification (only `thuong` until encryption lands).
+    pub classification: Classification,
+    /// Steering type 1–3.
+    pub steering: u8,
+    /// Response due date.
+    pub due: Option<String>,
+    /// The document this one answers.
+    pub response_for: Option<Uuid>,
+    /// Business operation and target.
+    pub business: BusinessKind,
+    /// Target of recall/update/replace.
+    pub business_target: Option<Uuid>,
+    /// Place of promulgation.
+    pub place: String,
+    /// Date of promulgation (`YYYY-MM-DD`), default today.
+    pub date: Option<String>,
+    /// Signer competence (TM., KT., …).
+    pub competence: String,
+    /// Overrides the position read from `person.crt`.
+    pub position: Option<String>,
+    /// Overrides the name read from `person.crt`.
+    pub full_name: Option<String>,
+    /// Reuse this id (to retry an earlier send idempotently).
+    pub id: Option<Uuid>,
+    /// The files.
+    pub files: Vec<PathBuf>,
+}
+
+/// What a successful send returns.
+#[derive(Debug)]
+pub struct SendOutcome {
+    /// The document id.
+    pub id: Uuid,
+    /// The verified submission receipt.
+    pub receipt: SubmissionReceipt,
+    /// True when the server already had this document (an idempotent retry).
+    pub replayed: bool,
+    /// The expanded recipient list.
+    pub recipients: Vec<OrgId>,
+}
+
+/// Guesses a media type from a file extension.
+pub fn media_type_for(path: &Path) -> &'static str {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    match ext.as_str() {
+        "pdf" => "application/pdf",
+        "doc" => "application/msword",
+        "docx" => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "xls" => "application/vnd.ms-excel",
+        "xlsx" => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "odt" => "application/vnd.oasis.opendocument.text",
+        "txt" => "text/plain",
+        "xml" => "application/xml",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "zip" => "application/zip",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Hashes files: each one, and all of them concatenated.
+fn hash_files(files: &[PathBuf]) -> Result<(Vec<Attachment>, String, u64), ClientError> {
+    let mut total = digest::Context::new(&digest::SHA256);
+    let mut size_total = 0u64;
+    let mut attachments = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    for path in files {
+        let io = |e: std::io::Error| ClientError::Input(format!("{}: {e}", path.display()));
+        let mut file = std::fs::File::open(path).map_err(io)?;
+        let mut one = digest::Context::new(&digest::SHA256);
+        let mut size = 0u64;
+        loop {
+            let n = file.read(&mut buf).map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            one.update(&buf[..n]);
+            total.update(&buf[..n]);
+            size += n as u64;
+        }
+        size_total += size;
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| ClientError::Input(format!("{}: file name is not UTF-8", path.display())))?
+            .nfc()
+            .collect::<String>();
+        attachments.push(Attachment {
+            name,
+            media_type: media_type_for(path).to_owned(),
+            size,
+            sha256: hex(one.finish().as_ref()),
+        });
+    }
+    Ok((attachments, hex(total.finish().as_ref()), size_total))
+}
+
+fn today() -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::OffsetDateTime::now_utc()
+        .date()
+        .format(&format)
+        .unwrap_or_default()
+}
+
+fn nfc(s: &str) -> String {
+    s.nfc().collect()
+}
+
+impl Client {
+    /// Expands recipients (explicit ones plus active children of `to_children`).
+    pub async fn expand_recipients(
+        &self,
+        to: &[OrgId],
+        to_children: &[OrgId],
+    ) -> Result<Vec<OrgId>, ClientError> {
+        let mut out: Vec<OrgId> = Vec::new();
+        let mut push = |id: OrgId| {
+            if !out.contains(&id) {
+                out.push(id);
+            }
+        };
+        for id in to {
+            push(id.clone());
+        }
+        if !to_children.is_empty() {
+            let directory = self.directory().await?;
+            for parent in to_children {
+                let mut found = false;
+                for org in &directory.orgs {
+                    if org.parent.as_deref() == Some(parent.as_str()) && org.status == "active" {
+                        found = true;
+                        push(OrgId::parse(&org.id).map_err(|e| ClientError::Protocol(e.to_string()))?);
+                    }
+                }
+                if !found {
+                    return Err(ClientError::Input(format!(
+                        "{parent} has no active children in the directory"
+                    )));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sends a document (see the module documentation).
+    pub async fn send_document(&self, request: &SendRequest) -> Result<SendOutcome, ClientError> {
+        let profile = self.profile().clone();
+        let (org_cert, org_key) = profile
+            .sign_cert
+            .clone()
+            .zip(profile.sign_key.clone())
+            .ok_or_else(|| ClientError::Input("the profile has no sign_cert/sign_key".into()))?;
+        let org_key = SigningKey::load(&org_cert, &org_key)?;
+        let person_key = match profile.person_cert.clone().zip(profile.person_key.clone()) {
+            Some((cert, key)) => Some(SigningKey::load(&cert, &key)?),
+            None => None,
+        };
+        let sender = match crate::pki::CertInfo::from_der(
+            org_key.chain.first().map(Vec::as_slice).unwrap_or_default(),
+        )?
+        .identity
+        {
+            crate::pki::Identity::Org(id) => id,
+            other => {
+                return Err(ClientError::Input(format!(
+                    "the signing certificate names {other}, not an organisation"
+                )));
+            }
+        };
+        let (cert_name, cert_title) = match &person_key {
+            Some(k) => subject_name_and_title(k.chain.first().map(Vec::as_slice).unwrap_or_default())?,
+            None => (None, None),
+        };
+
+        let recipients = self.expand_recipients(&request.to, &request.to_children).await?;
+        if recipients.is_empty() {
+            return Err(ClientError::Input("name at least one recipient (--to or --to-children)".into()));
+        }
+        if request.files.is_empty() {
+            return Err(ClientError::Input("name at least one file to send".into()));
+        }
+        let files = request.files.clone();
+        let (attachments, payload_sha256, payload_size) =
+            tokio::task::spawn_blocking(move || hash_files(&files))
+                .await
+                .map_err(|e| ClientError::Input(e.to_string()))??;
+
+        let manifest = Manifest {
+            version: MANIFEST_VERSION,
+            id: request.id.unwrap_or_else(Uuid::now_v7),
+            sender: sender.clone(),
+            recipients: recipients.clone(),
+            code: DocCode {
+                number: nfc(&request.number),
+                notation: nfc(&request.notation),
+            },
+            doc_type: nfc(&request.doc_type),
+            subject: nfc(&request.subject),
+            promulgated: Promulgated {
+                date: request.date.clone().unwrap_or_else(today),
+                place: nfc(&request.place),
+            },
+            signer: Signer {
+                competence: nfc(&request.competence),
+                position: nfc(&request.position.clone().or(cert_title).unwrap_or_default()),
+                full_name: nfc(&request.full_name.clone().or(cert_name).unwrap_or_default()),
+            },
+            urgency: request.urgency,
+            deadline: request.deadline.clone(),
+            classification: request.classification,
+            steering: request.steering,
+            due: request.due.clone(),
+            response_for: request.response_for,
+            business: Business {
+                kind: request.business,
+                target: request.business_target,
+            },
+            attachments,
+            payload: PayloadInfo {
+                sha256: payload_sha256,
+                size: payload_size,
+                encrypted: false,
+            },
+            created_at: crate::api::now_rfc3339(),
+        };
+        manifest
+            .validate(&crate::document::ManifestRules::default())
+            .map_err(|e| ClientError::Input(e.to_string()))?;
+        let canonical = manifest.canonical().map_err(|e| ClientError::Input(e.to_string()))?;
+        let mut signatures = vec![DocSignature::raw(
+            Role::Organization,
+            org_key.algorithm(),
+            &org_key.sign(&canonical)?,
+            &org_key.chain,
+        )];
+        if let Some(k) = &person_key {
+            signatures.push(DocSignature::raw(Role::Person, k.algorithm(), &k.sign(&canonical)?, &k.chain));
+        }
+        let manifest_text =
+            String::from_utf8(canonical.clone()).map_err(|e| ClientError::Input(e.to_string()))?;
+        let submit = SubmitRequest {
+            manifest: serde_json::value::RawValue::from_string(manifest_text)
+                .map_err(|e| ClientError::Input(e.to_string()))?,
+            signatures,
+        };
+        self.submit_and_upload(&manifest, &canonical, &submit, &request.files, recipients)
+            .await
+    }
+
+    /// Submits a signed manifest, uploads the payload (the files concatenated) and
+    /// verifies the receipt.
+    pub async fn submit_and_upload(
+        &self,
+        manifest: &Manifest,
+        canonical: &[u8],
+        submit: &SubmitRequest,
+        files: &[PathBuf],
+        recipients: Vec<OrgId>,
+    ) -> Result<SendOutcome, ClientError> {
+        let keys = self.server_keys().await?;
+        let (status, answer): (u16, SubmitResponse) = self.post_json("/v1/documents", submit).await?;
+        let manifest_sha256 = sha256_hex(canonical);
+        if answer.id != manifest.id || answer.manifest_sha256 != manifest_sha256 {
+            return Err(ClientError::Protocol(
+                "the server acknowledged a different document".into(),
+            ));
+        }
+        let mut replayed = status == 200;
+        let receipt = match answer.receipt {
+            Some(receipt) => receipt,
+            None => {
+                let body = payload_body(files.to_vec());
+                let (status, uploaded): (u16, UploadResponse) = self
+                    .put_stream(&answer.payload_url, body, manifest.payload.size)
+                    .await?;
+                replayed &= status == 200;
+                uploaded.receipt
+            }
+        };
+        let receipt = check_receipt(&receipt, &keys, manifest, &manifest_sha256)?;
+        Ok(SendOutcome {
+            id: manifest.id,
+            receipt,
+            replayed,
+            recipients,
+        })
+    }
+}
+
+/// The files concatenated, as a streamed request body.
+fn payload_body(files: Vec<PathBuf>) -> reqwest::Body {
+    let stream = futures_util::stream::iter(files)
+        .then(|path| async move {
+            let file = tokio::fs::File::open(path).await;
+            let stream: futures_util::stream::BoxStream<'static, std::io::Result<bytes::Bytes>> =
+                match file {
+                    Ok(f) => tokio_util::io::ReaderStream::with_capacity(f, 64 * 1024).boxed(),
+                    Err(e) => futures_util::stream::once(async move { Err(e) }).boxed(),
+                };
+            stream
+        })
+        .flatten();
+    reqwest::Body::wrap_stream(stream)
+}
+
+/// Verifies a submission receipt: the server's receipts key signed it, and it names this
+/// document with these digests.
+pub fn check_receipt(
+    receipt: &Signed,
+    keys: &[notary::PublicKeyInfo],
+    manifest: &Manifest,
+    manifest_sha256: &str,
+) -> Result<SubmissionReceipt, ClientError> {
+    notary::verify(receipt, keys, KeyPurpose::Receipts, SUBMISSION_RECEIPT_TYPE)
+        .map_err(|e| ClientError::Trust(format!("submission receipt: {e}")))?;
+    let statement: SubmissionReceipt = serde_json::from_value(receipt.statement.clone())
+        .map_err(|e| ClientError::Trust(format!("submission receipt: {e}")))?;
+    let recipients: Vec<String> = manifest.recipients.iter().map(ToString::to_string).collect();
+    if statement.document_id != manifest.id
+        || statement.manifest_sha256 != manifest_sha256
+        || statement.payload_sha256 != manifest.payload.sha256
+        || statement.payload_size != manifest.payload.size
+        || statement.sender != manifest.sender.as_str()
+        || statement.recipients != recipients
+    {
+        return Err(ClientError::Trust(
+            "the submission receipt does not match the document that was sent".into(),
+        ));
+    }
+    Ok(statement)
+}

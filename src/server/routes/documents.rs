@@ -1,0 +1,455 @@
+//! Documents: submit (manifest + signatures), upload the payload, read them back.
+
+use std::collections::BTreeSet;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use rustls_pki_types::UnixTime;
+use uuid::Uuid;
+
+use crate::api::{
+    self, DocumentView, SUBMISSION_RECEIPT_TYPE, SubmissionReceipt, SubmitRequest,
+    SubmitResponse, UploadResponse,
+};
+use crate::directory::OrgId;
+use crate::document::{self, DocSignature, ParsedManifest, Role, sha256_hex};
+use crate::notary::{KeyPurpose, Signed};
+use crate::pki::Identity;
+use crate::server::AppState;
+use crate::server::auth::Caller;
+use crate::server::error::ApiError;
+use crate::store::{BlobError, DocState, DocumentRecord, Inserted, SignerRecord, StoreError};
+
+/// Largest `POST /v1/documents` body: a full manifest plus four signatures with chains.
+pub const SUBMIT_BODY_BYTES_MAX: usize = 512 * 1024;
+/// Chunks of an upload queued for the writer thread at most.
+const UPLOAD_QUEUE_CHUNKS: usize = 8;
+
+fn sender_org(caller: &Caller) -> Result<&OrgId, ApiError> {
+    caller.org().ok_or(ApiError::RoleForbidden(
+        "security officers read and audit; only committees send documents",
+    ))
+}
+
+/// `POST /v1/documents`.
+pub async fn submit(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let sender = sender_org(&caller)?.clone();
+    let body = read_limited(body, SUBMIT_BODY_BYTES_MAX).await?;
+    let request: SubmitRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::RequestInvalid(e.to_string()))?;
+    let parsed = document::manifest::parse(request.manifest.get(), &state.rules)?;
+    let manifest = &parsed.manifest;
+
+    if manifest.sender != sender {
+        return Err(ApiError::SenderMismatch {
+            tls: sender.to_string(),
+            manifest: manifest.sender.to_string(),
+        });
+    }
+    let sender_entry = state
+        .directory
+        .org(&sender)
+        .ok_or_else(|| ApiError::UnknownIdentity(caller.identity.uri()))?;
+    if !sender_entry.status.is_active() {
+        return Err(ApiError::SenderInactive(sender.to_string()));
+    }
+    if manifest.classification.is_classified() {
+        return Err(ApiError::ClassifiedNotSupported);
+    }
+    for recipient in &manifest.recipients {
+        let Some(org) = state.directory.org(recipient) else {
+            return Err(ApiError::RecipientUnknown(recipient.to_string()));
+        };
+        if !org.status.is_active() {
+            return Err(ApiError::RecipientInactive(recipient.to_string()));
+        }
+        if !state.directory.may_send(&sender, recipient) {
+            return Err(ApiError::RoutingDenied {
+                from: sender.to_string(),
+                to: recipient.to_string(),
+            });
+        }
+    }
+
+    let manifest_sha256 = sha256_hex(&parsed.canonical);
+    // An id already in use: the same manifest is a replay, anything else a conflict.
+    if let Some(existing) = state.store.document(&manifest.id)? {
+        return replay_or_conflict(existing, &manifest_sha256);
+    }
+
+    let signers = verify_signatures(
+        &state,
+        &parsed,
+        &request.signatures,
+        &sender_entry.required_signatures,
+    )
+    .await?;
+
+    let record = DocumentRecord {
+        id: manifest.id,
+        sender: sender.to_string(),
+        recipients: manifest.recipients.iter().map(ToString::to_string).collect(),
+        classification: manifest.classification.name().to_owned(),
+        urgency: manifest.urgency.into(),
+        manifest: String::from_utf8(parsed.canonical.clone())
+            .map_err(|e| ApiError::Internal(e.to_string()))?,
+        manifest_sha256: manifest_sha256.clone(),
+        signatures: serde_json::to_value(&request.signatures)
+            .map_err(|e| ApiError::Internal(e.to_string()))?,
+        signers,
+        payload_sha256: manifest.payload.sha256.clone(),
+        payload_size: manifest.payload.size,
+        submitted_at: api::now_rfc3339(),
+        state: DocState::AwaitingPayload,
+        accepted_at: None,
+        receipt: None,
+    };
+    match state.store.insert_document(&record).await? {
+        Inserted::Created => {
+            tracing::info!(
+                document = %record.id,
+                sender = %record.sender,
+                recipients = record.recipients.len(),
+                "document submitted, awaiting payload"
+            );
+            Ok((StatusCode::CREATED, Json(submit_response(&record)?)).into_response())
+        }
+        Inserted::Exists(existing) => replay_or_conflict(*existing, &manifest_sha256),
+    }
+}
+
+/// Reads a whole body of at most `limit` bytes.
+pub async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    use http_body_util::BodyExt;
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            Err(ApiError::BodyTooLarge(limit as u64))
+        }
+        Err(e) => Err(ApiError::UploadIncomplete(e.to_string())),
+    }
+}
+
+fn replay_or_conflict(existing: DocumentRecord, manifest_sha256: &str) -> Result<Response, ApiError> {
+    if existing.manifest_sha256 == manifest_sha256 {
+        Ok((StatusCode::OK, Json(submit_response(&existing)?)).into_response())
+    } else {
+        Err(ApiError::IdConflict(existing.id.to_string()))
+    }
+}
+
+fn state_name(state: DocState) -> &'static str {
+    match state {
+        DocState::AwaitingPayload => "awaiting_payload",
+        DocState::Accepted => "accepted",
+    }
+}
+
+fn receipt_of(record: &DocumentRecord) -> Result<Option<Signed>, ApiError> {
+    record
+        .receipt
+        .clone()
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|e| ApiError::Internal(format!("stored receipt of {}: {e}", record.id)))
+}
+
+fn submit_response(record: &DocumentRecord) -> Result<SubmitResponse, ApiError> {
+    Ok(SubmitResponse {
+        id: record.id,
+        state: state_name(record.state).to_owned(),
+        manifest_sha256: record.manifest_sha256.clone(),
+        payload_url: format!("/v1/documents/{}/payload", record.id),
+        receipt: receipt_of(record)?,
+    })
+}
+
+/// Verifies every signature (off the async threads) and applies the sender's role policy.
+async fn verify_signatures(
+    state: &AppState,
+    parsed: &ParsedManifest,
+    signatures: &[DocSignature],
+    required: &[String],
+) -> Result<Vec<SignerRecord>, ApiError> {
+    if signatures.len() > document::signature::SIGNATURES_MAX {
+        return Err(ApiError::SignatureRoleDuplicate(format!(
+            "at most {} signatures are accepted",
+            document::signature::SIGNATURES_MAX
+        )));
+    }
+    let mut roles = BTreeSet::new();
+    for sig in signatures {
+        if !roles.insert(sig.role) {
+            return Err(ApiError::SignatureRoleDuplicate(format!(
+                "two signatures claim the role {}",
+                sig.role.name()
+            )));
+        }
+    }
+    for role in [Role::Person, Role::Organization] {
+        if required.iter().any(|r| r == role.name()) && !roles.contains(&role) {
+            return Err(ApiError::SignatureRoleMissing(role.name()));
+        }
+    }
+    let trust = state
+        .trust
+        .current()
+        .ok_or_else(|| ApiError::Unavailable("the server's trust material is unusable".into()))?;
+    let message = parsed.canonical.clone();
+    let signatures = signatures.to_vec();
+    let sender = parsed.manifest.sender.clone();
+    tokio::task::spawn_blocking(move || {
+        let now = UnixTime::now();
+        let mut records = Vec::new();
+        let mut fingerprints = BTreeSet::new();
+        for sig in &signatures {
+            let signer = sig
+                .verify(&trust.signing, &message, now)
+                .map_err(|error| ApiError::Signature {
+                    role: sig.role,
+                    error,
+                })?;
+            if signer.cert.identity != Identity::Org(sender.clone()) {
+                return Err(ApiError::SignerMismatch {
+                    role: sig.role,
+                    signer: signer.cert.identity.uri(),
+                    sender: sender.to_string(),
+                });
+            }
+            if !fingerprints.insert(signer.cert.fingerprint_sha256.clone()) {
+                return Err(ApiError::SignatureRoleDuplicate(
+                    "one certificate cannot sign for two roles".into(),
+                ));
+            }
+            records.push(SignerRecord {
+                role: sig.role.name().to_owned(),
+                subject: signer.cert.subject,
+                fingerprint_sha256: signer.cert.fingerprint_sha256,
+            });
+        }
+        Ok(records)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("signature verification task: {e}")))?
+}
+
+fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::IdInvalid(raw.chars().take(64).collect()))
+}
+
+/// Loads a document the caller may see: its sender, or one of its recipients. Anyone
+/// else gets the same 404 as for a document that does not exist.
+fn visible_document(state: &AppState, caller: &Caller, id: &Uuid) -> Result<DocumentRecord, ApiError> {
+    let record = state.store.document(id)?.ok_or(ApiError::DocumentNotFound)?;
+    let visible = match &caller.identity {
+        Identity::Org(org) => {
+            record.sender == org.as_str() || record.recipients.iter().any(|r| r == org.as_str())
+        }
+        Identity::Auditor(scope) => {
+            let in_scope = |id: &str| {
+                OrgId::parse(id).is_ok_and(|id| state.directory.in_subtree(scope, &id))
+            };
+            in_scope(&record.sender) || record.recipients.iter().any(|r| in_scope(r))
+        }
+    };
+    if visible {
+        Ok(record)
+    } else {
+        Err(ApiError::DocumentNotFound)
+    }
+}
+
+/// `PUT /v1/documents/{id}/payload`: streamed; SHA-256 and size must match the manifest.
+pub async fn upload(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(raw_id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let sender = sender_org(&caller)?.clone();
+    let id = parse_id(&raw_id)?;
+    let record = state.store.document(&id)?.ok_or(ApiError::DocumentNotFound)?;
+    if record.sender != sender.as_str() {
+        return Err(ApiError::DocumentNotFound);
+    }
+    if record.state == DocState::Accepted {
+        // An identical replay: the payload is stored; answer with the original receipt
+        // without reading the body.
+        let receipt = receipt_of(&record)?
+            .ok_or_else(|| ApiError::Internal(format!("accepted {id} has no receipt")))?;
+        return Ok((StatusCode::OK, Json(UploadResponse { receipt })).into_response());
+    }
+    if let Some(length) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if length != record.payload_size {
+            return Err(ApiError::PayloadSizeMismatch(format!(
+                "Content-Length is {length}; the manifest says {}",
+                record.payload_size
+            )));
+        }
+    }
+
+    receive_payload(&state, &record, body).await?;
+
+    let statement = SubmissionReceipt {
+        kind: SUBMISSION_RECEIPT_TYPE.to_owned(),
+        document_id: id,
+        sender: record.sender.clone(),
+        recipients: record.recipients.clone(),
+        manifest_sha256: record.manifest_sha256.clone(),
+        payload_sha256: record.payload_sha256.clone(),
+        payload_size: record.payload_size,
+        accepted_at: api::now_rfc3339(),
+    };
+    let receipt = state
+        .keys
+        .sign(
+            KeyPurpose::Receipts,
+            serde_json::to_value(&statement).map_err(|e| ApiError::Internal(e.to_string()))?,
+        )
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let receipt_value =
+        serde_json::to_value(&receipt).map_err(|e| ApiError::Internal(e.to_string()))?;
+    match state
+        .store
+        .accept_payload(&id, &statement.accepted_at, receipt_value)
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(document = %id, size = record.payload_size, "payload accepted");
+            Ok((StatusCode::CREATED, Json(UploadResponse { receipt })).into_response())
+        }
+        // A concurrent identical upload won the race: answer with its receipt.
+        Err(StoreError::State(_)) => {
+            let current = state.store.document(&id)?.ok_or(ApiError::DocumentNotFound)?;
+            let receipt = receipt_of(&current)?
+                .ok_or_else(|| ApiError::Internal(format!("accepted {id} has no receipt")))?;
+            Ok((StatusCode::OK, Json(UploadResponse { receipt })).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Streams the body into a blob on a blocking thread, enforcing size and digest.
+async fn receive_payload(state: &AppState, record: &DocumentRecord, body: Body) -> Result<(), ApiError> {
+    let expected_size = record.payload_size;
+    let expected_sha256 = record.payload_sha256.clone();
+    let mut writer = state.store.blobs().writer()?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(UPLOAD_QUEUE_CHUNKS);
+    let write_task = tokio::task::spawn_blocking(move || -> Result<(), ApiError> {
+        while let Some(chunk) = rx.blocking_recv() {
+            writer.write(&chunk)?;
+        }
+        writer.finish(&expected_sha256, expected_size).map_err(|e| match e {
+            BlobError::SizeMismatch { .. } => ApiError::PayloadSizeMismatch(e.to_string()),
+            BlobError::DigestMismatch { .. } => ApiError::PayloadDigestMismatch(e.to_string()),
+            BlobError::Store(e) => e.into(),
+        })
+    });
+
+    let mut stream = body.into_data_stream();
+    let mut received: u64 = 0;
+    let mut failure = None;
+    while let Some(next) = stream.next().await {
+        match next {
+            Ok(chunk) => {
+                received += chunk.len() as u64;
+                if received > expected_size {
+                    failure = Some(ApiError::PayloadSizeMismatch(format!(
+                        "the payload is longer than the {expected_size} bytes the manifest says"
+                    )));
+                    break;
+                }
+                if tx.send(chunk).await.is_err() {
+                    // The writer stopped early (disk error); its result says why.
+                    break;
+                }
+            }
+            Err(e) => {
+                failure = Some(ApiError::UploadIncomplete(e.to_string()));
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let written = write_task
+        .await
+        .map_err(|e| ApiError::Internal(format!("upload writer task: {e}")))?;
+    match failure {
+        // The writer drops its temporary file when it sees the channel close early.
+        Some(e) => Err(e),
+        None => written,
+    }
+}
+
+/// `GET /v1/documents/{id}`: manifest, signatures and state, for the sender, the
+/// recipients and auditors in scope.
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(raw_id): Path<String>,
+) -> Result<Json<DocumentView>, ApiError> {
+    let id = parse_id(&raw_id)?;
+    let record = visible_document(&state, &caller, &id)?;
+    let manifest = serde_json::value::RawValue::from_string(record.manifest.clone())
+        .map_err(|e| ApiError::Internal(format!("stored manifest of {id}: {e}")))?;
+    let signatures: Vec<DocSignature> = serde_json::from_value(record.signatures.clone())
+        .map_err(|e| ApiError::Internal(format!("stored signatures of {id}: {e}")))?;
+    Ok(Json(DocumentView {
+        id,
+        state: state_name(record.state).to_owned(),
+        manifest,
+        manifest_sha256: record.manifest_sha256.clone(),
+        signatures,
+        submitted_at: record.submitted_at.clone(),
+        accepted_at: record.accepted_at.clone(),
+        receipt: receipt_of(&record)?,
+    }))
+}
+
+/// `GET /v1/documents/{id}/payload`: the payload, streamed.
+pub async fn payload(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(raw_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&raw_id)?;
+    let record = visible_document(&state, &caller, &id)?;
+    if caller.org().is_none() {
+        return Err(ApiError::RoleForbidden(
+            "security officers see delivery metadata, not payloads",
+        ));
+    }
+    if record.state != DocState::Accepted {
+        return Err(ApiError::PayloadNotAvailable);
+    }
+    let path = state.store.blobs().path(&record.payload_sha256);
+    let file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|e| ApiError::Internal(format!("payload of {id} at {}: {e}", path.display())))?;
+    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::CONTENT_LENGTH, record.payload_size.to_string()),
+            (
+                header::HeaderName::from_static("x-congvan-payload-sha256"),
+                record.payload_sha256.clone(),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}

@@ -1,0 +1,190 @@
+//! Payloads as content-addressed files: `blobs/sha256/ab/abcdef…`.
+//!
+//! A payload is streamed into a temporary file under `tmp/` while its SHA-256 and size are
+//! computed; only if both match what the manifest promised is the file fsynced, renamed
+//! into place and its directory fsynced. A failed or abandoned upload leaves nothing
+//! behind but a temporary file, which is removed when the writer is dropped and, after a
+//! crash, when the store opens.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use ring::digest;
+
+use super::StoreError;
+use crate::pki::identity::hex;
+
+/// Why a finished upload was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BlobError {
+    /// More or fewer bytes than promised.
+    #[error("the payload has {actual} bytes; the manifest says {expected}")]
+    SizeMismatch {
+        /// From the manifest.
+        expected: u64,
+        /// Received.
+        actual: u64,
+    },
+    /// A different SHA-256 than promised.
+    #[error("the payload's SHA-256 is {actual}; the manifest says {expected}")]
+    DigestMismatch {
+        /// From the manifest.
+        expected: String,
+        /// Received.
+        actual: String,
+    },
+    /// Disk trouble.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The blob area of the data directory.
+#[derive(Clone, Debug)]
+pub struct BlobStore {
+    root: PathBuf,
+    tmp: PathBuf,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+impl BlobStore {
+    /// Opens the blob area under `data_dir`, removing temporary files left by a crash.
+    pub fn open(data_dir: &Path) -> Result<BlobStore, StoreError> {
+        let root = data_dir.join("blobs/sha256");
+        let tmp = data_dir.join("tmp");
+        fs::create_dir_all(&root).map_err(io(&root))?;
+        fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+        for entry in fs::read_dir(&tmp).map_err(io(&tmp))?.flatten() {
+            let _ = fs::remove_file(entry.path());
+        }
+        Ok(BlobStore { root, tmp })
+    }
+
+    /// The path of the blob with this digest (lower-case hex).
+    pub fn path(&self, sha256: &str) -> PathBuf {
+        let prefix = sha256.get(..2).unwrap_or("00");
+        self.root.join(prefix).join(sha256)
+    }
+
+    /// True when the blob exists.
+    pub fn contains(&self, sha256: &str) -> bool {
+        self.path(sha256).is_file()
+    }
+
+    /// Starts writing a new blob.
+    pub fn writer(&self) -> Result<BlobWriter, StoreError> {
+        let mut name = [0u8; 16];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut name).map_err(
+            |_| StoreError::Io {
+                path: self.tmp.display().to_string(),
+                source: std::io::Error::other("random number generator failed"),
+            },
+        )?;
+        let path = self.tmp.join(format!("upload-{}", hex(&name)));
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        Ok(BlobWriter {
+            store: self.clone(),
+            file: Some(file),
+            path,
+            hasher: digest::Context::new(&digest::SHA256),
+            size: 0,
+        })
+    }
+
+    /// Lists every blob digest on disk.
+    pub fn list(&self) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        for prefix in fs::read_dir(&self.root).map_err(io(&self.root))?.flatten() {
+            let dir = prefix.path();
+            for entry in fs::read_dir(&dir).map_err(io(&dir))?.flatten() {
+                out.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A blob being written; dropped unfinished, it removes its temporary file.
+pub struct BlobWriter {
+    store: BlobStore,
+    file: Option<File>,
+    path: PathBuf,
+    hasher: digest::Context,
+    size: u64,
+}
+
+impl BlobWriter {
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Appends a chunk.
+    pub fn write(&mut self, chunk: &[u8]) -> Result<(), StoreError> {
+        let file = self.file.as_mut().ok_or_else(|| StoreError::Io {
+            path: self.path.display().to_string(),
+            source: std::io::Error::other("writer already finished"),
+        })?;
+        file.write_all(chunk).map_err(io(&self.path))?;
+        self.hasher.update(chunk);
+        self.size += chunk.len() as u64;
+        Ok(())
+    }
+
+    /// Checks size and digest, then makes the blob durable under its digest.
+    pub fn finish(mut self, expected_sha256: &str, expected_size: u64) -> Result<(), BlobError> {
+        if self.size != expected_size {
+            return Err(BlobError::SizeMismatch {
+                expected: expected_size,
+                actual: self.size,
+            });
+        }
+        let actual = hex(self.hasher.clone().finish().as_ref());
+        if actual != expected_sha256 {
+            return Err(BlobError::DigestMismatch {
+                expected: expected_sha256.to_owned(),
+                actual,
+            });
+        }
+        let file = self.file.take().ok_or_else(|| StoreError::Io {
+            path: self.path.display().to_string(),
+            source: std::io::Error::other("writer already finished"),
+        })?;
+        file.sync_all().map_err(io(&self.path))?;
+        drop(file);
+        let target = self.store.path(&actual);
+        let dir = target.parent().unwrap_or(&self.store.root).to_owned();
+        let created_dir = !dir.exists();
+        fs::create_dir_all(&dir).map_err(io(&dir))?;
+        // Same digest, same bytes: renaming over an existing blob is harmless.
+        fs::rename(&self.path, &target).map_err(io(&target))?;
+        File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(&dir))?;
+        if created_dir {
+            File::open(&self.store.root)
+                .and_then(|d| d.sync_all())
+                .map_err(io(&self.store.root))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for BlobWriter {
+    fn drop(&mut self) {
+        if self.file.is_some() || self.path.exists() {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
