@@ -57,7 +57,7 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
         #[command(flatten)]
-        doc: SendArgs,
+        doc: Box<SendArgs>,
     },
     /// List what this organisation has sent, newest first.
     Sent {
@@ -337,7 +337,7 @@ fn run(command: Command) -> Result<()> {
         }
         Command::Send { client, doc } => {
             let client = client.client()?;
-            let request = doc.into_request();
+            let request = (*doc).into_request();
             let outcome = runtime()?.block_on(client.send_document(&request))?;
             if outcome.replayed {
                 eprintln!("the server already had this document; its receipt verifies");
@@ -359,8 +359,8 @@ fn run(command: Command) -> Result<()> {
         }
         Command::Sent { client, limit } => {
             let client = client.client()?;
-            let page: congvan::api::ListPage =
-                runtime()?.block_on(client.get_json(&format!("/v1/sent?limit={}", limit.clamp(1, 500))))?;
+            let page: congvan::api::ListPage = runtime()?
+                .block_on(client.get_json(&format!("/v1/sent?limit={}", limit.clamp(1, 500))))?;
             print_list(&page.items, true);
             Ok(())
         }
@@ -430,14 +430,7 @@ fn print_list(items: &[congvan::api::ListItem], sent: bool) {
         };
         println!(
             "{}  {} {}/{}  {:<11} {:<16} {}  {}",
-            item.id,
-            item.doc_type,
-            item.number,
-            item.notation,
-            urgency,
-            item.state,
-            who,
-            subject
+            item.id, item.doc_type, item.number, item.notation, urgency, item.state, who, subject
         );
     }
 }

@@ -164,7 +164,8 @@ impl ServerKeys {
     /// Signs a statement with the key for `purpose`.
     pub fn sign(&self, purpose: KeyPurpose, statement: Value) -> Result<Signed, NotaryError> {
         let key = self.key(purpose)?;
-        let bytes = serde_jcs::to_vec(&statement).map_err(|e| NotaryError::Statement(e.to_string()))?;
+        let bytes =
+            serde_jcs::to_vec(&statement).map_err(|e| NotaryError::Statement(e.to_string()))?;
         let sig = key.pair.sign(&bytes);
         Ok(Signed {
             statement,

@@ -120,7 +120,11 @@ impl Client {
         &self.profile
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder, url: &str) -> Result<reqwest::Response, ClientError> {
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        url: &str,
+    ) -> Result<reqwest::Response, ClientError> {
         request.send().await.map_err(|e| ClientError::Transport {
             url: url.to_owned(),
             cause: error_chain(&e),

@@ -15,7 +15,9 @@ use unicode_normalization::UnicodeNormalization;
 use uuid::Uuid;
 
 use super::{Client, ClientError};
-use crate::api::{SUBMISSION_RECEIPT_TYPE, SubmissionReceipt, SubmitRequest, SubmitResponse, UploadResponse};
+use crate::api::{
+    SUBMISSION_RECEIPT_TYPE, SubmissionReceipt, SubmitRequest, SubmitResponse, UploadResponse,
+};
 use crate::directory::OrgId;
 use crate::document::manifest::{
     Attachment, Business, BusinessKind, Classification, DocCode, MANIFEST_VERSION, Manifest,
@@ -133,7 +135,9 @@ fn hash_files(files: &[PathBuf]) -> Result<(Vec<Attachment>, String, u64), Clien
         let name = path
             .file_name()
             .and_then(|n| n.to_str())
-            .ok_or_else(|| ClientError::Input(format!("{}: file name is not UTF-8", path.display())))?
+            .ok_or_else(|| {
+                ClientError::Input(format!("{}: file name is not UTF-8", path.display()))
+            })?
             .nfc()
             .collect::<String>();
         attachments.push(Attachment {
@@ -181,7 +185,10 @@ impl Client {
                 for org in &directory.orgs {
                     if org.parent.as_deref() == Some(parent.as_str()) && org.status == "active" {
                         found = true;
-                        push(OrgId::parse(&org.id).map_err(|e| ClientError::Protocol(e.to_string()))?);
+                        push(
+                            OrgId::parse(&org.id)
+                                .map_err(|e| ClientError::Protocol(e.to_string()))?,
+                        );
                     }
                 }
                 if !found {
@@ -220,13 +227,19 @@ impl Client {
             }
         };
         let (cert_name, cert_title) = match &person_key {
-            Some(k) => subject_name_and_title(k.chain.first().map(Vec::as_slice).unwrap_or_default())?,
+            Some(k) => {
+                subject_name_and_title(k.chain.first().map(Vec::as_slice).unwrap_or_default())?
+            }
             None => (None, None),
         };
 
-        let recipients = self.expand_recipients(&request.to, &request.to_children).await?;
+        let recipients = self
+            .expand_recipients(&request.to, &request.to_children)
+            .await?;
         if recipients.is_empty() {
-            return Err(ClientError::Input("name at least one recipient (--to or --to-children)".into()));
+            return Err(ClientError::Input(
+                "name at least one recipient (--to or --to-children)".into(),
+            ));
         }
         if request.files.is_empty() {
             return Err(ClientError::Input("name at least one file to send".into()));
@@ -278,7 +291,9 @@ impl Client {
         manifest
             .validate(&crate::document::ManifestRules::default())
             .map_err(|e| ClientError::Input(e.to_string()))?;
-        let canonical = manifest.canonical().map_err(|e| ClientError::Input(e.to_string()))?;
+        let canonical = manifest
+            .canonical()
+            .map_err(|e| ClientError::Input(e.to_string()))?;
         let mut signatures = vec![DocSignature::raw(
             Role::Organization,
             org_key.algorithm(),
@@ -286,7 +301,12 @@ impl Client {
             &org_key.chain,
         )];
         if let Some(k) = &person_key {
-            signatures.push(DocSignature::raw(Role::Person, k.algorithm(), &k.sign(&canonical)?, &k.chain));
+            signatures.push(DocSignature::raw(
+                Role::Person,
+                k.algorithm(),
+                &k.sign(&canonical)?,
+                &k.chain,
+            ));
         }
         let manifest_text =
             String::from_utf8(canonical.clone()).map_err(|e| ClientError::Input(e.to_string()))?;
@@ -310,7 +330,8 @@ impl Client {
         recipients: Vec<OrgId>,
     ) -> Result<SendOutcome, ClientError> {
         let keys = self.server_keys().await?;
-        let (status, answer): (u16, SubmitResponse) = self.post_json("/v1/documents", submit).await?;
+        let (status, answer): (u16, SubmitResponse) =
+            self.post_json("/v1/documents", submit).await?;
         let manifest_sha256 = sha256_hex(canonical);
         if answer.id != manifest.id || answer.manifest_sha256 != manifest_sha256 {
             return Err(ClientError::Protocol(
@@ -367,7 +388,11 @@ pub fn check_receipt(
         .map_err(|e| ClientError::Trust(format!("submission receipt: {e}")))?;
     let statement: SubmissionReceipt = serde_json::from_value(receipt.statement.clone())
         .map_err(|e| ClientError::Trust(format!("submission receipt: {e}")))?;
-    let recipients: Vec<String> = manifest.recipients.iter().map(ToString::to_string).collect();
+    let recipients: Vec<String> = manifest
+        .recipients
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     if statement.document_id != manifest.id
         || statement.manifest_sha256 != manifest_sha256
         || statement.payload_sha256 != manifest.payload.sha256

@@ -30,9 +30,8 @@ impl Client {
         let path = self.state_file("server-keys.json");
         let fetched: ServerKeysResponse = self.get_json("/v1/server-keys").await?;
         if let Ok(text) = std::fs::read_to_string(&path) {
-            let pinned: PinnedKeys = serde_json::from_str(&text).map_err(|e| {
-                ClientError::Trust(format!("{} is damaged: {e}", path.display()))
-            })?;
+            let pinned: PinnedKeys = serde_json::from_str(&text)
+                .map_err(|e| ClientError::Trust(format!("{} is damaged: {e}", path.display())))?;
             for key in &pinned.keys {
                 if !fetched.keys.contains(key) {
                     return Err(ClientError::Trust(format!(
@@ -49,8 +48,8 @@ impl Client {
             server: self.base_url().to_owned(),
             keys: fetched.keys,
         };
-        let text = serde_json::to_vec_pretty(&pinned)
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let text =
+            serde_json::to_vec_pretty(&pinned).map_err(|e| ClientError::Protocol(e.to_string()))?;
         write_public(&path, &text)?;
         Ok(pinned.keys)
     }

@@ -544,7 +544,8 @@ mod tests {
 
     #[test]
     fn routing_policy_follows_the_tree_and_rules() {
-        let text = format!("{SAMPLE}\n[[route]]\nfrom = \"hn/cm/chuc-son\"\nto = \"hn/cm/xuan-mai\"\n");
+        let text =
+            format!("{SAMPLE}\n[[route]]\nfrom = \"hn/cm/chuc-son\"\nto = \"hn/cm/xuan-mai\"\n");
         let dir = Directory::from_toml(&text).unwrap();
         let may = |a: &str, b: &str| dir.may_send(&id(a), &id(b));
         assert!(may("hn/cm", "hn/cm/dong-son"));

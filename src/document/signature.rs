@@ -10,7 +10,9 @@ use base64::engine::general_purpose::STANDARD as B64;
 use rustls_pki_types::UnixTime;
 use serde::{Deserialize, Serialize};
 
-use crate::pki::signing::{CHAIN_CERTS_MAX, RawAlgorithm, SignatureError, SigningTrust, VerifiedSigner};
+use crate::pki::signing::{
+    CHAIN_CERTS_MAX, RawAlgorithm, SignatureError, SigningTrust, VerifiedSigner,
+};
 
 /// Largest base64 text of one signature value or certificate, in bytes.
 pub const B64_FIELD_BYTES_MAX: usize = 96 * 1024;

@@ -46,7 +46,10 @@ pub struct DetachedCms {
 #[derive(Debug)]
 enum SignedOver {
     /// The DER of the signed attributes, and the message digest they carry.
-    Attributes { der: Vec<u8>, message_digest: Vec<u8> },
+    Attributes {
+        der: Vec<u8>,
+        message_digest: Vec<u8>,
+    },
     /// The content itself (no signed attributes).
     Content,
 }
@@ -64,8 +67,7 @@ pub fn parse_detached(der_bytes: &[u8]) -> Result<DetachedCms, SignatureError> {
     if info.content_type != ID_SIGNED_DATA {
         return Err(malformed("not a SignedData"));
     }
-    let signed: cms::signed_data::SignedData =
-        info.content.decode_as().map_err(malformed)?;
+    let signed: cms::signed_data::SignedData = info.content.decode_as().map_err(malformed)?;
     if signed.encap_content_info.econtent_type != ID_DATA {
         return Err(malformed("the signed content type is not id-data"));
     }
@@ -134,8 +136,8 @@ pub fn parse_detached(der_bytes: &[u8]) -> Result<DetachedCms, SignatureError> {
             if !content_type_ok {
                 return Err(malformed("signed attributes lack content-type id-data"));
             }
-            let message_digest =
-                message_digest.ok_or_else(|| malformed("signed attributes lack a message digest"))?;
+            let message_digest = message_digest
+                .ok_or_else(|| malformed("signed attributes lack a message digest"))?;
             SignedOver::Attributes {
                 der: attrs.to_der().map_err(malformed)?,
                 message_digest,
@@ -144,19 +146,20 @@ pub fn parse_detached(der_bytes: &[u8]) -> Result<DetachedCms, SignatureError> {
     };
 
     let sig_oid = signer.signature_algorithm.oid;
-    let algorithm: &'static dyn SignatureVerificationAlgorithm = if sig_oid == ECDSA_WITH_SHA256
-        || sig_oid == ID_EC_PUBLIC_KEY
-    {
-        webpki::ring::ECDSA_P256_SHA256
-    } else if sig_oid == RSA_ENCRYPTION || sig_oid == SHA256_WITH_RSA {
-        webpki::ring::RSA_PKCS1_2048_8192_SHA256
-    } else if sig_oid == RSASSA_PSS {
-        webpki::ring::RSA_PSS_2048_8192_SHA256_LEGACY_KEY
-    } else if sig_oid == ID_ED25519 {
-        webpki::ring::ED25519
-    } else {
-        return Err(SignatureError::Unsupported(format!("CMS signature algorithm {sig_oid}")));
-    };
+    let algorithm: &'static dyn SignatureVerificationAlgorithm =
+        if sig_oid == ECDSA_WITH_SHA256 || sig_oid == ID_EC_PUBLIC_KEY {
+            webpki::ring::ECDSA_P256_SHA256
+        } else if sig_oid == RSA_ENCRYPTION || sig_oid == SHA256_WITH_RSA {
+            webpki::ring::RSA_PKCS1_2048_8192_SHA256
+        } else if sig_oid == RSASSA_PSS {
+            webpki::ring::RSA_PSS_2048_8192_SHA256_LEGACY_KEY
+        } else if sig_oid == ID_ED25519 {
+            webpki::ring::ED25519
+        } else {
+            return Err(SignatureError::Unsupported(format!(
+                "CMS signature algorithm {sig_oid}"
+            )));
+        };
 
     Ok(DetachedCms {
         signer_cert,
@@ -167,10 +170,7 @@ pub fn parse_detached(der_bytes: &[u8]) -> Result<DetachedCms, SignatureError> {
     })
 }
 
-fn matches_sid(
-    cert: &x509_cert::Certificate,
-    sid: &cms::signed_data::SignerIdentifier,
-) -> bool {
+fn matches_sid(cert: &x509_cert::Certificate, sid: &cms::signed_data::SignerIdentifier) -> bool {
     use cms::signed_data::SignerIdentifier;
     match sid {
         SignerIdentifier::IssuerAndSerialNumber(ias) => {
@@ -194,7 +194,10 @@ impl DetachedCms {
     /// Verifies the signature over `message` with the signer certificate's key.
     pub fn verify(&self, message: &[u8]) -> Result<(), SignatureError> {
         let signed: &[u8] = match &self.signed_message {
-            SignedOver::Attributes { der, message_digest } => {
+            SignedOver::Attributes {
+                der,
+                message_digest,
+            } => {
                 let actual = digest::digest(&digest::SHA256, message);
                 if actual.as_ref() != message_digest.as_slice() {
                     return Err(SignatureError::BadSignature);

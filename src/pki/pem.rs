@@ -53,10 +53,19 @@ pub fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, PkiError>
 
 /// Reads every CRL in a PEM file.
 pub fn read_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, PkiError> {
-    CertificateRevocationListDer::pem_file_iter(path)
+    let crls = CertificateRevocationListDer::pem_file_iter(path)
         .map_err(|e| pem_error(path, e))?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| pem_error(path, e))
+        .map_err(|e| pem_error(path, e))?;
+    // A configured CRL file without a CRL is a mistake (or a half-written file), not an
+    // empty revocation list.
+    if crls.is_empty() {
+        return Err(PkiError::Pem {
+            path: path.display().to_string(),
+            reason: "no X509 CRL section".into(),
+        });
+    }
+    Ok(crls)
 }
 
 /// True when a file can be read by its owner only (no group or other permission bits).

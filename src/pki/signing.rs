@@ -137,8 +137,9 @@ impl SigningTrust {
         let mut crls = Vec::new();
         for path in crl_files {
             for der in read_crls(path)? {
-                let crl = OwnedCertRevocationList::from_der(&der)
-                    .map_err(|e| PkiError::BadCertificate(format!("{}: CRL {e}", path.display())))?;
+                let crl = OwnedCertRevocationList::from_der(&der).map_err(|e| {
+                    PkiError::BadCertificate(format!("{}: CRL {e}", path.display()))
+                })?;
                 crls.push(CertRevocationList::from(crl));
             }
         }
@@ -236,7 +237,8 @@ impl SigningTrust {
         if !has_document_signing_eku(leaf)? {
             return Err(SignatureError::WrongUsage);
         }
-        let cert = CertInfo::from_der(leaf).map_err(|e| SignatureError::NoIdentity(e.to_string()))?;
+        let cert =
+            CertInfo::from_der(leaf).map_err(|e| SignatureError::NoIdentity(e.to_string()))?;
         Ok(VerifiedSigner {
             cert,
             leaf_der: leaf.to_vec(),
@@ -254,9 +256,7 @@ fn map_webpki(e: webpki::Error) -> SignatureError {
         E::UnknownRevocationStatus | E::CrlExpired { .. } => {
             SignatureError::RevocationUnknown(format!("{e:?}"))
         }
-        E::RequiredEkuNotFoundContext(_) | E::EmptyEkuExtension => {
-            SignatureError::WrongUsage
-        }
+        E::RequiredEkuNotFoundContext(_) | E::EmptyEkuExtension => SignatureError::WrongUsage,
         E::BadDer | E::BadDerTime | E::TrailingData(_) | E::MalformedExtensions => {
             SignatureError::Malformed(format!("certificate: {e:?}"))
         }
@@ -272,7 +272,7 @@ fn has_document_signing_eku(der: &[u8]) -> Result<bool, SignatureError> {
         .map_err(|e| SignatureError::Malformed(format!("EKU: {e}")))?;
     let wanted = x509_parser::der_parser::oid::Oid::from(EKU_DOCUMENT_SIGNING)
         .map_err(|_| SignatureError::Malformed("EKU OID".into()))?;
-    Ok(eku.is_some_and(|e| e.value.other.iter().any(|oid| *oid == wanted)))
+    Ok(eku.is_some_and(|e| e.value.other.contains(&wanted)))
 }
 
 /// A private key that can make raw document signatures (client side).
@@ -291,7 +291,10 @@ enum KeyInner {
 impl SigningKey {
     /// Loads a PKCS#8 key (P-256, Ed25519 or RSA) and its certificate chain.
     pub fn load(cert_path: &std::path::Path, key_path: &std::path::Path) -> Result<Self, PkiError> {
-        let chain = read_certs(cert_path)?.into_iter().map(|c| c.to_vec()).collect();
+        let chain = read_certs(cert_path)?
+            .into_iter()
+            .map(|c| c.to_vec())
+            .collect();
         let key = read_private_key(key_path)?;
         let bad = |reason: &str| PkiError::Pem {
             path: key_path.display().to_string(),
@@ -339,7 +342,11 @@ impl SigningKey {
         let rng = SystemRandom::new();
         let failed = || PkiError::Generate("signing failed".into());
         match &self.inner {
-            KeyInner::Ecdsa(k) => Ok(k.sign(&rng, message).map_err(|_| failed())?.as_ref().to_vec()),
+            KeyInner::Ecdsa(k) => Ok(k
+                .sign(&rng, message)
+                .map_err(|_| failed())?
+                .as_ref()
+                .to_vec()),
             KeyInner::Ed25519(k) => Ok(k.sign(message).as_ref().to_vec()),
             KeyInner::Rsa(k) => {
                 let mut sig = vec![0u8; k.public().modulus_len()];
@@ -355,8 +362,8 @@ impl SigningKey {
             .chain
             .first()
             .ok_or_else(|| PkiError::BadCertificate("empty chain".into()))?;
-        let (_, cert) = X509Certificate::from_der(leaf)
-            .map_err(|e| PkiError::BadCertificate(e.to_string()))?;
+        let (_, cert) =
+            X509Certificate::from_der(leaf).map_err(|e| PkiError::BadCertificate(e.to_string()))?;
         let spki_key = cert.public_key().subject_public_key.data.as_ref();
         let ours: &[u8] = match &self.inner {
             KeyInner::Ecdsa(k) => k.public_key().as_ref(),

@@ -159,7 +159,9 @@ impl ApiError {
                     _ => "signature_malformed",
                 },
             ),
-            ApiError::SignatureRoleMissing(_) => (S::UNPROCESSABLE_ENTITY, "signature_role_missing"),
+            ApiError::SignatureRoleMissing(_) => {
+                (S::UNPROCESSABLE_ENTITY, "signature_role_missing")
+            }
             ApiError::SignatureRoleDuplicate(_) => {
                 (S::UNPROCESSABLE_ENTITY, "signature_role_duplicate")
             }

@@ -218,7 +218,7 @@ impl Server {
             tracing::warn!("shutdown grace period over: closing remaining connections");
         }
         let _ = watcher.await;
-        state.store.flush()?;
+        state.store.commit().await?;
         tracing::info!("store flushed; stopped");
         Ok(())
     }

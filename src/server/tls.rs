@@ -23,8 +23,8 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::TlsConfig;
 use crate::pki::PkiError;
-use crate::pki::signing::SigningTrust;
 use crate::pki::pem::{is_owner_only, read_certs, read_crls, read_private_key};
+use crate::pki::signing::SigningTrust;
 
 /// Errors loading TLS material.
 #[derive(Debug, thiserror::Error)]
@@ -113,7 +113,10 @@ impl TrustReloader {
             *guard = stamp;
         }
         match &outcome {
-            Ok(()) => tracing::info!(crls = self.sources.tls.crls.len(), "trust material reloaded"),
+            Ok(()) => tracing::info!(
+                crls = self.sources.tls.crls.len(),
+                "trust material reloaded"
+            ),
             Err(e) => tracing::error!(
                 error = %e,
                 "TLS material unusable: refusing all connections until it is fixed"

@@ -13,12 +13,15 @@ use std::sync::mpsc;
 
 use tokio::sync::oneshot;
 
-type Waiter = oneshot::Sender<Result<(), String>>;
+/// A request to commit: the database handle travels with it, so the committer thread
+/// never keeps the database open (and locked) on its own.
+type Waiter = (sled::Db, oneshot::Sender<Result<(), String>>);
 
 /// A handle to the committer thread.
 #[derive(Clone)]
 pub struct Committer {
     tx: mpsc::Sender<Waiter>,
+    db: sled::Db,
 }
 
 impl Committer {
@@ -27,15 +30,15 @@ impl Committer {
         let (tx, rx) = mpsc::channel::<Waiter>();
         std::thread::Builder::new()
             .name("congvan-commit".into())
-            .spawn(move || run(db, &db_dir, rx))?;
-        Ok(Committer { tx })
+            .spawn(move || run(&db_dir, rx))?;
+        Ok(Committer { tx, db })
     }
 
     /// Waits until every write made before this call is durable.
     pub async fn commit(&self) -> Result<(), String> {
         let (tx, rx) = oneshot::channel();
         self.tx
-            .send(tx)
+            .send((self.db.clone(), tx))
             .map_err(|_| "the commit thread has stopped".to_owned())?;
         rx.await
             .map_err(|_| "the commit thread has stopped".to_owned())?
@@ -45,21 +48,22 @@ impl Committer {
     pub fn commit_blocking(&self) -> Result<(), String> {
         let (tx, rx) = oneshot::channel();
         self.tx
-            .send(tx)
+            .send((self.db.clone(), tx))
             .map_err(|_| "the commit thread has stopped".to_owned())?;
         rx.blocking_recv()
             .map_err(|_| "the commit thread has stopped".to_owned())?
     }
 }
 
-fn run(db: sled::Db, db_dir: &Path, rx: mpsc::Receiver<Waiter>) {
+fn run(db_dir: &Path, rx: mpsc::Receiver<Waiter>) {
     let mut synced_blobs = HashSet::new();
-    while let Ok(first) = rx.recv() {
+    while let Ok((db, first)) = rx.recv() {
         let mut batch = vec![first];
-        while let Ok(more) = rx.try_recv() {
+        while let Ok((_, more)) = rx.try_recv() {
             batch.push(more);
         }
         let result = sync(&db, db_dir, &mut synced_blobs).map_err(|e| e.to_string());
+        drop(db);
         if let Err(e) = &result {
             tracing::error!(error = %e, "durable commit failed");
         }

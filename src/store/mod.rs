@@ -218,9 +218,7 @@ impl Store {
 
     /// Writes everything buffered to disk and syncs it.
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.committer
-            .commit_blocking()
-            .map_err(StoreError::Commit)
+        self.committer.commit_blocking().map_err(StoreError::Commit)
     }
 
     /// The document with this id.

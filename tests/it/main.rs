@@ -10,5 +10,6 @@
 )]
 
 mod cli;
+mod submit;
 mod support;
 mod tls;

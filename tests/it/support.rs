@@ -49,12 +49,27 @@ impl TestServer {
         Self::start_in(dir, pki).await
     }
 
+    /// A server on a fresh PKI whose configuration `tweak` adjusts.
+    pub async fn start_with(tweak: impl FnOnce(&mut ServerConfig)) -> TestServer {
+        let (dir, pki) = fresh_pki();
+        Self::start_configured(dir, pki, tweak).await
+    }
+
     /// A server using the PKI and data under `dir` (for restarts).
     pub async fn start_in(dir: tempfile::TempDir, pki: Layout) -> TestServer {
+        Self::start_configured(dir, pki, |_| {}).await
+    }
+
+    async fn start_configured(
+        dir: tempfile::TempDir,
+        pki: Layout,
+        tweak: impl FnOnce(&mut ServerConfig),
+    ) -> TestServer {
         let mut config = ServerConfig::load(&pki.server_config()).unwrap();
         config.data_dir = dir.path().join("data");
         config.tls.crl_check_interval = Duration::from_millis(100);
         config.limits.shutdown_grace_ms = 5_000;
+        tweak(&mut config);
         let server = Server::build(&config).unwrap();
         let tls = server.tls();
         let metrics = server.state().metrics.clone();
@@ -204,4 +219,150 @@ pub fn require(tool: &str) -> bool {
         return false;
     }
     panic!("{tool} is not installed (set CONGVAN_SKIP_MISSING_TOOLS=1 to skip such tests)");
+}
+
+/// A document under construction for tests: a manifest as JSON, its payload, and how to
+/// sign and submit it. Tests mutate `manifest` to make hostile variants.
+pub struct TestDoc {
+    pub manifest: serde_json::Value,
+    pub payload: Vec<u8>,
+}
+
+impl TestDoc {
+    /// A valid unclassified document from `sender` to `recipients` with two attachments.
+    pub fn new(sender: &str, recipients: &[&str]) -> TestDoc {
+        let files: [(&str, &[u8]); 2] = [
+            (
+                "Chỉ thị 12-CT-HU.txt",
+                "Về đẩy mạnh chuyển đổi số.\n".as_bytes(),
+            ),
+            ("phu-luc.bin", &[0u8, 1, 2, 3, 255]),
+        ];
+        let mut payload = Vec::new();
+        let attachments: Vec<_> = files
+            .iter()
+            .map(|(name, bytes)| {
+                payload.extend_from_slice(bytes);
+                serde_json::json!({
+                    "name": name,
+                    "media_type": "text/plain",
+                    "size": bytes.len(),
+                    "sha256": congvan::document::sha256_hex(bytes),
+                })
+            })
+            .collect();
+        let manifest = serde_json::json!({
+            "version": 1,
+            "id": uuid::Uuid::now_v7(),
+            "sender": sender,
+            "recipients": recipients,
+            "code": {"number": "12", "notation": "CT/HU"},
+            "doc_type": "CT",
+            "subject": "Về đẩy mạnh chuyển đổi số trong hoạt động của các cấp ủy",
+            "promulgated": {"date": "2026-11-26", "place": "Chương Mỹ"},
+            "signer": {"competence": "TM.", "position": "Phó Bí thư", "full_name": "Nguyễn Thị Hạnh"},
+            "urgency": 1,
+            "classification": "thuong",
+            "steering": 2,
+            "business": {"kind": "new"},
+            "attachments": attachments,
+            "payload": {
+                "sha256": congvan::document::sha256_hex(&payload),
+                "size": payload.len(),
+                "encrypted": false,
+            },
+            "created_at": "2026-11-26T08:00:00Z",
+        });
+        TestDoc { manifest, payload }
+    }
+
+    pub fn id(&self) -> String {
+        self.manifest["id"].as_str().unwrap().to_owned()
+    }
+
+    /// The RFC 8785 bytes of the manifest.
+    pub fn canonical(&self) -> Vec<u8> {
+        congvan::document::manifest::canonical_bytes(&self.manifest).unwrap()
+    }
+
+    /// Replaces the payload and fixes the manifest's single-attachment description.
+    pub fn set_payload(&mut self, payload: Vec<u8>) {
+        let sha = congvan::document::sha256_hex(&payload);
+        self.manifest["attachments"] = serde_json::json!([{
+            "name": "payload.bin", "media_type": "application/octet-stream",
+            "size": payload.len(), "sha256": sha,
+        }]);
+        self.manifest["payload"] =
+            serde_json::json!({"sha256": sha, "size": payload.len(), "encrypted": false});
+        self.payload = payload;
+    }
+
+    /// A raw signature by the key pair `<stem>.crt`/`<stem>.key` in `dir`.
+    pub fn raw_signature(
+        &self,
+        role: congvan::document::Role,
+        dir: &Path,
+        stem: &str,
+    ) -> congvan::document::DocSignature {
+        let key = congvan::pki::signing::SigningKey::load(
+            &dir.join(format!("{stem}.crt")),
+            &dir.join(format!("{stem}.key")),
+        )
+        .unwrap();
+        let sig = key.sign(&self.canonical()).unwrap();
+        congvan::document::DocSignature::raw(role, key.algorithm(), &sig, &key.chain)
+    }
+
+    /// Both signatures of the sender's organisation and person, from the demo PKI.
+    pub fn signatures(&self, server: &TestServer) -> Vec<congvan::document::DocSignature> {
+        let dir = server.org_dir(self.manifest["sender"].as_str().unwrap());
+        vec![
+            self.raw_signature(congvan::document::Role::Organization, &dir, "sign"),
+            self.raw_signature(congvan::document::Role::Person, &dir, "person"),
+        ]
+    }
+
+    /// The submit request body with the given signatures.
+    pub fn body(&self, signatures: &[congvan::document::DocSignature]) -> serde_json::Value {
+        serde_json::json!({"manifest": self.manifest, "signatures": signatures})
+    }
+
+    /// Submits with the sender's two signatures as `client`.
+    pub async fn submit(
+        &self,
+        server: &TestServer,
+        client: &Client,
+    ) -> Result<(u16, serde_json::Value), congvan::client::ClientError> {
+        client
+            .post_json("/v1/documents", &self.body(&self.signatures(server)))
+            .await
+    }
+
+    /// Uploads `payload` as `client`.
+    pub async fn upload(
+        &self,
+        client: &Client,
+        payload: Vec<u8>,
+    ) -> Result<(u16, serde_json::Value), congvan::client::ClientError> {
+        let len = payload.len() as u64;
+        client
+            .put_stream(
+                &format!("/v1/documents/{}/payload", self.id()),
+                reqwest::Body::from(payload),
+                len,
+            )
+            .await
+    }
+}
+
+/// Asserts that a client call failed with this API error code.
+#[track_caller]
+pub fn assert_code<T: std::fmt::Debug>(
+    result: Result<T, congvan::client::ClientError>,
+    code: &str,
+) {
+    match result {
+        Ok(v) => panic!("expected refusal {code}, got success: {v:?}"),
+        Err(e) => assert_eq!(e.api_code(), Some(code), "expected {code}, got: {e}"),
+    }
 }

@@ -13,7 +13,10 @@ use crate::server::auth::Caller;
 use crate::server::error::ApiError;
 
 /// `GET /v1/directory`: the tree, signed with the server's directory key.
-pub async fn directory(State(state): State<AppState>, _caller: Caller) -> Result<Json<Signed>, ApiError> {
+pub async fn directory(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> Result<Json<Signed>, ApiError> {
     let statement = DirectoryStatement {
         kind: DIRECTORY_TYPE.to_owned(),
         issued_at: api::now_rfc3339(),
@@ -54,7 +57,10 @@ pub async fn directory(State(state): State<AppState>, _caller: Caller) -> Result
 }
 
 /// `GET /v1/server-keys`.
-pub async fn server_keys(State(state): State<AppState>, _caller: Caller) -> Json<ServerKeysResponse> {
+pub async fn server_keys(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> Json<ServerKeysResponse> {
     Json(ServerKeysResponse {
         keys: state.keys.public_keys(),
     })

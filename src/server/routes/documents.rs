@@ -12,8 +12,8 @@ use rustls_pki_types::UnixTime;
 use uuid::Uuid;
 
 use crate::api::{
-    self, DocumentView, SUBMISSION_RECEIPT_TYPE, SubmissionReceipt, SubmitRequest,
-    SubmitResponse, UploadResponse,
+    self, DocumentView, SUBMISSION_RECEIPT_TYPE, SubmissionReceipt, SubmitRequest, SubmitResponse,
+    UploadResponse,
 };
 use crate::directory::OrgId;
 use crate::document::{self, DocSignature, ParsedManifest, Role, sha256_hex};
@@ -43,8 +43,8 @@ pub async fn submit(
 ) -> Result<Response, ApiError> {
     let sender = sender_org(&caller)?.clone();
     let body = read_limited(body, SUBMIT_BODY_BYTES_MAX).await?;
-    let request: SubmitRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::RequestInvalid(e.to_string()))?;
+    let request: SubmitRequest =
+        serde_json::from_slice(&body).map_err(|e| ApiError::RequestInvalid(e.to_string()))?;
     let parsed = document::manifest::parse(request.manifest.get(), &state.rules)?;
     let manifest = &parsed.manifest;
 
@@ -96,7 +96,11 @@ pub async fn submit(
     let record = DocumentRecord {
         id: manifest.id,
         sender: sender.to_string(),
-        recipients: manifest.recipients.iter().map(ToString::to_string).collect(),
+        recipients: manifest
+            .recipients
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
         classification: manifest.classification.name().to_owned(),
         urgency: manifest.urgency.into(),
         manifest: String::from_utf8(parsed.canonical.clone())
@@ -131,14 +135,20 @@ pub async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     use http_body_util::BodyExt;
     match http_body_util::Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
             Err(ApiError::BodyTooLarge(limit as u64))
         }
         Err(e) => Err(ApiError::UploadIncomplete(e.to_string())),
     }
 }
 
-fn replay_or_conflict(existing: DocumentRecord, manifest_sha256: &str) -> Result<Response, ApiError> {
+fn replay_or_conflict(
+    existing: DocumentRecord,
+    manifest_sha256: &str,
+) -> Result<Response, ApiError> {
     if existing.manifest_sha256 == manifest_sha256 {
         Ok((StatusCode::OK, Json(submit_response(&existing)?)).into_response())
     } else {
@@ -211,12 +221,12 @@ async fn verify_signatures(
         let mut records = Vec::new();
         let mut fingerprints = BTreeSet::new();
         for sig in &signatures {
-            let signer = sig
-                .verify(&trust.signing, &message, now)
-                .map_err(|error| ApiError::Signature {
-                    role: sig.role,
-                    error,
-                })?;
+            let signer =
+                sig.verify(&trust.signing, &message, now)
+                    .map_err(|error| ApiError::Signature {
+                        role: sig.role,
+                        error,
+                    })?;
             if signer.cert.identity != Identity::Org(sender.clone()) {
                 return Err(ApiError::SignerMismatch {
                     role: sig.role,
@@ -247,16 +257,22 @@ fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
 
 /// Loads a document the caller may see: its sender, or one of its recipients. Anyone
 /// else gets the same 404 as for a document that does not exist.
-fn visible_document(state: &AppState, caller: &Caller, id: &Uuid) -> Result<DocumentRecord, ApiError> {
-    let record = state.store.document(id)?.ok_or(ApiError::DocumentNotFound)?;
+fn visible_document(
+    state: &AppState,
+    caller: &Caller,
+    id: &Uuid,
+) -> Result<DocumentRecord, ApiError> {
+    let record = state
+        .store
+        .document(id)?
+        .ok_or(ApiError::DocumentNotFound)?;
     let visible = match &caller.identity {
         Identity::Org(org) => {
             record.sender == org.as_str() || record.recipients.iter().any(|r| r == org.as_str())
         }
         Identity::Auditor(scope) => {
-            let in_scope = |id: &str| {
-                OrgId::parse(id).is_ok_and(|id| state.directory.in_subtree(scope, &id))
-            };
+            let in_scope =
+                |id: &str| OrgId::parse(id).is_ok_and(|id| state.directory.in_subtree(scope, &id));
             in_scope(&record.sender) || record.recipients.iter().any(|r| in_scope(r))
         }
     };
@@ -277,7 +293,10 @@ pub async fn upload(
 ) -> Result<Response, ApiError> {
     let sender = sender_org(&caller)?.clone();
     let id = parse_id(&raw_id)?;
-    let record = state.store.document(&id)?.ok_or(ApiError::DocumentNotFound)?;
+    let record = state
+        .store
+        .document(&id)?
+        .ok_or(ApiError::DocumentNotFound)?;
     if record.sender != sender.as_str() {
         return Err(ApiError::DocumentNotFound);
     }
@@ -333,7 +352,10 @@ pub async fn upload(
         }
         // A concurrent identical upload won the race: answer with its receipt.
         Err(StoreError::State(_)) => {
-            let current = state.store.document(&id)?.ok_or(ApiError::DocumentNotFound)?;
+            let current = state
+                .store
+                .document(&id)?
+                .ok_or(ApiError::DocumentNotFound)?;
             let receipt = receipt_of(&current)?
                 .ok_or_else(|| ApiError::Internal(format!("accepted {id} has no receipt")))?;
             Ok((StatusCode::OK, Json(UploadResponse { receipt })).into_response())
@@ -343,7 +365,11 @@ pub async fn upload(
 }
 
 /// Streams the body into a blob on a blocking thread, enforcing size and digest.
-async fn receive_payload(state: &AppState, record: &DocumentRecord, body: Body) -> Result<(), ApiError> {
+async fn receive_payload(
+    state: &AppState,
+    record: &DocumentRecord,
+    body: Body,
+) -> Result<(), ApiError> {
     let expected_size = record.payload_size;
     let expected_sha256 = record.payload_sha256.clone();
     let mut writer = state.store.blobs().writer()?;
@@ -352,11 +378,13 @@ async fn receive_payload(state: &AppState, record: &DocumentRecord, body: Body) 
         while let Some(chunk) = rx.blocking_recv() {
             writer.write(&chunk)?;
         }
-        writer.finish(&expected_sha256, expected_size).map_err(|e| match e {
-            BlobError::SizeMismatch { .. } => ApiError::PayloadSizeMismatch(e.to_string()),
-            BlobError::DigestMismatch { .. } => ApiError::PayloadDigestMismatch(e.to_string()),
-            BlobError::Store(e) => e.into(),
-        })
+        writer
+            .finish(&expected_sha256, expected_size)
+            .map_err(|e| match e {
+                BlobError::SizeMismatch { .. } => ApiError::PayloadSizeMismatch(e.to_string()),
+                BlobError::DigestMismatch { .. } => ApiError::PayloadDigestMismatch(e.to_string()),
+                BlobError::Store(e) => e.into(),
+            })
     });
 
     let mut stream = body.into_data_stream();

@@ -68,7 +68,9 @@ fn org_of(caller: &Caller) -> Result<String, ApiError> {
     caller
         .org()
         .map(ToString::to_string)
-        .ok_or(ApiError::RoleForbidden("only committees have an inbox and a sent list"))
+        .ok_or(ApiError::RoleForbidden(
+            "only committees have an inbox and a sent list",
+        ))
 }
 
 /// `GET /v1/inbox`.
@@ -78,7 +80,10 @@ pub async fn inbox(
     Query(q): Query<PageQuery>,
 ) -> Result<Json<ListPage>, ApiError> {
     let org = org_of(&caller)?;
-    let limit = q.limit.unwrap_or(PAGE_ITEMS_DEFAULT).clamp(1, crate::store::PAGE_ITEMS_MAX);
+    let limit = q
+        .limit
+        .unwrap_or(PAGE_ITEMS_DEFAULT)
+        .clamp(1, crate::store::PAGE_ITEMS_MAX);
     Ok(Json(page(state.store.inbox(&org, q.before, limit)?, limit)))
 }
 
@@ -89,6 +94,9 @@ pub async fn sent(
     Query(q): Query<PageQuery>,
 ) -> Result<Json<ListPage>, ApiError> {
     let org = org_of(&caller)?;
-    let limit = q.limit.unwrap_or(PAGE_ITEMS_DEFAULT).clamp(1, crate::store::PAGE_ITEMS_MAX);
+    let limit = q
+        .limit
+        .unwrap_or(PAGE_ITEMS_DEFAULT)
+        .clamp(1, crate::store::PAGE_ITEMS_MAX);
     Ok(Json(page(state.store.sent(&org, q.before, limit)?, limit)))
 }
