@@ -430,7 +430,8 @@ async fn tls_identity_must_be_the_sender() {
 #[tokio::test]
 async fn malformed_manifests_are_refused_with_specific_codes() {
     let server = TestServer::start().await;
-    let cases: Vec<(&str, Box<dyn Fn(&mut TestDoc)>)> = vec![
+    type Mutation = Box<dyn Fn(&mut TestDoc)>;
+    let cases: Vec<(&str, Mutation)> = vec![
         // "Chúc Sơn" with combining accents (NFD).
         (
             "manifest_not_nfc",
