@@ -137,7 +137,7 @@ fn pki_revoke_refuses_a_certificate_from_another_pki() {
 }
 
 /// Starts `congvan serve` in `cwd` and waits for its "listening" line.
-fn spawn_server(cwd: &Path, args: &[&str]) -> (std::process::Child, String, Vec<String>) {
+pub fn spawn_server(cwd: &Path, args: &[&str]) -> (std::process::Child, String, Vec<String>) {
     let mut child = congvan()
         .arg("serve")
         .args(args)

@@ -6,6 +6,7 @@ use std::process::Command;
 use congvan::api::{ListPage, SubmissionReceipt};
 use congvan::document::Role;
 use congvan::pki::demo::{Ca, LeafKind, LeafSpec};
+use futures_util::StreamExt;
 use serde_json::json;
 
 use crate::support::{TestDoc, TestServer, assert_code, require};
@@ -821,4 +822,94 @@ fn every_documented_error_code_is_produced_by_a_test() {
         untested.is_empty(),
         "documented codes no test produces: {untested:?}"
     );
+}
+
+/// Peak resident set size of a process, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Deterministic bytes for chunk `i` of a large test payload.
+fn big_chunk(i: u64, chunk: usize) -> Vec<u8> {
+    let mut x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..chunk)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn uploading_512_mib_keeps_server_memory_flat() {
+    const CHUNK: usize = 1 << 20;
+    const CHUNKS: u64 = 512;
+    let (dir, pki) = crate::support::fresh_pki();
+    let data = dir.path().join("data");
+    let (mut child, addr, _) = tokio::task::block_in_place(|| {
+        crate::cli::spawn_server(
+            dir.path(),
+            &[
+                "--config",
+                pki.server_config().to_str().unwrap(),
+                "--listen",
+                "127.0.0.1:0",
+                "--data",
+                data.to_str().unwrap(),
+            ],
+        )
+    });
+    let port = addr.rsplit(':').next().unwrap();
+    let url = format!("https://localhost:{port}");
+    let profile =
+        congvan::config::ClientProfile::load(&pki.org_profile(&"hn/cm".parse().unwrap())).unwrap();
+    let client = congvan::client::Client::new(&profile, &url).unwrap();
+    client.whoami().await.unwrap();
+    let baseline = peak_rss_kib(child.id());
+
+    let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
+    for i in 0..CHUNKS {
+        hasher.update(&big_chunk(i, CHUNK));
+    }
+    let sha = congvan::pki::identity::hex(hasher.finish().as_ref());
+    let size = CHUNK as u64 * CHUNKS;
+    let mut doc = TestDoc::new("hn/cm", &["hn/cm/chuc-son"]);
+    doc.manifest["attachments"] = json!([{"name": "lưu trữ.bin", "media_type": "application/octet-stream", "size": size, "sha256": sha}]);
+    doc.manifest["payload"] = json!({"sha256": sha, "size": size, "encrypted": false});
+    let dir_hn = pki.org_dir(&"hn/cm".parse().unwrap());
+    let sigs = vec![
+        doc.raw_signature(Role::Organization, &dir_hn, "sign"),
+        doc.raw_signature(Role::Person, &dir_hn, "person"),
+    ];
+    let (status, _) = client
+        .post_json::<_, serde_json::Value>("/v1/documents", &doc.body(&sigs))
+        .await
+        .unwrap();
+    assert_eq!(status, 201);
+    let stream = futures_util::stream::iter(0..CHUNKS)
+        .map(|i| Ok::<_, std::io::Error>(bytes::Bytes::from(big_chunk(i, CHUNK))));
+    let (status, _) = client
+        .put_stream::<serde_json::Value>(
+            &format!("/v1/documents/{}/payload", doc.id()),
+            reqwest::Body::wrap_stream(stream),
+            size,
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 201);
+    let peak = peak_rss_kib(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    let grown_mib = (peak.saturating_sub(baseline)) / 1024;
+    eprintln!(
+        "server peak RSS: {baseline} KiB before, {peak} KiB after a 512 MiB upload (+{grown_mib} MiB)"
+    );
+    assert!(grown_mib < 64, "peak RSS grew by {grown_mib} MiB");
 }
