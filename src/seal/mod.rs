@@ -1,19 +1,50 @@
-//! End-to-end encryption of classified payloads.
+//! End-to-end encryption of classified payloads, behind one small interface.
 //!
-//! This module is the only one that knows sequoia-openpgp. It offers the operations the
-//! rest of congvan needs (make a key, and later seal / open / list recipients) behind
-//! plain byte-oriented functions, so that a deployment can plug a certified cipher module
-//! in here without touching routing, storage or the log.
+//! [`Cipher`] is everything the rest of congvan needs from a cipher: `seal` (sign and
+//! encrypt for a set of recipients), `open` (decrypt and verify the sender), and
+//! `recipients_of` (list who a ciphertext is for, without decrypting). Keys cross the
+//! interface as opaque bytes, so a deployment can plug in the Government Cipher
+//! Committee's certified module instead of [`OpenPgp`] without touching routing, storage
+//! or the log. This module is the only one that knows sequoia.
+
+use std::io::{Read, Write};
 
 use sequoia_openpgp as openpgp;
 
 use openpgp::cert::prelude::*;
+use openpgp::crypto::SessionKey;
+use openpgp::packet::{PKESK, Packet, SKESK};
+use openpgp::parse::stream::{
+    DecryptionHelper, DecryptorBuilder, MessageLayer, MessageStructure, VerificationHelper,
+};
+use openpgp::parse::{Dearmor, PacketParserBuilder, PacketParserResult, Parse};
+use openpgp::policy::StandardPolicy;
 use openpgp::serialize::SerializeInto;
+use openpgp::serialize::stream::{Encryptor, LiteralWriter, Message, Signer};
+use openpgp::types::SymmetricAlgorithm;
 
 /// Errors of the sealing layer.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SealError {
+    /// A key or certificate cannot be used.
+    #[error("key: {0}")]
+    Key(String),
+    /// The ciphertext is not a sealed message of the accepted shape (never decrypted).
+    #[error("{0}")]
+    NotSealed(String),
+    /// Decryption failed (not for us, or damaged).
+    #[error("cannot decrypt: {0}")]
+    Decrypt(String),
+    /// The sender's signature inside is missing or wrong.
+    #[error("the sender's signature inside the encryption does not verify: {0}")]
+    Signature(String),
+    /// The plaintext is larger than allowed (a compression bomb, or a lie).
+    #[error("the plaintext exceeds {0} bytes")]
+    TooLarge(u64),
+    /// Reading or writing failed.
+    #[error("I/O: {0}")]
+    Io(String),
     /// The OpenPGP library refused an operation.
     #[error("OpenPGP: {0}")]
     OpenPgp(String),
@@ -22,6 +53,367 @@ pub enum SealError {
 impl From<anyhow::Error> for SealError {
     fn from(e: anyhow::Error) -> Self {
         SealError::OpenPgp(format!("{e:#}"))
+    }
+}
+
+/// What `recipients_of` learns from a ciphertext's headers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Envelope {
+    /// Recipient key ids (upper-case hex key ids or fingerprints), one per PKESK.
+    pub recipients: Vec<String>,
+    /// 1 or 2: the integrity-protected container's version.
+    pub container_version: u8,
+}
+
+/// The interface a cipher module provides.
+pub trait Cipher: Send + Sync {
+    /// Signs `plaintext` with `signer_secret` and encrypts it for exactly `recipients`
+    /// (encoded public certificates), writing the ciphertext to `out`.
+    fn seal(
+        &self,
+        plaintext: &mut dyn Read,
+        out: &mut (dyn Write + Send + Sync),
+        recipients: &[Vec<u8>],
+        signer_secret: &[u8],
+    ) -> Result<(), SealError>;
+
+    /// Decrypts with `recipient_secret`, requires a valid signature by `sender_cert`,
+    /// writes the plaintext to `out` and returns its length. On error, whatever was
+    /// written to `out` must be discarded.
+    fn open(
+        &self,
+        ciphertext: &mut (dyn Read + Send + Sync),
+        out: &mut dyn Write,
+        recipient_secret: &[u8],
+        sender_cert: &[u8],
+        plaintext_bytes_max: u64,
+    ) -> Result<u64, SealError>;
+
+    /// Reads only the headers of `ciphertext`: who it is encrypted for. Refuses anything
+    /// that is not a message of the accepted shape. Never decrypts, never decompresses.
+    fn recipients_of(&self, ciphertext: &mut (dyn Read + Send + Sync)) -> Result<Envelope, SealError>;
+
+    /// The ids under which a ciphertext names the holder of `cert` as a recipient.
+    fn recipient_ids(&self, cert: &[u8]) -> Result<Vec<String>, SealError>;
+
+    /// Checks that `cert` is a usable encryption certificate and returns its fingerprint.
+    fn check_cert(&self, cert: &[u8]) -> Result<String, SealError>;
+}
+
+/// The OpenPGP implementation (sequoia): RFC 9580 messages, SEIPDv2 where every
+/// recipient's certificate advertises it, else SEIPDv1 (for example, certificates made
+/// by GnuPG 2.2).
+pub struct OpenPgp {
+    policy: StandardPolicy<'static>,
+}
+
+impl Default for OpenPgp {
+    fn default() -> Self {
+        OpenPgp {
+            policy: StandardPolicy::new(),
+        }
+    }
+}
+
+fn parse_cert(bytes: &[u8]) -> Result<Cert, SealError> {
+    Cert::from_bytes(bytes).map_err(|e| SealError::Key(format!("{e:#}")))
+}
+
+/// Largest single non-container packet accepted while inspecting (PKESKs are small).
+const HEADER_PACKET_BYTES_MAX: u32 = 64 * 1024;
+/// Most recipients (PKESK packets) a sealed message may name.
+const PKESKS_MAX: usize = 2000;
+
+impl OpenPgp {
+    fn encryption_keys<'a>(&'a self, cert: &'a Cert) -> Result<Vec<ValidErasedKeyAmalgamation<'a, openpgp::packet::key::PublicParts>>, SealError> {
+        let keys: Vec<_> = cert
+            .keys()
+            .with_policy(&self.policy, None)
+            .supported()
+            .alive()
+            .revoked(false)
+            .for_transport_encryption()
+            .collect();
+        if keys.is_empty() {
+            return Err(SealError::Key(format!(
+                "certificate {} has no valid encryption subkey",
+                cert.fingerprint()
+            )));
+        }
+        Ok(keys)
+    }
+}
+
+impl Cipher for OpenPgp {
+    fn seal(
+        &self,
+        plaintext: &mut dyn Read,
+        out: &mut (dyn Write + Send + Sync),
+        recipients: &[Vec<u8>],
+        signer_secret: &[u8],
+    ) -> Result<(), SealError> {
+        let certs = recipients
+            .iter()
+            .map(|c| parse_cert(c))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut recipient_keys = Vec::new();
+        for cert in &certs {
+            for ka in self.encryption_keys(cert)? {
+                recipient_keys.push(ka);
+            }
+        }
+        let signer = parse_cert(signer_secret)?;
+        let signing_key = signer
+            .keys()
+            .unencrypted_secret()
+            .with_policy(&self.policy, None)
+            .supported()
+            .alive()
+            .revoked(false)
+            .for_signing()
+            .next()
+            .ok_or_else(|| SealError::Key("the sender's key has no usable signing subkey".into()))?
+            .key()
+            .clone()
+            .into_keypair()?;
+        let message = Message::new(out);
+        let message = Encryptor::for_recipients(message, recipient_keys).build()?;
+        let message = Signer::new(message, signing_key)?.build()?;
+        let mut message = LiteralWriter::new(message).build()?;
+        std::io::copy(plaintext, &mut message).map_err(|e| SealError::Io(e.to_string()))?;
+        message.finalize()?;
+        Ok(())
+    }
+
+    fn open(
+        &self,
+        ciphertext: &mut (dyn Read + Send + Sync),
+        out: &mut dyn Write,
+        recipient_secret: &[u8],
+        sender_cert: &[u8],
+        plaintext_bytes_max: u64,
+    ) -> Result<u64, SealError> {
+        let secret = parse_cert(recipient_secret)?;
+        let sender = parse_cert(sender_cert)?;
+        let helper = OpenHelper {
+            policy: &self.policy,
+            secret: &secret,
+            sender: &sender,
+            signed_by_sender: false,
+            decrypted: false,
+        };
+        let mut decryptor = DecryptorBuilder::from_reader(ciphertext)
+            .map_err(|e| SealError::Decrypt(format!("{e:#}")))?
+            .with_policy(&self.policy, None, helper)
+            .map_err(classify_open_error)?;
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut total: u64 = 0;
+        loop {
+            let n = decryptor.read(&mut buf).map_err(|e| {
+                classify_open_error(anyhow::Error::from(e))
+            })?;
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+            if total > plaintext_bytes_max {
+                return Err(SealError::TooLarge(plaintext_bytes_max));
+            }
+            out.write_all(&buf[..n]).map_err(|e| SealError::Io(e.to_string()))?;
+        }
+        let helper = decryptor.into_helper();
+        if !helper.signed_by_sender {
+            return Err(SealError::Signature("no signature by the sender".into()));
+        }
+        Ok(total)
+    }
+
+    fn recipients_of(&self, ciphertext: &mut (dyn Read + Send + Sync)) -> Result<Envelope, SealError> {
+        let not_sealed = |why: String| SealError::NotSealed(why);
+        let mut ppr = PacketParserBuilder::from_reader(ciphertext)
+            .map_err(|e| not_sealed(format!("not an OpenPGP message: {e:#}")))?
+            .dearmor(Dearmor::Disabled)
+            .max_packet_size(HEADER_PACKET_BYTES_MAX)
+            .max_recursion_depth(0)
+            .build()
+            .map_err(|e| not_sealed(format!("not an OpenPGP message: {e:#}")))?;
+        let mut recipients = Vec::new();
+        let mut container_version = None;
+        while let PacketParserResult::Some(pp) = ppr {
+            if container_version.is_some() {
+                return Err(not_sealed(
+                    "data follows the encrypted container; only recipient packets and one \
+                     container are allowed"
+                        .into(),
+                ));
+            }
+            match &pp.packet {
+                Packet::PKESK(pkesk) => {
+                    let id = match pkesk.recipient() {
+                        Some(handle) => handle.to_hex(),
+                        None => {
+                            return Err(not_sealed(
+                                "an anonymous (wildcard) recipient cannot be checked".into(),
+                            ));
+                        }
+                    };
+                    recipients.push(id);
+                    if recipients.len() > PKESKS_MAX {
+                        return Err(not_sealed(format!("more than {PKESKS_MAX} recipients")));
+                    }
+                }
+                Packet::SEIP(seip) => {
+                    if recipients.is_empty() {
+                        return Err(not_sealed(
+                            "the encrypted container is not encrypted to any recipient key".into(),
+                        ));
+                    }
+                    container_version = Some(seip.version());
+                }
+                Packet::Literal(_) => {
+                    return Err(not_sealed("cleartext literal data is exposed".into()));
+                }
+                Packet::CompressedData(_) => {
+                    return Err(not_sealed(
+                        "compressed data outside the encryption (never decompressed here)".into(),
+                    ));
+                }
+                Packet::SKESK(_) => {
+                    return Err(not_sealed(
+                        "a password-encrypted session key would let others decrypt".into(),
+                    ));
+                }
+                other => {
+                    return Err(not_sealed(format!(
+                        "unexpected {} packet; a sealed message is recipient packets followed by \
+                         one integrity-protected container",
+                        other.tag()
+                    )));
+                }
+            }
+            // `next` skips the packet's body without processing it: the container's
+            // ciphertext is read past, never decrypted.
+            ppr = match pp.next() {
+                Ok((_, next)) => next,
+                Err(e) => return Err(not_sealed(format!("malformed OpenPGP framing: {e:#}"))),
+            };
+        }
+        let container_version = container_version
+            .ok_or_else(|| not_sealed("no integrity-protected encrypted container".into()))?;
+        Ok(Envelope {
+            recipients,
+            container_version,
+        })
+    }
+
+    fn recipient_ids(&self, cert: &[u8]) -> Result<Vec<String>, SealError> {
+        let cert = parse_cert(cert)?;
+        let mut ids = Vec::new();
+        for ka in self.encryption_keys(&cert)? {
+            ids.push(ka.key().keyid().to_hex());
+            ids.push(ka.key().fingerprint().to_hex());
+        }
+        Ok(ids)
+    }
+
+    fn check_cert(&self, cert: &[u8]) -> Result<String, SealError> {
+        let parsed = parse_cert(cert)?;
+        if parsed.is_tsk() {
+            return Err(SealError::Key(
+                "this is a secret key; register the public certificate only".into(),
+            ));
+        }
+        self.encryption_keys(&parsed)?;
+        Ok(parsed.fingerprint().to_hex())
+    }
+}
+
+fn classify_open_error(e: anyhow::Error) -> SealError {
+    let text = format!("{e:#}");
+    if text.contains("signature") || text.contains("Signature") {
+        SealError::Signature(text)
+    } else {
+        SealError::Decrypt(text)
+    }
+}
+
+struct OpenHelper<'a> {
+    policy: &'a StandardPolicy<'static>,
+    secret: &'a Cert,
+    sender: &'a Cert,
+    signed_by_sender: bool,
+    decrypted: bool,
+}
+
+impl VerificationHelper for OpenHelper<'_> {
+    fn get_certs(&mut self, _ids: &[openpgp::KeyHandle]) -> openpgp::Result<Vec<Cert>> {
+        Ok(vec![self.sender.clone()])
+    }
+
+    fn check(&mut self, structure: MessageStructure) -> openpgp::Result<()> {
+        for layer in structure.into_iter() {
+            match layer {
+                MessageLayer::Encryption { .. } | MessageLayer::Compression { .. } => {}
+                MessageLayer::SignatureGroup { results } => {
+                    for result in results {
+                        match result {
+                            Ok(good) if good.ka.cert().fingerprint() == self.sender.fingerprint() => {
+                                self.signed_by_sender = true;
+                            }
+                            Ok(_) => {}
+                            Err(e) => {
+                                return Err(anyhow::anyhow!("bad signature: {e}"));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if !self.decrypted {
+            return Err(anyhow::anyhow!("the message was not encrypted"));
+        }
+        if !self.signed_by_sender {
+            return Err(anyhow::anyhow!("no valid signature by the sender"));
+        }
+        Ok(())
+    }
+}
+
+impl DecryptionHelper for OpenHelper<'_> {
+    fn decrypt(
+        &mut self,
+        pkesks: &[PKESK],
+        _skesks: &[SKESK],
+        sym_algo: Option<SymmetricAlgorithm>,
+        decrypt: &mut dyn FnMut(Option<SymmetricAlgorithm>, &SessionKey) -> bool,
+    ) -> openpgp::Result<Option<Cert>> {
+        let keys: Vec<_> = self
+            .secret
+            .keys()
+            .unencrypted_secret()
+            .with_policy(self.policy, None)
+            .supported()
+            .for_transport_encryption()
+            .collect();
+        for pkesk in pkesks {
+            for ka in &keys {
+                let matches = match pkesk.recipient() {
+                    Some(handle) => handle.aliases(openpgp::KeyHandle::from(ka.key().fingerprint())),
+                    None => false,
+                };
+                if !matches {
+                    continue;
+                }
+                let mut pair = ka.key().clone().into_keypair()?;
+                if let Some((algo, session_key)) = pkesk.decrypt(&mut pair, sym_algo) {
+                    if decrypt(algo, &session_key) {
+                        self.decrypted = true;
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+        Err(anyhow::anyhow!("the message is not encrypted to this organisation's key"))
     }
 }
 
@@ -44,4 +436,80 @@ pub fn generate_key(user_id: &str) -> Result<GeneratedKey, SealError> {
         cert_armored: cert.armored().to_vec()?,
         fingerprint: cert.fingerprint().to_hex(),
     })
+}
+
+/// The public certificate of a secret key, armoured.
+pub fn public_of(secret: &[u8]) -> Result<Vec<u8>, SealError> {
+    let cert = parse_cert(secret)?;
+    Ok(cert.strip_secret_key_material().armored().to_vec()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seal_inspect_open_round_trip() {
+        let cipher = OpenPgp::default();
+        let sender = generate_key("sender").unwrap();
+        let a = generate_key("a").unwrap();
+        let b = generate_key("b").unwrap();
+        let plaintext = "Quyết định mật: nội dung thử nghiệm".repeat(1000);
+        let mut ciphertext = Vec::new();
+        cipher
+            .seal(
+                &mut plaintext.as_bytes(),
+                &mut ciphertext,
+                &[a.cert_armored.clone(), b.cert_armored.clone()],
+                &sender.secret_armored,
+            )
+            .unwrap();
+        assert!(!ciphertext.windows(20).any(|w| plaintext.as_bytes().starts_with(w)));
+
+        let envelope = cipher.recipients_of(&mut ciphertext.as_slice()).unwrap();
+        assert_eq!(envelope.recipients.len(), 2);
+        // Sequoia-made certificates advertise SEIPDv2.
+        assert_eq!(envelope.container_version, 2);
+        let ids_a = cipher.recipient_ids(&a.cert_armored).unwrap();
+        assert!(envelope.recipients.iter().any(|r| ids_a.contains(r)));
+
+        for key in [&a, &b] {
+            let mut out = Vec::new();
+            let n = cipher
+                .open(&mut ciphertext.as_slice(), &mut out, &key.secret_armored, &sender.cert_armored, 1 << 20)
+                .unwrap();
+            assert_eq!(n as usize, plaintext.len());
+            assert_eq!(out, plaintext.as_bytes());
+        }
+        // Not a recipient; wrong sender; too small a limit.
+        let c = generate_key("c").unwrap();
+        let mut sink = Vec::new();
+        assert!(cipher.open(&mut ciphertext.as_slice(), &mut sink, &c.secret_armored, &sender.cert_armored, 1 << 20).is_err());
+        assert!(cipher.open(&mut ciphertext.as_slice(), &mut Vec::new(), &a.secret_armored, &c.cert_armored, 1 << 20).is_err());
+        assert!(matches!(
+            cipher.open(&mut ciphertext.as_slice(), &mut Vec::new(), &a.secret_armored, &sender.cert_armored, 100),
+            Err(SealError::TooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn recipients_of_refuses_what_is_not_sealed() {
+        let cipher = OpenPgp::default();
+        for garbage in [&b""[..], b"hello", b"\xff\xff\xff\xff", b"-----BEGIN PGP MESSAGE-----\n"] {
+            assert!(matches!(cipher.recipients_of(&mut &garbage[..]), Err(SealError::NotSealed(_))), "{garbage:?}");
+        }
+        // A signed but unencrypted message exposes literal data.
+        let sender = generate_key("sender").unwrap();
+        let cert = Cert::from_bytes(&sender.secret_armored).unwrap();
+        let pair = cert.keys().unencrypted_secret().with_policy(&StandardPolicy::new(), None).for_signing().next().unwrap().key().clone().into_keypair().unwrap();
+        let mut signed = Vec::new();
+        {
+            let m = Message::new(&mut signed);
+            let m = Signer::new(m, pair).unwrap().build().unwrap();
+            let mut m = LiteralWriter::new(m).build().unwrap();
+            m.write_all(b"secret").unwrap();
+            m.finalize().unwrap();
+        }
+        assert!(matches!(cipher.recipients_of(&mut signed.as_slice()), Err(SealError::NotSealed(_))));
+    }
 }
