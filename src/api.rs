@@ -120,6 +120,12 @@ pub struct ListItem {
     /// When the payload was accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accepted_at: Option<String>,
+    /// In an inbox: when this recipient first fetched the payload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetched_at: Option<String>,
+    /// In an inbox: this recipient's latest receipt status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt_status: Option<String>,
 }
 
 /// A page of a listing.
@@ -157,6 +163,12 @@ pub struct DirectoryOrg {
     pub merged_into: Option<String>,
     /// Signature roles its documents must carry.
     pub required_signatures: Vec<String>,
+    /// Its registered encryption certificate (ASCII-armoured OpenPGP), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_cert: Option<String>,
+    /// Its document-signing certificates (PEM), if registered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_certs: Option<String>,
 }
 
 /// One security officer role in the directory statement.
@@ -190,4 +202,101 @@ pub fn now_rfc3339() -> String {
     let now = now.replace_nanosecond(0).unwrap_or(now);
     now.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| now.unix_timestamp().to_string())
+}
+
+/// `type` of a recipient's delivery receipt.
+pub const DELIVERY_RECEIPT_TYPE: &str = "congvan.delivery-receipt/v1";
+
+/// What a recipient signs to acknowledge a document (edXML status).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryReceipt {
+    /// [`DELIVERY_RECEIPT_TYPE`].
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The document.
+    pub document_id: Uuid,
+    /// The recipient organisation (the signer).
+    pub recipient: String,
+    /// SHA-256 of the manifest's canonical bytes.
+    pub manifest_sha256: String,
+    /// SHA-256 of the payload.
+    pub payload_sha256: String,
+    /// edXML status: 01 arrived, 02 rejected, 03 accepted, 04 assigned, 05 processing,
+    /// 06 completed, 13 recall requested, 15 recall/update agreed, 16 refused.
+    pub status: String,
+    /// When (RFC 3339).
+    pub time: String,
+    /// A note (required for 02: the reason).
+    pub note: String,
+}
+
+/// `POST /v1/documents/{id}/receipts`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptRequest {
+    /// The statement.
+    pub receipt: DeliveryReceipt,
+    /// The recipient organisation's signature over the statement's RFC 8785 bytes.
+    pub signature: DocSignature,
+}
+
+/// The answer to `POST /v1/documents/{id}/receipts`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ReceiptResponse {
+    /// The document.
+    pub document_id: Uuid,
+    /// The recipient.
+    pub recipient: String,
+    /// The recorded status.
+    pub status: String,
+    /// When the server recorded it.
+    pub recorded_at: String,
+}
+
+/// One recipient's state in `GET /v1/documents/{id}/status`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RecipientStatus {
+    /// The recipient.
+    pub org: String,
+    /// First fetch of the payload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetched_at: Option<String>,
+    /// Number of fetches.
+    pub fetch_count: u64,
+    /// Latest receipt status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Time stated in the latest receipt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_time: Option<String>,
+    /// Note of the latest receipt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Every signed receipt, oldest first.
+    pub receipts: Vec<serde_json::Value>,
+}
+
+/// `GET /v1/documents/{id}/status`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StatusView {
+    /// The document.
+    pub id: Uuid,
+    /// The sender.
+    pub sender: String,
+    /// Urgency 0–4.
+    pub urgency: u8,
+    /// When the payload was accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted_at: Option<String>,
+    /// Each recipient.
+    pub recipients: Vec<RecipientStatus>,
+}
+
+/// `GET /v1/crls`: the CRLs the server checks signatures against (PEM; each is signed by
+/// its CA, so the server cannot forge them).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CrlsResponse {
+    /// PEM-encoded CRLs.
+    pub crls: Vec<String>,
 }

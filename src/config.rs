@@ -100,6 +100,12 @@ struct ServerFile {
     #[serde(default)]
     documents: DocumentsConfig,
     signatures: Option<SignaturesFile>,
+    #[serde(default = "default_keys_dir")]
+    keys_dir: PathBuf,
+}
+
+fn default_keys_dir() -> PathBuf {
+    PathBuf::from("keys")
 }
 
 #[derive(Deserialize)]
@@ -191,6 +197,9 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// The organisation tree file.
     pub orgs: PathBuf,
+    /// Where organisations' registered certificates live (`<id>.openpgp.asc`,
+    /// `<id>.signing.pem`, with `/` in ids as `.`).
+    pub keys_dir: PathBuf,
     /// Use the compiled-in sample tree when `orgs` does not exist (embedded default only).
     pub orgs_fallback_embedded: bool,
     /// TLS material.
@@ -259,6 +268,7 @@ impl ServerConfig {
             listen: file.listen,
             data_dir: resolve(file.data_dir),
             orgs: resolve(file.orgs),
+            keys_dir: resolve(file.keys_dir),
             orgs_fallback_embedded: false,
             tls: TlsConfig {
                 cert: resolve(file.tls.cert),
@@ -287,7 +297,9 @@ impl ServerConfig {
                 });
             }
         };
-        Ok((Directory::from_toml(&text)?, text))
+        let mut directory = Directory::from_toml(&text)?;
+        directory.attach_keys(&self.keys_dir)?;
+        Ok((directory, text))
     }
 }
 

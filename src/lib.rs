@@ -17,6 +17,7 @@
 pub mod api;
 pub mod client;
 pub mod config;
+pub mod demo;
 pub mod directory;
 pub mod document;
 pub mod notary;

@@ -67,6 +67,73 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
+    /// List received documents not yet acknowledged, most urgent first.
+    Inbox {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Show acknowledged documents too.
+        #[arg(long)]
+        all: bool,
+        /// At most this many documents.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Download a document, verify it (signatures, digests, decryption), write its files.
+    Fetch {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The document id.
+        id: uuid::Uuid,
+        /// Directory to write the files into.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Acknowledge a received document with a signed receipt.
+    Ack {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The document id.
+        id: uuid::Uuid,
+        /// edXML status: 01 arrived, 02 rejected, 03 accepted, 04 assigned, 05 processing,
+        /// 06 completed, 13 recall requested, 15 recall/update agreed, 16 refused.
+        #[arg(long, value_parser = ["01", "02", "03", "04", "05", "06", "13", "15", "16"])]
+        status: String,
+        /// A note (the reason, for 02).
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Show each recipient's delivery status of a document (sender or security officer).
+    Status {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The document id.
+        id: uuid::Uuid,
+    },
+    /// Show the organisation directory, or register an encryption key (operator).
+    Directory {
+        #[command(flatten)]
+        client: Option<ClientArgs>,
+        #[command(subcommand)]
+        command: Option<DirectoryCommand>,
+    },
+    /// Run a complete demonstration on a temporary server: a district office sends a
+    /// directive and a "Mật" decision; communes fetch, verify, decrypt and acknowledge.
+    Demo,
+}
+
+#[derive(Subcommand)]
+enum DirectoryCommand {
+    /// Register an organisation's OpenPGP certificate (for example exported from gpg) as
+    /// its encryption key. Runs on the server host; the server picks it up within seconds.
+    SetKey {
+        /// Server configuration (default: config/congvan.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The organisation id.
+        org: congvan::directory::OrgId,
+        /// The public certificate file (binary or ASCII-armoured).
+        cert: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -357,6 +424,88 @@ fn run(command: Command) -> Result<()> {
             println!("{}", outcome.id);
             Ok(())
         }
+        Command::Inbox { client, all, limit } => {
+            let client = client.client()?;
+            let state = if all { "all" } else { "new" };
+            let mut page: congvan::api::ListPage = runtime()?.block_on(client.get_json(
+                &format!("/v1/inbox?state={state}&limit={}", limit.clamp(1, 500)),
+            ))?;
+            // Most urgent first, then newest.
+            page.items
+                .sort_by(|a, b| b.urgency.cmp(&a.urgency).then(b.seq.cmp(&a.seq)));
+            print_list(&page.items, false);
+            Ok(())
+        }
+        Command::Fetch { client, id, out } => {
+            let client = client.client()?;
+            let fetched = runtime()?.block_on(client.fetch_document(&id, &out))?;
+            let m = &fetched.manifest;
+            println!(
+                "verified {} {}-{} from {}",
+                m.doc_type, m.code.number, m.code.notation, m.sender
+            );
+            println!("  subject:        {}", m.subject);
+            println!("  classification: {}", m.classification.name());
+            for (role, subject) in &fetched.signers {
+                println!("  signed ({}):  {subject}", role.name());
+            }
+            for file in &fetched.files {
+                println!("  wrote {}", file.display());
+            }
+            Ok(())
+        }
+        Command::Ack {
+            client,
+            id,
+            status,
+            note,
+        } => {
+            let client = client.client()?;
+            let answer = runtime()?.block_on(client.acknowledge(&id, &status, &note))?;
+            println!(
+                "receipt {} for {} recorded at {}",
+                answer.status, answer.document_id, answer.recorded_at
+            );
+            Ok(())
+        }
+        Command::Status { client, id } => {
+            let client = client.client()?;
+            let view: congvan::api::StatusView =
+                runtime()?.block_on(client.get_json(&format!("/v1/documents/{id}/status")))?;
+            println!(
+                "{} from {} (accepted {})",
+                view.id,
+                view.sender,
+                view.accepted_at.unwrap_or_default()
+            );
+            println!(
+                "{:<24} {:<22} {:<6} {:<22} note",
+                "recipient", "fetched", "status", "status time"
+            );
+            for r in view.recipients {
+                println!(
+                    "{:<24} {:<22} {:<6} {:<22} {}",
+                    r.org,
+                    r.fetched_at.unwrap_or_else(|| "-".into()),
+                    r.status.unwrap_or_else(|| "-".into()),
+                    r.status_time.unwrap_or_else(|| "-".into()),
+                    r.note.unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        Command::Directory { client, command } => match command {
+            Some(DirectoryCommand::SetKey { config, org, cert }) => set_key(config, &org, &cert),
+            None => {
+                let client = client
+                    .ok_or_else(|| anyhow::anyhow!("give --profile to show the directory"))?
+                    .client()?;
+                let directory = runtime()?.block_on(client.directory())?;
+                print_tree(&directory);
+                Ok(())
+            }
+        },
+        Command::Demo => Ok(runtime()?.block_on(congvan::demo::run())?),
         Command::Sent { client, limit } => {
             let client = client.client()?;
             let page: congvan::api::ListPage = runtime()?
@@ -391,7 +540,7 @@ fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>, data: Option<PathB
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
-        let tls = server.tls();
+        let reload = server.reloader();
         tokio::spawn(async move {
             let Ok(mut hup) =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -399,14 +548,75 @@ fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>, data: Option<PathB
                 return;
             };
             while hup.recv().await.is_some() {
-                tracing::info!("SIGHUP: reloading TLS material and CRLs");
-                let tls = tls.clone();
-                let _ = tokio::task::spawn_blocking(move || tls.reload()).await;
+                tracing::info!("SIGHUP: reloading TLS material, CRLs and the directory");
+                let _ = tokio::task::spawn_blocking(reload.clone()).await;
             }
         });
         server.run(listener, shutdown_signal()).await?;
         Ok(())
     })
+}
+
+fn print_tree(directory: &congvan::api::DirectoryStatement) {
+    fn walk(directory: &congvan::api::DirectoryStatement, parent: Option<&str>, depth: usize) {
+        for org in directory
+            .orgs
+            .iter()
+            .filter(|o| o.parent.as_deref() == parent)
+        {
+            let status = match (org.status.as_str(), &org.merged_into) {
+                ("active", _) => String::new(),
+                ("merged", Some(into)) => format!("  [merged into {into}]"),
+                (other, _) => format!("  [{other}]"),
+            };
+            let key = if org.encryption_cert.is_some() {
+                ""
+            } else if org.status == "active" {
+                "  (no encryption key)"
+            } else {
+                ""
+            };
+            println!(
+                "{}{}  {}{status}{key}",
+                "  ".repeat(depth),
+                org.id,
+                org.name
+            );
+            walk(directory, Some(&org.id), depth + 1);
+        }
+    }
+    walk(directory, None, 0);
+    for auditor in &directory.auditors {
+        println!("security officer for {}: {}", auditor.scope, auditor.name);
+    }
+}
+
+fn set_key(config: Option<PathBuf>, org: &congvan::directory::OrgId, cert: &Path) -> Result<()> {
+    use congvan::seal::Cipher as _;
+    let config = match config {
+        Some(path) => ServerConfig::load(&path)?,
+        None => ServerConfig::load(Path::new(DEFAULT_CONFIG_PATH))?,
+    };
+    let (directory, _) = config.load_directory()?;
+    if directory.org(org).is_none() {
+        bail!(
+            "{org} is not in the organisation tree {}",
+            config.orgs.display()
+        );
+    }
+    let bytes = std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?;
+    let fingerprint = congvan::seal::OpenPgp::default()
+        .check_cert(&bytes)
+        .with_context(|| format!("{} cannot be used as an encryption key", cert.display()))?;
+    let target = config
+        .keys_dir
+        .join(congvan::directory::encryption_cert_file(org));
+    congvan::pki::pem::write_public(&target, &bytes)?;
+    println!(
+        "registered {fingerprint} as the encryption key of {org} ({})",
+        target.display()
+    );
+    Ok(())
 }
 
 fn print_list(items: &[congvan::api::ListItem], sent: bool) {
@@ -429,7 +639,7 @@ fn print_list(items: &[congvan::api::ListItem], sent: bool) {
             format!("[{}]", item.classification)
         };
         println!(
-            "{}  {} {}/{}  {:<11} {:<16} {}  {}",
+            "{}  {} {}-{}  {:<11} {:<16} {}  {}",
             item.id, item.doc_type, item.number, item.notation, urgency, item.state, who, subject
         );
     }

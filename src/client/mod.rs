@@ -1,6 +1,7 @@
 //! The client: an HTTPS client over mutual TLS, configured from a profile, and the
 //! commands the CLI offers on top of it.
 
+pub mod fetch;
 pub mod send;
 pub mod state;
 

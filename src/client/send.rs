@@ -19,14 +19,18 @@ use crate::api::{
     SUBMISSION_RECEIPT_TYPE, SubmissionReceipt, SubmitRequest, SubmitResponse, UploadResponse,
 };
 use crate::directory::OrgId;
+use crate::document::manifest::Layer;
 use crate::document::manifest::{
     Attachment, Business, BusinessKind, Classification, DocCode, MANIFEST_VERSION, Manifest,
     PayloadInfo, Promulgated, Signer, Urgency,
 };
+use crate::document::package;
 use crate::document::{DocSignature, Role, sha256_hex};
 use crate::notary::{self, KeyPurpose, Signed};
 use crate::pki::identity::{hex, subject_name_and_title};
 use crate::pki::signing::SigningKey;
+use crate::seal::{Cipher, OpenPgp};
+use std::io::Write as _;
 
 /// Everything `congvan send` needs besides the profile.
 #[derive(Clone, Debug)]
@@ -288,8 +292,34 @@ impl Client {
             },
             created_at: crate::api::now_rfc3339(),
         };
+        let rules = crate::document::ManifestRules {
+            doc_types: vec![manifest.doc_type.clone()],
+            payload_bytes_max: u64::MAX,
+        };
+        // A classified document: seal the inner package, and send an outer manifest with
+        // routing fields only. The sealed file lives until the upload is done.
+        let mut sealed_file = None;
+        let manifest = if request.classification.is_classified() {
+            manifest
+                .validate_layer(&rules, Layer::Inner)
+                .map_err(|e| ClientError::Input(e.to_string()))?;
+            let (file, sha256, size) = self.seal_inner(&manifest, &request.files).await?;
+            sealed_file = Some(file);
+            Manifest {
+                subject: String::new(),
+                attachments: Vec::new(),
+                payload: PayloadInfo {
+                    sha256,
+                    size,
+                    encrypted: true,
+                },
+                ..manifest
+            }
+        } else {
+            manifest
+        };
         manifest
-            .validate(&crate::document::ManifestRules::default())
+            .validate_layer(&rules, Layer::Outer)
             .map_err(|e| ClientError::Input(e.to_string()))?;
         let canonical = manifest
             .canonical()
@@ -315,8 +345,75 @@ impl Client {
                 .map_err(|e| ClientError::Input(e.to_string()))?,
             signatures,
         };
-        self.submit_and_upload(&manifest, &canonical, &submit, &request.files, recipients)
+        let upload_files = match &sealed_file {
+            Some(file) => vec![file.path().to_owned()],
+            None => request.files.clone(),
+        };
+        self.submit_and_upload(&manifest, &canonical, &submit, &upload_files, recipients)
             .await
+    }
+
+    /// Builds the inner package (header + files), signs and encrypts it for the
+    /// recipients' registered certificates, into a temporary file. Returns the file and the
+    /// ciphertext's SHA-256 and size.
+    async fn seal_inner(
+        &self,
+        inner: &Manifest,
+        files: &[PathBuf],
+    ) -> Result<(tempfile::NamedTempFile, String, u64), ClientError> {
+        let directory = self.directory().await?;
+        let mut certs = Vec::new();
+        for recipient in &inner.recipients {
+            let cert = directory
+                .orgs
+                .iter()
+                .find(|o| o.id == recipient.as_str())
+                .and_then(|o| o.encryption_cert.clone())
+                .ok_or_else(|| {
+                    ClientError::Input(format!(
+                        "{recipient} has no registered encryption key; it cannot receive classified documents"
+                    ))
+                })?;
+            certs.push(cert.into_bytes());
+        }
+        let key_path = self
+            .profile()
+            .openpgp_key
+            .clone()
+            .ok_or_else(|| ClientError::Input("the profile has no openpgp_key".into()))?;
+        let inner_canonical = inner
+            .canonical()
+            .map_err(|e| ClientError::Input(e.to_string()))?;
+        let files = files.to_vec();
+        let state_dir = self.profile().state_dir.clone();
+        tokio::task::spawn_blocking(move || {
+            let input = |e: std::io::Error| ClientError::Input(e.to_string());
+            let secret = std::fs::read(&key_path)
+                .map_err(|e| ClientError::Input(format!("{}: {e}", key_path.display())))?;
+            let mut header = Vec::new();
+            package::write_header(&mut header, &inner_canonical)
+                .map_err(|e| ClientError::Input(e.to_string()))?;
+            let mut reader: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(header));
+            for path in &files {
+                let file = std::fs::File::open(path)
+                    .map_err(|e| ClientError::Input(format!("{}: {e}", path.display())))?;
+                reader = Box::new(reader.chain(file));
+            }
+            std::fs::create_dir_all(&state_dir).map_err(input)?;
+            let sealed = tempfile::NamedTempFile::new_in(&state_dir).map_err(input)?;
+            let mut writer = HashingWriter {
+                inner: std::io::BufWriter::new(sealed.reopen().map_err(input)?),
+                hasher: digest::Context::new(&digest::SHA256),
+                size: 0,
+            };
+            OpenPgp::default()
+                .seal(&mut reader, &mut writer, &certs, &secret)
+                .map_err(|e| ClientError::Input(format!("sealing: {e}")))?;
+            writer.inner.flush().map_err(input)?;
+            Ok((sealed, hex(writer.hasher.finish().as_ref()), writer.size))
+        })
+        .await
+        .map_err(|e| ClientError::Input(e.to_string()))?
     }
 
     /// Submits a signed manifest, uploads the payload (the files concatenated) and
@@ -405,4 +502,24 @@ pub fn check_receipt(
         ));
     }
     Ok(statement)
+}
+
+/// A writer that hashes and counts what passes through it.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: digest::Context,
+    size: u64,
+}
+
+impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }

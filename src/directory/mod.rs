@@ -199,6 +199,23 @@ pub struct Org {
     /// `organization`); both unless the tree says otherwise.
     #[serde(skip)]
     pub required_signatures: Vec<String>,
+    /// The registered encryption certificate (opaque to this module; an OpenPGP
+    /// certificate with the shipped cipher).
+    #[serde(skip)]
+    pub encryption_cert: Option<Vec<u8>>,
+    /// The organisation's document-signing certificates (PEM), for clients to see.
+    #[serde(skip)]
+    pub signing_certs_pem: Option<String>,
+}
+
+/// File name, in the keys directory, of an organisation's encryption certificate.
+pub fn encryption_cert_file(id: &OrgId) -> String {
+    format!("{}.openpgp.asc", id.file_name())
+}
+
+/// File name, in the keys directory, of an organisation's signing certificates.
+pub fn signing_certs_file(id: &OrgId) -> String {
+    format!("{}.signing.pem", id.file_name())
 }
 
 /// Signature roles a document may carry.
@@ -333,6 +350,8 @@ impl Directory {
                 }
             };
             let org = Org {
+                encryption_cert: None,
+                signing_certs_pem: None,
                 required_signatures,
                 id: entry.id.clone(),
                 name: entry.name,
@@ -432,6 +451,42 @@ impl Directory {
             }
         }
         Ok(())
+    }
+
+    /// Reads each organisation's certificates from `keys_dir` (see
+    /// [`encryption_cert_file`] and [`signing_certs_file`]); missing files mean none.
+    pub fn attach_keys(&mut self, keys_dir: &Path) -> Result<(), DirectoryError> {
+        for org in self.orgs.values_mut() {
+            let read = |name: String| -> Result<Option<Vec<u8>>, DirectoryError> {
+                let path = keys_dir.join(name);
+                match std::fs::read(&path) {
+                    Ok(bytes) => Ok(Some(bytes)),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(source) => Err(DirectoryError::Io {
+                        path: path.display().to_string(),
+                        source,
+                    }),
+                }
+            };
+            org.encryption_cert = read(encryption_cert_file(&org.id))?;
+            org.signing_certs_pem = read(signing_certs_file(&org.id))?
+                .map(|b| String::from_utf8_lossy(&b).into_owned());
+        }
+        Ok(())
+    }
+
+    /// Drops the encryption certificates for which `usable` says false.
+    pub fn retain_usable_encryption_certs(
+        &mut self,
+        mut usable: impl FnMut(&OrgId, &[u8]) -> bool,
+    ) {
+        for org in self.orgs.values_mut() {
+            if let Some(cert) = &org.encryption_cert {
+                if !usable(&org.id, cert) {
+                    org.encryption_cert = None;
+                }
+            }
+        }
     }
 
     /// The organisation with this id.

@@ -308,8 +308,28 @@ impl Default for ManifestRules {
     }
 }
 
+/// Which manifest of a document is being checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layer {
+    /// The manifest the server sees. For a classified document it carries routing fields
+    /// only: empty subject, no attachments, an encrypted payload.
+    Outer,
+    /// The full manifest inside a classified document's encryption: subject,
+    /// attachments, and `payload` describing the attachments concatenated.
+    Inner,
+}
+
 /// Parses a manifest from its JSON text: size, NFC, strict shape, canonical bytes, rules.
 pub fn parse(json: &str, rules: &ManifestRules) -> Result<ParsedManifest, ManifestError> {
+    parse_layer(json, rules, Layer::Outer)
+}
+
+/// Like [`parse`], for either layer.
+pub fn parse_layer(
+    json: &str,
+    rules: &ManifestRules,
+    layer: Layer,
+) -> Result<ParsedManifest, ManifestError> {
     if json.len() > MANIFEST_BYTES_MAX {
         return Err(ManifestError::TooLarge(json.len()));
     }
@@ -326,7 +346,7 @@ pub fn parse(json: &str, rules: &ManifestRules) -> Result<ParsedManifest, Manife
         }
     })?;
     let canonical = canonical_bytes(&value)?;
-    manifest.validate(rules)?;
+    manifest.validate_layer(rules, layer)?;
     Ok(ParsedManifest {
         manifest,
         canonical,
@@ -346,8 +366,13 @@ impl Manifest {
         canonical_bytes(&value)
     }
 
-    /// Checks every rule that does not need the directory or the signatures.
+    /// Checks every rule that does not need the directory or the signatures (outer layer).
     pub fn validate(&self, rules: &ManifestRules) -> Result<(), ManifestError> {
+        self.validate_layer(rules, Layer::Outer)
+    }
+
+    /// Checks every rule that does not need the directory or the signatures.
+    pub fn validate_layer(&self, rules: &ManifestRules, layer: Layer) -> Result<(), ManifestError> {
         let invalid = |m: String| Err(ManifestError::Invalid(m));
         if self.version != MANIFEST_VERSION {
             return invalid(format!(
@@ -376,7 +401,12 @@ impl Manifest {
             return Err(ManifestError::UnknownDocType(self.doc_type.clone()));
         }
         let classified = self.classification.is_classified();
-        if classified {
+        if layer == Layer::Inner && !classified {
+            return invalid("only classified documents have an inner manifest".into());
+        }
+        // Whether this manifest describes the content itself (subject, files).
+        let carries_content = !classified || layer == Layer::Inner;
+        if !carries_content {
             if !self.subject.is_empty() {
                 return invalid(
                     "a classified document's outer manifest must have an empty subject".into(),
@@ -426,7 +456,7 @@ impl Manifest {
             }
             (_, Some(_)) => {}
         }
-        if !classified && self.attachments.is_empty() {
+        if carries_content && self.attachments.is_empty() {
             return invalid("a document needs at least one attachment".into());
         }
         if self.attachments.len() > ATTACHMENTS_MAX {
@@ -452,14 +482,16 @@ impl Manifest {
                 self.payload.size, rules.payload_bytes_max
             ));
         }
-        if self.payload.encrypted != classified {
-            return invalid(if classified {
-                "a classified document's payload must be encrypted".into()
-            } else {
-                "an unclassified document's payload is not encrypted".into()
+        if self.payload.encrypted == carries_content {
+            return invalid(match layer {
+                Layer::Outer if classified => {
+                    "a classified document's payload must be encrypted".into()
+                }
+                Layer::Outer => "an unclassified document's payload is not encrypted".into(),
+                Layer::Inner => "an inner manifest describes the plaintext files".into(),
             });
         }
-        if !classified && total != self.payload.size {
+        if carries_content && total != self.payload.size {
             return invalid(format!(
                 "payload.size {} is not the sum of the attachment sizes ({total})",
                 self.payload.size

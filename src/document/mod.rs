@@ -4,6 +4,7 @@
 //! verification lives in `pki`.
 
 pub mod manifest;
+pub mod package;
 pub mod signature;
 
 pub use manifest::{Manifest, ManifestError, ManifestRules, ParsedManifest};

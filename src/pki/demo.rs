@@ -12,6 +12,7 @@
 //! ca/root.crt ca/root.key ca/root.crl
 //! ca/intermediate.crt ca/intermediate.key ca/intermediate.crl
 //! server/server.crt server/server.key server/congvan.toml server/orgs.toml
+//! server/keys/<id with / as .>.openpgp.asc  server/keys/<id>.signing.pem
 //! orgs/<id with / as .>/tls.crt tls.key sign.crt sign.key person.crt person.key
 //!                       openpgp.key openpgp.cert client.toml
 //! auditors/<scope with / as .>/tls.crt tls.key client.toml
@@ -31,7 +32,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::pem::{write_public, write_secret};
 use super::{EKU_DOCUMENT_SIGNING, PkiError, URI_AUDITOR_PREFIX, URI_ORG_PREFIX};
-use crate::directory::{Directory, OrgId};
+use crate::directory::{Directory, OrgId, encryption_cert_file, signing_certs_file};
 use crate::seal;
 
 /// Organisation name written into every DEMO subject.
@@ -483,6 +484,21 @@ pub fn generate(
             .map_err(|e| PkiError::OpenPgp(e.to_string()))?;
         write_secret(&dir.join("openpgp.key"), &key.secret_armored)?;
         write_public(&dir.join("openpgp.cert"), &key.cert_armored)?;
+        // Register the organisation's public material with the server.
+        let keys = server_dir.join("keys");
+        write_public(&keys.join(encryption_cert_file(&org.id)), &key.cert_armored)?;
+        let mut signing =
+            std::fs::read_to_string(dir.join("sign.crt")).map_err(|source| PkiError::Io {
+                path: dir.join("sign.crt").display().to_string(),
+                source,
+            })?;
+        signing.push_str(
+            &std::fs::read_to_string(dir.join("person.crt")).map_err(|source| PkiError::Io {
+                path: dir.join("person.crt").display().to_string(),
+                source,
+            })?,
+        );
+        write_public(&keys.join(signing_certs_file(&org.id)), signing.as_bytes())?;
         write_public(
             &dir.join("client.toml"),
             org_profile_text(&org.id, &org.name, &server_url).as_bytes(),
@@ -519,6 +535,7 @@ fn server_config_text(listen: SocketAddr) -> String {
 listen = "{listen}"
 data_dir = "data"
 orgs = "orgs.toml"
+keys_dir = "keys"
 
 [tls]
 cert = "server.crt"

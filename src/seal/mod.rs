@@ -91,7 +91,10 @@ pub trait Cipher: Send + Sync {
 
     /// Reads only the headers of `ciphertext`: who it is encrypted for. Refuses anything
     /// that is not a message of the accepted shape. Never decrypts, never decompresses.
-    fn recipients_of(&self, ciphertext: &mut (dyn Read + Send + Sync)) -> Result<Envelope, SealError>;
+    fn recipients_of(
+        &self,
+        ciphertext: &mut (dyn Read + Send + Sync),
+    ) -> Result<Envelope, SealError>;
 
     /// The ids under which a ciphertext names the holder of `cert` as a recipient.
     fn recipient_ids(&self, cert: &[u8]) -> Result<Vec<String>, SealError>;
@@ -125,7 +128,11 @@ const HEADER_PACKET_BYTES_MAX: u32 = 64 * 1024;
 const PKESKS_MAX: usize = 2000;
 
 impl OpenPgp {
-    fn encryption_keys<'a>(&'a self, cert: &'a Cert) -> Result<Vec<ValidErasedKeyAmalgamation<'a, openpgp::packet::key::PublicParts>>, SealError> {
+    fn encryption_keys<'a>(
+        &'a self,
+        cert: &'a Cert,
+    ) -> Result<Vec<ValidErasedKeyAmalgamation<'a, openpgp::packet::key::PublicParts>>, SealError>
+    {
         let keys: Vec<_> = cert
             .keys()
             .with_policy(&self.policy, None)
@@ -209,9 +216,9 @@ impl Cipher for OpenPgp {
         let mut buf = vec![0u8; 64 * 1024];
         let mut total: u64 = 0;
         loop {
-            let n = decryptor.read(&mut buf).map_err(|e| {
-                classify_open_error(anyhow::Error::from(e))
-            })?;
+            let n = decryptor
+                .read(&mut buf)
+                .map_err(|e| classify_open_error(anyhow::Error::from(e)))?;
             if n == 0 {
                 break;
             }
@@ -219,7 +226,8 @@ impl Cipher for OpenPgp {
             if total > plaintext_bytes_max {
                 return Err(SealError::TooLarge(plaintext_bytes_max));
             }
-            out.write_all(&buf[..n]).map_err(|e| SealError::Io(e.to_string()))?;
+            out.write_all(&buf[..n])
+                .map_err(|e| SealError::Io(e.to_string()))?;
         }
         let helper = decryptor.into_helper();
         if !helper.signed_by_sender {
@@ -228,7 +236,10 @@ impl Cipher for OpenPgp {
         Ok(total)
     }
 
-    fn recipients_of(&self, ciphertext: &mut (dyn Read + Send + Sync)) -> Result<Envelope, SealError> {
+    fn recipients_of(
+        &self,
+        ciphertext: &mut (dyn Read + Send + Sync),
+    ) -> Result<Envelope, SealError> {
         let not_sealed = |why: String| SealError::NotSealed(why);
         let mut ppr = PacketParserBuilder::from_reader(ciphertext)
             .map_err(|e| not_sealed(format!("not an OpenPGP message: {e:#}")))?
@@ -357,7 +368,9 @@ impl VerificationHelper for OpenHelper<'_> {
                 MessageLayer::SignatureGroup { results } => {
                     for result in results {
                         match result {
-                            Ok(good) if good.ka.cert().fingerprint() == self.sender.fingerprint() => {
+                            Ok(good)
+                                if good.ka.cert().fingerprint() == self.sender.fingerprint() =>
+                            {
                                 self.signed_by_sender = true;
                             }
                             Ok(_) => {}
@@ -398,7 +411,9 @@ impl DecryptionHelper for OpenHelper<'_> {
         for pkesk in pkesks {
             for ka in &keys {
                 let matches = match pkesk.recipient() {
-                    Some(handle) => handle.aliases(openpgp::KeyHandle::from(ka.key().fingerprint())),
+                    Some(handle) => {
+                        handle.aliases(openpgp::KeyHandle::from(ka.key().fingerprint()))
+                    }
                     None => false,
                 };
                 if !matches {
@@ -413,7 +428,9 @@ impl DecryptionHelper for OpenHelper<'_> {
                 }
             }
         }
-        Err(anyhow::anyhow!("the message is not encrypted to this organisation's key"))
+        Err(anyhow::anyhow!(
+            "the message is not encrypted to this organisation's key"
+        ))
     }
 }
 
@@ -464,7 +481,11 @@ mod tests {
                 &sender.secret_armored,
             )
             .unwrap();
-        assert!(!ciphertext.windows(20).any(|w| plaintext.as_bytes().starts_with(w)));
+        assert!(
+            !ciphertext
+                .windows(20)
+                .any(|w| plaintext.as_bytes().starts_with(w))
+        );
 
         let envelope = cipher.recipients_of(&mut ciphertext.as_slice()).unwrap();
         assert_eq!(envelope.recipients.len(), 2);
@@ -476,7 +497,13 @@ mod tests {
         for key in [&a, &b] {
             let mut out = Vec::new();
             let n = cipher
-                .open(&mut ciphertext.as_slice(), &mut out, &key.secret_armored, &sender.cert_armored, 1 << 20)
+                .open(
+                    &mut ciphertext.as_slice(),
+                    &mut out,
+                    &key.secret_armored,
+                    &sender.cert_armored,
+                    1 << 20,
+                )
                 .unwrap();
             assert_eq!(n as usize, plaintext.len());
             assert_eq!(out, plaintext.as_bytes());
@@ -484,10 +511,36 @@ mod tests {
         // Not a recipient; wrong sender; too small a limit.
         let c = generate_key("c").unwrap();
         let mut sink = Vec::new();
-        assert!(cipher.open(&mut ciphertext.as_slice(), &mut sink, &c.secret_armored, &sender.cert_armored, 1 << 20).is_err());
-        assert!(cipher.open(&mut ciphertext.as_slice(), &mut Vec::new(), &a.secret_armored, &c.cert_armored, 1 << 20).is_err());
+        assert!(
+            cipher
+                .open(
+                    &mut ciphertext.as_slice(),
+                    &mut sink,
+                    &c.secret_armored,
+                    &sender.cert_armored,
+                    1 << 20
+                )
+                .is_err()
+        );
+        assert!(
+            cipher
+                .open(
+                    &mut ciphertext.as_slice(),
+                    &mut Vec::new(),
+                    &a.secret_armored,
+                    &c.cert_armored,
+                    1 << 20
+                )
+                .is_err()
+        );
         assert!(matches!(
-            cipher.open(&mut ciphertext.as_slice(), &mut Vec::new(), &a.secret_armored, &sender.cert_armored, 100),
+            cipher.open(
+                &mut ciphertext.as_slice(),
+                &mut Vec::new(),
+                &a.secret_armored,
+                &sender.cert_armored,
+                100
+            ),
             Err(SealError::TooLarge(_))
         ));
     }
@@ -495,13 +548,34 @@ mod tests {
     #[test]
     fn recipients_of_refuses_what_is_not_sealed() {
         let cipher = OpenPgp::default();
-        for garbage in [&b""[..], b"hello", b"\xff\xff\xff\xff", b"-----BEGIN PGP MESSAGE-----\n"] {
-            assert!(matches!(cipher.recipients_of(&mut &garbage[..]), Err(SealError::NotSealed(_))), "{garbage:?}");
+        for garbage in [
+            &b""[..],
+            b"hello",
+            b"\xff\xff\xff\xff",
+            b"-----BEGIN PGP MESSAGE-----\n",
+        ] {
+            assert!(
+                matches!(
+                    cipher.recipients_of(&mut &garbage[..]),
+                    Err(SealError::NotSealed(_))
+                ),
+                "{garbage:?}"
+            );
         }
         // A signed but unencrypted message exposes literal data.
         let sender = generate_key("sender").unwrap();
         let cert = Cert::from_bytes(&sender.secret_armored).unwrap();
-        let pair = cert.keys().unencrypted_secret().with_policy(&StandardPolicy::new(), None).for_signing().next().unwrap().key().clone().into_keypair().unwrap();
+        let pair = cert
+            .keys()
+            .unencrypted_secret()
+            .with_policy(&StandardPolicy::new(), None)
+            .for_signing()
+            .next()
+            .unwrap()
+            .key()
+            .clone()
+            .into_keypair()
+            .unwrap();
         let mut signed = Vec::new();
         {
             let m = Message::new(&mut signed);
@@ -510,6 +584,9 @@ mod tests {
             m.write_all(b"secret").unwrap();
             m.finalize().unwrap();
         }
-        assert!(matches!(cipher.recipients_of(&mut signed.as_slice()), Err(SealError::NotSealed(_))));
+        assert!(matches!(
+            cipher.recipients_of(&mut signed.as_slice()),
+            Err(SealError::NotSealed(_))
+        ));
     }
 }

@@ -62,8 +62,8 @@ impl FromRequestParts<AppState> for Caller {
             Err(reason) => return Err(ApiError::IdentityInvalid(reason.clone())),
         };
         let known = match &cert.identity {
-            Identity::Org(id) => state.directory.org(id).is_some(),
-            Identity::Auditor(scope) => state.directory.auditor(scope).is_some(),
+            Identity::Org(id) => state.directory().org(id).is_some(),
+            Identity::Auditor(scope) => state.directory().auditor(scope).is_some(),
         };
         if !known {
             return Err(ApiError::UnknownIdentity(cert.identity.uri()));

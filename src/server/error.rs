@@ -91,9 +91,20 @@ pub enum ApiError {
         /// The recipient.
         to: String,
     },
-    /// Classified documents are not accepted by this server.
-    #[error("classified documents are not accepted yet")]
-    ClassifiedNotSupported,
+    /// A classified document's recipient has no registered encryption certificate.
+    #[error(
+        "recipient {0} has no registered encryption key, so it cannot receive classified documents"
+    )]
+    RecipientNoEncryptionKey(String),
+    /// A classified payload is not a sealed message of the accepted shape.
+    #[error("the classified payload is not properly encrypted: {0}")]
+    ClassifiedNotEncrypted(String),
+    /// A classified payload is not encrypted to exactly the recipients' keys.
+    #[error("{0}")]
+    RecipientSetMismatch(String),
+    /// A delivery receipt was refused.
+    #[error("{0}")]
+    ReceiptInvalid(String),
     /// The id is taken by a different document.
     #[error("document id {0} is already used by a different document")]
     IdConflict(String),
@@ -171,9 +182,16 @@ impl ApiError {
             ApiError::RecipientUnknown(_) => (S::UNPROCESSABLE_ENTITY, "recipient_unknown"),
             ApiError::RecipientInactive(_) => (S::UNPROCESSABLE_ENTITY, "recipient_inactive"),
             ApiError::RoutingDenied { .. } => (S::FORBIDDEN, "routing_denied"),
-            ApiError::ClassifiedNotSupported => {
-                (S::UNPROCESSABLE_ENTITY, "classified_not_supported")
+            ApiError::RecipientNoEncryptionKey(_) => {
+                (S::UNPROCESSABLE_ENTITY, "recipient_no_encryption_key")
             }
+            ApiError::ClassifiedNotEncrypted(_) => {
+                (S::UNPROCESSABLE_ENTITY, "classified_not_encrypted")
+            }
+            ApiError::RecipientSetMismatch(_) => {
+                (S::UNPROCESSABLE_ENTITY, "recipient_set_mismatch")
+            }
+            ApiError::ReceiptInvalid(_) => (S::UNPROCESSABLE_ENTITY, "receipt_invalid"),
             ApiError::IdConflict(_) => (S::CONFLICT, "id_conflict"),
             ApiError::DocumentNotFound => (S::NOT_FOUND, "document_not_found"),
             ApiError::IdInvalid(_) => (S::BAD_REQUEST, "id_invalid"),

@@ -29,11 +29,14 @@ use crate::directory::Directory;
 use crate::document::ManifestRules;
 use crate::notary::ServerKeys;
 use crate::pki::CertInfo;
+use crate::seal::{Cipher, OpenPgp};
 use crate::store::{Store, StoreError};
+use registry::Registry;
 
 pub mod auth;
 pub mod error;
 pub mod metrics;
+pub mod registry;
 mod routes;
 pub mod tls;
 
@@ -65,8 +68,10 @@ pub enum ServerError {
 /// The state shared by all handlers: cheap handles only.
 #[derive(Clone)]
 pub struct AppState {
-    /// The organisation tree.
-    pub directory: Arc<Directory>,
+    /// The organisation tree in force (reloaded when its files change).
+    pub registry: Arc<Registry>,
+    /// The cipher that checks classified payloads.
+    pub cipher: Arc<dyn Cipher>,
     /// Durable state.
     pub store: Store,
     /// When the server started.
@@ -81,6 +86,13 @@ pub struct AppState {
     pub rules: Arc<ManifestRules>,
 }
 
+impl AppState {
+    /// The organisation directory in force.
+    pub fn directory(&self) -> Arc<Directory> {
+        self.registry.current()
+    }
+}
+
 /// A configured server, ready to run on a listener.
 pub struct Server {
     state: AppState,
@@ -92,6 +104,7 @@ impl Server {
     /// Loads the organisation tree and TLS material and opens the store. When the
     /// configuration asks for a DEMO PKI and the server certificate is missing, makes one.
     pub fn build(config: &ServerConfig) -> Result<Server, ServerError> {
+        let cipher: Arc<dyn Cipher> = Arc::new(OpenPgp::default());
         let (directory, orgs_text) = config.load_directory()?;
         if let Some(demo_dir) = &config.demo_pki {
             if !config.tls.cert.exists() {
@@ -111,6 +124,7 @@ impl Server {
                 );
             }
         }
+        let (registry, _) = Registry::load(config, cipher.clone())?;
         let tls = TrustReloader::new(&tls::TrustSources {
             tls: config.tls.clone(),
             signing_anchors: config.signing_anchors.clone(),
@@ -120,7 +134,8 @@ impl Server {
         let keys = ServerKeys::load_or_create(&config.data_dir.join("keys"))?;
         Ok(Server {
             state: AppState {
-                directory: Arc::new(directory),
+                registry,
+                cipher,
                 store,
                 started: Instant::now(),
                 metrics: Arc::default(),
@@ -136,9 +151,19 @@ impl Server {
         })
     }
 
-    /// The TLS reloader, so the caller can trigger a reload (SIGHUP).
+    /// The trust material reloader.
     pub fn tls(&self) -> Arc<TrustReloader> {
         self.tls.clone()
+    }
+
+    /// Re-reads trust material and the directory now (what SIGHUP does).
+    pub fn reloader(&self) -> impl Fn() + Send + Sync + Clone + 'static {
+        let tls = self.tls.clone();
+        let registry = self.state.registry.clone();
+        move || {
+            let _ = tls.reload();
+            let _ = registry.reload();
+        }
     }
 
     /// The shared state.
@@ -159,7 +184,7 @@ impl Server {
         // `done_rx.recv()` returns None and every connection has finished.
         let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
         let connections = Arc::new(Semaphore::new(limits.connections_max.max(1)));
-        let watcher = tokio::spawn(tls.clone().watch(stop_rx.clone()));
+        let watcher = tokio::spawn(tls.clone().watch(state.registry.clone(), stop_rx.clone()));
         let limits = Arc::new(limits);
         match listener.local_addr() {
             Ok(addr) => {

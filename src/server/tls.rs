@@ -93,6 +93,11 @@ impl TrustReloader {
         }
     }
 
+    /// The CRL files document signatures are checked against.
+    pub fn signing_crl_files(&self) -> Vec<PathBuf> {
+        self.sources.signing_crls.clone()
+    }
+
     /// The acceptor to use for a new connection, or `None` while the material is broken.
     pub fn acceptor(&self) -> Option<TlsAcceptor> {
         self.current().map(|t| t.acceptor)
@@ -137,16 +142,26 @@ impl TrustReloader {
         }
     }
 
-    /// Checks for changed files every `crl_check_interval` until `shutdown` turns true.
-    pub async fn watch(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+    /// Checks for changed files (trust material, and the directory in `registry`) every
+    /// `crl_check_interval` until `shutdown` turns true.
+    pub async fn watch(
+        self: Arc<Self>,
+        registry: Arc<super::registry::Registry>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         let mut tick = tokio::time::interval(self.sources.tls.crl_check_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = tick.tick() => {
                     let me = self.clone();
+                    let registry = registry.clone();
                     // File reads and certificate parsing are blocking work.
-                    let _ = tokio::task::spawn_blocking(move || me.reload_if_changed()).await;
+                    let _ = tokio::task::spawn_blocking(move || {
+                        me.reload_if_changed();
+                        registry.reload_if_changed();
+                    })
+                    .await;
                 }
                 _ = shutdown.changed() => return,
             }

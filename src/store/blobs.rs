@@ -142,8 +142,12 @@ impl BlobWriter {
         Ok(())
     }
 
-    /// Checks size and digest, then makes the blob durable under its digest.
-    pub fn finish(mut self, expected_sha256: &str, expected_size: u64) -> Result<(), BlobError> {
+    /// Checks size and digest; the blob can then be inspected and committed.
+    pub fn finish(
+        mut self,
+        expected_sha256: &str,
+        expected_size: u64,
+    ) -> Result<VerifiedBlob, BlobError> {
         if self.size != expected_size {
             return Err(BlobError::SizeMismatch {
                 expected: expected_size,
@@ -163,12 +167,39 @@ impl BlobWriter {
         })?;
         file.sync_all().map_err(io(&self.path))?;
         drop(file);
-        let target = self.store.path(&actual);
+        Ok(VerifiedBlob {
+            store: self.store.clone(),
+            path: std::mem::take(&mut self.path),
+            sha256: actual,
+            committed: false,
+        })
+    }
+}
+
+/// A complete upload whose size and digest matched, still in its temporary file; dropped
+/// without [`VerifiedBlob::commit`], it is removed.
+pub struct VerifiedBlob {
+    store: BlobStore,
+    path: PathBuf,
+    sha256: String,
+    committed: bool,
+}
+
+impl VerifiedBlob {
+    /// The temporary file, for checks that read it before it is committed.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Renames the blob into place under its digest and makes the rename durable.
+    pub fn commit(mut self) -> Result<(), StoreError> {
+        let target = self.store.path(&self.sha256);
         let dir = target.parent().unwrap_or(&self.store.root).to_owned();
         let created_dir = !dir.exists();
         fs::create_dir_all(&dir).map_err(io(&dir))?;
         // Same digest, same bytes: renaming over an existing blob is harmless.
         fs::rename(&self.path, &target).map_err(io(&target))?;
+        self.committed = true;
         File::open(&dir)
             .and_then(|d| d.sync_all())
             .map_err(io(&dir))?;
@@ -181,9 +212,18 @@ impl BlobWriter {
     }
 }
 
+impl Drop for VerifiedBlob {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
 impl Drop for BlobWriter {
     fn drop(&mut self) {
-        if self.file.is_some() || self.path.exists() {
+        // After `finish` the path has moved to the VerifiedBlob and is empty here.
+        if !self.path.as_os_str().is_empty() {
             let _ = fs::remove_file(&self.path);
         }
     }

@@ -8,7 +8,8 @@
 //! Trees:
 //! - `docs`: document id (16 bytes) → [`DocumentRecord`] (JSON);
 //! - `inbox`: recipient id, 0x00, sequence (u64 BE) → document id;
-//! - `sent`: sender id, 0x00, sequence (u64 BE) → document id.
+//! - `sent`: sender id, 0x00, sequence (u64 BE) → document id;
+//! - `deliveries`: document id (16 bytes), recipient id → [`DeliveryRecord`] (JSON).
 
 use std::path::{Path, PathBuf};
 
@@ -20,7 +21,7 @@ use uuid::Uuid;
 pub mod blobs;
 pub mod commit;
 
-pub use blobs::{BlobError, BlobStore, BlobWriter};
+pub use blobs::{BlobError, BlobStore, BlobWriter, VerifiedBlob};
 pub use commit::Committer;
 
 /// sled log segment size. Values larger than a quarter of a segment go to separate blob
@@ -139,6 +140,34 @@ pub struct DocumentRecord {
     pub receipt: Option<serde_json::Value>,
 }
 
+/// A recipient's signed receipt, as recorded.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReceiptRecord {
+    /// edXML status code (`01`…`06`, `13`, `15`, `16`).
+    pub status: String,
+    /// The time the recipient states.
+    pub time: String,
+    /// The recipient's note.
+    pub note: String,
+    /// When the server recorded it.
+    pub recorded_at: String,
+    /// The signed receipt as received (statement and signature).
+    pub receipt: serde_json::Value,
+}
+
+/// What happened to one document at one recipient.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryRecord {
+    /// First time the recipient fetched the payload.
+    pub first_fetched_at: Option<String>,
+    /// Last time it fetched the payload.
+    pub last_fetched_at: Option<String>,
+    /// How many times.
+    pub fetch_count: u64,
+    /// Its signed receipts, oldest first.
+    pub receipts: Vec<ReceiptRecord>,
+}
+
 /// The outcome of [`Store::insert_document`].
 #[derive(Debug)]
 pub enum Inserted {
@@ -155,6 +184,7 @@ pub struct Store {
     docs: sled::Tree,
     inbox: sled::Tree,
     sent: sled::Tree,
+    deliveries: sled::Tree,
     blobs: BlobStore,
     committer: Committer,
     dir: PathBuf,
@@ -184,6 +214,7 @@ impl Store {
         let docs = tree("docs")?;
         let inbox = tree("inbox")?;
         let sent = tree("sent")?;
+        let deliveries = tree("deliveries")?;
         let blobs = BlobStore::open(data_dir)?;
         let committer =
             Committer::start(db.clone(), db_path.clone()).map_err(|source| StoreError::Io {
@@ -195,6 +226,7 @@ impl Store {
             docs,
             inbox,
             sent,
+            deliveries,
             blobs,
             committer,
             dir: data_dir.to_owned(),
@@ -349,6 +381,109 @@ impl Store {
     ) -> Result<Vec<(u64, DocumentRecord)>, StoreError> {
         self.list(&self.sent, org, before, limit)
     }
+}
+
+impl Store {
+    /// What happened to document `id` at `recipient` (empty if nothing yet).
+    pub fn delivery(&self, id: &Uuid, recipient: &str) -> Result<DeliveryRecord, StoreError> {
+        match self
+            .deliveries
+            .get(delivery_key(id, recipient))
+            .map_err(db_err(&self.dir))?
+        {
+            None => Ok(DeliveryRecord::default()),
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+                key: format!("delivery {id} {recipient}"),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// Every recipient's delivery record of document `id`.
+    pub fn deliveries(&self, id: &Uuid) -> Result<Vec<(String, DeliveryRecord)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.deliveries.scan_prefix(id.as_bytes()) {
+            let (key, value) = item.map_err(db_err(&self.dir))?;
+            let recipient = String::from_utf8_lossy(&key[16..]).into_owned();
+            let record = serde_json::from_slice(&value).map_err(|e| StoreError::Corrupt {
+                key: format!("delivery {id} {recipient}"),
+                reason: e.to_string(),
+            })?;
+            out.push((recipient, record));
+        }
+        Ok(out)
+    }
+
+    /// Applies `change` to the delivery record of `id` at `recipient`; durable on return.
+    async fn update_delivery(
+        &self,
+        id: &Uuid,
+        recipient: &str,
+        change: impl Fn(&mut DeliveryRecord),
+    ) -> Result<DeliveryRecord, StoreError> {
+        let key = delivery_key(id, recipient);
+        let result = self.deliveries.transaction(|tx| {
+            let mut record: DeliveryRecord = match tx.get(&key)? {
+                None => DeliveryRecord::default(),
+                Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                    ConflictableTransactionError::Abort(StoreError::Corrupt {
+                        key: format!("delivery {id} {recipient}"),
+                        reason: e.to_string(),
+                    })
+                })?,
+            };
+            change(&mut record);
+            let bytes = serde_json::to_vec(&record).map_err(|e| {
+                ConflictableTransactionError::Abort(StoreError::Corrupt {
+                    key: format!("delivery {id} {recipient}"),
+                    reason: e.to_string(),
+                })
+            })?;
+            tx.insert(key.as_slice(), bytes)?;
+            Ok(record)
+        });
+        let record = match result {
+            Ok(r) => r,
+            Err(TransactionError::Abort(e)) => return Err(e),
+            Err(TransactionError::Storage(e)) => return Err(db_err(&self.dir)(e)),
+        };
+        self.commit().await?;
+        Ok(record)
+    }
+
+    /// Records that `recipient` fetched the payload of `id` at `at`; durable on return.
+    pub async fn record_fetch(
+        &self,
+        id: &Uuid,
+        recipient: &str,
+        at: &str,
+    ) -> Result<DeliveryRecord, StoreError> {
+        self.update_delivery(id, recipient, |r| {
+            if r.first_fetched_at.is_none() {
+                r.first_fetched_at = Some(at.to_owned());
+            }
+            r.last_fetched_at = Some(at.to_owned());
+            r.fetch_count += 1;
+        })
+        .await
+    }
+
+    /// Records a recipient's signed receipt; durable on return.
+    pub async fn record_receipt(
+        &self,
+        id: &Uuid,
+        recipient: &str,
+        receipt: ReceiptRecord,
+    ) -> Result<DeliveryRecord, StoreError> {
+        self.update_delivery(id, recipient, |r| r.receipts.push(receipt.clone()))
+            .await
+    }
+}
+
+fn delivery_key(id: &Uuid, recipient: &str) -> Vec<u8> {
+    let mut key = id.as_bytes().to_vec();
+    key.extend_from_slice(recipient.as_bytes());
+    key
 }
 
 fn index_key(org: &str, seq: u64) -> Vec<u8> {

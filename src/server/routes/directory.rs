@@ -4,7 +4,8 @@ use axum::Json;
 use axum::extract::State;
 
 use crate::api::{
-    self, DIRECTORY_TYPE, DirectoryAuditor, DirectoryOrg, DirectoryStatement, ServerKeysResponse,
+    self, CrlsResponse, DIRECTORY_TYPE, DirectoryAuditor, DirectoryOrg, DirectoryStatement,
+    ServerKeysResponse,
 };
 use crate::directory::OrgStatus;
 use crate::notary::{KeyPurpose, Signed};
@@ -17,11 +18,11 @@ pub async fn directory(
     State(state): State<AppState>,
     _caller: Caller,
 ) -> Result<Json<Signed>, ApiError> {
+    let directory = state.directory();
     let statement = DirectoryStatement {
         kind: DIRECTORY_TYPE.to_owned(),
         issued_at: api::now_rfc3339(),
-        orgs: state
-            .directory
+        orgs: directory
             .orgs()
             .map(|o| DirectoryOrg {
                 id: o.id.to_string(),
@@ -37,10 +38,15 @@ pub async fn directory(
                     _ => None,
                 },
                 required_signatures: o.required_signatures.clone(),
+                encryption_cert: o
+                    .encryption_cert
+                    .as_ref()
+                    .filter(|_| o.status.is_active())
+                    .map(|c| String::from_utf8_lossy(c).into_owned()),
+                signing_certs: o.signing_certs_pem.clone(),
             })
             .collect(),
-        auditors: state
-            .directory
+        auditors: directory
             .auditors()
             .map(|a| DirectoryAuditor {
                 scope: a.scope.to_string(),
@@ -64,4 +70,24 @@ pub async fn server_keys(
     Json(ServerKeysResponse {
         keys: state.keys.public_keys(),
     })
+}
+
+/// `GET /v1/crls`: the CRLs signatures are checked against, for clients to check too.
+pub async fn crls(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> Result<Json<CrlsResponse>, ApiError> {
+    let paths = state.trust.signing_crl_files();
+    let crls = tokio::task::spawn_blocking(move || {
+        paths
+            .iter()
+            .map(|p| {
+                std::fs::read_to_string(p)
+                    .map_err(|e| ApiError::Internal(format!("{}: {e}", p.display())))
+            })
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    Ok(Json(CrlsResponse { crls }))
 }

@@ -54,28 +54,28 @@ pub async fn submit(
             manifest: manifest.sender.to_string(),
         });
     }
-    let sender_entry = state
-        .directory
+    let directory = state.directory();
+    let sender_entry = directory
         .org(&sender)
         .ok_or_else(|| ApiError::UnknownIdentity(caller.identity.uri()))?;
     if !sender_entry.status.is_active() {
         return Err(ApiError::SenderInactive(sender.to_string()));
     }
-    if manifest.classification.is_classified() {
-        return Err(ApiError::ClassifiedNotSupported);
-    }
     for recipient in &manifest.recipients {
-        let Some(org) = state.directory.org(recipient) else {
+        let Some(org) = directory.org(recipient) else {
             return Err(ApiError::RecipientUnknown(recipient.to_string()));
         };
         if !org.status.is_active() {
             return Err(ApiError::RecipientInactive(recipient.to_string()));
         }
-        if !state.directory.may_send(&sender, recipient) {
+        if !directory.may_send(&sender, recipient) {
             return Err(ApiError::RoutingDenied {
                 from: sender.to_string(),
                 to: recipient.to_string(),
             });
+        }
+        if manifest.classification.is_classified() && org.encryption_cert.is_none() {
+            return Err(ApiError::RecipientNoEncryptionKey(recipient.to_string()));
         }
     }
 
@@ -156,7 +156,7 @@ fn replay_or_conflict(
     }
 }
 
-fn state_name(state: DocState) -> &'static str {
+pub fn state_name(state: DocState) -> &'static str {
     match state {
         DocState::AwaitingPayload => "awaiting_payload",
         DocState::Accepted => "accepted",
@@ -251,13 +251,13 @@ async fn verify_signatures(
     .map_err(|e| ApiError::Internal(format!("signature verification task: {e}")))?
 }
 
-fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
+pub fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::IdInvalid(raw.chars().take(64).collect()))
 }
 
 /// Loads a document the caller may see: its sender, or one of its recipients. Anyone
 /// else gets the same 404 as for a document that does not exist.
-fn visible_document(
+pub fn visible_document(
     state: &AppState,
     caller: &Caller,
     id: &Uuid,
@@ -271,8 +271,9 @@ fn visible_document(
             record.sender == org.as_str() || record.recipients.iter().any(|r| r == org.as_str())
         }
         Identity::Auditor(scope) => {
+            let directory = state.directory();
             let in_scope =
-                |id: &str| OrgId::parse(id).is_ok_and(|id| state.directory.in_subtree(scope, &id));
+                |id: &str| OrgId::parse(id).is_ok_and(|id| directory.in_subtree(scope, &id));
             in_scope(&record.sender) || record.recipients.iter().any(|r| in_scope(r))
         }
     };
@@ -320,7 +321,12 @@ pub async fn upload(
         }
     }
 
-    receive_payload(&state, &record, body).await?;
+    let check = if record.classification == "thuong" {
+        None
+    } else {
+        Some(recipient_set_check(&state, &record)?)
+    };
+    receive_payload(&state, &record, body, check).await?;
 
     let statement = SubmissionReceipt {
         kind: SUBMISSION_RECEIPT_TYPE.to_owned(),
@@ -364,11 +370,59 @@ pub async fn upload(
     }
 }
 
-/// Streams the body into a blob on a blocking thread, enforcing size and digest.
+/// A check run on a complete, digest-verified payload before it is committed.
+type PayloadCheck = Box<dyn FnOnce(&std::path::Path) -> Result<(), ApiError> + Send>;
+
+/// The check for a classified payload: a sealed message for exactly the recipients'
+/// registered encryption keys. It reads only the message's headers and never decrypts.
+fn recipient_set_check(
+    state: &AppState,
+    record: &DocumentRecord,
+) -> Result<PayloadCheck, ApiError> {
+    let directory = state.directory();
+    let cipher = state.cipher.clone();
+    let mut expected: Vec<(String, Vec<String>)> = Vec::new();
+    for recipient in &record.recipients {
+        let cert = OrgId::parse(recipient)
+            .ok()
+            .and_then(|id| directory.org(&id).and_then(|o| o.encryption_cert.clone()))
+            .ok_or_else(|| ApiError::RecipientNoEncryptionKey(recipient.clone()))?;
+        let ids = cipher
+            .recipient_ids(&cert)
+            .map_err(|_| ApiError::RecipientNoEncryptionKey(recipient.clone()))?;
+        expected.push((recipient.clone(), ids));
+    }
+    Ok(Box::new(move |path| {
+        let mut file = std::fs::File::open(path)
+            .map_err(|e| ApiError::Internal(format!("{}: {e}", path.display())))?;
+        let envelope = cipher
+            .recipients_of(&mut file)
+            .map_err(|e| ApiError::ClassifiedNotEncrypted(e.to_string()))?;
+        for id in &envelope.recipients {
+            if !expected.iter().any(|(_, ids)| ids.contains(id)) {
+                return Err(ApiError::RecipientSetMismatch(format!(
+                    "the payload is also encrypted to key {id}, which belongs to no recipient"
+                )));
+            }
+        }
+        for (org, ids) in &expected {
+            if !envelope.recipients.iter().any(|r| ids.contains(r)) {
+                return Err(ApiError::RecipientSetMismatch(format!(
+                    "the payload is not encrypted to the registered key of recipient {org}"
+                )));
+            }
+        }
+        Ok(())
+    }))
+}
+
+/// Streams the body into a blob on a blocking thread, enforcing size and digest, runs
+/// `check` on the complete file, and commits it.
 async fn receive_payload(
     state: &AppState,
     record: &DocumentRecord,
     body: Body,
+    check: Option<PayloadCheck>,
 ) -> Result<(), ApiError> {
     let expected_size = record.payload_size;
     let expected_sha256 = record.payload_sha256.clone();
@@ -378,13 +432,17 @@ async fn receive_payload(
         while let Some(chunk) = rx.blocking_recv() {
             writer.write(&chunk)?;
         }
-        writer
+        let blob = writer
             .finish(&expected_sha256, expected_size)
             .map_err(|e| match e {
                 BlobError::SizeMismatch { .. } => ApiError::PayloadSizeMismatch(e.to_string()),
                 BlobError::DigestMismatch { .. } => ApiError::PayloadDigestMismatch(e.to_string()),
                 BlobError::Store(e) => e.into(),
-            })
+            })?;
+        if let Some(check) = check {
+            check(blob.path())?;
+        }
+        blob.commit().map_err(ApiError::from)
     });
 
     let mut stream = body.into_data_stream();
@@ -464,6 +522,15 @@ pub async fn payload(
         return Err(ApiError::PayloadNotAvailable);
     }
     let path = state.store.blobs().path(&record.payload_sha256);
+    if let Some(org) = caller.org() {
+        if record.recipients.iter().any(|r| r == org.as_str()) {
+            // The delivery is on record before the first byte leaves.
+            state
+                .store
+                .record_fetch(&id, org.as_str(), &api::now_rfc3339())
+                .await?;
+        }
+    }
     let file = tokio::fs::File::open(&path)
         .await
         .map_err(|e| ApiError::Internal(format!("payload of {id} at {}: {e}", path.display())))?;

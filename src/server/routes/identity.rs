@@ -29,9 +29,10 @@ pub struct WhoAmI {
 
 /// `GET /v1/whoami`.
 pub async fn whoami(State(state): State<AppState>, caller: Caller) -> Json<WhoAmI> {
+    let directory = state.directory();
     let (kind, id, name, status) = match &caller.identity {
         Identity::Org(id) => {
-            let org = state.directory.org(id);
+            let org = directory.org(id);
             (
                 "org",
                 id.to_string(),
@@ -43,7 +44,7 @@ pub async fn whoami(State(state): State<AppState>, caller: Caller) -> Json<WhoAm
             "auditor",
             scope.to_string(),
             state
-                .directory
+                .directory()
                 .auditor(scope)
                 .map(|a| a.name.clone())
                 .unwrap_or_default(),

@@ -21,6 +21,8 @@ pub struct PageQuery {
     before: Option<u64>,
     /// At most this many items (1–500).
     limit: Option<usize>,
+    /// Inbox only: `new` (not yet acknowledged by this recipient) or `all` (default).
+    state: Option<String>,
 }
 
 fn item(seq: u64, record: &DocumentRecord) -> ListItem {
@@ -49,6 +51,8 @@ fn item(seq: u64, record: &DocumentRecord) -> ListItem {
             DocState::Accepted => "accepted".into(),
         },
         accepted_at: record.accepted_at.clone(),
+        fetched_at: None,
+        receipt_status: None,
     }
 }
 
@@ -80,11 +84,45 @@ pub async fn inbox(
     Query(q): Query<PageQuery>,
 ) -> Result<Json<ListPage>, ApiError> {
     let org = org_of(&caller)?;
+    let only_new = match q.state.as_deref() {
+        None | Some("all") => false,
+        Some("new") => true,
+        Some(other) => {
+            return Err(ApiError::RequestInvalid(format!(
+                "state={other:?}: use new or all"
+            )));
+        }
+    };
     let limit = q
         .limit
         .unwrap_or(PAGE_ITEMS_DEFAULT)
         .clamp(1, crate::store::PAGE_ITEMS_MAX);
-    Ok(Json(page(state.store.inbox(&org, q.before, limit)?, limit)))
+    let mut items = Vec::new();
+    let mut before = q.before;
+    // Filtering may drop items; keep reading pages until one is full or the index ends.
+    let next_before = loop {
+        let batch = state.store.inbox(&org, before, limit)?;
+        let exhausted = batch.len() < limit;
+        for (seq, record) in &batch {
+            let delivery = state.store.delivery(&record.id, &org)?;
+            if only_new && !delivery.receipts.is_empty() {
+                continue;
+            }
+            let mut it = item(*seq, record);
+            it.fetched_at = delivery.first_fetched_at.clone();
+            it.receipt_status = delivery.receipts.last().map(|r| r.status.clone());
+            items.push(it);
+        }
+        before = batch.last().map(|(seq, _)| *seq);
+        if items.len() >= limit {
+            items.truncate(limit);
+            break items.last().map(|i| i.seq);
+        }
+        if exhausted {
+            break None;
+        }
+    };
+    Ok(Json(ListPage { items, next_before }))
 }
 
 /// `GET /v1/sent`.

@@ -11,6 +11,7 @@ mod documents;
 mod identity;
 mod lists;
 mod ops;
+mod receipts;
 
 /// All routes of the API.
 pub fn router() -> Router<AppState> {
@@ -31,6 +32,12 @@ pub fn router() -> Router<AppState> {
                 .get(documents::payload)
                 .layer(DefaultBodyLimit::disable()),
         )
+        .route(
+            "/v1/documents/{id}/receipts",
+            post(receipts::post).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/v1/documents/{id}/status", get(receipts::status))
+        .route("/v1/crls", get(directory::crls))
         .route("/v1/inbox", get(lists::inbox))
         .route("/v1/sent", get(lists::sent))
 }

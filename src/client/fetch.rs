@@ -1,0 +1,441 @@
+//! The recipient's side: fetch a document and verify it without trusting the server,
+//! decrypt a classified one, write its files; acknowledge with a signed receipt.
+//!
+//! Verification, in order: the manifest the server returns hashes to the digest in its
+//! receipt; every signature verifies against the profile's trust anchor with the CAs'
+//! current CRLs (fetched from the server, but signed by the CAs), for the sender's
+//! organisation, covering the roles the sender's policy requires; the payload hashes to
+//! the manifest's digest; for a classified document, the OpenPGP message decrypts with our
+//! key and carries a valid signature by the sender's registered key, and the inner
+//! manifest agrees with the outer one; every file hashes to its digest. Only then are the
+//! files moved into the output directory. Any mismatch removes everything written.
+
+use std::fs::{self, File};
+use std::io::{BufReader, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use ring::digest;
+use rustls_pki_types::UnixTime;
+use uuid::Uuid;
+
+use super::{Client, ClientError};
+use crate::api::{
+    DELIVERY_RECEIPT_TYPE, DeliveryReceipt, DocumentView, ReceiptRequest, ReceiptResponse,
+};
+use crate::directory::OrgId;
+use crate::document::manifest::{self, Attachment, Manifest, ManifestRules};
+use crate::document::package;
+use crate::document::{DocSignature, Role, sha256_hex};
+use crate::pki::Identity;
+use crate::pki::identity::hex;
+use crate::pki::pem::write_public;
+use crate::pki::signing::{SigningKey, SigningTrust};
+use crate::seal::{Cipher, OpenPgp};
+
+/// Largest decrypted inner package accepted (guards against compression bombs).
+pub const PLAINTEXT_BYTES_MAX: u64 = 2 << 30;
+
+/// What a verified fetch produced.
+#[derive(Debug)]
+pub struct Fetched {
+    /// The verified manifest (the inner one for a classified document).
+    pub manifest: Manifest,
+    /// The files written, in manifest order.
+    pub files: Vec<PathBuf>,
+    /// Who signed the outer manifest: (role, certificate subject).
+    pub signers: Vec<(Role, String)>,
+}
+
+fn refuse(msg: impl Into<String>) -> ClientError {
+    ClientError::Trust(msg.into())
+}
+
+/// Rules for parsing manifests on the client: any document type (the server's list is
+/// its own business), no payload limit.
+fn client_rules() -> ManifestRules {
+    ManifestRules {
+        doc_types: Vec::new(),
+        payload_bytes_max: u64::MAX,
+    }
+}
+
+fn parse_manifest_any_type(
+    text: &str,
+    layer: manifest::Layer,
+) -> Result<manifest::ParsedManifest, ClientError> {
+    let mut rules = client_rules();
+    // Accept the manifest's own type: the type list is server policy, not integrity.
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| refuse(format!("manifest: {e}")))?;
+    if let Some(t) = value.get("doc_type").and_then(|t| t.as_str()) {
+        rules.doc_types.push(t.to_owned());
+    }
+    manifest::parse_layer(text, &rules, layer).map_err(|e| refuse(format!("manifest: {e}")))
+}
+
+impl Client {
+    /// The CA-signed CRLs the server uses, saved in the state directory, and the
+    /// signing trust built from them and the profile's anchor.
+    pub async fn signing_trust(&self) -> Result<SigningTrust, ClientError> {
+        let crls: crate::api::CrlsResponse = self.get_json("/v1/crls").await?;
+        let path = self.profile().state_dir.join("crls.pem");
+        write_public(&path, crls.crls.concat().as_bytes())?;
+        let ca = self.profile().ca.clone();
+        tokio::task::spawn_blocking(move || SigningTrust::load(&[ca], &[path]))
+            .await
+            .map_err(|e| ClientError::Input(e.to_string()))?
+            .map_err(ClientError::from)
+    }
+
+    /// Fetches document `id`, verifies everything, and writes its files into `out`.
+    pub async fn fetch_document(&self, id: &Uuid, out: &Path) -> Result<Fetched, ClientError> {
+        let me = self.own_org()?;
+        let view: DocumentView = self.get_json(&format!("/v1/documents/{id}")).await?;
+        let text = view.manifest.get();
+        if sha256_hex(text.as_bytes()) != view.manifest_sha256 {
+            return Err(refuse(
+                "the manifest does not hash to the digest the server states",
+            ));
+        }
+        let outer = parse_manifest_any_type(text, manifest::Layer::Outer)?;
+        if outer.canonical != text.as_bytes() {
+            return Err(refuse("the manifest is not in canonical form"));
+        }
+        let manifest = outer.manifest.clone();
+        if manifest.id != *id {
+            return Err(refuse("the server returned another document"));
+        }
+        if !manifest.recipients.contains(&me) {
+            return Err(refuse(format!("{me} is not a recipient of this document")));
+        }
+        let directory = self.directory().await?;
+        let sender_entry = directory
+            .orgs
+            .iter()
+            .find(|o| o.id == manifest.sender.as_str())
+            .ok_or_else(|| {
+                refuse(format!(
+                    "sender {} is not in the directory",
+                    manifest.sender
+                ))
+            })?;
+
+        // Outer signatures, verified here against our own trust anchor.
+        let trust = self.signing_trust().await?;
+        let signatures = view.signatures.clone();
+        let required = sender_entry.required_signatures.clone();
+        let sender = manifest.sender.clone();
+        let canonical = outer.canonical.clone();
+        let signers = tokio::task::spawn_blocking(move || {
+            verify_signatures(&trust, &canonical, &signatures, &required, &sender)
+        })
+        .await
+        .map_err(|e| ClientError::Input(e.to_string()))??;
+
+        fs::create_dir_all(out)
+            .map_err(|e| ClientError::Input(format!("{}: {e}", out.display())))?;
+        let staging = tempfile::Builder::new()
+            .prefix(".congvan-fetch-")
+            .tempdir_in(out)
+            .map_err(|e| ClientError::Input(format!("{}: {e}", out.display())))?;
+
+        // The payload, hashed as it arrives.
+        let payload_path = staging.path().join("payload");
+        self.download(
+            id,
+            &payload_path,
+            &manifest.payload.sha256,
+            manifest.payload.size,
+        )
+        .await?;
+
+        let (content_manifest, content_path, offset) = if manifest.classification.is_classified() {
+            let sender_cert = sender_entry.encryption_cert.clone().ok_or_else(|| {
+                refuse(format!(
+                    "sender {} has no registered OpenPGP certificate",
+                    manifest.sender
+                ))
+            })?;
+            let key_path = self
+                .profile()
+                .openpgp_key
+                .clone()
+                .ok_or_else(|| ClientError::Input("the profile has no openpgp_key".into()))?;
+            let plain_path = staging.path().join("plaintext");
+            let outer_manifest = manifest.clone();
+            let plain = plain_path.clone();
+            let (inner, offset) = tokio::task::spawn_blocking(move || {
+                open_inner(
+                    &payload_path,
+                    &plain,
+                    &key_path,
+                    sender_cert.as_bytes(),
+                    &outer_manifest,
+                )
+            })
+            .await
+            .map_err(|e| ClientError::Input(e.to_string()))??;
+            (inner, plain_path, offset)
+        } else {
+            (manifest.clone(), payload_path, 0)
+        };
+
+        let files = {
+            let attachments = content_manifest.attachments.clone();
+            let staging_dir = staging.path().to_owned();
+            tokio::task::spawn_blocking(move || {
+                split_files(&content_path, offset, &attachments, &staging_dir)
+            })
+            .await
+            .map_err(|e| ClientError::Input(e.to_string()))??
+        };
+        // Everything verified: move the files into place.
+        let mut written = Vec::new();
+        for (name, staged) in files {
+            let target = out.join(&name);
+            fs::rename(&staged, &target)
+                .map_err(|e| ClientError::Input(format!("{}: {e}", target.display())))?;
+            written.push(target);
+        }
+        let record = serde_json::json!({
+            "manifest": serde_json::from_str::<serde_json::Value>(text).unwrap_or_default(),
+            "signatures": view.signatures,
+            "receipt": view.receipt,
+        });
+        let record_text =
+            serde_json::to_vec_pretty(&record).map_err(|e| ClientError::Input(e.to_string()))?;
+        write_public(&out.join(format!(".congvan-{id}.json")), &record_text)?;
+        Ok(Fetched {
+            manifest: content_manifest,
+            files: written,
+            signers,
+        })
+    }
+
+    fn own_org(&self) -> Result<OrgId, ClientError> {
+        let chain = crate::pki::pem::read_certs(&self.profile().tls_cert)?;
+        let leaf = chain
+            .first()
+            .ok_or_else(|| ClientError::Input("empty TLS certificate".into()))?;
+        match crate::pki::CertInfo::from_der(leaf)?.identity {
+            Identity::Org(id) => Ok(id),
+            Identity::Auditor(_) => Err(ClientError::Input(
+                "this profile is a security officer's, not a committee's".into(),
+            )),
+        }
+    }
+
+    async fn download(
+        &self,
+        id: &Uuid,
+        path: &Path,
+        sha256: &str,
+        size: u64,
+    ) -> Result<(), ClientError> {
+        let mut response = self
+            .get_stream(&format!("/v1/documents/{id}/payload"))
+            .await?;
+        let mut file = File::create(path)
+            .map_err(|e| ClientError::Input(format!("{}: {e}", path.display())))?;
+        let mut hasher = digest::Context::new(&digest::SHA256);
+        let mut received = 0u64;
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| ClientError::Protocol(super::error_chain(&e)))?
+        {
+            received += chunk.len() as u64;
+            if received > size {
+                return Err(refuse("the payload is longer than the manifest says"));
+            }
+            hasher.update(&chunk);
+            file.write_all(&chunk)
+                .map_err(|e| ClientError::Input(e.to_string()))?;
+        }
+        if received != size || hex(hasher.finish().as_ref()) != sha256 {
+            return Err(refuse(
+                "the payload does not match the signed manifest (size or SHA-256 differs): it was altered",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Signs and sends a receipt for document `id`.
+    pub async fn acknowledge(
+        &self,
+        id: &Uuid,
+        status: &str,
+        note: &str,
+    ) -> Result<ReceiptResponse, ClientError> {
+        let me = self.own_org()?;
+        let view: DocumentView = self.get_json(&format!("/v1/documents/{id}")).await?;
+        let outer = parse_manifest_any_type(view.manifest.get(), manifest::Layer::Outer)?;
+        let receipt = DeliveryReceipt {
+            kind: DELIVERY_RECEIPT_TYPE.to_owned(),
+            document_id: *id,
+            recipient: me.to_string(),
+            manifest_sha256: sha256_hex(&outer.canonical),
+            payload_sha256: outer.manifest.payload.sha256.clone(),
+            status: status.to_owned(),
+            time: crate::api::now_rfc3339(),
+            note: unicode_normalization::UnicodeNormalization::nfc(note).collect(),
+        };
+        let profile = self.profile();
+        let (cert, key) = profile
+            .sign_cert
+            .clone()
+            .zip(profile.sign_key.clone())
+            .ok_or_else(|| ClientError::Input("the profile has no sign_cert/sign_key".into()))?;
+        let key = SigningKey::load(&cert, &key)?;
+        let value =
+            serde_json::to_value(&receipt).map_err(|e| ClientError::Input(e.to_string()))?;
+        let canonical =
+            manifest::canonical_bytes(&value).map_err(|e| ClientError::Input(e.to_string()))?;
+        let signature = DocSignature::raw(
+            Role::Organization,
+            key.algorithm(),
+            &key.sign(&canonical)?,
+            &key.chain,
+        );
+        let (_, answer) = self
+            .post_json(
+                &format!("/v1/documents/{id}/receipts"),
+                &ReceiptRequest { receipt, signature },
+            )
+            .await?;
+        Ok(answer)
+    }
+}
+
+fn verify_signatures(
+    trust: &SigningTrust,
+    canonical: &[u8],
+    signatures: &[DocSignature],
+    required: &[String],
+    sender: &OrgId,
+) -> Result<Vec<(Role, String)>, ClientError> {
+    let now = UnixTime::now();
+    let mut signers = Vec::new();
+    let mut fingerprints = Vec::new();
+    for sig in signatures {
+        let signer = sig
+            .verify(trust, canonical, now)
+            .map_err(|e| refuse(format!("{} signature: {e}", sig.role.name())))?;
+        if signer.cert.identity != Identity::Org(sender.clone()) {
+            return Err(refuse(format!(
+                "the {} signature is by {}, not by the sender {sender}",
+                sig.role.name(),
+                signer.cert.identity
+            )));
+        }
+        if signers.iter().any(|(r, _)| *r == sig.role)
+            || fingerprints.contains(&signer.cert.fingerprint_sha256)
+        {
+            return Err(refuse(
+                "a role or a certificate appears twice among the signatures",
+            ));
+        }
+        fingerprints.push(signer.cert.fingerprint_sha256.clone());
+        signers.push((sig.role, signer.cert.subject.clone()));
+    }
+    for role in required {
+        if !signers.iter().any(|(r, _)| r.name() == role) {
+            return Err(refuse(format!(
+                "the sender's policy requires a {role} signature; it is missing"
+            )));
+        }
+    }
+    Ok(signers)
+}
+
+/// Decrypts the payload into `plain_path`, verifies the sender's inner signature, reads
+/// the inner manifest and checks it against the outer one. Returns the inner manifest and
+/// the offset of the first file in the plaintext.
+fn open_inner(
+    payload: &Path,
+    plain_path: &Path,
+    key_path: &Path,
+    sender_cert: &[u8],
+    outer: &Manifest,
+) -> Result<(Manifest, u64), ClientError> {
+    let key = fs::read(key_path)
+        .map_err(|e| ClientError::Input(format!("{}: {e}", key_path.display())))?;
+    let cipher = OpenPgp::default();
+    let mut input =
+        BufReader::new(File::open(payload).map_err(|e| ClientError::Input(e.to_string()))?);
+    let mut plain = File::create(plain_path).map_err(|e| ClientError::Input(e.to_string()))?;
+    cipher
+        .open(
+            &mut input,
+            &mut plain,
+            &key,
+            sender_cert,
+            PLAINTEXT_BYTES_MAX,
+        )
+        .map_err(|e| refuse(format!("classified payload: {e}")))?;
+    drop(plain);
+    let mut plain =
+        BufReader::new(File::open(plain_path).map_err(|e| ClientError::Input(e.to_string()))?);
+    let mut rules = client_rules();
+    rules.doc_types.push(outer.doc_type.clone());
+    let inner = package::read_header(&mut plain, &rules).map_err(|e| refuse(e.to_string()))?;
+    package::check_matches_outer(&inner.manifest, outer).map_err(|e| refuse(e.to_string()))?;
+    let offset = plain
+        .stream_position()
+        .map_err(|e| ClientError::Input(e.to_string()))?;
+    let total = fs::metadata(plain_path)
+        .map_err(|e| ClientError::Input(e.to_string()))?
+        .len();
+    if total - offset != inner.manifest.payload.size {
+        return Err(refuse(
+            "the decrypted files do not have the size the inner manifest says",
+        ));
+    }
+    Ok((inner.manifest, offset))
+}
+
+/// Splits `source` (from `offset`) into the attachments, checking each size and digest,
+/// writing each into `staging`. Returns (file name, staged path) pairs.
+fn split_files(
+    source: &Path,
+    offset: u64,
+    attachments: &[Attachment],
+    staging: &Path,
+) -> Result<Vec<(String, PathBuf)>, ClientError> {
+    let mut input =
+        BufReader::new(File::open(source).map_err(|e| ClientError::Input(e.to_string()))?);
+    input
+        .seek(std::io::SeekFrom::Start(offset))
+        .map_err(|e| ClientError::Input(e.to_string()))?;
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    for (i, attachment) in attachments.iter().enumerate() {
+        let staged = staging.join(format!("file-{i}"));
+        let mut file = File::create(&staged).map_err(|e| ClientError::Input(e.to_string()))?;
+        let mut hasher = digest::Context::new(&digest::SHA256);
+        let mut left = attachment.size;
+        while left > 0 {
+            let want = left.min(buf.len() as u64) as usize;
+            let n = input
+                .read(&mut buf[..want])
+                .map_err(|e| ClientError::Input(e.to_string()))?;
+            if n == 0 {
+                return Err(refuse(format!("{} is truncated", attachment.name)));
+            }
+            hasher.update(&buf[..n]);
+            file.write_all(&buf[..n])
+                .map_err(|e| ClientError::Input(e.to_string()))?;
+            left -= n as u64;
+        }
+        file.sync_all()
+            .map_err(|e| ClientError::Input(e.to_string()))?;
+        if hex(hasher.finish().as_ref()) != attachment.sha256 {
+            return Err(refuse(format!(
+                "{} does not match its SHA-256 in the manifest",
+                attachment.name
+            )));
+        }
+        out.push((attachment.name.clone(), staged));
+    }
+    Ok(out)
+}

@@ -1,0 +1,128 @@
+//! The organisation directory in force, reloaded when `orgs.toml` or the keys directory
+//! changes (checked with the trust material, and on SIGHUP).
+//!
+//! Unlike the trust material, a directory that fails to load is not fatal: the previous
+//! one stays in force and the error is logged. An encryption certificate that the cipher
+//! cannot use is dropped from the directory (with an error in the log), so that nobody can
+//! seal documents to a broken key.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+
+use ring::digest;
+
+use crate::config::{ConfigError, ServerConfig};
+use crate::directory::Directory;
+use crate::seal::Cipher;
+
+/// Where the directory comes from.
+#[derive(Clone, Debug)]
+struct Sources {
+    config: ServerConfig,
+}
+
+/// The directory in force.
+pub struct Registry {
+    sources: Sources,
+    cipher: Arc<dyn Cipher>,
+    current: RwLock<Arc<Directory>>,
+    stamp: Mutex<[u8; 32]>,
+}
+
+impl Registry {
+    /// Loads the directory; fails if it cannot be loaded at all.
+    pub fn load(
+        config: &ServerConfig,
+        cipher: Arc<dyn Cipher>,
+    ) -> Result<(Arc<Registry>, String), ConfigError> {
+        let sources = Sources {
+            config: config.clone(),
+        };
+        let stamp = stamp(&sources);
+        let (directory, text) = load(&sources, cipher.as_ref())?;
+        Ok((
+            Arc::new(Registry {
+                sources,
+                cipher,
+                current: RwLock::new(Arc::new(directory)),
+                stamp: Mutex::new(stamp),
+            }),
+            text,
+        ))
+    }
+
+    /// The directory in force.
+    pub fn current(&self) -> Arc<Directory> {
+        match self.current.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Reloads now; on failure the previous directory stays in force.
+    pub fn reload(&self) -> Result<(), ConfigError> {
+        let stamp = stamp(&self.sources);
+        match load(&self.sources, self.cipher.as_ref()) {
+            Ok((directory, _)) => {
+                if let Ok(mut guard) = self.current.write() {
+                    *guard = Arc::new(directory);
+                }
+                if let Ok(mut guard) = self.stamp.lock() {
+                    *guard = stamp;
+                }
+                tracing::info!("organisation directory reloaded");
+                Ok(())
+            }
+            Err(e) => {
+                if let Ok(mut guard) = self.stamp.lock() {
+                    *guard = stamp;
+                }
+                tracing::error!(error = %e, "organisation directory not reloaded; the previous one stays in force");
+                Err(e)
+            }
+        }
+    }
+
+    /// Reloads if the tree file or the keys directory changed.
+    pub fn reload_if_changed(&self) {
+        let now = stamp(&self.sources);
+        let changed = self.stamp.lock().map(|g| *g != now).unwrap_or(true);
+        if changed {
+            let _ = self.reload();
+        }
+    }
+}
+
+fn load(sources: &Sources, cipher: &dyn Cipher) -> Result<(Directory, String), ConfigError> {
+    let (mut directory, text) = sources.config.load_directory()?;
+    directory.retain_usable_encryption_certs(|id, cert| match cipher.check_cert(cert) {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::error!(org = %id, error = %e, "encryption certificate unusable; ignoring it");
+            false
+        }
+    });
+    Ok((directory, text))
+}
+
+fn stamp(sources: &Sources) -> [u8; 32] {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    let mut hash_file = |path: &PathBuf| {
+        ctx.update(path.as_os_str().as_encoded_bytes());
+        ctx.update(&[0]);
+        if let Ok(bytes) = std::fs::read(path) {
+            ctx.update(digest::digest(&digest::SHA256, &bytes).as_ref());
+        }
+    };
+    hash_file(&sources.config.orgs);
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&sources.config.keys_dir)
+        .map(|entries| entries.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    names.sort();
+    for path in &names {
+        hash_file(path);
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}

@@ -1,0 +1,213 @@
+//! Recipients' signed receipts, and per-recipient delivery status.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use rustls_pki_types::UnixTime;
+
+use super::documents::{parse_id, read_limited, visible_document};
+use crate::api::{
+    self, DELIVERY_RECEIPT_TYPE, ReceiptRequest, ReceiptResponse, RecipientStatus, StatusView,
+};
+use crate::document::Role;
+use crate::pki::Identity;
+use crate::server::AppState;
+use crate::server::auth::Caller;
+use crate::server::error::ApiError;
+use crate::store::{DocState, ReceiptRecord};
+
+/// Largest receipt request body.
+const RECEIPT_BODY_BYTES_MAX: usize = 128 * 1024;
+/// Longest receipt note, in characters.
+const NOTE_CHARS_MAX: usize = 1000;
+/// How far a receipt's stated time may be from the server's clock.
+const RECEIPT_CLOCK_SKEW: time::Duration = time::Duration::hours(24);
+/// The edXML status codes a receipt may carry.
+pub const RECEIPT_STATUSES: [&str; 9] = ["01", "02", "03", "04", "05", "06", "13", "15", "16"];
+
+/// `POST /v1/documents/{id}/receipts`: a recipient's signed receipt.
+pub async fn post(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(raw_id): Path<String>,
+    body: Body,
+) -> Result<(StatusCode, Json<ReceiptResponse>), ApiError> {
+    let org = caller
+        .org()
+        .ok_or(ApiError::RoleForbidden("only recipients sign receipts"))?
+        .clone();
+    let id = parse_id(&raw_id)?;
+    let record = visible_document(&state, &caller, &id)?;
+    if !record.recipients.iter().any(|r| r == org.as_str()) {
+        return Err(ApiError::DocumentNotFound);
+    }
+    if record.state != DocState::Accepted {
+        return Err(ApiError::PayloadNotAvailable);
+    }
+    let body = read_limited(body, RECEIPT_BODY_BYTES_MAX).await?;
+    let request: ReceiptRequest =
+        serde_json::from_slice(&body).map_err(|e| ApiError::RequestInvalid(e.to_string()))?;
+    let receipt = &request.receipt;
+    let invalid = |m: String| Err(ApiError::ReceiptInvalid(m));
+    if receipt.kind != DELIVERY_RECEIPT_TYPE {
+        return invalid(format!("type must be {DELIVERY_RECEIPT_TYPE}"));
+    }
+    if receipt.document_id != id {
+        return invalid("the receipt names another document".into());
+    }
+    if receipt.recipient != org.as_str() {
+        return invalid(format!(
+            "the receipt is for {}, but this connection is {org}",
+            receipt.recipient
+        ));
+    }
+    if receipt.manifest_sha256 != record.manifest_sha256
+        || receipt.payload_sha256 != record.payload_sha256
+    {
+        return invalid("the receipt's digests do not match the document".into());
+    }
+    if !RECEIPT_STATUSES.contains(&receipt.status.as_str()) {
+        return invalid(format!(
+            "status {:?} is not one of {}",
+            receipt.status,
+            RECEIPT_STATUSES.join(", ")
+        ));
+    }
+    if receipt.status == "02" && receipt.note.trim().is_empty() {
+        return invalid("status 02 (rejected) needs a note giving the reason".into());
+    }
+    if receipt.note.chars().count() > NOTE_CHARS_MAX
+        || !unicode_normalization::is_nfc(&receipt.note)
+        || receipt.note.chars().any(|c| c.is_control() && c != '\n')
+    {
+        return invalid(format!(
+            "the note must be NFC text of at most {NOTE_CHARS_MAX} characters"
+        ));
+    }
+    let stated = time::OffsetDateTime::parse(
+        &receipt.time,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .map_err(|_| ApiError::ReceiptInvalid(format!("time {:?} is not RFC 3339", receipt.time)))?;
+    if (stated - time::OffsetDateTime::now_utc()).abs() > RECEIPT_CLOCK_SKEW {
+        return invalid("the receipt's time is more than a day from the server's clock".into());
+    }
+    if request.signature.role != Role::Organization {
+        return invalid(
+            "a receipt is signed with the organisation's key (role organization)".into(),
+        );
+    }
+
+    let statement = serde_json::to_value(receipt).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let canonical = crate::document::manifest::canonical_bytes(&statement)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let trust = state
+        .trust
+        .current()
+        .ok_or_else(|| ApiError::Unavailable("the server's trust material is unusable".into()))?;
+    let signature = request.signature.clone();
+    let signer = tokio::task::spawn_blocking(move || {
+        signature.verify(&trust.signing, &canonical, UnixTime::now())
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+    .map_err(|error| ApiError::Signature {
+        role: Role::Organization,
+        error,
+    })?;
+    if signer.cert.identity != Identity::Org(org.clone()) {
+        return Err(ApiError::SignerMismatch {
+            role: Role::Organization,
+            signer: signer.cert.identity.uri(),
+            sender: org.to_string(),
+        });
+    }
+
+    let signed = serde_json::json!({"receipt": statement, "signature": request.signature});
+    let existing = state.store.delivery(&id, org.as_str())?;
+    if let Some(same) = existing
+        .receipts
+        .iter()
+        .find(|r| r.receipt["receipt"] == signed["receipt"])
+    {
+        // The same statement again: an idempotent retry.
+        return Ok((
+            StatusCode::OK,
+            Json(ReceiptResponse {
+                document_id: id,
+                recipient: org.to_string(),
+                status: same.status.clone(),
+                recorded_at: same.recorded_at.clone(),
+            }),
+        ));
+    }
+    let recorded_at = api::now_rfc3339();
+    state
+        .store
+        .record_receipt(
+            &id,
+            org.as_str(),
+            ReceiptRecord {
+                status: receipt.status.clone(),
+                time: receipt.time.clone(),
+                note: receipt.note.clone(),
+                recorded_at: recorded_at.clone(),
+                receipt: signed,
+            },
+        )
+        .await?;
+    tracing::info!(document = %id, recipient = %org, status = %receipt.status, "receipt recorded");
+    Ok((
+        StatusCode::CREATED,
+        Json(ReceiptResponse {
+            document_id: id,
+            recipient: org.to_string(),
+            status: receipt.status.clone(),
+            recorded_at,
+        }),
+    ))
+}
+
+/// `GET /v1/documents/{id}/status`: each recipient's fetches and latest receipt, for the
+/// sender and for security officers in scope.
+pub async fn status(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(raw_id): Path<String>,
+) -> Result<Json<StatusView>, ApiError> {
+    let id = parse_id(&raw_id)?;
+    let record = visible_document(&state, &caller, &id)?;
+    if let Identity::Org(org) = &caller.identity {
+        if record.sender != org.as_str() {
+            return Err(ApiError::RoleForbidden(
+                "delivery status is for the sender and security officers",
+            ));
+        }
+    }
+    let mut recipients = Vec::new();
+    for org in &record.recipients {
+        let delivery = state.store.delivery(&id, org)?;
+        let latest = delivery.receipts.last();
+        recipients.push(RecipientStatus {
+            org: org.to_string(),
+            fetched_at: delivery.first_fetched_at.clone(),
+            fetch_count: delivery.fetch_count,
+            status: latest.map(|r| r.status.clone()),
+            status_time: latest.map(|r| r.time.clone()),
+            note: latest.map(|r| r.note.clone()).filter(|n| !n.is_empty()),
+            receipts: delivery
+                .receipts
+                .iter()
+                .map(|r| r.receipt.clone())
+                .collect(),
+        });
+    }
+    Ok(Json(StatusView {
+        id,
+        sender: record.sender.clone(),
+        urgency: record.urgency,
+        accepted_at: record.accepted_at.clone(),
+        recipients,
+    }))
+}
