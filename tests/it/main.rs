@@ -9,6 +9,7 @@
     reason = "tests fail loudly by design"
 )]
 
+mod classified;
 mod cli;
 mod submit;
 mod support;

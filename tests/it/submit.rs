@@ -475,10 +475,10 @@ async fn malformed_manifests_are_refused_with_specific_codes() {
             Box::new(|d| d.manifest["doc_type"] = json!("XYZ")),
         ),
         (
-            "classified_not_supported",
+            // A classified outer manifest must not reveal its subject.
+            "manifest_invalid",
             Box::new(|d| {
                 d.manifest["classification"] = json!("mat");
-                d.manifest["subject"] = json!("");
                 d.manifest["attachments"] = json!([]);
                 d.manifest["payload"]["encrypted"] = json!(true);
             }),
