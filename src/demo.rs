@@ -204,8 +204,8 @@ async fn story(pki: &demo::Layout, url: &str, work: &Path) -> Result<(), DemoErr
             .await?;
         println!("{label}  {id}");
         println!(
-            "  {:<22} {:<22} {:<7} {}",
-            "recipient", "fetched", "status", "acknowledged"
+            "  {:<22} {:<22} {:<7} acknowledged",
+            "recipient", "fetched", "status"
         );
         for r in status.recipients {
             println!(

@@ -111,8 +111,12 @@ enum Command {
     },
     /// Show the organisation directory, or register an encryption key (operator).
     Directory {
-        #[command(flatten)]
-        client: Option<ClientArgs>,
+        /// Client profile (to show the directory).
+        #[arg(long, env = "CONGVAN_PROFILE")]
+        profile: Option<PathBuf>,
+        /// Talk to this server URL instead of the profile's.
+        #[arg(long)]
+        server: Option<String>,
         #[command(subcommand)]
         command: Option<DirectoryCommand>,
     },
@@ -494,12 +498,19 @@ fn run(command: Command) -> Result<()> {
             }
             Ok(())
         }
-        Command::Directory { client, command } => match command {
+        Command::Directory {
+            profile,
+            server,
+            command,
+        } => match command {
             Some(DirectoryCommand::SetKey { config, org, cert }) => set_key(config, &org, &cert),
             None => {
-                let client = client
-                    .ok_or_else(|| anyhow::anyhow!("give --profile to show the directory"))?
-                    .client()?;
+                let profile = profile.ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "give --profile FILE to show the directory, or use `directory set-key`"
+                    )
+                })?;
+                let client = ClientArgs { profile, server }.client()?;
                 let directory = runtime()?.block_on(client.directory())?;
                 print_tree(&directory);
                 Ok(())
@@ -536,6 +547,7 @@ fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>, data: Option<PathB
     }
     let rt = runtime()?;
     rt.block_on(async move {
+        let shutdown = shutdown_signal()?;
         let server = congvan::server::Server::build(&config)?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -552,7 +564,7 @@ fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>, data: Option<PathB
                 let _ = tokio::task::spawn_blocking(reload.clone()).await;
             }
         });
-        server.run(listener, shutdown_signal()).await?;
+        server.run(listener, shutdown).await?;
         Ok(())
     })
 }
@@ -645,19 +657,19 @@ fn print_list(items: &[congvan::api::ListItem], sent: bool) {
     }
 }
 
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Installs the SIGINT and SIGTERM handlers now (so a signal that arrives while the
+/// server starts is not lost to the default action) and returns a future that completes
+/// on either.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => tracing::info!("SIGINT received"),
+            _ = terminate.recv() => tracing::info!("SIGTERM received"),
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
-        () = terminate => tracing::info!("SIGTERM received"),
-    }
+    })
 }
 
 fn pki_demo(out: &Path, orgs: Option<&Path>, force: bool, listen: SocketAddr) -> Result<()> {

@@ -11,6 +11,7 @@
 
 mod classified;
 mod cli;
+mod gpg;
 mod submit;
 mod support;
 mod tls;
