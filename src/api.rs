@@ -67,6 +67,8 @@ pub struct SubmissionReceipt {
     pub payload_size: u64,
     /// When the server accepted the payload (RFC 3339).
     pub accepted_at: String,
+    /// The index of the `submitted` event in the delivery log.
+    pub log_index: u64,
 }
 
 /// `GET /v1/documents/{id}`.
@@ -143,6 +145,38 @@ pub struct ListPage {
 pub struct ServerKeysResponse {
     /// The server's public keys.
     pub keys: Vec<PublicKeyInfo>,
+    /// The delivery log's origin (checkpoints name it; the `log` key signs them).
+    pub log_origin: String,
+}
+
+/// One entry of `GET /v1/log/entries`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// Its index in the log.
+    pub index: u64,
+    /// The leaf: the event's RFC 8785 bytes, verbatim.
+    pub leaf: Box<RawValue>,
+}
+
+/// `GET /v1/log/entries`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LogEntries {
+    /// The entries the caller may see, in index order.
+    pub entries: Vec<LogEntry>,
+    /// Where the next page starts, if the range is not exhausted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_start: Option<u64>,
+}
+
+/// A Merkle proof (`GET /v1/log/proofs/…`).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LogProof {
+    /// Inclusion: the entry's index; consistency: the older size.
+    pub from: u64,
+    /// The tree size the proof is for.
+    pub size: u64,
+    /// The hashes, base64.
+    pub proof: Vec<String>,
 }
 
 /// One organisation in the directory statement.
@@ -252,6 +286,8 @@ pub struct ReceiptResponse {
     pub status: String,
     /// When the server recorded it.
     pub recorded_at: String,
+    /// The index of the `receipt` event in the delivery log.
+    pub log_index: u64,
 }
 
 /// One recipient's state in `GET /v1/documents/{id}/status`.

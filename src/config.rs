@@ -102,6 +102,28 @@ struct ServerFile {
     signatures: Option<SignaturesFile>,
     #[serde(default = "default_keys_dir")]
     keys_dir: PathBuf,
+    #[serde(default)]
+    log: LogConfig,
+}
+
+/// The delivery log.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// The log's name in checkpoints (the C2SP origin line, also the note key name): a
+    /// URL-like name unique to this server, e.g. `vpthu.hanoi.example/congvan-log`.
+    pub origin: String,
+    /// How often a checkpoint is issued when the log has grown.
+    pub checkpoint_interval_s: u64,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            origin: "congvan.invalid/log".into(),
+            checkpoint_interval_s: 60,
+        }
+    }
 }
 
 fn default_keys_dir() -> PathBuf {
@@ -214,6 +236,8 @@ pub struct ServerConfig {
     pub signing_anchors: Vec<PathBuf>,
     /// CRLs for document-signing certificates.
     pub signing_crls: Vec<PathBuf>,
+    /// The delivery log.
+    pub log: LogConfig,
 }
 
 impl ServerConfig {
@@ -261,7 +285,17 @@ impl ServerConfig {
                 file.tls.crls.iter().cloned().map(resolve).collect(),
             ),
         };
+        if !signed_note::is_key_name_valid(&file.log.origin) {
+            return Err(ConfigError::Invalid {
+                path: name.to_owned(),
+                message: format!(
+                    "log.origin {:?} must be non-empty, without spaces or '+'",
+                    file.log.origin
+                ),
+            });
+        }
         Ok(ServerConfig {
+            log: file.log,
             documents: file.documents,
             signing_anchors,
             signing_crls,

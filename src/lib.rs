@@ -18,6 +18,7 @@ pub mod api;
 pub mod client;
 pub mod config;
 pub mod demo;
+pub mod ledger;
 pub mod directory;
 pub mod document;
 pub mod notary;

@@ -126,6 +126,9 @@ pub enum ApiError {
     /// The payload has not been uploaded yet.
     #[error("the payload of this document has not been uploaded")]
     PayloadNotAvailable,
+    /// The log entry is not one the caller may see.
+    #[error("that log entry concerns documents outside your scope")]
+    LogEntryHidden,
     /// The disk is full.
     #[error("the server is out of storage space; nothing was stored, retry later")]
     InsufficientStorage,
@@ -201,6 +204,7 @@ impl ApiError {
             ApiError::PayloadSizeMismatch(_) => (S::UNPROCESSABLE_ENTITY, "payload_size_mismatch"),
             ApiError::UploadIncomplete(_) => (S::BAD_REQUEST, "upload_incomplete"),
             ApiError::PayloadNotAvailable => (S::CONFLICT, "payload_not_available"),
+            ApiError::LogEntryHidden => (S::FORBIDDEN, "log_entry_hidden"),
             ApiError::InsufficientStorage => (S::INSUFFICIENT_STORAGE, "insufficient_storage"),
             ApiError::Unavailable(_) => (S::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal"),

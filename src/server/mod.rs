@@ -37,7 +37,7 @@ pub mod auth;
 pub mod error;
 pub mod metrics;
 pub mod registry;
-mod routes;
+pub mod routes;
 pub mod tls;
 
 pub use auth::{Caller, PeerCert};
@@ -84,6 +84,8 @@ pub struct AppState {
     pub keys: Arc<ServerKeys>,
     /// Rules for manifests.
     pub rules: Arc<ManifestRules>,
+    /// The delivery log's origin line.
+    pub log_origin: Arc<str>,
 }
 
 impl AppState {
@@ -98,6 +100,7 @@ pub struct Server {
     state: AppState,
     tls: Arc<TrustReloader>,
     limits: Limits,
+    checkpoint_interval: std::time::Duration,
 }
 
 impl Server {
@@ -141,6 +144,7 @@ impl Server {
                 metrics: Arc::default(),
                 trust: tls.clone(),
                 keys: Arc::new(keys),
+                log_origin: Arc::from(config.log.origin.as_str()),
                 rules: Arc::new(ManifestRules {
                     doc_types: config.documents.types.clone(),
                     payload_bytes_max: config.documents.payload_bytes_max,
@@ -148,6 +152,9 @@ impl Server {
             },
             tls,
             limits: config.limits.clone(),
+            checkpoint_interval: std::time::Duration::from_secs(
+                config.log.checkpoint_interval_s.max(1),
+            ),
         })
     }
 
@@ -177,14 +184,24 @@ impl Server {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), ServerError> {
-        let Server { state, tls, limits } = self;
+        let Server {
+            state,
+            tls,
+            limits,
+            checkpoint_interval,
+        } = self;
         let app = app(state.clone());
         let (stop_tx, stop_rx) = watch::channel(false);
         // Each connection task holds a clone of `done_tx`; when all are dropped,
         // `done_rx.recv()` returns None and every connection has finished.
         let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
         let connections = Arc::new(Semaphore::new(limits.connections_max.max(1)));
-        let watcher = tokio::spawn(tls.clone().watch(state.registry.clone(), stop_rx.clone()));
+        let watcher = tokio::spawn(housekeeping(
+            state.clone(),
+            tls.clone(),
+            checkpoint_interval,
+            stop_rx.clone(),
+        ));
         let limits = Arc::new(limits);
         match listener.local_addr() {
             Ok(addr) => {
@@ -246,6 +263,48 @@ impl Server {
         state.store.commit().await?;
         tracing::info!("store flushed; stopped");
         Ok(())
+    }
+}
+
+/// Background work until shutdown: re-reads changed trust material and directory (and
+/// logs a directory change), and issues checkpoints while the log grows.
+async fn housekeeping(
+    state: AppState,
+    tls: Arc<TrustReloader>,
+    checkpoint_interval: std::time::Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let log_directory = |state: AppState| async move {
+        let digest = state.registry.digest();
+        if let Err(e) = state.store.log_directory(&digest, &crate::api::now_rfc3339()).await {
+            tracing::error!(error = %e, "could not log the directory change");
+        }
+    };
+    log_directory(state.clone()).await;
+    let mut files = tokio::time::interval(tls.check_interval());
+    files.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut checkpoints = tokio::time::interval(checkpoint_interval);
+    checkpoints.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = files.tick() => {
+                let tls = tls.clone();
+                let registry = state.registry.clone();
+                // File reads and certificate parsing are blocking work.
+                let _ = tokio::task::spawn_blocking(move || {
+                    tls.reload_if_changed();
+                    registry.reload_if_changed();
+                })
+                .await;
+                log_directory(state.clone()).await;
+            }
+            _ = checkpoints.tick() => {
+                if let Err(e) = routes::log::issue_checkpoint(&state).await {
+                    tracing::error!(error = %e, "could not issue a checkpoint");
+                }
+            }
+            _ = stop.changed() => return,
+        }
     }
 }
 

@@ -25,7 +25,7 @@ struct Sources {
 pub struct Registry {
     sources: Sources,
     cipher: Arc<dyn Cipher>,
-    current: RwLock<Arc<Directory>>,
+    current: RwLock<(Arc<Directory>, [u8; 32])>,
     stamp: Mutex<[u8; 32]>,
 }
 
@@ -39,12 +39,12 @@ impl Registry {
             config: config.clone(),
         };
         let stamp = stamp(&sources);
-        let (directory, text) = load(&sources, cipher.as_ref())?;
+        let (directory, text, digest) = load(&sources, cipher.as_ref())?;
         Ok((
             Arc::new(Registry {
                 sources,
                 cipher,
-                current: RwLock::new(Arc::new(directory)),
+                current: RwLock::new((Arc::new(directory), digest)),
                 stamp: Mutex::new(stamp),
             }),
             text,
@@ -54,8 +54,16 @@ impl Registry {
     /// The directory in force.
     pub fn current(&self) -> Arc<Directory> {
         match self.current.read() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
+            Ok(guard) => guard.0.clone(),
+            Err(poisoned) => poisoned.into_inner().0.clone(),
+        }
+    }
+
+    /// SHA-256 over the tree text and every registered certificate in force.
+    pub fn digest(&self) -> [u8; 32] {
+        match self.current.read() {
+            Ok(guard) => guard.1,
+            Err(poisoned) => poisoned.into_inner().1,
         }
     }
 
@@ -63,9 +71,9 @@ impl Registry {
     pub fn reload(&self) -> Result<(), ConfigError> {
         let stamp = stamp(&self.sources);
         match load(&self.sources, self.cipher.as_ref()) {
-            Ok((directory, _)) => {
+            Ok((directory, _, digest)) => {
                 if let Ok(mut guard) = self.current.write() {
-                    *guard = Arc::new(directory);
+                    *guard = (Arc::new(directory), digest);
                 }
                 if let Ok(mut guard) = self.stamp.lock() {
                     *guard = stamp;
@@ -93,7 +101,10 @@ impl Registry {
     }
 }
 
-fn load(sources: &Sources, cipher: &dyn Cipher) -> Result<(Directory, String), ConfigError> {
+fn load(
+    sources: &Sources,
+    cipher: &dyn Cipher,
+) -> Result<(Directory, String, [u8; 32]), ConfigError> {
     let (mut directory, text) = sources.config.load_directory()?;
     directory.retain_usable_encryption_certs(|id, cert| match cipher.check_cert(cert) {
         Ok(_) => true,
@@ -102,7 +113,21 @@ fn load(sources: &Sources, cipher: &dyn Cipher) -> Result<(Directory, String), C
             false
         }
     });
-    Ok((directory, text))
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(text.as_bytes());
+    for org in directory.orgs() {
+        for part in [
+            org.id.as_str().as_bytes(),
+            org.encryption_cert.as_deref().unwrap_or_default(),
+            org.signing_certs_pem.as_deref().unwrap_or_default().as_bytes(),
+        ] {
+            ctx.update(&(part.len() as u64).to_be_bytes());
+            ctx.update(part);
+        }
+    }
+    let mut digest = [0u8; 32];
+    digest.copy_from_slice(ctx.finish().as_ref());
+    Ok((directory, text, digest))
 }
 
 fn stamp(sources: &Sources) -> [u8; 32] {

@@ -18,7 +18,6 @@ use std::sync::{Arc, Mutex, RwLock};
 use ring::digest;
 use rustls::RootCertStore;
 use rustls::server::WebPkiClientVerifier;
-use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::TlsConfig;
@@ -93,6 +92,11 @@ impl TrustReloader {
         }
     }
 
+    /// How often the input files are checked for changes.
+    pub fn check_interval(&self) -> std::time::Duration {
+        self.sources.tls.crl_check_interval
+    }
+
     /// The CRL files document signatures are checked against.
     pub fn signing_crl_files(&self) -> Vec<PathBuf> {
         self.sources.signing_crls.clone()
@@ -139,32 +143,6 @@ impl TrustReloader {
         };
         if changed {
             let _ = self.reload();
-        }
-    }
-
-    /// Checks for changed files (trust material, and the directory in `registry`) every
-    /// `crl_check_interval` until `shutdown` turns true.
-    pub async fn watch(
-        self: Arc<Self>,
-        registry: Arc<super::registry::Registry>,
-        mut shutdown: watch::Receiver<bool>,
-    ) {
-        let mut tick = tokio::time::interval(self.sources.tls.crl_check_interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {
-                    let me = self.clone();
-                    let registry = registry.clone();
-                    // File reads and certificate parsing are blocking work.
-                    let _ = tokio::task::spawn_blocking(move || {
-                        me.reload_if_changed();
-                        registry.reload_if_changed();
-                    })
-                    .await;
-                }
-                _ = shutdown.changed() => return,
-            }
         }
     }
 }

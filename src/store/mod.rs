@@ -9,7 +9,10 @@
 //! - `docs`: document id (16 bytes) → [`DocumentRecord`] (JSON);
 //! - `inbox`: recipient id, 0x00, sequence (u64 BE) → document id;
 //! - `sent`: sender id, 0x00, sequence (u64 BE) → document id;
-//! - `deliveries`: document id (16 bytes), recipient id → [`DeliveryRecord`] (JSON).
+//! - `deliveries`: document id (16 bytes), recipient id → [`DeliveryRecord`] (JSON);
+//! - `log`: the Merkle log (see `ledger`), written in the same transactions as the state
+//!   changes it records;
+//! - `checkpoints`: tree size (u64 BE) → signed checkpoint note.
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +26,8 @@ pub mod commit;
 
 pub use blobs::{BlobError, BlobStore, BlobWriter, VerifiedBlob};
 pub use commit::Committer;
+
+use crate::ledger::{self, Event, LedgerError, Log};
 
 /// sled log segment size. Values larger than a quarter of a segment go to separate blob
 /// files; 8 MiB segments keep every record we write inline.
@@ -64,6 +69,9 @@ pub enum StoreError {
     /// The record is not in the state the operation needs.
     #[error("{0}")]
     State(String),
+    /// The log refused an append.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
 }
 
 impl StoreError {
@@ -138,6 +146,9 @@ pub struct DocumentRecord {
     pub accepted_at: Option<String>,
     /// The server-signed submission receipt, once accepted.
     pub receipt: Option<serde_json::Value>,
+    /// The log index of the `submitted` event.
+    #[serde(default)]
+    pub log_index: Option<u64>,
 }
 
 /// A recipient's signed receipt, as recorded.
@@ -153,6 +164,9 @@ pub struct ReceiptRecord {
     pub recorded_at: String,
     /// The signed receipt as received (statement and signature).
     pub receipt: serde_json::Value,
+    /// The index of its `receipt` event in the log.
+    #[serde(default)]
+    pub log_index: Option<u64>,
 }
 
 /// What happened to one document at one recipient.
@@ -185,6 +199,8 @@ pub struct Store {
     inbox: sled::Tree,
     sent: sled::Tree,
     deliveries: sled::Tree,
+    log_tree: sled::Tree,
+    checkpoints: sled::Tree,
     blobs: BlobStore,
     committer: Committer,
     dir: PathBuf,
@@ -215,6 +231,8 @@ impl Store {
         let inbox = tree("inbox")?;
         let sent = tree("sent")?;
         let deliveries = tree("deliveries")?;
+        let log_tree = tree("log")?;
+        let checkpoints = tree("checkpoints")?;
         let blobs = BlobStore::open(data_dir)?;
         let committer =
             Committer::start(db.clone(), db_path.clone()).map_err(|source| StoreError::Io {
@@ -227,6 +245,8 @@ impl Store {
             inbox,
             sent,
             deliveries,
+            log_tree,
+            checkpoints,
             blobs,
             committer,
             dir: data_dir.to_owned(),
@@ -285,47 +305,62 @@ impl Store {
         }
     }
 
-    /// Marks a document's payload as stored, attaches the receipt and files the document
-    /// in its recipients' inboxes and its sender's sent list, atomically; durable on return.
+    /// Marks a document's payload as stored, files the document in its recipients'
+    /// inboxes and its sender's sent list, and appends the `submitted` event, in one
+    /// atomic, durable commit. `receipt` makes the server's receipt from the event's log
+    /// index. Returns the record and the index.
     pub async fn accept_payload(
         &self,
         id: &Uuid,
         accepted_at: &str,
-        receipt: serde_json::Value,
-    ) -> Result<DocumentRecord, StoreError> {
+        receipt: impl Fn(u64) -> Result<serde_json::Value, String>,
+    ) -> Result<(DocumentRecord, u64), StoreError> {
         let seq = self.db.generate_id().map_err(db_err(&self.dir))?;
-        let result = (&self.docs, &self.inbox, &self.sent).transaction(|(docs, inbox, sent)| {
-            let bytes = docs
-                .get(id.as_bytes())?
-                .ok_or(ConflictableTransactionError::Abort(StoreError::State(
-                    "no such document".into(),
-                )))?;
-            let mut record = decode(id, &bytes).map_err(ConflictableTransactionError::Abort)?;
-            if record.state != DocState::AwaitingPayload {
-                return Err(ConflictableTransactionError::Abort(StoreError::State(
-                    "the payload was already accepted".into(),
-                )));
-            }
-            record.state = DocState::Accepted;
-            record.accepted_at = Some(accepted_at.to_owned());
-            record.receipt = Some(receipt.clone());
-            docs.insert(
-                id.as_bytes(),
-                encode(&record).map_err(ConflictableTransactionError::Abort)?,
-            )?;
-            for recipient in &record.recipients {
-                inbox.insert(index_key(recipient, seq), id.as_bytes().as_slice())?;
-            }
-            sent.insert(index_key(&record.sender, seq), id.as_bytes().as_slice())?;
-            Ok(record)
-        });
-        let record = match result {
-            Ok(r) => r,
-            Err(TransactionError::Abort(e)) => return Err(e),
-            Err(TransactionError::Storage(e)) => return Err(db_err(&self.dir)(e)),
-        };
+        let result = (&self.docs, &self.inbox, &self.sent, &self.log_tree).transaction(
+            |(docs, inbox, sent, log)| {
+                let abort = ConflictableTransactionError::Abort;
+                let bytes = docs
+                    .get(id.as_bytes())?
+                    .ok_or(abort(StoreError::State("no such document".into())))?;
+                let mut record = decode(id, &bytes).map_err(abort)?;
+                if record.state != DocState::AwaitingPayload {
+                    return Err(abort(StoreError::State(
+                        "the payload was already accepted".into(),
+                    )));
+                }
+                let manifest: serde_json::Value =
+                    serde_json::from_str(&record.manifest).unwrap_or_default();
+                let index = ledger::append(
+                    log,
+                    &Event::Submitted {
+                        time: accepted_at.to_owned(),
+                        document_id: *id,
+                        actor: record.sender.clone(),
+                        sender: record.sender.clone(),
+                        recipients: record.recipients.clone(),
+                        classification: record.classification.clone(),
+                        urgency: record.urgency,
+                        deadline: manifest["deadline"].as_str().map(str::to_owned),
+                        manifest_sha256: record.manifest_sha256.clone(),
+                        payload_sha256: record.payload_sha256.clone(),
+                        payload_size: record.payload_size,
+                    },
+                )?;
+                record.state = DocState::Accepted;
+                record.accepted_at = Some(accepted_at.to_owned());
+                record.receipt = Some(receipt(index).map_err(|e| abort(StoreError::State(e)))?);
+                record.log_index = Some(index);
+                docs.insert(id.as_bytes(), encode(&record).map_err(abort)?)?;
+                for recipient in &record.recipients {
+                    inbox.insert(index_key(recipient, seq), id.as_bytes().as_slice())?;
+                }
+                sent.insert(index_key(&record.sender, seq), id.as_bytes().as_slice())?;
+                Ok((record, index))
+            },
+        );
+        let out = finish(result, &self.dir)?;
         self.commit().await?;
-        Ok(record)
+        Ok(out)
     }
 
     /// Documents in an index for `org`, newest first, after the cursor `before` (a
@@ -414,69 +449,163 @@ impl Store {
         Ok(out)
     }
 
-    /// Applies `change` to the delivery record of `id` at `recipient`; durable on return.
+    /// Applies `change` to the delivery record of `id` at `recipient` and appends the
+    /// event `event` makes of the new record, atomically; durable on return.
     async fn update_delivery(
         &self,
         id: &Uuid,
         recipient: &str,
-        change: impl Fn(&mut DeliveryRecord),
-    ) -> Result<DeliveryRecord, StoreError> {
+        change: impl Fn(&mut DeliveryRecord, u64),
+        event: impl Fn() -> Event,
+    ) -> Result<(DeliveryRecord, u64), StoreError> {
         let key = delivery_key(id, recipient);
-        let result = self.deliveries.transaction(|tx| {
-            let mut record: DeliveryRecord = match tx.get(&key)? {
-                None => DeliveryRecord::default(),
-                Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                    ConflictableTransactionError::Abort(StoreError::Corrupt {
-                        key: format!("delivery {id} {recipient}"),
-                        reason: e.to_string(),
-                    })
-                })?,
-            };
-            change(&mut record);
-            let bytes = serde_json::to_vec(&record).map_err(|e| {
-                ConflictableTransactionError::Abort(StoreError::Corrupt {
-                    key: format!("delivery {id} {recipient}"),
-                    reason: e.to_string(),
-                })
-            })?;
-            tx.insert(key.as_slice(), bytes)?;
-            Ok(record)
-        });
-        let record = match result {
-            Ok(r) => r,
-            Err(TransactionError::Abort(e)) => return Err(e),
-            Err(TransactionError::Storage(e)) => return Err(db_err(&self.dir)(e)),
+        let corrupt = |e: serde_json::Error| {
+            ConflictableTransactionError::Abort(StoreError::Corrupt {
+                key: format!("delivery {id} {recipient}"),
+                reason: e.to_string(),
+            })
         };
+        let result = (&self.deliveries, &self.log_tree).transaction(|(deliveries, log)| {
+            let mut record: DeliveryRecord = match deliveries.get(&key)? {
+                None => DeliveryRecord::default(),
+                Some(bytes) => serde_json::from_slice(&bytes).map_err(corrupt)?,
+            };
+            let index = ledger::append(log, &event())?;
+            change(&mut record, index);
+            deliveries.insert(key.as_slice(), serde_json::to_vec(&record).map_err(corrupt)?)?;
+            Ok((record, index))
+        });
+        let out = finish(result, &self.dir)?;
         self.commit().await?;
-        Ok(record)
+        Ok(out)
     }
 
-    /// Records that `recipient` fetched the payload of `id` at `at`; durable on return.
+    /// Records that `recipient` fetched the payload of `document` at `at`, with its
+    /// `delivered` event; durable on return. Returns the record and the event's index.
     pub async fn record_fetch(
         &self,
-        id: &Uuid,
+        document: &DocumentRecord,
         recipient: &str,
         at: &str,
-    ) -> Result<DeliveryRecord, StoreError> {
-        self.update_delivery(id, recipient, |r| {
-            if r.first_fetched_at.is_none() {
-                r.first_fetched_at = Some(at.to_owned());
-            }
-            r.last_fetched_at = Some(at.to_owned());
-            r.fetch_count += 1;
-        })
+    ) -> Result<(DeliveryRecord, u64), StoreError> {
+        self.update_delivery(
+            &document.id,
+            recipient,
+            |r, _| {
+                if r.first_fetched_at.is_none() {
+                    r.first_fetched_at = Some(at.to_owned());
+                }
+                r.last_fetched_at = Some(at.to_owned());
+                r.fetch_count += 1;
+            },
+            || Event::Delivered {
+                time: at.to_owned(),
+                document_id: document.id,
+                actor: recipient.to_owned(),
+                sender: document.sender.clone(),
+                recipients: document.recipients.clone(),
+                payload_sha256: document.payload_sha256.clone(),
+            },
+        )
         .await
     }
 
-    /// Records a recipient's signed receipt; durable on return.
+    /// Records a recipient's signed receipt with its `receipt` event; durable on return.
     pub async fn record_receipt(
         &self,
-        id: &Uuid,
+        document: &DocumentRecord,
         recipient: &str,
         receipt: ReceiptRecord,
-    ) -> Result<DeliveryRecord, StoreError> {
-        self.update_delivery(id, recipient, |r| r.receipts.push(receipt.clone()))
-            .await
+    ) -> Result<(DeliveryRecord, u64), StoreError> {
+        self.update_delivery(
+            &document.id,
+            recipient,
+            |r, index| {
+                let mut receipt = receipt.clone();
+                receipt.log_index = Some(index);
+                r.receipts.push(receipt);
+            },
+            || Event::Receipt {
+                time: receipt.recorded_at.clone(),
+                document_id: document.id,
+                actor: recipient.to_owned(),
+                sender: document.sender.clone(),
+                recipients: document.recipients.clone(),
+                status: receipt.status.clone(),
+                receipt: receipt.receipt.clone(),
+            },
+        )
+        .await
+    }
+
+    /// Appends an event on its own (a refusal); durable on return.
+    pub async fn log_event(&self, event: &Event) -> Result<u64, StoreError> {
+        let result = self.log_tree.transaction(|log| ledger::append(log, event));
+        let index = finish(result, &self.dir)?;
+        self.commit().await?;
+        Ok(index)
+    }
+
+    /// Appends a `directory_changed` event if `digest` differs from the last one logged;
+    /// durable on return. Returns the index when an event was appended.
+    pub async fn log_directory(&self, digest: &[u8], at: &str) -> Result<Option<u64>, StoreError> {
+        let result = self.log_tree.transaction(|log| {
+            if ledger::last_directory_digest(log)?.as_deref() == Some(digest) {
+                return Ok(None);
+            }
+            let index = ledger::append(
+                log,
+                &Event::DirectoryChanged {
+                    time: at.to_owned(),
+                    directory_sha256: crate::pki::identity::hex(digest),
+                },
+            )?;
+            ledger::set_directory_digest(log, digest)?;
+            Ok(Some(index))
+        });
+        let index = finish(result, &self.dir)?;
+        if index.is_some() {
+            self.commit().await?;
+        }
+        Ok(index)
+    }
+
+    /// Read access to the log.
+    pub fn log(&self) -> Log {
+        Log::new(self.log_tree.clone())
+    }
+
+    /// The latest checkpoint issued: its size and signed note.
+    pub fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
+        match self.checkpoints.last().map_err(db_err(&self.dir))? {
+            None => Ok(None),
+            Some((k, v)) => {
+                let size = <[u8; 8]>::try_from(k.as_ref())
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| StoreError::Corrupt {
+                        key: "checkpoint".into(),
+                        reason: "key".into(),
+                    })?;
+                Ok(Some((size, String::from_utf8_lossy(&v).into_owned())))
+            }
+        }
+    }
+
+    /// Keeps a signed checkpoint; durable on return.
+    pub async fn save_checkpoint(&self, size: u64, note: &str) -> Result<(), StoreError> {
+        self.checkpoints
+            .insert(size.to_be_bytes(), note.as_bytes())
+            .map_err(db_err(&self.dir))?;
+        self.commit().await
+    }
+}
+
+/// Unwraps a transaction's result into the store's error type.
+fn finish<T>(result: Result<T, TransactionError<StoreError>>, dir: &Path) -> Result<T, StoreError> {
+    match result {
+        Ok(v) => Ok(v),
+        Err(TransactionError::Abort(e)) => Err(e),
+        Err(TransactionError::Storage(e)) => Err(db_err(dir)(e)),
     }
 }
 

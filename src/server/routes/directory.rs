@@ -68,6 +68,7 @@ pub async fn server_keys(
     _caller: Caller,
 ) -> Json<ServerKeysResponse> {
     Json(ServerKeysResponse {
+        log_origin: state.log_origin.to_string(),
         keys: state.keys.public_keys(),
     })
 }

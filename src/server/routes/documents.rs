@@ -46,8 +46,34 @@ pub async fn submit(
     let request: SubmitRequest =
         serde_json::from_slice(&body).map_err(|e| ApiError::RequestInvalid(e.to_string()))?;
     let parsed = document::manifest::parse(request.manifest.get(), &state.rules)?;
-    let manifest = &parsed.manifest;
+    // From here on the request names a document: refusals go into the log.
+    let result = submit_parsed(&state, &caller, &sender, &request, &parsed).await;
+    if let Err(e) = &result {
+        if !matches!(e, ApiError::IdConflict(_)) {
+            let m = &parsed.manifest;
+            log_refusal(
+                &state,
+                &caller,
+                Some(m.id),
+                Some(m.sender.to_string()),
+                m.recipients.iter().map(ToString::to_string).collect(),
+                e,
+            )
+            .await;
+        }
+    }
+    result
+}
 
+async fn submit_parsed(
+    state: &AppState,
+    caller: &Caller,
+    sender: &OrgId,
+    request: &SubmitRequest,
+    parsed: &ParsedManifest,
+) -> Result<Response, ApiError> {
+    let sender = sender.clone();
+    let manifest = &parsed.manifest;
     if manifest.sender != sender {
         return Err(ApiError::SenderMismatch {
             tls: sender.to_string(),
@@ -115,6 +141,7 @@ pub async fn submit(
         state: DocState::AwaitingPayload,
         accepted_at: None,
         receipt: None,
+        log_index: None,
     };
     match state.store.insert_document(&record).await? {
         Inserted::Created => {
@@ -326,34 +353,44 @@ pub async fn upload(
     } else {
         Some(recipient_set_check(&state, &record)?)
     };
-    receive_payload(&state, &record, body, check).await?;
-
-    let statement = SubmissionReceipt {
-        kind: SUBMISSION_RECEIPT_TYPE.to_owned(),
-        document_id: id,
-        sender: record.sender.clone(),
-        recipients: record.recipients.clone(),
-        manifest_sha256: record.manifest_sha256.clone(),
-        payload_sha256: record.payload_sha256.clone(),
-        payload_size: record.payload_size,
-        accepted_at: api::now_rfc3339(),
-    };
-    let receipt = state
-        .keys
-        .sign(
-            KeyPurpose::Receipts,
-            serde_json::to_value(&statement).map_err(|e| ApiError::Internal(e.to_string()))?,
+    if let Err(e) = receive_payload(&state, &record, body, check).await {
+        log_refusal(
+            &state,
+            &caller,
+            Some(id),
+            Some(record.sender.clone()),
+            record.recipients.clone(),
+            &e,
         )
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let receipt_value =
-        serde_json::to_value(&receipt).map_err(|e| ApiError::Internal(e.to_string()))?;
-    match state
-        .store
-        .accept_payload(&id, &statement.accepted_at, receipt_value)
-        .await
-    {
-        Ok(_) => {
-            tracing::info!(document = %id, size = record.payload_size, "payload accepted");
+        .await;
+        return Err(e);
+    }
+
+    let accepted_at = api::now_rfc3339();
+    let keys = state.keys.clone();
+    let make_receipt = |log_index: u64| {
+        let statement = SubmissionReceipt {
+            kind: SUBMISSION_RECEIPT_TYPE.to_owned(),
+            document_id: id,
+            sender: record.sender.clone(),
+            recipients: record.recipients.clone(),
+            manifest_sha256: record.manifest_sha256.clone(),
+            payload_sha256: record.payload_sha256.clone(),
+            payload_size: record.payload_size,
+            accepted_at: accepted_at.clone(),
+            log_index,
+        };
+        let value = serde_json::to_value(&statement).map_err(|e| e.to_string())?;
+        let signed = keys
+            .sign(KeyPurpose::Receipts, value)
+            .map_err(|e| e.to_string())?;
+        serde_json::to_value(&signed).map_err(|e| e.to_string())
+    };
+    match state.store.accept_payload(&id, &accepted_at, make_receipt).await {
+        Ok((stored, index)) => {
+            tracing::info!(document = %id, size = record.payload_size, log_index = index, "payload accepted");
+            let receipt = receipt_of(&stored)?
+                .ok_or_else(|| ApiError::Internal(format!("accepted {id} has no receipt")))?;
             Ok((StatusCode::CREATED, Json(UploadResponse { receipt })).into_response())
         }
         // A concurrent identical upload won the race: answer with its receipt.
@@ -522,18 +559,20 @@ pub async fn payload(
         return Err(ApiError::PayloadNotAvailable);
     }
     let path = state.store.blobs().path(&record.payload_sha256);
-    if let Some(org) = caller.org() {
-        if record.recipients.iter().any(|r| r == org.as_str()) {
-            // The delivery is on record before the first byte leaves.
-            state
-                .store
-                .record_fetch(&id, org.as_str(), &api::now_rfc3339())
-                .await?;
-        }
-    }
     let file = tokio::fs::File::open(&path)
         .await
         .map_err(|e| ApiError::Internal(format!("payload of {id} at {}: {e}", path.display())))?;
+    let mut log_index = None;
+    if let Some(org) = caller.org() {
+        if record.recipients.iter().any(|r| r == org.as_str()) {
+            // The delivery is in the log before the first byte leaves.
+            let (_, index) = state
+                .store
+                .record_fetch(&record, org.as_str(), &api::now_rfc3339())
+                .await?;
+            log_index = Some(index);
+        }
+    }
     let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024));
     Ok((
         [
@@ -543,8 +582,39 @@ pub async fn payload(
                 header::HeaderName::from_static("x-congvan-payload-sha256"),
                 record.payload_sha256.clone(),
             ),
+            (
+                header::HeaderName::from_static("x-congvan-log-index"),
+                log_index.map(|i| i.to_string()).unwrap_or_default(),
+            ),
         ],
         body,
     )
         .into_response())
+}
+
+/// Appends a `refused` event for a document-level refusal. A failure to log is itself
+/// logged, and does not change the answer.
+pub async fn log_refusal(
+    state: &AppState,
+    caller: &Caller,
+    document_id: Option<Uuid>,
+    sender: Option<String>,
+    recipients: Vec<String>,
+    error: &ApiError,
+) {
+    let (_, code) = error.status_and_code();
+    let event = crate::ledger::Event::Refused {
+        time: api::now_rfc3339(),
+        document_id,
+        actor: match &caller.identity {
+            Identity::Org(id) => id.to_string(),
+            Identity::Auditor(scope) => format!("auditor:{scope}"),
+        },
+        sender,
+        recipients,
+        code: code.to_owned(),
+    };
+    if let Err(e) = state.store.log_event(&event).await {
+        tracing::error!(error = %e, code, "could not log a refusal");
+    }
 }

@@ -10,6 +10,7 @@ mod directory;
 mod documents;
 mod identity;
 mod lists;
+pub mod log;
 mod ops;
 mod receipts;
 
@@ -38,6 +39,10 @@ pub fn router() -> Router<AppState> {
         )
         .route("/v1/documents/{id}/status", get(receipts::status))
         .route("/v1/crls", get(directory::crls))
+        .route("/v1/log/checkpoint", get(log::checkpoint))
+        .route("/v1/log/entries", get(log::entries))
+        .route("/v1/log/proofs/inclusion", get(log::inclusion))
+        .route("/v1/log/proofs/consistency", get(log::consistency))
         .route("/v1/inbox", get(lists::inbox))
         .route("/v1/sent", get(lists::sent))
 }

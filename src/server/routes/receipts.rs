@@ -139,14 +139,15 @@ pub async fn post(
                 recipient: org.to_string(),
                 status: same.status.clone(),
                 recorded_at: same.recorded_at.clone(),
+                log_index: same.log_index.unwrap_or_default(),
             }),
         ));
     }
     let recorded_at = api::now_rfc3339();
-    state
+    let (_, log_index) = state
         .store
         .record_receipt(
-            &id,
+            &record,
             org.as_str(),
             ReceiptRecord {
                 status: receipt.status.clone(),
@@ -154,6 +155,7 @@ pub async fn post(
                 note: receipt.note.clone(),
                 recorded_at: recorded_at.clone(),
                 receipt: signed,
+                log_index: None,
             },
         )
         .await?;
@@ -165,6 +167,7 @@ pub async fn post(
             recipient: org.to_string(),
             status: receipt.status.clone(),
             recorded_at,
+            log_index,
         }),
     ))
 }

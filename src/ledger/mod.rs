@@ -1,0 +1,521 @@
+//! The tamper-evident delivery log: an RFC 6962/9162 Merkle tree over canonical JSON
+//! events, kept in sled, with C2SP signed-note checkpoints.
+//!
+//! Storage, in one sled tree (so an append is one transaction with the state change it
+//! records):
+//! - `L` + index (u64 BE) → the leaf: the event's RFC 8785 bytes;
+//! - `H` + stored-hash index (u64 BE) → a 32-byte node hash, in the layout of
+//!   `tlog_tiles::tlog` (Go's sumdb `tlog`): each append writes the leaf hash and the
+//!   hashes of the perfect subtrees it completes (two on average, at most 64), so an
+//!   append is O(log n) and the tree is never rebuilt;
+//! - `D` + document id (16 bytes) + index → nothing: the events of one document;
+//! - `S` → the size (u64 BE); `G` → the digest of the last directory logged.
+//!
+//! Hashing, proofs and the checkpoint format are the `tlog_tiles` crate's; the note
+//! signature format is `signed_note`'s. Start-up reads the size and nothing else.
+
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionalTree, UnabortableTransactionError};
+use tlog_tiles::tlog::{self, Hash, HashReader};
+use uuid::Uuid;
+
+pub mod checkpoint;
+
+pub use checkpoint::{CheckpointError, NoteSigner, VerifiedCheckpoint, verifier_key};
+
+const SIZE_KEY: &[u8] = b"S";
+const DIRECTORY_KEY: &[u8] = b"G";
+/// Most entries one read returns.
+pub const ENTRIES_PAGE_MAX: u64 = 1000;
+
+/// Errors of the log.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LedgerError {
+    /// sled failed.
+    #[error("log storage: {0}")]
+    Storage(String),
+    /// A stored value is not what the log wrote: the store is damaged or tampered with.
+    #[error("log entry {index} is damaged: {reason}")]
+    Corrupt {
+        /// Which entry or hash.
+        index: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A proof or range was asked for outside the tree.
+    #[error("{0}")]
+    Range(String),
+    /// An event could not be encoded.
+    #[error("event: {0}")]
+    Event(String),
+}
+
+impl From<sled::Error> for LedgerError {
+    fn from(e: sled::Error) -> Self {
+        LedgerError::Storage(e.to_string())
+    }
+}
+
+/// One log event. Leaves are the RFC 8785 bytes of its JSON, which carries a `type`.
+/// Events name documents, organisations and digests; never a subject, a file name or
+/// any plaintext of a classified document.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Event {
+    /// A document's payload was accepted: it is in its recipients' inboxes.
+    Submitted {
+        /// When.
+        time: String,
+        /// The document.
+        document_id: Uuid,
+        /// Who did it (the sender).
+        actor: String,
+        /// The sender.
+        sender: String,
+        /// The recipients.
+        recipients: Vec<String>,
+        /// Classification.
+        classification: String,
+        /// Urgency 0–4.
+        urgency: u8,
+        /// The deadline for urgency 4.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        deadline: Option<String>,
+        /// SHA-256 of the manifest's canonical bytes.
+        manifest_sha256: String,
+        /// SHA-256 of the payload.
+        payload_sha256: String,
+        /// Payload size.
+        payload_size: u64,
+    },
+    /// A recipient fetched the payload.
+    Delivered {
+        /// When.
+        time: String,
+        /// The document.
+        document_id: Uuid,
+        /// The recipient who fetched.
+        actor: String,
+        /// The sender.
+        sender: String,
+        /// The recipients.
+        recipients: Vec<String>,
+        /// SHA-256 of the payload delivered.
+        payload_sha256: String,
+    },
+    /// A recipient's signed receipt was recorded.
+    Receipt {
+        /// When the server recorded it.
+        time: String,
+        /// The document.
+        document_id: Uuid,
+        /// The recipient.
+        actor: String,
+        /// The sender.
+        sender: String,
+        /// The recipients.
+        recipients: Vec<String>,
+        /// edXML status.
+        status: String,
+        /// The signed receipt (statement and X.509 signature), verifiable offline.
+        receipt: serde_json::Value,
+    },
+    /// A request concerning a document was refused.
+    Refused {
+        /// When.
+        time: String,
+        /// The document, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        document_id: Option<Uuid>,
+        /// Who asked.
+        actor: String,
+        /// The sender named by the request, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sender: Option<String>,
+        /// The recipients named by the request, when known.
+        #[serde(default)]
+        recipients: Vec<String>,
+        /// The API error code.
+        code: String,
+    },
+    /// The directory (tree or registered keys) changed.
+    DirectoryChanged {
+        /// When.
+        time: String,
+        /// SHA-256 over the tree and every registered certificate.
+        directory_sha256: String,
+    },
+}
+
+impl Event {
+    /// The RFC 8785 bytes of the event: the leaf.
+    pub fn leaf(&self) -> Result<Vec<u8>, LedgerError> {
+        serde_jcs::to_vec(self).map_err(|e| LedgerError::Event(e.to_string()))
+    }
+
+    /// Parses a leaf.
+    pub fn from_leaf(bytes: &[u8]) -> Result<Event, LedgerError> {
+        serde_json::from_slice(bytes).map_err(|e| LedgerError::Event(e.to_string()))
+    }
+
+    /// The document, if the event concerns one.
+    pub fn document_id(&self) -> Option<Uuid> {
+        match self {
+            Event::Submitted { document_id, .. }
+            | Event::Delivered { document_id, .. }
+            | Event::Receipt { document_id, .. } => Some(*document_id),
+            Event::Refused { document_id, .. } => *document_id,
+            Event::DirectoryChanged { .. } => None,
+        }
+    }
+
+    /// Every organisation the event concerns (actor, sender, recipients).
+    pub fn parties(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        match self {
+            Event::Submitted { actor, sender, recipients, .. }
+            | Event::Delivered { actor, sender, recipients, .. }
+            | Event::Receipt { actor, sender, recipients, .. } => {
+                out.push(actor.as_str());
+                out.push(sender.as_str());
+                out.extend(recipients.iter().map(String::as_str));
+            }
+            Event::Refused { actor, sender, recipients, .. } => {
+                out.push(actor.as_str());
+                out.extend(sender.iter().map(String::as_str));
+                out.extend(recipients.iter().map(String::as_str));
+            }
+            Event::DirectoryChanged { .. } => {}
+        }
+        out
+    }
+
+    /// The event's time.
+    pub fn time(&self) -> &str {
+        match self {
+            Event::Submitted { time, .. }
+            | Event::Delivered { time, .. }
+            | Event::Receipt { time, .. }
+            | Event::Refused { time, .. }
+            | Event::DirectoryChanged { time, .. } => time,
+        }
+    }
+}
+
+fn leaf_key(index: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = b'L';
+    k[1..].copy_from_slice(&index.to_be_bytes());
+    k
+}
+
+fn hash_key(stored: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = b'H';
+    k[1..].copy_from_slice(&stored.to_be_bytes());
+    k
+}
+
+fn doc_key(id: &Uuid, index: u64) -> [u8; 25] {
+    let mut k = [0u8; 25];
+    k[0] = b'D';
+    k[1..17].copy_from_slice(id.as_bytes());
+    k[17..].copy_from_slice(&index.to_be_bytes());
+    k
+}
+
+fn decode_u64(bytes: &[u8]) -> Option<u64> {
+    <[u8; 8]>::try_from(bytes).ok().map(u64::from_be_bytes)
+}
+
+/// Reads stored hashes inside a transaction, remembering a sled conflict so the
+/// transaction can be retried (tlog's reader interface cannot carry it).
+struct TxReader<'a> {
+    tx: &'a TransactionalTree,
+    failure: std::cell::RefCell<Option<UnabortableTransactionError>>,
+}
+
+impl HashReader for TxReader<'_> {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, tlog::Error> {
+        let mut out = Vec::with_capacity(indexes.len());
+        for &i in indexes {
+            match self.tx.get(hash_key(i)) {
+                Ok(Some(v)) => out.push(Hash(
+                    <[u8; 32]>::try_from(v.as_ref()).map_err(|_| tlog::Error::MalformedHash)?,
+                )),
+                Ok(None) => return Err(tlog::Error::InvalidInput(format!("missing hash {i}"))),
+                Err(e) => {
+                    *self.failure.borrow_mut() = Some(e);
+                    return Err(tlog::Error::InvalidInput("storage".into()));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Appends `event` inside a sled transaction on the log tree; returns its index.
+pub fn append<E>(tx: &TransactionalTree, event: &Event) -> Result<u64, ConflictableTransactionError<E>>
+where
+    E: From<LedgerError>,
+{
+    let abort = |e: LedgerError| ConflictableTransactionError::Abort(E::from(e));
+    let leaf = event.leaf().map_err(abort)?;
+    let index = match tx.get(SIZE_KEY)? {
+        None => 0,
+        Some(v) => decode_u64(&v).ok_or_else(|| {
+            abort(LedgerError::Corrupt {
+                index: 0,
+                reason: "size record".into(),
+            })
+        })?,
+    };
+    let reader = TxReader {
+        tx,
+        failure: std::cell::RefCell::new(None),
+    };
+    let hashes = match tlog::stored_hashes(index, &leaf, &reader) {
+        Ok(h) => h,
+        Err(e) => {
+            if let Some(failure) = reader.failure.into_inner() {
+                return Err(failure.into());
+            }
+            return Err(abort(LedgerError::Corrupt {
+                index,
+                reason: format!("stored hashes: {e}"),
+            }));
+        }
+    };
+    let first = tlog::stored_hash_index(0, index);
+    for (i, h) in hashes.iter().enumerate() {
+        tx.insert(&hash_key(first + i as u64), &h.0[..])?;
+    }
+    tx.insert(&leaf_key(index), leaf)?;
+    if let Some(id) = event.document_id() {
+        tx.insert(&doc_key(&id, index), &[][..])?;
+    }
+    tx.insert(SIZE_KEY, &(index + 1).to_be_bytes()[..])?;
+    Ok(index)
+}
+
+/// The digest of the last directory logged, inside a transaction.
+pub fn last_directory_digest(tx: &TransactionalTree) -> Result<Option<Vec<u8>>, UnabortableTransactionError> {
+    Ok(tx.get(DIRECTORY_KEY)?.map(|v| v.to_vec()))
+}
+
+/// Records the digest of the directory just logged, inside a transaction.
+pub fn set_directory_digest(tx: &TransactionalTree, digest: &[u8]) -> Result<(), UnabortableTransactionError> {
+    tx.insert(DIRECTORY_KEY, digest)?;
+    Ok(())
+}
+
+/// Read access to the log (proofs, entries, roots).
+#[derive(Clone)]
+pub struct Log {
+    tree: sled::Tree,
+}
+
+impl HashReader for Log {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, tlog::Error> {
+        let mut out = Vec::with_capacity(indexes.len());
+        for &i in indexes {
+            let v = self
+                .tree
+                .get(hash_key(i))
+                .map_err(|e| tlog::Error::InvalidInput(e.to_string()))?
+                .ok_or_else(|| tlog::Error::InvalidInput(format!("missing hash {i}")))?;
+            out.push(Hash(
+                <[u8; 32]>::try_from(v.as_ref()).map_err(|_| tlog::Error::MalformedHash)?,
+            ));
+        }
+        Ok(out)
+    }
+}
+
+impl Log {
+    /// The log in `tree`.
+    pub fn new(tree: sled::Tree) -> Log {
+        Log { tree }
+    }
+
+    /// The number of entries.
+    pub fn size(&self) -> Result<u64, LedgerError> {
+        match self.tree.get(SIZE_KEY)? {
+            None => Ok(0),
+            Some(v) => decode_u64(&v).ok_or_else(|| LedgerError::Corrupt {
+                index: 0,
+                reason: "size record".into(),
+            }),
+        }
+    }
+
+    /// The leaf at `index`.
+    pub fn leaf(&self, index: u64) -> Result<Vec<u8>, LedgerError> {
+        self.tree
+            .get(leaf_key(index))?
+            .map(|v| v.to_vec())
+            .ok_or_else(|| LedgerError::Corrupt {
+                index,
+                reason: "missing".into(),
+            })
+    }
+
+    /// Leaves in `[start, end)`, at most [`ENTRIES_PAGE_MAX`].
+    pub fn leaves(&self, start: u64, end: u64) -> Result<Vec<(u64, Vec<u8>)>, LedgerError> {
+        let end = end.min(start.saturating_add(ENTRIES_PAGE_MAX));
+        let mut out = Vec::new();
+        for item in self.tree.range(leaf_key(start)..leaf_key(end)) {
+            let (k, v) = item?;
+            let index = decode_u64(&k[1..]).unwrap_or(u64::MAX);
+            out.push((index, v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// The indexes of the events of one document.
+    pub fn document_events(&self, id: &Uuid) -> Result<Vec<u64>, LedgerError> {
+        let mut prefix = vec![b'D'];
+        prefix.extend_from_slice(id.as_bytes());
+        let mut out = Vec::new();
+        for item in self.tree.scan_prefix(prefix) {
+            let (k, _) = item?;
+            if let Some(index) = k.get(17..).and_then(decode_u64) {
+                out.push(index);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The root hash of the tree of `size` entries.
+    pub fn root(&self, size: u64) -> Result<Hash, LedgerError> {
+        tlog::tree_hash(size, self).map_err(|e| LedgerError::Range(e.to_string()))
+    }
+
+    /// The inclusion proof of entry `index` in the tree of `size` entries.
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, LedgerError> {
+        if index >= size || size > self.size()? {
+            return Err(LedgerError::Range(format!(
+                "index {index} is not in a tree of size {size} (the log has {} entries)",
+                self.size()?
+            )));
+        }
+        tlog::prove_record(size, index, self).map_err(|e| LedgerError::Range(e.to_string()))
+    }
+
+    /// The consistency proof between the trees of `from` and `to` entries.
+    pub fn consistency_proof(&self, from: u64, to: u64) -> Result<Vec<Hash>, LedgerError> {
+        if from == 0 || from > to || to > self.size()? {
+            return Err(LedgerError::Range(format!(
+                "no consistency proof from {from} to {to} (the log has {} entries)",
+                self.size()?
+            )));
+        }
+        tlog::prove_tree(to, from, self).map_err(|e| LedgerError::Range(e.to_string()))
+    }
+}
+
+/// Checks that `leaf` is entry `index` of the tree of `size` entries with root `root`.
+pub fn check_inclusion(proof: &[Hash], size: u64, root: Hash, index: u64, leaf: &[u8]) -> bool {
+    index < size && tlog::check_record(&proof.to_vec(), size, root, index, tlog::record_hash(leaf)).is_ok()
+}
+
+/// Checks that the tree of `from` entries with root `old` is a prefix of the tree of `to`
+/// entries with root `new`.
+pub fn check_consistency(proof: &[Hash], from: u64, old: Hash, to: u64, new: Hash) -> bool {
+    if from == to {
+        return proof.is_empty() && old == new;
+    }
+    from >= 1 && from < to && tlog::check_tree(&proof.to_vec(), to, new, from, old).is_ok()
+}
+
+/// The root of a list of leaves, recomputed from scratch (offline verification).
+pub fn root_of_leaves(leaves: &[Vec<u8>]) -> Hash {
+    fn mth(hashes: &[Hash]) -> Hash {
+        match hashes.len() {
+            0 => tlog::EMPTY_HASH,
+            1 => hashes[0],
+            n => {
+                // The largest power of two smaller than n (RFC 9162, section 2.1.1).
+                let mut k = 1;
+                while k * 2 < n {
+                    k *= 2;
+                }
+                tlog::node_hash(mth(&hashes[..k]), mth(&hashes[k..]))
+            }
+        }
+    }
+    let hashes: Vec<Hash> = leaves.iter().map(|l| tlog::record_hash(l)).collect();
+    mth(&hashes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(i: u64) -> Event {
+        Event::DirectoryChanged {
+            time: format!("t{i}"),
+            directory_sha256: format!("{i:064}"),
+        }
+    }
+
+    fn fresh() -> (tempfile::TempDir, sled::Tree) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path().join("db")).unwrap();
+        let tree = db.open_tree("log").unwrap();
+        (dir, tree)
+    }
+
+    fn append_one(tree: &sled::Tree, e: &Event) -> u64 {
+        tree.transaction(|tx| append::<LedgerError>(tx, e)).unwrap()
+    }
+
+    #[test]
+    fn roots_and_proofs_agree_with_a_from_scratch_computation() {
+        let (_dir, tree) = fresh();
+        let log = Log::new(tree.clone());
+        let mut leaves = Vec::new();
+        let mut roots = Vec::new();
+        for i in 0..70u64 {
+            let e = event(i);
+            assert_eq!(append_one(&tree, &e), i);
+            leaves.push(e.leaf().unwrap());
+            let root = log.root(i + 1).unwrap();
+            assert_eq!(root, root_of_leaves(&leaves), "size {}", i + 1);
+            roots.push(root);
+        }
+        assert_eq!(log.size().unwrap(), 70);
+        for size in [1u64, 2, 3, 7, 8, 9, 33, 64, 70] {
+            let root = roots[size as usize - 1];
+            for index in 0..size {
+                let proof = log.inclusion_proof(index, size).unwrap();
+                assert!(check_inclusion(&proof, size, root, index, &leaves[index as usize]));
+                assert!(!check_inclusion(&proof, size, root, index, b"tampered"));
+            }
+            for from in 1..=size {
+                let proof = log.consistency_proof(from, size).unwrap();
+                assert!(check_consistency(&proof, from, roots[from as usize - 1], size, root), "{from}->{size}");
+                if from < size {
+                    assert!(!check_consistency(&proof, from, roots[size as usize - 1], size, root));
+                }
+            }
+        }
+        assert!(log.inclusion_proof(70, 70).is_err());
+        assert!(log.consistency_proof(0, 5).is_err());
+        assert!(log.consistency_proof(5, 71).is_err());
+    }
+
+    #[test]
+    fn hostile_proofs_are_refused_without_panicking() {
+        let root = root_of_leaves(&[b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+        for proof in [vec![], vec![Hash([0; 32]); 1], vec![Hash([7; 32]); 70]] {
+            for (index, size) in [(0, 3), (2, 3), (5, 3), (0, 0), (u64::MAX - 1, u64::MAX)] {
+                assert!(!check_inclusion(&proof, size, root, index, b"a"));
+            }
+            for (from, to) in [(1, 3), (0, 3), (3, 1), (2, u64::MAX)] {
+                assert!(!check_consistency(&proof, from, root, to, root));
+            }
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! The delivery log for security officers and committees: checkpoints, entries, proofs.
+//!
+//! A security officer sees the events whose sender or a recipient lies in its scope (and
+//! directory changes); a committee sees the events of its own documents. Consistency
+//! proofs and checkpoints reveal only hashes and sizes, and are open to every caller.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::api::{LogEntries, LogEntry, LogProof};
+use crate::directory::OrgId;
+use crate::ledger::{self, ENTRIES_PAGE_MAX, Event, NoteSigner};
+use crate::notary::KeyPurpose;
+use crate::pki::Identity;
+use crate::server::AppState;
+use crate::server::auth::Caller;
+use crate::server::error::ApiError;
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::Internal(e.to_string())
+}
+
+/// Signs a checkpoint for the current size, unless the latest one already covers it.
+pub async fn issue_checkpoint(state: &AppState) -> Result<(u64, String), ApiError> {
+    let log = state.store.log();
+    let size = log.size().map_err(internal)?;
+    if let Some((latest, note)) = state.store.latest_checkpoint()? {
+        if latest == size {
+            return Ok((latest, note));
+        }
+    }
+    let root = log.root(size).map_err(internal)?;
+    let public = state.keys.public_key(KeyPurpose::Log).map_err(internal)?;
+    let keys = state.keys.clone();
+    let signer = NoteSigner::new(&state.log_origin, &public, move |m: &[u8]| {
+        keys.sign_bytes(KeyPurpose::Log, m).map_err(|e| e.to_string())
+    });
+    let note = ledger::checkpoint::sign(&state.log_origin, size, root, &signer).map_err(internal)?;
+    state.store.save_checkpoint(size, &note).await?;
+    tracing::info!(size, "checkpoint issued");
+    Ok((size, note))
+}
+
+/// `GET /v1/log/checkpoint`: the latest checkpoint, issued now if the log has grown.
+pub async fn checkpoint(State(state): State<AppState>, _caller: Caller) -> Result<Response, ApiError> {
+    let (_, note) = issue_checkpoint(&state).await?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
+}
+
+/// Whether `caller` may see `event`.
+pub fn visible(state: &AppState, caller: &Caller, event: &Event) -> bool {
+    if matches!(event, Event::DirectoryChanged { .. }) {
+        return true;
+    }
+    match &caller.identity {
+        Identity::Org(org) => event.parties().contains(&org.as_str()),
+        Identity::Auditor(scope) => {
+            let directory = state.directory();
+            event
+                .parties()
+                .into_iter()
+                .any(|p| OrgId::parse(p).is_ok_and(|id| directory.in_subtree(scope, &id)))
+        }
+    }
+}
+
+/// Parameters of `GET /v1/log/entries`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntriesQuery {
+    start: Option<u64>,
+    end: Option<u64>,
+    document: Option<Uuid>,
+}
+
+fn entry(index: u64, leaf: Vec<u8>) -> Result<LogEntry, ApiError> {
+    let text = String::from_utf8(leaf).map_err(|_| internal(format!("log entry {index} is not UTF-8")))?;
+    Ok(LogEntry {
+        index,
+        leaf: serde_json::value::RawValue::from_string(text).map_err(internal)?,
+    })
+}
+
+/// `GET /v1/log/entries?start=&end=` (at most 1000 indexes per page) or `?document=ID`.
+pub async fn entries(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<EntriesQuery>,
+) -> Result<Json<LogEntries>, ApiError> {
+    let log = state.store.log();
+    let size = log.size().map_err(internal)?;
+    let mut out = Vec::new();
+    let mut push = |index: u64, leaf: Vec<u8>| -> Result<(), ApiError> {
+        let event = Event::from_leaf(&leaf).map_err(internal)?;
+        if visible(&state, &caller, &event) {
+            out.push(entry(index, leaf)?);
+        }
+        Ok(())
+    };
+    if let Some(document) = q.document {
+        if q.start.is_some() || q.end.is_some() {
+            return Err(ApiError::RequestInvalid("give document, or start and end".into()));
+        }
+        for index in log.document_events(&document).map_err(internal)? {
+            push(index, log.leaf(index).map_err(internal)?)?;
+        }
+        return Ok(Json(LogEntries {
+            entries: out,
+            next_start: None,
+        }));
+    }
+    let start = q.start.unwrap_or(0);
+    let end = q.end.unwrap_or(size).min(size);
+    if start > end {
+        return Err(ApiError::RequestInvalid(format!("start {start} is after end {end}")));
+    }
+    let page_end = end.min(start.saturating_add(ENTRIES_PAGE_MAX));
+    for (index, leaf) in log.leaves(start, page_end).map_err(internal)? {
+        push(index, leaf)?;
+    }
+    Ok(Json(LogEntries {
+        entries: out,
+        next_start: (page_end < end).then_some(page_end),
+    }))
+}
+
+/// Parameters of `GET /v1/log/proofs/inclusion`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InclusionQuery {
+    index: u64,
+    size: u64,
+}
+
+fn encode(proof: Vec<tlog_tiles::tlog::Hash>) -> Vec<String> {
+    proof.iter().map(|h| B64.encode(h.0)).collect()
+}
+
+/// `GET /v1/log/proofs/inclusion?index=&size=`: for an entry the caller may see.
+pub async fn inclusion(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<InclusionQuery>,
+) -> Result<Json<LogProof>, ApiError> {
+    let log = state.store.log();
+    let size = log.size().map_err(internal)?;
+    if q.index >= q.size || q.size > size {
+        return Err(ApiError::RequestInvalid(format!(
+            "index {} is not in a tree of size {} (the log has {size} entries)",
+            q.index, q.size
+        )));
+    }
+    let event = Event::from_leaf(&log.leaf(q.index).map_err(internal)?).map_err(internal)?;
+    if !visible(&state, &caller, &event) {
+        return Err(ApiError::LogEntryHidden);
+    }
+    let proof = log.inclusion_proof(q.index, q.size).map_err(internal)?;
+    Ok(Json(LogProof {
+        from: q.index,
+        size: q.size,
+        proof: encode(proof),
+    }))
+}
+
+/// Parameters of `GET /v1/log/proofs/consistency`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsistencyQuery {
+    from: u64,
+    to: u64,
+}
+
+/// `GET /v1/log/proofs/consistency?from=&to=`.
+pub async fn consistency(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Query(q): Query<ConsistencyQuery>,
+) -> Result<Json<LogProof>, ApiError> {
+    let log = state.store.log();
+    let size = log.size().map_err(internal)?;
+    if q.from == 0 || q.from > q.to || q.to > size {
+        return Err(ApiError::RequestInvalid(format!(
+            "no consistency proof from {} to {} (the log has {size} entries)",
+            q.from, q.to
+        )));
+    }
+    let proof = log.consistency_proof(q.from, q.to).map_err(internal)?;
+    Ok(Json(LogProof {
+        from: q.from,
+        size: q.to,
+        proof: encode(proof),
+    }))
+}
