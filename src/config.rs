@@ -351,6 +351,46 @@ struct ProfileFile {
     openpgp_key: Option<PathBuf>,
     openpgp_cert: Option<PathBuf>,
     state_dir: Option<PathBuf>,
+    #[serde(default)]
+    deadlines: Deadlines,
+}
+
+/// How long a recipient has, by urgency, before `audit report` calls a document overdue.
+/// Hỏa tốc hẹn giờ (urgency 4) uses the document's own deadline.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Deadlines {
+    /// Thường (0), in hours.
+    pub thuong_h: u64,
+    /// Khẩn (1), in hours.
+    pub khan_h: u64,
+    /// Thượng khẩn (2), in hours.
+    pub thuong_khan_h: u64,
+    /// Hỏa tốc (3), in hours.
+    pub hoa_toc_h: u64,
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Deadlines {
+            thuong_h: 72,
+            khan_h: 24,
+            thuong_khan_h: 8,
+            hoa_toc_h: 2,
+        }
+    }
+}
+
+impl Deadlines {
+    /// The allowance for an urgency 0–3, in hours.
+    pub fn hours(&self, urgency: u8) -> u64 {
+        match urgency {
+            0 => self.thuong_h,
+            1 => self.khan_h,
+            2 => self.thuong_khan_h,
+            _ => self.hoa_toc_h,
+        }
+    }
 }
 
 /// A client profile: which server, which trust anchor, which keys.
@@ -380,6 +420,8 @@ pub struct ClientProfile {
     pub openpgp_cert: Option<PathBuf>,
     /// Where the client keeps what it has learnt (directory cache, checkpoints).
     pub state_dir: PathBuf,
+    /// Delivery deadlines for `audit report`.
+    pub deadlines: Deadlines,
 }
 
 impl ClientProfile {
@@ -408,6 +450,7 @@ impl ClientProfile {
             openpgp_key: file.openpgp_key.map(resolve),
             openpgp_cert: file.openpgp_cert.map(resolve),
             state_dir: resolve(file.state_dir.unwrap_or_else(|| PathBuf::from("state"))),
+            deadlines: file.deadlines,
         })
     }
 }

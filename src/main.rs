@@ -120,9 +120,77 @@ enum Command {
         #[command(subcommand)]
         command: Option<DirectoryCommand>,
     },
+    /// Security officers: check, prove, export and verify the delivery log; report
+    /// overdue deliveries.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Run a complete demonstration on a temporary server: a district office sends a
     /// directive and a "Mật" decision; communes fetch, verify, decrypt and acknowledge.
     Demo,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Fetch and verify the latest checkpoint; fail loudly if it is not consistent with
+    /// the one remembered last time (a rolled-back or forked log).
+    Checkpoint {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Prove that every event of a document is in the log.
+    Prove {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The document id.
+        id: uuid::Uuid,
+    },
+    /// Write every log entry this officer may see, with proofs, to a file.
+    Export {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Verify an export offline: checkpoint signature, every inclusion proof, every
+    /// receipt signature. Names the first bad entry.
+    Verify {
+        /// Client profile (for the pinned server keys and the CA anchor; no network).
+        #[arg(long, env = "CONGVAN_PROFILE")]
+        profile: PathBuf,
+        /// The export file.
+        file: PathBuf,
+    },
+    /// Documents whose recipients have not fetched or acknowledged them, by recipient.
+    Report {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Only documents submitted at or after this time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+        format: ReportFormat,
+    },
+    /// Operator, on the server host with the server stopped: scan the stored log, check
+    /// every leaf against its stored hash and the latest checkpoint.
+    VerifyStore {
+        /// Server configuration (default: config/congvan.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Data directory (default: the configured one).
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReportFormat {
+    Table,
+    Csv,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -516,6 +584,7 @@ fn run(command: Command) -> Result<()> {
                 Ok(())
             }
         },
+        Command::Audit { command } => audit(command),
         Command::Demo => Ok(runtime()?.block_on(congvan::demo::run())?),
         Command::Sent { client, limit } => {
             let client = client.client()?;
@@ -567,6 +636,247 @@ fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>, data: Option<PathB
         server.run(listener, shutdown).await?;
         Ok(())
     })
+}
+
+fn audit(command: AuditCommand) -> Result<()> {
+    match command {
+        AuditCommand::Checkpoint { client } => {
+            let client = client.client()?;
+            let check = runtime()?.block_on(client.audit_checkpoint())?;
+            let cp = &check.current;
+            match &check.previous {
+                Some(prev) => println!(
+                    "checkpoint verified: {} entries (was {}); the log is consistent with the one seen before",
+                    cp.size, prev.size
+                ),
+                None => println!(
+                    "checkpoint verified: {} entries (first seen; remembered)",
+                    cp.size
+                ),
+            }
+            print!("{}", cp.note);
+            Ok(())
+        }
+        AuditCommand::Prove { client, id } => {
+            let client = client.client()?;
+            let (check, events) = runtime()?.block_on(client.prove_document(&id))?;
+            println!(
+                "document {id}: {} events proved in the log of {} entries",
+                events.len(),
+                check.current.size
+            );
+            for proved in events {
+                let (kind, who, detail) = match &proved.event {
+                    congvan::ledger::Event::Submitted { actor, .. } => {
+                        ("submitted", actor.clone(), String::new())
+                    }
+                    congvan::ledger::Event::Delivered { actor, .. } => {
+                        ("delivered", actor.clone(), String::new())
+                    }
+                    congvan::ledger::Event::Receipt { actor, status, .. } => {
+                        ("receipt", actor.clone(), format!("status {status}"))
+                    }
+                    congvan::ledger::Event::Refused { actor, code, .. } => {
+                        ("refused", actor.clone(), code.clone())
+                    }
+                    congvan::ledger::Event::DirectoryChanged { .. } => {
+                        ("directory", String::new(), String::new())
+                    }
+                };
+                println!(
+                    "  #{:<8} {:<10} {:<22} {:<12} {}",
+                    proved.index,
+                    kind,
+                    who,
+                    detail,
+                    proved.event.time()
+                );
+            }
+            Ok(())
+        }
+        AuditCommand::Export { client, out } => {
+            let client = client.client()?;
+            let export = runtime()?.block_on(client.export(&out))?;
+            println!(
+                "exported {} entries with proofs to {}",
+                export.entries.len(),
+                out.display()
+            );
+            Ok(())
+        }
+        AuditCommand::Verify { profile, file } => {
+            let profile = ClientProfile::load(&profile)?;
+            let report = congvan::client::audit::verify_export(&file, &profile)?;
+            println!(
+                "checkpoint of {} entries verified; {} entries and {} receipt signatures checked{}",
+                report.size,
+                report.entries,
+                report.receipts,
+                if report.recomputed_root {
+                    "; root recomputed from every leaf"
+                } else {
+                    ""
+                }
+            );
+            if report.problems.is_empty() {
+                println!("everything verifies");
+                Ok(())
+            } else {
+                for problem in &report.problems {
+                    eprintln!("  {problem}");
+                }
+                match report.first_bad_index {
+                    Some(i) => bail!("the export does not verify: first bad entry is at index {i}"),
+                    None => bail!("the export does not verify"),
+                }
+            }
+        }
+        AuditCommand::Report {
+            client,
+            since,
+            format,
+        } => {
+            let client = client.client()?;
+            let since = since
+                .map(|s| {
+                    time::OffsetDateTime::parse(&s, &time::format_description::well_known::Rfc3339)
+                })
+                .transpose()
+                .context("--since must be an RFC 3339 time, e.g. 2026-11-01T00:00:00Z")?;
+            let rt = runtime()?;
+            let check = rt.block_on(client.audit_checkpoint())?;
+            let entries = rt.block_on(client.visible_entries(check.current.size))?;
+            let events: Vec<congvan::ledger::Event> = entries
+                .iter()
+                .filter_map(|e| congvan::ledger::Event::from_leaf(e.leaf.get().as_bytes()).ok())
+                .collect();
+            let rows = congvan::client::audit::report(
+                &events,
+                &client.profile().deadlines,
+                since,
+                time::OffsetDateTime::now_utc(),
+            );
+            print_report(&rows, format)?;
+            Ok(())
+        }
+        AuditCommand::VerifyStore { config, data } => verify_store(config, data),
+    }
+}
+
+fn print_report(rows: &[congvan::client::audit::ReportRow], format: ReportFormat) -> Result<()> {
+    match format {
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(rows)?),
+        ReportFormat::Csv => {
+            println!(
+                "recipient,document_id,sender,urgency,submitted_at,fetched_at,status,due_at,overdue"
+            );
+            for r in rows {
+                println!(
+                    "{},{},{},{},{},{},{},{},{}",
+                    r.recipient,
+                    r.document_id,
+                    r.sender,
+                    r.urgency,
+                    r.submitted_at,
+                    r.fetched_at.clone().unwrap_or_default(),
+                    r.status.clone().unwrap_or_default(),
+                    r.due_at,
+                    r.overdue
+                );
+            }
+        }
+        ReportFormat::Table => {
+            if rows.is_empty() {
+                println!("every recipient has fetched and acknowledged every document");
+            }
+            let mut current = "";
+            for r in rows {
+                if r.recipient != current {
+                    println!("{}", r.recipient);
+                    current = &r.recipient;
+                }
+                let state = match (&r.fetched_at, &r.status) {
+                    (None, _) => "not fetched".to_owned(),
+                    (Some(_), None) => "not acknowledged".to_owned(),
+                    (Some(_), Some(s)) => format!("only status {s}"),
+                };
+                let urgency = congvan::document::manifest::Urgency::try_from(r.urgency)
+                    .map(|u| u.label())
+                    .unwrap_or("?");
+                println!(
+                    "  {}  {:<16} {:<17} submitted {}  due {}{}",
+                    r.document_id,
+                    urgency,
+                    state,
+                    r.submitted_at,
+                    r.due_at,
+                    if r.overdue { "  OVERDUE" } else { "" }
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn verify_store(config: Option<PathBuf>, data: Option<PathBuf>) -> Result<()> {
+    let config = match config {
+        Some(path) => ServerConfig::load(&path)?,
+        None => ServerConfig::load(Path::new(DEFAULT_CONFIG_PATH))?,
+    };
+    let data = data.unwrap_or(config.data_dir.clone());
+    let store = congvan::store::Store::open(&data).with_context(|| {
+        format!(
+            "cannot open the store in {} (is the server still running?)",
+            data.display()
+        )
+    })?;
+    let checkpoint = store.latest_checkpoint()?;
+    let keys = congvan::notary::ServerKeys::load_or_create(&data.join("keys"))?;
+    let vkey = congvan::ledger::verifier_key(
+        &config.log.origin,
+        &keys.public_key(congvan::notary::KeyPurpose::Log)?,
+    );
+    let verified = checkpoint
+        .as_ref()
+        .map(|(_, note)| congvan::ledger::checkpoint::verify(note, &vkey))
+        .transpose()
+        .context("the latest stored checkpoint does not verify with the server's log key")?;
+    let audit = store.log().audit(verified.as_ref().map(|c| c.size))?;
+    println!("scanned {} log entries", audit.size);
+    let mut bad = false;
+    if let Some(i) = audit.first_bad_index {
+        eprintln!("entry {i} does not match its stored hash: the log was altered at index {i}");
+        bad = true;
+    }
+    if audit.recomputed_root != audit.stored_root {
+        eprintln!("the root recomputed from the leaves differs from the stored tree's root");
+        bad = true;
+    }
+    if let Some(cp) = &verified {
+        if cp.size > audit.size {
+            eprintln!(
+                "the latest checkpoint covers {} entries but only {} are stored: entries were deleted",
+                cp.size, audit.size
+            );
+            bad = true;
+        } else if audit.root_at_checkpoint != Some(cp.root) {
+            eprintln!(
+                "the leaves do not reproduce the root of the checkpoint at size {}",
+                cp.size
+            );
+            bad = true;
+        } else {
+            println!(
+                "the leaves reproduce the signed checkpoint at size {}",
+                cp.size
+            );
+        }
+    }
+    if bad {
+        bail!("the stored log does not verify");
+    }
+    println!("the stored log verifies");
+    Ok(())
 }
 
 fn print_tree(directory: &congvan::api::DirectoryStatement) {

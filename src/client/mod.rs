@@ -1,6 +1,7 @@
 //! The client: an HTTPS client over mutual TLS, configured from a profile, and the
 //! commands the CLI offers on top of it.
 
+pub mod audit;
 pub mod fetch;
 pub mod send;
 pub mod state;
@@ -54,6 +55,9 @@ pub enum ClientError {
     /// The user's input (files, options) cannot be used.
     #[error("{0}")]
     Input(String),
+    /// The server's log is not consistent with what this client saw before.
+    #[error("LOG INCONSISTENCY: {0}")]
+    LogInconsistent(String),
 }
 
 impl ClientError {
@@ -137,6 +141,19 @@ impl Client {
         let url = format!("{}{path}", self.base);
         let response = self.send(self.http.get(&url), &url).await?;
         decode(response).await.map(|(_, v)| v)
+    }
+
+    /// `GET path` for a text answer.
+    pub async fn get_text(&self, path: &str) -> Result<String, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let response = self.send(self.http.get(&url), &url).await?;
+        let status = response.status().as_u16();
+        let bytes = read_body(response).await?;
+        if (200..300).contains(&status) {
+            String::from_utf8(bytes).map_err(|e| ClientError::Protocol(e.to_string()))
+        } else {
+            Err(api_error(status, &bytes))
+        }
     }
 
     /// `POST path` with a JSON body; returns the status and the decoded answer.

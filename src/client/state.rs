@@ -18,6 +18,8 @@ use crate::pki::pem::write_public;
 struct PinnedKeys {
     server: String,
     keys: Vec<PublicKeyInfo>,
+    #[serde(default)]
+    log_origin: String,
 }
 
 impl Client {
@@ -42,16 +44,29 @@ impl Client {
                     )));
                 }
             }
+            if !pinned.log_origin.is_empty() && pinned.log_origin != fetched.log_origin {
+                return Err(ClientError::Trust(format!(
+                    "the server's log origin changed from {:?} to {:?} since it was pinned",
+                    pinned.log_origin, fetched.log_origin
+                )));
+            }
             return Ok(pinned.keys);
         }
         let pinned = PinnedKeys {
             server: self.base_url().to_owned(),
             keys: fetched.keys,
+            log_origin: fetched.log_origin,
         };
         let text =
             serde_json::to_vec_pretty(&pinned).map_err(|e| ClientError::Protocol(e.to_string()))?;
         write_public(&path, &text)?;
         Ok(pinned.keys)
+    }
+
+    /// The note verifier key of the server's log, from the pinned keys.
+    pub async fn log_verifier_key(&self) -> Result<String, ClientError> {
+        self.server_keys().await?;
+        pinned_log_verifier_key(&self.profile().state_dir)
     }
 
     /// The directory, verified with the pinned directory key, and cached.
@@ -67,4 +82,30 @@ impl Client {
         write_public(&self.state_file("directory.json"), &text)?;
         Ok(statement)
     }
+}
+
+/// The log's note verifier key from the keys pinned in `state_dir` (offline).
+pub fn pinned_log_verifier_key(state_dir: &std::path::Path) -> Result<String, ClientError> {
+    use base64::Engine as _;
+    let path = state_dir.join("server-keys.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        ClientError::Trust(format!(
+            "no pinned server keys in {} ({e}); run `congvan audit checkpoint` once online",
+            path.display()
+        ))
+    })?;
+    let pinned: PinnedKeys = serde_json::from_str(&text)
+        .map_err(|e| ClientError::Trust(format!("{} is damaged: {e}", path.display())))?;
+    let key = pinned
+        .keys
+        .iter()
+        .find(|k| k.purpose == KeyPurpose::Log)
+        .ok_or_else(|| ClientError::Trust("no log key pinned".into()))?;
+    let public = base64::engine::general_purpose::STANDARD
+        .decode(&key.public_key)
+        .map_err(|e| ClientError::Trust(format!("pinned log key: {e}")))?;
+    if pinned.log_origin.is_empty() {
+        return Err(ClientError::Trust("no log origin pinned".into()));
+    }
+    Ok(crate::ledger::verifier_key(&pinned.log_origin, &public))
 }

@@ -102,8 +102,8 @@ pub struct VerifiedCheckpoint {
 
 /// Verifies a signed checkpoint note with the verifier key `vkey`.
 pub fn verify(note: &str, vkey: &str) -> Result<VerifiedCheckpoint, CheckpointError> {
-    let verifier =
-        StandardVerifier::new(vkey).map_err(|e| CheckpointError::BadSignature(format!("key: {e}")))?;
+    let verifier = StandardVerifier::new(vkey)
+        .map_err(|e| CheckpointError::BadSignature(format!("key: {e}")))?;
     let origin = signed_note::Verifier::name(&verifier).to_owned();
     let parsed =
         Note::from_bytes(note.as_bytes()).map_err(|e| CheckpointError::Malformed(e.to_string()))?;

@@ -15,7 +15,9 @@
 //! signature format is `signed_note`'s. Start-up reads the size and nothing else.
 
 use serde::{Deserialize, Serialize};
-use sled::transaction::{ConflictableTransactionError, TransactionalTree, UnabortableTransactionError};
+use sled::transaction::{
+    ConflictableTransactionError, TransactionalTree, UnabortableTransactionError,
+};
 use tlog_tiles::tlog::{self, Hash, HashReader};
 use uuid::Uuid;
 
@@ -174,14 +176,34 @@ impl Event {
     pub fn parties(&self) -> Vec<&str> {
         let mut out = Vec::new();
         match self {
-            Event::Submitted { actor, sender, recipients, .. }
-            | Event::Delivered { actor, sender, recipients, .. }
-            | Event::Receipt { actor, sender, recipients, .. } => {
+            Event::Submitted {
+                actor,
+                sender,
+                recipients,
+                ..
+            }
+            | Event::Delivered {
+                actor,
+                sender,
+                recipients,
+                ..
+            }
+            | Event::Receipt {
+                actor,
+                sender,
+                recipients,
+                ..
+            } => {
                 out.push(actor.as_str());
                 out.push(sender.as_str());
                 out.extend(recipients.iter().map(String::as_str));
             }
-            Event::Refused { actor, sender, recipients, .. } => {
+            Event::Refused {
+                actor,
+                sender,
+                recipients,
+                ..
+            } => {
                 out.push(actor.as_str());
                 out.extend(sender.iter().map(String::as_str));
                 out.extend(recipients.iter().map(String::as_str));
@@ -256,7 +278,10 @@ impl HashReader for TxReader<'_> {
 }
 
 /// Appends `event` inside a sled transaction on the log tree; returns its index.
-pub fn append<E>(tx: &TransactionalTree, event: &Event) -> Result<u64, ConflictableTransactionError<E>>
+pub fn append<E>(
+    tx: &TransactionalTree,
+    event: &Event,
+) -> Result<u64, ConflictableTransactionError<E>>
 where
     E: From<LedgerError>,
 {
@@ -300,12 +325,17 @@ where
 }
 
 /// The digest of the last directory logged, inside a transaction.
-pub fn last_directory_digest(tx: &TransactionalTree) -> Result<Option<Vec<u8>>, UnabortableTransactionError> {
+pub fn last_directory_digest(
+    tx: &TransactionalTree,
+) -> Result<Option<Vec<u8>>, UnabortableTransactionError> {
     Ok(tx.get(DIRECTORY_KEY)?.map(|v| v.to_vec()))
 }
 
 /// Records the digest of the directory just logged, inside a transaction.
-pub fn set_directory_digest(tx: &TransactionalTree, digest: &[u8]) -> Result<(), UnabortableTransactionError> {
+pub fn set_directory_digest(
+    tx: &TransactionalTree,
+    digest: &[u8],
+) -> Result<(), UnabortableTransactionError> {
     tx.insert(DIRECTORY_KEY, digest)?;
     Ok(())
 }
@@ -415,9 +445,76 @@ impl Log {
     }
 }
 
+/// What a full scan of the stored log found.
+#[derive(Debug)]
+pub struct StoreAudit {
+    /// Entries scanned.
+    pub size: u64,
+    /// The first entry whose leaf does not hash to its stored hash, or is missing.
+    pub first_bad_index: Option<u64>,
+    /// The root recomputed from the leaves alone.
+    pub recomputed_root: Hash,
+    /// The root computed from the stored hashes.
+    pub stored_root: Hash,
+    /// The recomputed root at `checkpoint_size`, when asked for.
+    pub root_at_checkpoint: Option<Hash>,
+}
+
+impl Log {
+    /// Scans every leaf (offline, with the server stopped): each must hash to its stored
+    /// leaf hash, and the root recomputed from the leaves must equal the stored one.
+    /// Memory stays O(log n).
+    pub fn audit(&self, checkpoint_size: Option<u64>) -> Result<StoreAudit, LedgerError> {
+        let size = self.size()?;
+        let mut stack: Vec<(u64, Hash)> = Vec::new();
+        let mut first_bad_index = None;
+        let mut root_at_checkpoint = None;
+        let fold = |stack: &[(u64, Hash)]| {
+            let mut iter = stack.iter().rev();
+            match iter.next() {
+                None => tlog::EMPTY_HASH,
+                Some((_, last)) => iter.fold(*last, |acc, (_, h)| tlog::node_hash(*h, acc)),
+            }
+        };
+        if checkpoint_size == Some(0) {
+            root_at_checkpoint = Some(tlog::EMPTY_HASH);
+        }
+        for index in 0..size {
+            let leaf_hash = match self.tree.get(leaf_key(index))? {
+                Some(leaf) => tlog::record_hash(&leaf),
+                None => {
+                    first_bad_index.get_or_insert(index);
+                    tlog::EMPTY_HASH
+                }
+            };
+            let stored = self.read_hashes(&[tlog::stored_hash_index(0, index)]).ok();
+            if stored.as_ref().and_then(|h| h.first()) != Some(&leaf_hash) {
+                first_bad_index.get_or_insert(index);
+            }
+            stack.push((1, leaf_hash));
+            while stack.len() >= 2 && stack[stack.len() - 1].0 == stack[stack.len() - 2].0 {
+                let (n, right) = stack.pop().unwrap_or((0, tlog::EMPTY_HASH));
+                let (_, left) = stack.pop().unwrap_or((0, tlog::EMPTY_HASH));
+                stack.push((2 * n, tlog::node_hash(left, right)));
+            }
+            if checkpoint_size == Some(index + 1) {
+                root_at_checkpoint = Some(fold(&stack));
+            }
+        }
+        Ok(StoreAudit {
+            size,
+            first_bad_index,
+            recomputed_root: fold(&stack),
+            stored_root: self.root(size).unwrap_or(tlog::EMPTY_HASH),
+            root_at_checkpoint,
+        })
+    }
+}
+
 /// Checks that `leaf` is entry `index` of the tree of `size` entries with root `root`.
 pub fn check_inclusion(proof: &[Hash], size: u64, root: Hash, index: u64, leaf: &[u8]) -> bool {
-    index < size && tlog::check_record(&proof.to_vec(), size, root, index, tlog::record_hash(leaf)).is_ok()
+    index < size
+        && tlog::check_record(&proof.to_vec(), size, root, index, tlog::record_hash(leaf)).is_ok()
 }
 
 /// Checks that the tree of `from` entries with root `old` is a prefix of the tree of `to`
@@ -490,17 +587,44 @@ mod tests {
             let root = roots[size as usize - 1];
             for index in 0..size {
                 let proof = log.inclusion_proof(index, size).unwrap();
-                assert!(check_inclusion(&proof, size, root, index, &leaves[index as usize]));
+                assert!(check_inclusion(
+                    &proof,
+                    size,
+                    root,
+                    index,
+                    &leaves[index as usize]
+                ));
                 assert!(!check_inclusion(&proof, size, root, index, b"tampered"));
             }
             for from in 1..=size {
                 let proof = log.consistency_proof(from, size).unwrap();
-                assert!(check_consistency(&proof, from, roots[from as usize - 1], size, root), "{from}->{size}");
+                assert!(
+                    check_consistency(&proof, from, roots[from as usize - 1], size, root),
+                    "{from}->{size}"
+                );
                 if from < size {
-                    assert!(!check_consistency(&proof, from, roots[size as usize - 1], size, root));
+                    assert!(!check_consistency(
+                        &proof,
+                        from,
+                        roots[size as usize - 1],
+                        size,
+                        root
+                    ));
                 }
             }
         }
+        let audit = log.audit(Some(33)).unwrap();
+        assert_eq!(audit.first_bad_index, None);
+        assert_eq!(audit.recomputed_root, roots[69]);
+        assert_eq!(audit.stored_root, roots[69]);
+        assert_eq!(audit.root_at_checkpoint, Some(roots[32]));
+        // One byte of a leaf changed: named.
+        let mut leaf = tree.get(leaf_key(41)).unwrap().unwrap().to_vec();
+        leaf[5] ^= 1;
+        tree.insert(leaf_key(41), leaf).unwrap();
+        let audit = log.audit(None).unwrap();
+        assert_eq!(audit.first_bad_index, Some(41));
+        assert_ne!(audit.recomputed_root, audit.stored_root);
         assert!(log.inclusion_proof(70, 70).is_err());
         assert!(log.consistency_proof(0, 5).is_err());
         assert!(log.consistency_proof(5, 71).is_err());

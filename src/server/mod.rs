@@ -63,6 +63,11 @@ pub enum ServerError {
     /// The server's signing keys could not be loaded.
     #[error(transparent)]
     Keys(#[from] crate::notary::NotaryError),
+    /// The stored log contradicts the server's own latest checkpoint.
+    #[error(
+        "the delivery log is damaged: {0}; refusing to start (see `congvan audit verify-store`)"
+    )]
+    LogDamaged(String),
 }
 
 /// The state shared by all handlers: cheap handles only.
@@ -135,6 +140,7 @@ impl Server {
         })?;
         let store = Store::open(&config.data_dir)?;
         let keys = ServerKeys::load_or_create(&config.data_dir.join("keys"))?;
+        check_log(&store, &keys, &config.log.origin)?;
         Ok(Server {
             state: AppState {
                 registry,
@@ -266,6 +272,45 @@ impl Server {
     }
 }
 
+/// At start-up, in O(log n): the stored log must still contain the tree of the latest
+/// checkpoint this server signed. A log that lost entries or had its hashes rewritten
+/// stops the server instead of serving a history that contradicts its own signature.
+fn check_log(store: &Store, keys: &ServerKeys, origin: &str) -> Result<(), ServerError> {
+    let Some((_, note)) = store.latest_checkpoint()? else {
+        return Ok(());
+    };
+    let vkey =
+        crate::ledger::verifier_key(origin, &keys.public_key(crate::notary::KeyPurpose::Log)?);
+    let checkpoint = crate::ledger::checkpoint::verify(&note, &vkey).map_err(|e| {
+        ServerError::LogDamaged(format!("the latest checkpoint does not verify: {e}"))
+    })?;
+    let log = store.log();
+    let size = log
+        .size()
+        .map_err(|e| ServerError::LogDamaged(e.to_string()))?;
+    if checkpoint.size > size {
+        return Err(ServerError::LogDamaged(format!(
+            "the log has {size} entries but this server signed a checkpoint of {}",
+            checkpoint.size
+        )));
+    }
+    let root = log
+        .root(checkpoint.size)
+        .map_err(|e| ServerError::LogDamaged(e.to_string()))?;
+    if root != checkpoint.root {
+        return Err(ServerError::LogDamaged(format!(
+            "the stored tree of {} entries does not have the root this server signed",
+            checkpoint.size
+        )));
+    }
+    tracing::info!(
+        entries = size,
+        checkpoint = checkpoint.size,
+        "delivery log checked against the latest checkpoint"
+    );
+    Ok(())
+}
+
 /// Background work until shutdown: re-reads changed trust material and directory (and
 /// logs a directory change), and issues checkpoints while the log grows.
 async fn housekeeping(
@@ -276,7 +321,11 @@ async fn housekeeping(
 ) {
     let log_directory = |state: AppState| async move {
         let digest = state.registry.digest();
-        if let Err(e) = state.store.log_directory(&digest, &crate::api::now_rfc3339()).await {
+        if let Err(e) = state
+            .store
+            .log_directory(&digest, &crate::api::now_rfc3339())
+            .await
+        {
             tracing::error!(error = %e, "could not log the directory change");
         }
     };

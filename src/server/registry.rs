@@ -119,7 +119,10 @@ fn load(
         for part in [
             org.id.as_str().as_bytes(),
             org.encryption_cert.as_deref().unwrap_or_default(),
-            org.signing_certs_pem.as_deref().unwrap_or_default().as_bytes(),
+            org.signing_certs_pem
+                .as_deref()
+                .unwrap_or_default()
+                .as_bytes(),
         ] {
             ctx.update(&(part.len() as u64).to_be_bytes());
             ctx.update(part);

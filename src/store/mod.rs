@@ -472,7 +472,10 @@ impl Store {
             };
             let index = ledger::append(log, &event())?;
             change(&mut record, index);
-            deliveries.insert(key.as_slice(), serde_json::to_vec(&record).map_err(corrupt)?)?;
+            deliveries.insert(
+                key.as_slice(),
+                serde_json::to_vec(&record).map_err(corrupt)?,
+            )?;
             Ok((record, index))
         });
         let out = finish(result, &self.dir)?;

@@ -9,6 +9,7 @@
     reason = "tests fail loudly by design"
 )]
 
+mod audit;
 mod classified;
 mod cli;
 mod gpg;

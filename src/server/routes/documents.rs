@@ -112,8 +112,8 @@ async fn submit_parsed(
     }
 
     let signers = verify_signatures(
-        &state,
-        &parsed,
+        state,
+        parsed,
         &request.signatures,
         &sender_entry.required_signatures,
     )
@@ -386,7 +386,11 @@ pub async fn upload(
             .map_err(|e| e.to_string())?;
         serde_json::to_value(&signed).map_err(|e| e.to_string())
     };
-    match state.store.accept_payload(&id, &accepted_at, make_receipt).await {
+    match state
+        .store
+        .accept_payload(&id, &accepted_at, make_receipt)
+        .await
+    {
         Ok((stored, index)) => {
             tracing::info!(document = %id, size = record.payload_size, log_index = index, "payload accepted");
             let receipt = receipt_of(&stored)?

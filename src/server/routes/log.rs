@@ -39,16 +39,21 @@ pub async fn issue_checkpoint(state: &AppState) -> Result<(u64, String), ApiErro
     let public = state.keys.public_key(KeyPurpose::Log).map_err(internal)?;
     let keys = state.keys.clone();
     let signer = NoteSigner::new(&state.log_origin, &public, move |m: &[u8]| {
-        keys.sign_bytes(KeyPurpose::Log, m).map_err(|e| e.to_string())
+        keys.sign_bytes(KeyPurpose::Log, m)
+            .map_err(|e| e.to_string())
     });
-    let note = ledger::checkpoint::sign(&state.log_origin, size, root, &signer).map_err(internal)?;
+    let note =
+        ledger::checkpoint::sign(&state.log_origin, size, root, &signer).map_err(internal)?;
     state.store.save_checkpoint(size, &note).await?;
     tracing::info!(size, "checkpoint issued");
     Ok((size, note))
 }
 
 /// `GET /v1/log/checkpoint`: the latest checkpoint, issued now if the log has grown.
-pub async fn checkpoint(State(state): State<AppState>, _caller: Caller) -> Result<Response, ApiError> {
+pub async fn checkpoint(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> Result<Response, ApiError> {
     let (_, note) = issue_checkpoint(&state).await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
 }
@@ -80,7 +85,8 @@ pub struct EntriesQuery {
 }
 
 fn entry(index: u64, leaf: Vec<u8>) -> Result<LogEntry, ApiError> {
-    let text = String::from_utf8(leaf).map_err(|_| internal(format!("log entry {index} is not UTF-8")))?;
+    let text =
+        String::from_utf8(leaf).map_err(|_| internal(format!("log entry {index} is not UTF-8")))?;
     Ok(LogEntry {
         index,
         leaf: serde_json::value::RawValue::from_string(text).map_err(internal)?,
@@ -105,7 +111,9 @@ pub async fn entries(
     };
     if let Some(document) = q.document {
         if q.start.is_some() || q.end.is_some() {
-            return Err(ApiError::RequestInvalid("give document, or start and end".into()));
+            return Err(ApiError::RequestInvalid(
+                "give document, or start and end".into(),
+            ));
         }
         for index in log.document_events(&document).map_err(internal)? {
             push(index, log.leaf(index).map_err(internal)?)?;
@@ -118,7 +126,9 @@ pub async fn entries(
     let start = q.start.unwrap_or(0);
     let end = q.end.unwrap_or(size).min(size);
     if start > end {
-        return Err(ApiError::RequestInvalid(format!("start {start} is after end {end}")));
+        return Err(ApiError::RequestInvalid(format!(
+            "start {start} is after end {end}"
+        )));
     }
     let page_end = end.min(start.saturating_add(ENTRIES_PAGE_MAX));
     for (index, leaf) in log.leaves(start, page_end).map_err(internal)? {
