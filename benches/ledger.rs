@@ -1,0 +1,208 @@
+//! Delivery-log benchmark: append rate, proof generation time, server start-up time with a
+//! large log, and durable (group-committed) event throughput.
+//!
+//! `cargo bench --bench ledger` (1,000,000 events); `CONGVAN_BENCH_EVENTS=N` to change the
+//! size. Results go to docs/PERFORMANCE.md by hand, with the machine they came from.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark fails loudly"
+)]
+
+use std::time::{Duration, Instant};
+
+use congvan::config::ServerConfig;
+use congvan::directory::Directory;
+use congvan::ledger::{self, Event, NoteSigner};
+use congvan::notary::{KeyPurpose, ServerKeys};
+use congvan::pki::demo::{self, DemoOptions};
+use congvan::store::Store;
+use uuid::Uuid;
+
+fn event(i: u64) -> Event {
+    Event::Delivered {
+        time: "2026-11-26T08:00:00Z".into(),
+        document_id: Uuid::from_u64_pair(0x0192_0000_0000_7000, i),
+        actor: "hn/cm/chuc-son".into(),
+        sender: "hn/cm".into(),
+        recipients: vec!["hn/cm/chuc-son".into(), "hn/cm/xuan-mai".into()],
+        payload_sha256: format!("{i:064x}"),
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn main() {
+    let events: u64 = std::env::var("CONGVAN_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let work = tempfile::tempdir().unwrap();
+    let orgs = include_str!("../config/orgs.toml");
+    let directory = Directory::from_toml(orgs).unwrap();
+    let pki = demo::generate(
+        &work.path().join("pki"),
+        &directory,
+        orgs,
+        &DemoOptions::default(),
+    )
+    .unwrap();
+    let mut config = ServerConfig::load(&pki.server_config()).unwrap();
+    let data = work.path().join("data");
+    config.data_dir = data.clone();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+
+    // 1. Appends: one sled transaction per event (the server's unit of work), no fsync.
+    {
+        let store = Store::open(&data).unwrap();
+        drop(store);
+        let db = sled::Config::new()
+            .path(data.join("db"))
+            .segment_size(8 << 20)
+            .open()
+            .unwrap();
+        let tree = db.open_tree("log").unwrap();
+        let started = Instant::now();
+        let mut last_report = Instant::now();
+        for i in 0..events {
+            let e = event(i);
+            tree.transaction(|tx| ledger::append::<ledger::LedgerError>(tx, &e))
+                .unwrap();
+            if last_report.elapsed() > Duration::from_secs(10) {
+                eprintln!("  … {i} events");
+                last_report = Instant::now();
+            }
+        }
+        db.flush().unwrap();
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "append: {events} events in {secs:.1} s = {:.0} events/s",
+            events as f64 / secs
+        );
+    }
+    let size_on_disk: u64 = walk(&data.join("db"));
+    println!(
+        "store size with {events} events: {:.0} MiB",
+        size_on_disk as f64 / (1 << 20) as f64
+    );
+
+    // 2. Proofs at full size.
+    let store = Store::open(&data).unwrap();
+    let log = store.log();
+    let size = log.size().unwrap();
+    assert_eq!(size, events);
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let root = log.root(size).unwrap();
+    let mut inclusion = Vec::new();
+    for _ in 0..10_000 {
+        let index = next() % size;
+        let started = Instant::now();
+        let proof = log.inclusion_proof(index, size).unwrap();
+        inclusion.push(started.elapsed());
+        assert!(ledger::check_inclusion(
+            &proof,
+            size,
+            root,
+            index,
+            &event(index).leaf().unwrap()
+        ));
+    }
+    inclusion.sort();
+    println!(
+        "inclusion proof at size {size}: median {:?}, p99 {:?} (10,000 random indexes, each verified)",
+        percentile(&inclusion, 0.5),
+        percentile(&inclusion, 0.99)
+    );
+    let mut consistency = Vec::new();
+    for _ in 0..2_000 {
+        let from = 1 + next() % (size - 1);
+        let started = Instant::now();
+        log.consistency_proof(from, size).unwrap();
+        consistency.push(started.elapsed());
+    }
+    consistency.sort();
+    println!(
+        "consistency proof to size {size}: median {:?}, p99 {:?} (2,000 random sizes)",
+        percentile(&consistency, 0.5),
+        percentile(&consistency, 0.99)
+    );
+
+    // 3. Start-up with that log: sign a checkpoint as the server would, then build the
+    //    server (PKI, directory, store, and the O(log n) log check).
+    let keys = ServerKeys::load_or_create(&data.join("keys")).unwrap();
+    let public = keys.public_key(KeyPurpose::Log).unwrap();
+    let signer = NoteSigner::new(&config.log.origin, &public, |m: &[u8]| {
+        keys.sign_bytes(KeyPurpose::Log, m)
+            .map_err(|e| e.to_string())
+    });
+    let note = ledger::checkpoint::sign(&config.log.origin, size, root, &signer).unwrap();
+    rt.block_on(store.save_checkpoint(size, &note)).unwrap();
+    drop(log);
+    drop(store);
+    let started = Instant::now();
+    let server = congvan::server::Server::build(&config).unwrap();
+    let startup = started.elapsed();
+    println!("server start-up with {size} log entries (build, incl. log check): {startup:?}");
+    drop(server);
+
+    // 4. Durable events: each waits for its fsync; concurrent writers share them.
+    let store = Store::open(&data).unwrap();
+    for writers in [1usize, 16, 64] {
+        let per_writer = 2000 / writers.max(1) as u64 + 1;
+        let started = Instant::now();
+        rt.block_on(async {
+            let mut tasks = Vec::new();
+            for w in 0..writers {
+                let store = store.clone();
+                tasks.push(tokio::spawn(async move {
+                    for i in 0..per_writer {
+                        store
+                            .log_event(&event(10_000_000 + w as u64 * 100_000 + i))
+                            .await
+                            .unwrap();
+                    }
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+        });
+        let total = per_writer * writers as u64;
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "durable appends, {writers:>2} concurrent writers: {total} events in {secs:.2} s = {:.0} events/s",
+            total as f64 / secs
+        );
+    }
+}
+
+fn walk(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| {
+                    let meta = e.metadata().unwrap();
+                    if meta.is_dir() {
+                        walk(&e.path())
+                    } else {
+                        meta.len()
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
