@@ -57,6 +57,23 @@ pub struct Limits {
     pub header_read_timeout_ms: u64,
     /// On shutdown, time allowed for in-flight requests to finish.
     pub shutdown_grace_ms: u64,
+    /// A connection with no traffic for this long is closed.
+    pub idle_timeout_ms: u64,
+    /// A request body that sends nothing for this long is abandoned (`408`).
+    pub body_idle_timeout_ms: u64,
+    /// Requests per minute per identity, on average.
+    pub requests_per_minute: u32,
+    /// Requests per identity allowed in a burst above the average.
+    pub request_burst: u32,
+    /// Uploads running at once per identity.
+    pub uploads_concurrent: usize,
+    /// Largest request head (request line and headers), in bytes.
+    pub header_bytes_max: usize,
+    /// Most request headers.
+    pub headers_max: usize,
+    /// Free space kept on the data disk: writes that would leave less are refused (`507`)
+    /// before they start, so the store never runs into a full disk.
+    pub disk_reserve_bytes: u64,
 }
 
 impl Default for Limits {
@@ -66,6 +83,14 @@ impl Default for Limits {
             handshake_timeout_ms: 10_000,
             header_read_timeout_ms: 30_000,
             shutdown_grace_ms: 30_000,
+            idle_timeout_ms: 120_000,
+            body_idle_timeout_ms: 30_000,
+            requests_per_minute: 600,
+            request_burst: 120,
+            uploads_concurrent: 4,
+            header_bytes_max: 64 * 1024,
+            headers_max: 100,
+            disk_reserve_bytes: 256 << 20,
         }
     }
 }
@@ -78,6 +103,14 @@ impl Limits {
     /// [`Limits::header_read_timeout_ms`] as a duration.
     pub fn header_read_timeout(&self) -> Duration {
         Duration::from_millis(self.header_read_timeout_ms)
+    }
+    /// [`Limits::idle_timeout_ms`] as a duration.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms)
+    }
+    /// [`Limits::body_idle_timeout_ms`] as a duration.
+    pub fn body_idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_idle_timeout_ms)
     }
     /// [`Limits::shutdown_grace_ms`] as a duration.
     pub fn shutdown_grace(&self) -> Duration {

@@ -129,6 +129,15 @@ pub enum ApiError {
     /// The log entry is not one the caller may see.
     #[error("that log entry concerns documents outside your scope")]
     LogEntryHidden,
+    /// Too many requests from this identity.
+    #[error("too many requests from this identity; retry in {0} s")]
+    RateLimited(u64),
+    /// Too many uploads at once from this identity.
+    #[error("too many uploads at once from this identity; retry when one finishes")]
+    TooManyUploads,
+    /// The request body stalled.
+    #[error("the request body sent nothing for {0} s")]
+    BodyTimeout(u64),
     /// The disk is full.
     #[error("the server is out of storage space; nothing was stored, retry later")]
     InsufficientStorage,
@@ -204,6 +213,9 @@ impl ApiError {
             ApiError::PayloadSizeMismatch(_) => (S::UNPROCESSABLE_ENTITY, "payload_size_mismatch"),
             ApiError::UploadIncomplete(_) => (S::BAD_REQUEST, "upload_incomplete"),
             ApiError::PayloadNotAvailable => (S::CONFLICT, "payload_not_available"),
+            ApiError::RateLimited(_) => (S::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::TooManyUploads => (S::TOO_MANY_REQUESTS, "too_many_uploads"),
+            ApiError::BodyTimeout(_) => (S::REQUEST_TIMEOUT, "body_timeout"),
             ApiError::LogEntryHidden => (S::FORBIDDEN, "log_entry_hidden"),
             ApiError::InsufficientStorage => (S::INSUFFICIENT_STORAGE, "insufficient_storage"),
             ApiError::Unavailable(_) => (S::SERVICE_UNAVAILABLE, "unavailable"),
@@ -255,6 +267,19 @@ impl IntoResponse for ApiError {
                 message,
             },
         };
-        (status, Json(body)).into_response()
+        let retry_after = match &self {
+            ApiError::RateLimited(secs) => Some(*secs),
+            ApiError::TooManyUploads | ApiError::InsufficientStorage => Some(1),
+            _ => None,
+        };
+        let mut response = (status, Json(body)).into_response();
+        if let Some(secs) = retry_after {
+            if let Ok(value) = axum::http::HeaderValue::from_str(&secs.max(1).to_string()) {
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, value);
+            }
+        }
+        response
     }
 }

@@ -16,6 +16,10 @@ pub struct Metrics {
     pub requests_4xx: AtomicU64,
     /// As above, 5xx.
     pub requests_5xx: AtomicU64,
+    /// Requests refused for their identity's rate.
+    pub rate_limited: AtomicU64,
+    /// Connections closed for idleness.
+    pub idle_closed: AtomicU64,
 }
 
 impl Metrics {
@@ -55,6 +59,18 @@ impl Metrics {
             "TLS handshakes refused or timed out.",
             "",
             &self.handshakes_refused,
+        );
+        counter(
+            "congvan_rate_limited_total",
+            "Requests refused for their identity's rate.",
+            "",
+            &self.rate_limited,
+        );
+        counter(
+            "congvan_idle_connections_closed_total",
+            "Connections closed after no traffic for idle_timeout_ms.",
+            "",
+            &self.idle_closed,
         );
         let _ = writeln!(
             out,

@@ -16,7 +16,7 @@ use std::time::Instant;
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
@@ -35,6 +35,7 @@ use registry::Registry;
 
 pub mod auth;
 pub mod error;
+pub mod limits;
 pub mod metrics;
 pub mod registry;
 pub mod routes;
@@ -91,6 +92,12 @@ pub struct AppState {
     pub rules: Arc<ManifestRules>,
     /// The delivery log's origin line.
     pub log_origin: Arc<str>,
+    /// Limits.
+    pub limits: Arc<Limits>,
+    /// Request rate per identity.
+    pub rate: Arc<limits::RateLimiter>,
+    /// Concurrent uploads per identity.
+    pub uploads: Arc<limits::UploadSlots>,
 }
 
 impl AppState {
@@ -151,6 +158,12 @@ impl Server {
                 trust: tls.clone(),
                 keys: Arc::new(keys),
                 log_origin: Arc::from(config.log.origin.as_str()),
+                limits: Arc::new(config.limits.clone()),
+                rate: Arc::new(limits::RateLimiter::new(
+                    config.limits.requests_per_minute,
+                    config.limits.request_burst,
+                )),
+                uploads: limits::UploadSlots::new(config.limits.uploads_concurrent),
                 rules: Arc::new(ManifestRules {
                     doc_types: config.documents.types.clone(),
                     payload_bytes_max: config.documents.payload_bytes_max,
@@ -362,6 +375,7 @@ pub fn app(state: AppState) -> Router {
     routes::router()
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
         .layer(middleware::from_fn_with_state(state.clone(), access_log))
         .with_state(state)
 }
@@ -372,6 +386,22 @@ async fn fallback(uri: axum::http::Uri) -> ApiError {
 
 async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
+}
+
+/// Refuses requests over the identity's rate with `429` and `Retry-After`.
+async fn rate_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let who = request
+        .extensions()
+        .get::<PeerCert>()
+        .map(PeerCert::log_label)
+        .unwrap_or_else(|| "-".to_owned());
+    match state.rate.check(&who) {
+        Ok(()) => next.run(request).await,
+        Err(wait) => {
+            state.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
+            ApiError::RateLimited(wait.as_secs().max(1)).into_response()
+        }
+    }
 }
 
 /// One structured line per request: identity, method, route, status, latency.
@@ -463,19 +493,45 @@ impl Connection {
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(self.limits.header_read_timeout());
-        builder.http2().timer(TokioTimer::new());
-        let conn = builder.serve_connection(TokioIo::new(tls), service);
+            .header_read_timeout(self.limits.header_read_timeout())
+            .max_buf_size(self.limits.header_bytes_max.max(8192))
+            .max_headers(self.limits.headers_max.max(16));
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(self.limits.header_bytes_max).unwrap_or(u32::MAX))
+            .max_concurrent_streams(64);
+        let activity = limits::Activity::new();
+        let io = limits::TrackedIo::new(tls, activity.clone());
+        let conn = builder.serve_connection(TokioIo::new(io), service);
         tokio::pin!(conn);
-        tokio::select! {
-            result = conn.as_mut() => {
-                if let Err(e) = result {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+        let idle_timeout = self.limits.idle_timeout();
+        let mut watchdog =
+            tokio::time::interval((idle_timeout / 4).max(std::time::Duration::from_millis(50)));
+        loop {
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                    return;
                 }
-            }
-            _ = self.stop.changed() => {
-                conn.as_mut().graceful_shutdown();
-                let _ = conn.await;
+                _ = watchdog.tick() => {
+                    if activity.idle() >= idle_timeout {
+                        // Idle keep-alive connections close at once; a request in flight
+                        // would have moved bytes within the timeout.
+                        self.metrics.idle_closed.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(%peer, "closing an idle connection");
+                        conn.as_mut().graceful_shutdown();
+                        let _ = tokio::time::timeout(idle_timeout, conn.as_mut()).await;
+                        return;
+                    }
+                }
+                _ = self.stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                    return;
+                }
             }
         }
     }

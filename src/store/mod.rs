@@ -72,6 +72,14 @@ pub enum StoreError {
     /// The log refused an append.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// A write would eat into the disk reserve.
+    #[error("{needed} bytes are needed but only {available} are free on the data disk")]
+    DiskFull {
+        /// Bytes the write needs, reserve included.
+        needed: u64,
+        /// Bytes free.
+        available: u64,
+    },
 }
 
 impl StoreError {
@@ -86,6 +94,7 @@ impl StoreError {
             StoreError::Commit(msg) => {
                 return msg.contains("No space left") || msg.contains("quota");
             }
+            StoreError::DiskFull { .. } => return true,
             _ => None,
         };
         matches!(raw, Some(28) | Some(122))
@@ -256,6 +265,19 @@ impl Store {
     /// The data directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Refuses (with [`StoreError::DiskFull`]) when fewer than `needed` bytes are free on
+    /// the data disk.
+    pub fn ensure_space(&self, needed: u64) -> Result<(), StoreError> {
+        let available = fs2::available_space(&self.dir).map_err(|source| StoreError::Io {
+            path: self.dir.display().to_string(),
+            source,
+        })?;
+        if available < needed {
+            return Err(StoreError::DiskFull { needed, available });
+        }
+        Ok(())
     }
 
     /// The payload blobs.

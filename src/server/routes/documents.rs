@@ -42,7 +42,7 @@ pub async fn submit(
     body: Body,
 ) -> Result<Response, ApiError> {
     let sender = sender_org(&caller)?.clone();
-    let body = read_limited(body, SUBMIT_BODY_BYTES_MAX).await?;
+    let body = read_limited(&state, body, SUBMIT_BODY_BYTES_MAX).await?;
     let request: SubmitRequest =
         serde_json::from_slice(&body).map_err(|e| ApiError::RequestInvalid(e.to_string()))?;
     let parsed = document::manifest::parse(request.manifest.get(), &state.rules)?;
@@ -143,6 +143,7 @@ async fn submit_parsed(
         receipt: None,
         log_index: None,
     };
+    ensure_space(state, 0)?;
     match state.store.insert_document(&record).await? {
         Inserted::Created => {
             tracing::info!(
@@ -157,18 +158,21 @@ async fn submit_parsed(
     }
 }
 
-/// Reads a whole body of at most `limit` bytes.
-pub async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+/// Reads a whole body of at most `limit` bytes, within the body timeout.
+pub async fn read_limited(state: &AppState, body: Body, limit: usize) -> Result<Bytes, ApiError> {
     use http_body_util::BodyExt;
-    match http_body_util::Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e)
+    let timeout = state.limits.body_idle_timeout();
+    let collect = http_body_util::Limited::new(body, limit).collect();
+    match tokio::time::timeout(timeout, collect).await {
+        Err(_) => Err(ApiError::BodyTimeout(timeout.as_secs())),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e))
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some() =>
         {
             Err(ApiError::BodyTooLarge(limit as u64))
         }
-        Err(e) => Err(ApiError::UploadIncomplete(e.to_string())),
+        Ok(Err(e)) => Err(ApiError::UploadIncomplete(e.to_string())),
     }
 }
 
@@ -348,6 +352,11 @@ pub async fn upload(
         }
     }
 
+    let _slot = state
+        .uploads
+        .acquire(&caller.identity.uri())
+        .ok_or(ApiError::TooManyUploads)?;
+    ensure_space(&state, record.payload_size)?;
     let check = if record.classification == "thuong" {
         None
     } else {
@@ -489,7 +498,16 @@ async fn receive_payload(
     let mut stream = body.into_data_stream();
     let mut received: u64 = 0;
     let mut failure = None;
-    while let Some(next) = stream.next().await {
+    let idle = state.limits.body_idle_timeout();
+    loop {
+        let next = match tokio::time::timeout(idle, stream.next()).await {
+            Ok(Some(next)) => next,
+            Ok(None) => break,
+            Err(_) => {
+                failure = Some(ApiError::BodyTimeout(idle.as_secs()));
+                break;
+            }
+        };
         match next {
             Ok(chunk) => {
                 received += chunk.len() as u64;
@@ -569,6 +587,7 @@ pub async fn payload(
     let mut log_index = None;
     if let Some(org) = caller.org() {
         if record.recipients.iter().any(|r| r == org.as_str()) {
+            ensure_space(&state, 0)?;
             // The delivery is in the log before the first byte leaves.
             let (_, index) = state
                 .store
@@ -621,4 +640,12 @@ pub async fn log_refusal(
     if let Err(e) = state.store.log_event(&event).await {
         tracing::error!(error = %e, code, "could not log a refusal");
     }
+}
+
+/// Refuses with `507` when a write of `extra` bytes would eat into the disk reserve.
+pub fn ensure_space(state: &AppState, extra: u64) -> Result<(), ApiError> {
+    state
+        .store
+        .ensure_space(extra.saturating_add(state.limits.disk_reserve_bytes))
+        .map_err(ApiError::from)
 }

@@ -45,7 +45,7 @@ pub async fn post(
     if record.state != DocState::Accepted {
         return Err(ApiError::PayloadNotAvailable);
     }
-    let body = read_limited(body, RECEIPT_BODY_BYTES_MAX).await?;
+    let body = read_limited(&state, body, RECEIPT_BODY_BYTES_MAX).await?;
     let request: ReceiptRequest =
         serde_json::from_slice(&body).map_err(|e| ApiError::RequestInvalid(e.to_string()))?;
     let receipt = &request.receipt;
@@ -143,6 +143,7 @@ pub async fn post(
             }),
         ));
     }
+    super::documents::ensure_space(&state, 0)?;
     let recorded_at = api::now_rfc3339();
     let (_, log_index) = state
         .store
