@@ -13,6 +13,7 @@ mod audit;
 mod classified;
 mod cli;
 mod gpg;
+mod hostile;
 mod submit;
 mod support;
 mod tls;

@@ -366,3 +366,42 @@ pub fn assert_code<T: std::fmt::Debug>(
         Err(e) => assert_eq!(e.api_code(), Some(code), "expected {code}, got: {e}"),
     }
 }
+
+/// A TLS connection to `server` as `org`, for sending raw bytes.
+pub async fn tls_connect(
+    server: &TestServer,
+    org: &str,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let dir = server.org_dir(org);
+    let config = tls_client_config(
+        &server.pki.root_cert(),
+        Some((&dir.join("tls.crt"), &dir.join("tls.key"))),
+    );
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let connector = tokio_rustls::TlsConnector::from(config);
+    connector
+        .connect(
+            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap()
+}
+
+/// Reads until the peer closes (or `limit` passes); returns what arrived.
+pub async fn read_all_within(
+    stream: &mut (impl tokio::io::AsyncRead + Unpin),
+    limit: Duration,
+) -> Result<Vec<u8>, String> {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    match tokio::time::timeout(limit, stream.read_to_end(&mut out)).await {
+        Ok(Ok(_)) => Ok(out),
+        Ok(Err(e)) if !out.is_empty() => {
+            let _ = e;
+            Ok(out)
+        }
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("still open after {limit:?}")),
+    }
+}
