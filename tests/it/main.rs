@@ -12,6 +12,7 @@
 mod audit;
 mod classified;
 mod cli;
+mod durability;
 mod gpg;
 mod hostile;
 mod submit;

@@ -223,6 +223,7 @@ pub fn require(tool: &str) -> bool {
 
 /// A document under construction for tests: a manifest as JSON, its payload, and how to
 /// sign and submit it. Tests mutate `manifest` to make hostile variants.
+#[derive(Clone)]
 pub struct TestDoc {
     pub manifest: serde_json::Value,
     pub payload: Vec<u8>,
@@ -403,5 +404,28 @@ pub async fn read_all_within(
         }
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err(format!("still open after {limit:?}")),
+    }
+}
+
+/// Signs test documents with the DEMO PKI's keys, without a `TestServer` (for servers run
+/// as separate processes).
+#[derive(Clone)]
+pub struct SignerSet {
+    pki: Layout,
+}
+
+impl SignerSet {
+    pub fn new(pki: &Layout) -> SignerSet {
+        SignerSet { pki: pki.clone() }
+    }
+
+    /// The sender's organisation and person signatures over `doc`.
+    pub fn sign(&self, doc: &TestDoc) -> Vec<congvan::document::DocSignature> {
+        let sender: OrgId = doc.manifest["sender"].as_str().unwrap().parse().unwrap();
+        let dir = self.pki.org_dir(&sender);
+        vec![
+            doc.raw_signature(congvan::document::Role::Organization, &dir, "sign"),
+            doc.raw_signature(congvan::document::Role::Person, &dir, "person"),
+        ]
     }
 }
