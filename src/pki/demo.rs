@@ -38,7 +38,7 @@ use crate::seal;
 /// Organisation name written into every DEMO subject.
 pub const DEMO_ORG: &str = "congvan DEMO - NOT FOR PRODUCTION";
 /// How long DEMO leaf certificates are valid.
-pub const LEAF_VALIDITY_DAYS: i64 = 825;
+pub const LEAF_VALIDITY_DAYS: i64 = 397;
 /// How long DEMO CA certificates are valid.
 pub const CA_VALIDITY_DAYS: i64 = 3650;
 /// How long a CRL stays current; `pki revoke` issues a fresh one each time.

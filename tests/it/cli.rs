@@ -66,7 +66,7 @@ fn pki_demo_writes_the_layout_with_private_keys_0600() {
         .collect();
     dirs.sort();
     assert!(dirs.contains(&"hn.cm.truong-yen".to_owned()), "{dirs:?}");
-    assert_eq!(dirs.len(), 10, "{dirs:?}");
+    assert_eq!(dirs.len(), 11, "{dirs:?}");
     // The profiles it writes are valid and point at files that exist.
     let profile = congvan::config::ClientProfile::load(&org.join("client.toml")).unwrap();
     for path in [&profile.ca, &profile.tls_cert, &profile.tls_key] {

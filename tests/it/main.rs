@@ -15,6 +15,8 @@ mod cli;
 mod durability;
 mod gpg;
 mod hostile;
+mod matrix;
 mod submit;
 mod support;
 mod tls;
+mod tls_audit;

@@ -538,7 +538,7 @@ async fn routing_policy_and_recipient_status_are_enforced() {
         ("hn/cm/dong-son", vec!["hn/cm/truong-yen"], "routing_denied"),
         (
             "hn/cm",
-            vec!["hn/cm/chuc-son", "hn/tt"],
+            vec!["hn/cm/chuc-son", "hn/xx"],
             "recipient_unknown",
         ),
         ("hn/cm", vec!["hn/cm/ngoc-son"], "recipient_inactive"),

@@ -281,7 +281,7 @@ async fn unreadable_crl_fails_closed_until_fixed() {
 #[tokio::test]
 async fn certificate_for_an_unknown_organisation_gets_identity_unknown() {
     let server = TestServer::start().await;
-    let spec = LeafSpec::new(LeafKind::TlsClient, "stranger").uri("urn:congvan:org:hn/tt");
+    let spec = LeafSpec::new(LeafKind::TlsClient, "stranger").uri("urn:congvan:org:hn/xx");
     issue_from_demo_intermediate(&server, &spec, "stranger");
     let response = raw_get(server.addr, config_for(&server, "stranger"), "/v1/whoami")
         .await
