@@ -13,6 +13,7 @@ mod audit;
 mod classified;
 mod cli;
 mod durability;
+mod fuzz_corpus;
 mod gpg;
 mod hostile;
 mod matrix;
