@@ -502,7 +502,12 @@ pub fn report(
         }
         let due = match (&doc.deadline, doc.urgency) {
             (Some(d), 4) => parse(d).unwrap_or(doc.submitted),
-            _ => doc.submitted + time::Duration::hours(deadlines.hours(doc.urgency) as i64),
+            _ => {
+                let hours = i64::try_from(deadlines.hours(doc.urgency)).unwrap_or(i64::MAX / 3600);
+                doc.submitted
+                    .checked_add(time::Duration::hours(hours.min(i64::MAX / 3600)))
+                    .unwrap_or(doc.submitted)
+            }
         };
         let due_at = due
             .format(&time::format_description::well_known::Rfc3339)
