@@ -13,7 +13,7 @@ use crate::client::send::SendRequest;
 use crate::client::{Client, ClientError};
 use crate::config::{ClientProfile, EMBEDDED_ORGS, ServerConfig};
 use crate::directory::{Directory, OrgId};
-use crate::document::manifest::{BusinessKind, Classification, Urgency};
+use crate::document::manifest::{Classification, Urgency};
 use crate::pki::demo::{self, DemoOptions};
 
 /// Why the demonstration stopped.
@@ -113,27 +113,17 @@ async fn story(pki: &demo::Layout, url: &str, work: &Path) -> Result<(), DemoErr
     std::fs::write(&secret, SECRET_CONTENT)?;
 
     let base = SendRequest {
-        to: Vec::new(),
         to_children: vec![org(DISTRICT)?],
-        doc_type: "CT".into(),
-        number: "05".into(),
-        notation: "CT/HU".into(),
-        subject: "Về đẩy mạnh chuyển đổi số trong hoạt động của Đảng".into(),
         urgency: Urgency::Khan,
-        deadline: None,
-        classification: Classification::Thuong,
         steering: 2,
-        due: None,
-        response_for: None,
-        business: BusinessKind::New,
-        business_target: None,
         place: "Chương Mỹ".into(),
-        date: None,
-        competence: "TM.".into(),
-        position: None,
-        full_name: None,
-        id: None,
-        files: vec![directive],
+        ..SendRequest::new(
+            "CT",
+            "05",
+            "CT/HU",
+            "Về đẩy mạnh chuyển đổi số trong hoạt động của Đảng",
+            vec![directive],
+        )
     };
     let sent_directive = district.send_document(&base).await?;
     println!(

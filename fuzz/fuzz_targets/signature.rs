@@ -22,7 +22,11 @@ fn trust() -> &'static SigningTrust {
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(sig) = serde_json::from_slice::<DocSignature>(data) {
-        let result = sig.verify(trust(), b"{\"manifest\":1}", rustls_pki_types::UnixTime::now());
+        let result = sig.verify(
+            trust(),
+            b"{\"manifest\":1}",
+            rustls_pki_types::UnixTime::now(),
+        );
         assert!(result.is_err(), "a fuzzed signature verified");
     }
 });

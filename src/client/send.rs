@@ -79,6 +79,42 @@ pub struct SendRequest {
     pub files: Vec<PathBuf>,
 }
 
+impl SendRequest {
+    /// A new, unclassified, normal-urgency document of `doc_type` number/notation with
+    /// `subject` carrying `files`, to nobody yet; set the other fields as needed.
+    pub fn new(
+        doc_type: &str,
+        number: &str,
+        notation: &str,
+        subject: &str,
+        files: Vec<PathBuf>,
+    ) -> SendRequest {
+        SendRequest {
+            to: Vec::new(),
+            to_children: Vec::new(),
+            doc_type: doc_type.to_owned(),
+            number: number.to_owned(),
+            notation: notation.to_owned(),
+            subject: subject.to_owned(),
+            urgency: Urgency::Thuong,
+            deadline: None,
+            classification: Classification::Thuong,
+            steering: 1,
+            due: None,
+            response_for: None,
+            business: BusinessKind::New,
+            business_target: None,
+            place: String::new(),
+            date: None,
+            competence: "TM.".to_owned(),
+            position: None,
+            full_name: None,
+            id: None,
+            files,
+        }
+    }
+}
+
 /// What a successful send returns.
 #[derive(Debug)]
 pub struct SendOutcome {

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use congvan::client::Client;
 use congvan::client::send::SendRequest;
-use congvan::document::manifest::{BusinessKind, Classification, Urgency};
+use congvan::document::manifest::{Classification, Urgency};
 use congvan::ledger::Event;
 use uuid::Uuid;
 
@@ -24,26 +24,10 @@ async fn directive(server: &TestServer, work: &Path, classification: Classificat
     std::fs::write(&file, "Chỉ thị về chuyển đổi số").unwrap();
     let request = SendRequest {
         to: COMMUNES.iter().map(|c| c.parse().unwrap()).collect(),
-        to_children: Vec::new(),
-        doc_type: "CT".into(),
-        number: "5".into(),
-        notation: "CT/HU".into(),
-        subject: "Về chuyển đổi số".into(),
         urgency: Urgency::Khan,
-        deadline: None,
         classification,
         steering: 2,
-        due: None,
-        response_for: None,
-        business: BusinessKind::New,
-        business_target: None,
-        place: String::new(),
-        date: None,
-        competence: "TM.".into(),
-        position: None,
-        full_name: None,
-        id: None,
-        files: vec![file],
+        ..SendRequest::new("CT", "5", "CT/HU", "Về chuyển đổi số", vec![file])
     };
     let sent = server
         .client("hn/cm")
@@ -110,26 +94,8 @@ async fn a_security_officer_proves_submission_delivery_and_acknowledgement() {
         std::fs::write(&file, "Thông báo").unwrap();
         let request = SendRequest {
             to: vec!["hn/cm/truong-yen".parse().unwrap()],
-            to_children: Vec::new(),
-            doc_type: "TB".into(),
-            number: "1".into(),
-            notation: "TB/HU".into(),
-            subject: "Thông báo".into(),
-            urgency: Urgency::Thuong,
-            deadline: None,
-            classification: Classification::Thuong,
-            steering: 1,
-            due: None,
-            response_for: None,
-            business: BusinessKind::New,
-            business_target: None,
-            place: String::new(),
-            date: None,
             competence: String::new(),
-            position: None,
-            full_name: None,
-            id: None,
-            files: vec![file],
+            ..SendRequest::new("TB", "1", "TB/HU", "Thông báo", vec![file])
         };
         server
             .client("hn/cm")
@@ -397,26 +363,9 @@ async fn report_lists_recipients_that_have_not_fetched_or_acknowledged() {
     std::fs::write(&file, "Công văn").unwrap();
     let request = SendRequest {
         to: COMMUNES.iter().map(|c| c.parse().unwrap()).collect(),
-        to_children: Vec::new(),
-        doc_type: "CV".into(),
-        number: "9".into(),
-        notation: "CV/HU".into(),
-        subject: "Công văn hỏa tốc".into(),
         urgency: Urgency::HoaToc,
-        deadline: None,
-        classification: Classification::Thuong,
-        steering: 1,
-        due: None,
-        response_for: None,
-        business: BusinessKind::New,
-        business_target: None,
-        place: String::new(),
-        date: None,
         competence: String::new(),
-        position: None,
-        full_name: None,
-        id: None,
-        files: vec![file],
+        ..SendRequest::new("CV", "9", "CV/HU", "Công văn hỏa tốc", vec![file])
     };
     let sent = server
         .client("hn/cm")

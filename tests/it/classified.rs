@@ -5,7 +5,7 @@ use std::io::Write;
 use std::process::Command;
 
 use congvan::client::send::SendRequest;
-use congvan::document::manifest::{BusinessKind, Classification, Urgency};
+use congvan::document::manifest::{Classification, Urgency};
 use congvan::seal::{Cipher, OpenPgp};
 use serde_json::json;
 use uuid::Uuid;
@@ -19,26 +19,16 @@ fn send_request(
 ) -> SendRequest {
     SendRequest {
         to: to.iter().map(|t| t.parse().unwrap()).collect(),
-        to_children: Vec::new(),
-        doc_type: "QĐ".into(),
-        number: "112".into(),
-        notation: "QĐ/HU".into(),
-        subject: "Về phương án nhân sự (thử nghiệm)".into(),
         urgency: Urgency::ThuongKhan,
-        deadline: None,
         classification,
-        steering: 1,
-        due: None,
-        response_for: None,
-        business: BusinessKind::New,
-        business_target: None,
         place: "Chương Mỹ".into(),
-        date: None,
-        competence: "TM.".into(),
-        position: None,
-        full_name: None,
-        id: None,
-        files,
+        ..SendRequest::new(
+            "QĐ",
+            "112",
+            "QĐ/HU",
+            "Về phương án nhân sự (thử nghiệm)",
+            files,
+        )
     }
 }
 

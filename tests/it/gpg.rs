@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use congvan::client::send::SendRequest;
-use congvan::document::manifest::{BusinessKind, Classification, Urgency};
+use congvan::document::manifest::{Classification, Urgency};
 use congvan::seal::{Cipher, OpenPgp};
 use serde_json::json;
 
@@ -134,26 +134,10 @@ async fn register(server: &TestServer, org: &str, cert: &Path) {
 fn request(to: &[&str], files: Vec<PathBuf>) -> SendRequest {
     SendRequest {
         to: to.iter().map(|t| t.parse().unwrap()).collect(),
-        to_children: Vec::new(),
-        doc_type: "QĐ".into(),
-        number: "7".into(),
-        notation: "QĐ/HU".into(),
-        subject: "Quyết định mật gửi khóa GnuPG".into(),
         urgency: Urgency::HoaToc,
-        deadline: None,
         classification: Classification::Mat,
-        steering: 1,
-        due: None,
-        response_for: None,
-        business: BusinessKind::New,
-        business_target: None,
         place: "Chương Mỹ".into(),
-        date: None,
-        competence: "TM.".into(),
-        position: None,
-        full_name: None,
-        id: None,
-        files,
+        ..SendRequest::new("QĐ", "7", "QĐ/HU", "Quyết định mật gửi khóa GnuPG", files)
     }
 }
 
