@@ -517,7 +517,15 @@ fn run(command: Command) -> Result<()> {
                 m.doc_type, m.code.number, m.code.notation, m.sender
             );
             println!("  subject:        {}", m.subject);
-            println!("  classification: {}", m.classification.name());
+            println!(
+                "  classification: {}{}",
+                m.classification.label(),
+                if m.classification.is_classified() {
+                    " (decrypted; the server held only ciphertext)"
+                } else {
+                    ""
+                }
+            );
             for (role, subject) in &fetched.signers {
                 println!("  signed ({}):  {subject}", role.name());
             }

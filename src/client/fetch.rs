@@ -189,7 +189,13 @@ impl Client {
             .await
             .map_err(|e| ClientError::Input(e.to_string()))??
         };
-        // Everything verified: move the files into place.
+        // Everything verified: move the files into place, never over an existing file.
+        if let Some((name, _)) = files.iter().find(|(name, _)| out.join(name).exists()) {
+            return Err(ClientError::Input(format!(
+                "{} already exists; fetch into another --out directory (nothing was written)",
+                out.join(name).display()
+            )));
+        }
         let mut written = Vec::new();
         for (name, staged) in files {
             let target = out.join(&name);

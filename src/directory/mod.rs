@@ -526,11 +526,6 @@ impl Directory {
         scope == id || self.is_ancestor(scope, id)
     }
 
-    /// The lateral routing rules.
-    pub fn routes(&self) -> &[RouteRule] {
-        &self.routes
-    }
-
     /// The routing policy: an organisation may send to its ancestors and descendants, and
     /// laterally where a rule allows it.
     pub fn may_send(&self, from: &OrgId, to: &OrgId) -> bool {

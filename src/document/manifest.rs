@@ -130,6 +130,16 @@ impl Classification {
         self != Classification::Thuong
     }
 
+    /// The Vietnamese label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Classification::Thuong => "Thường",
+            Classification::Mat => "Mật",
+            Classification::ToiMat => "Tối mật",
+            Classification::TuyetMat => "Tuyệt mật",
+        }
+    }
+
     /// The wire name.
     pub fn name(self) -> &'static str {
         match self {

@@ -187,8 +187,6 @@ pub struct Ca {
     issuer: Issuer<'static, KeyPair>,
     /// This CA's certificate in PEM, appended to the chains it issues (unless it is a root).
     cert_pem: String,
-    /// This CA's certificate in DER.
-    pub cert_der: Vec<u8>,
     is_root: bool,
 }
 
@@ -200,7 +198,6 @@ impl Ca {
         let cert = params.self_signed(&key)?;
         Ok(Ca {
             cert_pem: cert.pem(),
-            cert_der: cert.der().to_vec(),
             issuer: Issuer::new(params, key),
             is_root: true,
         })
@@ -214,7 +211,6 @@ impl Ca {
         let cert = params.signed_by(&key, &self.issuer)?;
         Ok(Ca {
             cert_pem: cert.pem(),
-            cert_der: cert.der().to_vec(),
             issuer: Issuer::new(params, key),
             is_root: false,
         })
@@ -230,16 +226,10 @@ impl Ca {
         };
         let cert_pem = read(cert_path)?;
         let key = KeyPair::from_pem(&read(key_path)?)?;
-        let cert_der = super::pem::read_certs(cert_path)?
-            .into_iter()
-            .next()
-            .map(|c| c.to_vec())
-            .unwrap_or_default();
         let issuer = Issuer::from_ca_cert_pem(&cert_pem, key)?;
         Ok(Ca {
             issuer,
             cert_pem,
-            cert_der,
             is_root,
         })
     }

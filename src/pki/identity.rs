@@ -66,6 +66,7 @@ impl fmt::Display for Identity {
 #[derive(Clone, Debug, Serialize)]
 pub struct CertInfo {
     /// The identity in its SAN URI.
+    #[serde(skip)]
     pub identity: Identity,
     /// The subject DN, RFC 4514 style, for people to read.
     pub subject: String,

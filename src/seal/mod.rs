@@ -455,12 +455,6 @@ pub fn generate_key(user_id: &str) -> Result<GeneratedKey, SealError> {
     })
 }
 
-/// The public certificate of a secret key, armoured.
-pub fn public_of(secret: &[u8]) -> Result<Vec<u8>, SealError> {
-    let cert = parse_cert(secret)?;
-    Ok(cert.strip_secret_key_material().armored().to_vec()?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -73,11 +73,6 @@ impl BlobStore {
         self.root.join(prefix).join(sha256)
     }
 
-    /// True when the blob exists.
-    pub fn contains(&self, sha256: &str) -> bool {
-        self.path(sha256).is_file()
-    }
-
     /// Starts writing a new blob.
     pub fn writer(&self) -> Result<BlobWriter, StoreError> {
         let mut name = [0u8; 16];
@@ -100,18 +95,6 @@ impl BlobStore {
             hasher: digest::Context::new(&digest::SHA256),
             size: 0,
         })
-    }
-
-    /// Lists every blob digest on disk.
-    pub fn list(&self) -> Result<Vec<String>, StoreError> {
-        let mut out = Vec::new();
-        for prefix in fs::read_dir(&self.root).map_err(io(&self.root))?.flatten() {
-            let dir = prefix.path();
-            for entry in fs::read_dir(&dir).map_err(io(&dir))?.flatten() {
-                out.push(entry.file_name().to_string_lossy().into_owned());
-            }
-        }
-        Ok(out)
     }
 }
 

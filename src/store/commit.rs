@@ -43,16 +43,6 @@ impl Committer {
         rx.await
             .map_err(|_| "the commit thread has stopped".to_owned())?
     }
-
-    /// Blocking variant of [`Committer::commit`], for use off the async threads.
-    pub fn commit_blocking(&self) -> Result<(), String> {
-        let (tx, rx) = oneshot::channel();
-        self.tx
-            .send((self.db.clone(), tx))
-            .map_err(|_| "the commit thread has stopped".to_owned())?;
-        rx.blocking_recv()
-            .map_err(|_| "the commit thread has stopped".to_owned())?
-    }
 }
 
 fn run(db_dir: &Path, rx: mpsc::Receiver<Waiter>) {

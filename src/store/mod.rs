@@ -262,11 +262,6 @@ impl Store {
         })
     }
 
-    /// The data directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// Refuses (with [`StoreError::DiskFull`]) when fewer than `needed` bytes are free on
     /// the data disk.
     pub fn ensure_space(&self, needed: u64) -> Result<(), StoreError> {
@@ -288,11 +283,6 @@ impl Store {
     /// Waits until every write made so far is durable (group commit).
     pub async fn commit(&self) -> Result<(), StoreError> {
         self.committer.commit().await.map_err(StoreError::Commit)
-    }
-
-    /// Writes everything buffered to disk and syncs it.
-    pub fn flush(&self) -> Result<(), StoreError> {
-        self.committer.commit_blocking().map_err(StoreError::Commit)
     }
 
     /// The document with this id.
