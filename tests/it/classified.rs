@@ -713,7 +713,11 @@ async fn fetch_never_overwrites_an_existing_file() {
     let files = write_files(work.path(), "bản gốc");
     let sent = server
         .client("hn/cm")
-        .send_document(&send_request(&["hn/cm/chuc-son"], Classification::Thuong, files))
+        .send_document(&send_request(
+            &["hn/cm/chuc-son"],
+            Classification::Thuong,
+            files,
+        ))
         .await
         .unwrap();
     let client = server.client("hn/cm/chuc-son");
@@ -722,5 +726,8 @@ async fn fetch_never_overwrites_an_existing_file() {
     std::fs::write(&fetched.files[0], "the user's edits").unwrap();
     let err = client.fetch_document(&sent.id, &out).await.unwrap_err();
     assert!(err.to_string().contains("already exists"), "{err}");
-    assert_eq!(std::fs::read_to_string(&fetched.files[0]).unwrap(), "the user's edits");
+    assert_eq!(
+        std::fs::read_to_string(&fetched.files[0]).unwrap(),
+        "the user's edits"
+    );
 }
