@@ -13,6 +13,10 @@ pub const SUBMISSION_RECEIPT_TYPE: &str = "congvan.submission-receipt/v1";
 /// `type` of a directory statement.
 pub const DIRECTORY_TYPE: &str = "congvan.directory/v1";
 
+/// Largest payload a submission may carry inline (`SubmitRequest::payload`); larger ones
+/// are uploaded with `PUT /v1/documents/{id}/payload`.
+pub const INLINE_PAYLOAD_BYTES_MAX: u64 = 1 << 20;
+
 /// `POST /v1/documents`.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -21,6 +25,10 @@ pub struct SubmitRequest {
     pub manifest: Box<RawValue>,
     /// Its signatures.
     pub signatures: Vec<DocSignature>,
+    /// The whole payload in base64, for payloads up to 1 MiB: the document is then
+    /// accepted in this one request and the answer carries the receipt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<String>,
 }
 
 /// The answer to `POST /v1/documents` (201 new, 200 identical replay).

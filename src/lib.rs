@@ -11,10 +11,12 @@
 //! - [`store`]: durable state in sled.
 //! - [`server`]: TLS 1.3 accept loop with client certificates, routes, errors, limits.
 //! - [`client`]: the HTTPS client over mutual TLS used by the CLI.
+//! - [`bench`]: `congvan bench`, the load generator.
 //!
 //! `src/main.rs` only parses arguments, calls into these modules and reports errors.
 
 pub mod api;
+pub mod bench;
 pub mod client;
 pub mod config;
 pub mod demo;

@@ -11,6 +11,12 @@ use congvan::config::{ClientProfile, DEFAULT_CONFIG_PATH, ServerConfig};
 use congvan::directory::Directory;
 use congvan::pki;
 
+/// mimalloc instead of the system allocator: under load the server allocates and frees
+/// many short-lived buffers from several threads, where glibc's malloc spent a fifth of
+/// the CPU (docs/PERFORMANCE.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Secure exchange of official documents between Party committees.
 #[derive(Parser)]
 #[command(name = "congvan", version, about)]
@@ -41,6 +47,11 @@ enum Command {
         /// Keep data in this directory instead of the configured one.
         #[arg(long)]
         data: Option<PathBuf>,
+    },
+    /// Load generator: measure a running server (as pgbench does for PostgreSQL).
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
     },
     /// Manage certificates.
     Pki {
@@ -206,6 +217,97 @@ enum DirectoryCommand {
         /// The public certificate file (binary or ASCII-armoured).
         cert: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Sign and submit documents (manifest, payload, receipt check).
+    Submit(BenchArgs),
+    /// Fetch accepted documents from the profile's inbox (manifest and payload).
+    Fetch(BenchArgs),
+    /// Sign and post delivery receipts for documents in the profile's inbox.
+    Ack(BenchArgs),
+    /// Submit to --recipient-profile's organisation, which fetches and acknowledges.
+    Mixed(BenchArgs),
+    /// Read the first page (50 items) of the profile's inbox.
+    Inbox(BenchArgs),
+    /// POST a fixed body of --size bytes to --url with the same TLS client (baselines).
+    Raw(BenchArgs),
+    /// Documents per second all cores could verify doing nothing but two signatures each.
+    Ceiling {
+        /// Client profile whose signing keys to use.
+        #[arg(long, env = "CONGVAN_PROFILE")]
+        profile: PathBuf,
+        /// How long to measure.
+        #[arg(long, short = 'd', default_value = "3s", value_parser = congvan::bench::parse_duration)]
+        duration: std::time::Duration,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Seal a file with the profile's OpenPGP key (sender and recipient), open it again.
+    Seal {
+        /// Client profile whose OpenPGP key to use.
+        #[arg(long, env = "CONGVAN_PROFILE")]
+        profile: PathBuf,
+        /// The plaintext file.
+        #[arg(long)]
+        input: PathBuf,
+        /// Where to write the sealed message.
+        #[arg(long)]
+        output: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// Concurrent workers, each with its own keep-alive connection.
+    #[arg(long, short = 'c', default_value_t = 16)]
+    concurrency: usize,
+    /// Measured duration (after the warm-up): 30s, 500ms, 2m.
+    #[arg(long, short = 'd', default_value = "10s", value_parser = congvan::bench::parse_duration)]
+    duration: std::time::Duration,
+    /// Unmeasured warm-up.
+    #[arg(long, default_value = "2s", value_parser = congvan::bench::parse_duration)]
+    warmup: std::time::Duration,
+    /// Payload (raw: body) size: 100KiB, 1GiB, 4096.
+    #[arg(long, default_value = "100KiB", value_parser = congvan::bench::parse_size)]
+    size: u64,
+    /// Recipients per document, chosen among the sender's active descendants.
+    #[arg(long, default_value_t = 1)]
+    recipients: usize,
+    /// Name the recipients instead (repeat).
+    #[arg(long = "to", value_name = "ORG")]
+    to: Vec<congvan::directory::OrgId>,
+    /// Classification of submitted documents (thuong, mat, toi_mat, tuyet_mat).
+    #[arg(long, default_value = "thuong", value_parser = parse_classification)]
+    classification: congvan::document::manifest::Classification,
+    /// The recipient's profile (mixed).
+    #[arg(long)]
+    recipient_profile: Option<PathBuf>,
+    /// The URL to POST to (raw).
+    #[arg(long)]
+    url: Option<String>,
+    /// Stop after this many operations per worker instead of after --duration.
+    #[arg(long)]
+    count: Option<u64>,
+    /// Pace all workers together to this many operations per second (open loop).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Upload every payload with a second request (PUT), even small ones.
+    #[arg(long)]
+    no_inline: bool,
+    /// Also measure the signature ceiling on this machine and print the ratio.
+    #[arg(long)]
+    ceiling: bool,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -440,6 +542,7 @@ fn run(command: Command) -> Result<()> {
             listen,
             data,
         } => serve(config, listen, data),
+        Command::Bench { command } => bench(command),
         Command::Pki { command } => match command {
             PkiCommand::Demo {
                 out,
@@ -1016,5 +1119,116 @@ fn pki_demo(out: &Path, orgs: Option<&Path>, force: bool, listen: SocketAddr) ->
         layout.dir.display(),
         layout.dir.display()
     );
+    Ok(())
+}
+
+fn bench(command: BenchCommand) -> Result<()> {
+    use congvan::bench::{self, LoadOptions, Mode};
+    let (mode, args) = match command {
+        BenchCommand::Submit(a) => (Mode::Submit, a),
+        BenchCommand::Fetch(a) => (Mode::Fetch, a),
+        BenchCommand::Ack(a) => (Mode::Ack, a),
+        BenchCommand::Mixed(a) => (Mode::Mixed, a),
+        BenchCommand::Inbox(a) => (Mode::Inbox, a),
+        BenchCommand::Raw(a) => (Mode::Raw, a),
+        BenchCommand::Ceiling {
+            profile,
+            duration,
+            json,
+        } => {
+            let profile = ClientProfile::load(&profile)?;
+            let ceiling = bench::signature_ceiling(&profile, duration)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&ceiling)?);
+            } else {
+                println!(
+                    "signature ceiling: {:.0} documents/s ({} threads, two {} signatures each)",
+                    ceiling.docs_per_s, ceiling.threads, ceiling.algorithm
+                );
+            }
+            return Ok(());
+        }
+        BenchCommand::Seal {
+            profile,
+            input,
+            output,
+            json,
+        } => {
+            let profile = ClientProfile::load(&profile)?;
+            let report = bench::seal_file(&profile, &input, &output)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "sealed {} bytes into {} in {:.2} s ({:.0} MB/s); opened in {:.2} s ({:.0} MB/s)",
+                    report.bytes,
+                    report.sealed_bytes,
+                    report.seal_s,
+                    report.seal_mb_s,
+                    report.open_s,
+                    report.open_mb_s
+                );
+            }
+            return Ok(());
+        }
+    };
+    let profile = ClientProfile::load(&args.client.profile)?;
+    let recipient_profile = args
+        .recipient_profile
+        .as_deref()
+        .map(ClientProfile::load)
+        .transpose()?;
+    let options = LoadOptions {
+        mode,
+        concurrency: args.concurrency,
+        duration: args.duration,
+        warmup: args.warmup,
+        size: args.size,
+        recipients: args.recipients,
+        to: args.to,
+        classification: args.classification,
+        recipient_profile,
+        url: args.url,
+        inline: !args.no_inline,
+        count: args.count,
+        rate: args.rate,
+        progress: !args.json || std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    let rt = runtime()?;
+    let report = rt.block_on(bench::run(
+        &profile,
+        args.client.server.as_deref(),
+        &options,
+    ))?;
+    let ceiling = if args.ceiling {
+        Some(bench::signature_ceiling(
+            &profile,
+            std::time::Duration::from_secs(3),
+        )?)
+    } else {
+        None
+    };
+    if args.json {
+        let mut value = serde_json::to_value(&report)?;
+        if let Some(c) = &ceiling {
+            value["ceiling"] = serde_json::to_value(c)?;
+        }
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        print!("{report}");
+        if let (Some(c), Some(k)) = (&ceiling, report.kinds.first()) {
+            println!(
+                "signature ceiling: {:.0} documents/s ({} threads, two {} signatures each); {} reached {:.2}x of it",
+                c.docs_per_s,
+                c.threads,
+                c.algorithm,
+                k.kind,
+                k.ops_per_s / c.docs_per_s
+            );
+        }
+    }
+    if report.kinds.iter().all(|k| k.ok == 0) {
+        bail!("no operation succeeded");
+    }
     Ok(())
 }

@@ -120,6 +120,11 @@ impl Client {
         &self.base
     }
 
+    /// The underlying HTTP client (mutual TLS, keep-alive), for requests outside the API.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// The profile this client speaks for.
     pub fn profile(&self) -> &ClientProfile {
         &self.profile

@@ -8,8 +8,9 @@
 //! `required_if_present` (so that intermediates without the EKU pass) and the leaf is
 //! then required, here, to carry id-kp-documentSigning explicitly.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use ring::rand::SystemRandom;
 use ring::signature::{self as ring_sig, KeyPair as _};
@@ -117,10 +118,33 @@ pub struct VerifiedSigner {
 }
 
 /// Trust anchors and CRLs for document-signing certificates.
+///
+/// Chain validation (path building, validity, revocation of every certificate, usage) is
+/// remembered per presented chain: a committee signs thousands of documents with one
+/// certificate, and re-validating its chain for each one would cost four signature checks
+/// more than the document's own. A remembered result is used only inside the window in
+/// which it stays true without new information: after every certificate's notBefore,
+/// before every certificate's notAfter and before the earliest CRL's nextUpdate. New CRLs
+/// make a new `SigningTrust` (the server reloads them into a fresh one), so a revocation
+/// takes effect for the next signature. Only successes are remembered; the manifest's own
+/// signature is always checked.
 pub struct SigningTrust {
     anchors: Vec<TrustAnchor<'static>>,
     crls: Vec<CertRevocationList<'static>>,
+    /// The earliest nextUpdate of the CRLs (seconds since the epoch).
+    crls_next_update: Option<u64>,
+    validated: Mutex<HashMap<[u8; 32], Validated>>,
 }
+
+/// A chain that validated, and the window in which that result holds.
+struct Validated {
+    signer: VerifiedSigner,
+    not_before: u64,
+    not_after: u64,
+}
+
+/// Chains remembered at most; the memory is cleared when it is full.
+const VALIDATED_CHAINS_MAX: usize = 4096;
 
 impl SigningTrust {
     /// Loads anchors and CRLs from PEM files.
@@ -135,15 +159,32 @@ impl SigningTrust {
             }
         }
         let mut crls = Vec::new();
+        let mut crls_next_update: Option<u64> = None;
         for path in crl_files {
             for der in read_crls(path)? {
                 let crl = OwnedCertRevocationList::from_der(&der).map_err(|e| {
                     PkiError::BadCertificate(format!("{}: CRL {e}", path.display()))
                 })?;
                 crls.push(CertRevocationList::from(crl));
+                // A CRL without nextUpdate never expires; one we cannot read expires now.
+                let next =
+                    match x509_parser::revocation_list::CertificateRevocationList::from_der(&der) {
+                        Ok((_, parsed)) => parsed
+                            .next_update()
+                            .map(|t| u64::try_from(t.timestamp()).unwrap_or(0)),
+                        Err(_) => Some(0),
+                    };
+                if let Some(next) = next {
+                    crls_next_update = Some(crls_next_update.map_or(next, |n| n.min(next)));
+                }
             }
         }
-        Ok(SigningTrust { anchors, crls })
+        Ok(SigningTrust {
+            anchors,
+            crls,
+            crls_next_update,
+            validated: Mutex::new(HashMap::new()),
+        })
     }
 
     /// Verifies a raw signature over `message` made by the first certificate of `chain`.
@@ -191,7 +232,8 @@ impl SigningTrust {
         Ok(signer)
     }
 
-    /// Validates a signer's chain for document signing, now.
+    /// Validates a signer's chain for document signing, now (or recalls that it did, see
+    /// the type's documentation).
     fn verify_chain(
         &self,
         leaf: &[u8],
@@ -203,6 +245,51 @@ impl SigningTrust {
                 "more than {CHAIN_CERTS_MAX} certificates in the chain"
             )));
         }
+        let key = chain_key(leaf, intermediates);
+        let seconds = now.as_secs();
+        if let Ok(memory) = self.validated.lock() {
+            if let Some(v) = memory.get(&key) {
+                if v.not_before <= seconds && seconds < v.not_after {
+                    return Ok(v.signer.clone());
+                }
+            }
+        }
+        let signer = self.validate_chain(leaf, intermediates, now)?;
+        let mut not_before = 0u64;
+        let mut not_after = self.crls_next_update.unwrap_or(u64::MAX);
+        for der in std::iter::once(leaf).chain(intermediates.iter().map(Vec::as_slice)) {
+            let Ok((_, cert)) = X509Certificate::from_der(der) else {
+                // Validated but unreadable here: do not remember it.
+                return Ok(signer);
+            };
+            let validity = cert.validity();
+            not_before =
+                not_before.max(u64::try_from(validity.not_before.timestamp()).unwrap_or(0));
+            not_after = not_after.min(u64::try_from(validity.not_after.timestamp()).unwrap_or(0));
+        }
+        if let Ok(mut memory) = self.validated.lock() {
+            if memory.len() >= VALIDATED_CHAINS_MAX {
+                memory.clear();
+            }
+            memory.insert(
+                key,
+                Validated {
+                    signer: signer.clone(),
+                    not_before,
+                    not_after,
+                },
+            );
+        }
+        Ok(signer)
+    }
+
+    /// Validates a signer's chain for document signing, now, from scratch.
+    fn validate_chain(
+        &self,
+        leaf: &[u8],
+        intermediates: &[Vec<u8>],
+        now: UnixTime,
+    ) -> Result<VerifiedSigner, SignatureError> {
         let leaf_der = CertificateDer::from(leaf);
         let ee = EndEntityCert::try_from(&leaf_der)
             .map_err(|e| SignatureError::Malformed(format!("certificate: {e}")))?;
@@ -244,6 +331,33 @@ impl SigningTrust {
             leaf_der: leaf.to_vec(),
         })
     }
+}
+
+/// Verifies a raw signature with the public key of certificate `leaf` alone: no chain, no
+/// revocation, no usage. The last step of [`SigningTrust::verify_raw`]; used on its own to
+/// measure the cost of signature checks.
+pub fn verify_with_certificate(
+    leaf: &[u8],
+    algorithm: RawAlgorithm,
+    message: &[u8],
+    signature: &[u8],
+) -> bool {
+    let der = CertificateDer::from(leaf);
+    EndEntityCert::try_from(&der)
+        .and_then(|ee| ee.verify_signature(algorithm.verifier(), message, signature))
+        .is_ok()
+}
+
+/// SHA-256 over the chain as presented, each certificate length-prefixed.
+fn chain_key(leaf: &[u8], intermediates: &[Vec<u8>]) -> [u8; 32] {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    for der in std::iter::once(leaf).chain(intermediates.iter().map(Vec::as_slice)) {
+        ctx.update(&(der.len() as u64).to_be_bytes());
+        ctx.update(der);
+    }
+    let mut key = [0u8; 32];
+    key.copy_from_slice(ctx.finish().as_ref());
+    key
 }
 
 fn map_webpki(e: webpki::Error) -> SignatureError {
@@ -377,5 +491,89 @@ impl SigningKey {
             )));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::pki::demo::{Ca, LeafKind, LeafSpec};
+
+    fn write(dir: &std::path::Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_remembered_chain_is_used_only_inside_its_validity_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Ca::new_root("root").unwrap();
+        let intermediate = root.new_intermediate("intermediate").unwrap();
+        let mut spec = LeafSpec::new(LeafKind::DocumentSigning, "signer").uri("urn:congvan:org:hn");
+        let now = time::OffsetDateTime::now_utc();
+        spec.not_after = now + time::Duration::hours(2);
+        let issued = intermediate.issue(&spec).unwrap();
+        issued.write(dir.path(), "sign").unwrap();
+        let anchors = [write(dir.path(), "root.crt", root.cert_pem())];
+        let crls = [
+            write(
+                dir.path(),
+                "root.crl",
+                &root.sign_crl(1, Vec::new()).unwrap(),
+            ),
+            write(
+                dir.path(),
+                "int.crl",
+                &intermediate.sign_crl(1, Vec::new()).unwrap(),
+            ),
+        ];
+        let trust = SigningTrust::load(&anchors, &crls).unwrap();
+        let key =
+            SigningKey::load(&dir.path().join("sign.crt"), &dir.path().join("sign.key")).unwrap();
+        let message = b"manifest";
+        let signature = key.sign(message).unwrap();
+        let at = |offset: i64| {
+            UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+                (now.unix_timestamp() + offset) as u64,
+            ))
+        };
+        // Validated from scratch, then remembered.
+        trust
+            .verify_raw(message, key.algorithm(), &signature, &key.chain, at(0))
+            .unwrap();
+        assert_eq!(trust.validated.lock().unwrap().len(), 1);
+        trust
+            .verify_raw(message, key.algorithm(), &signature, &key.chain, at(60))
+            .unwrap();
+        // The memory never vouches for a time past the leaf's notAfter…
+        let late = trust.verify_raw(
+            message,
+            key.algorithm(),
+            &signature,
+            &key.chain,
+            at(3 * 3600),
+        );
+        assert!(
+            matches!(late, Err(SignatureError::NotValidNow(_))),
+            "{late:?}"
+        );
+        // …nor before its notBefore.
+        let early = trust.verify_raw(message, key.algorithm(), &signature, &key.chain, at(-7200));
+        assert!(
+            matches!(early, Err(SignatureError::NotValidNow(_))),
+            "{early:?}"
+        );
+        // And the manifest's own signature is always checked.
+        let mut forged = signature.clone();
+        let last = forged.len() - 1;
+        forged[last] ^= 1;
+        assert_eq!(
+            trust
+                .verify_raw(message, key.algorithm(), &forged, &key.chain, at(0))
+                .unwrap_err(),
+            SignatureError::BadSignature
+        );
     }
 }

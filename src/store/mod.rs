@@ -32,6 +32,10 @@ use crate::ledger::{self, Event, LedgerError, Log};
 /// sled log segment size. Values larger than a quarter of a segment go to separate blob
 /// files; 8 MiB segments keep every record we write inline.
 const SEGMENT_BYTES: usize = 8 << 20;
+/// Payloads up to this size that arrive inline are kept in the database, in the same
+/// atomic commit as their document, instead of in a file of their own: one group-committed
+/// write instead of a file created, fsynced, renamed and its directory fsynced.
+pub const SMALL_PAYLOAD_BYTES_MAX: u64 = 64 * 1024;
 /// Longest page of an index listing.
 pub const PAGE_ITEMS_MAX: usize = 500;
 
@@ -210,6 +214,9 @@ pub struct Store {
     deliveries: sled::Tree,
     log_tree: sled::Tree,
     checkpoints: sled::Tree,
+    /// Small payloads (at most [`SMALL_PAYLOAD_BYTES_MAX`]) by SHA-256, stored in the
+    /// same commit as their document.
+    payloads: sled::Tree,
     blobs: BlobStore,
     committer: Committer,
     dir: PathBuf,
@@ -242,6 +249,7 @@ impl Store {
         let deliveries = tree("deliveries")?;
         let log_tree = tree("log")?;
         let checkpoints = tree("checkpoints")?;
+        let payloads = tree("payloads")?;
         let blobs = BlobStore::open(data_dir)?;
         let committer =
             Committer::start(db.clone(), db_path.clone()).map_err(|source| StoreError::Io {
@@ -256,6 +264,7 @@ impl Store {
             deliveries,
             log_tree,
             checkpoints,
+            payloads,
             blobs,
             committer,
             dir: data_dir.to_owned(),
@@ -340,39 +349,76 @@ impl Store {
                         "the payload was already accepted".into(),
                     )));
                 }
-                let manifest: serde_json::Value =
-                    serde_json::from_str(&record.manifest).unwrap_or_default();
-                let index = ledger::append(
-                    log,
-                    &Event::Submitted {
-                        time: accepted_at.to_owned(),
-                        document_id: *id,
-                        actor: record.sender.clone(),
-                        sender: record.sender.clone(),
-                        recipients: record.recipients.clone(),
-                        classification: record.classification.clone(),
-                        urgency: record.urgency,
-                        deadline: manifest["deadline"].as_str().map(str::to_owned),
-                        manifest_sha256: record.manifest_sha256.clone(),
-                        payload_sha256: record.payload_sha256.clone(),
-                        payload_size: record.payload_size,
-                    },
+                let index = file_accepted(
+                    (docs, inbox, sent, log),
+                    &mut record,
+                    seq,
+                    accepted_at,
+                    &receipt,
                 )?;
-                record.state = DocState::Accepted;
-                record.accepted_at = Some(accepted_at.to_owned());
-                record.receipt = Some(receipt(index).map_err(|e| abort(StoreError::State(e)))?);
-                record.log_index = Some(index);
-                docs.insert(id.as_bytes(), encode(&record).map_err(abort)?)?;
-                for recipient in &record.recipients {
-                    inbox.insert(index_key(recipient, seq), id.as_bytes().as_slice())?;
-                }
-                sent.insert(index_key(&record.sender, seq), id.as_bytes().as_slice())?;
                 Ok((record, index))
             },
         );
         let out = finish(result, &self.dir)?;
         self.commit().await?;
         Ok(out)
+    }
+
+    /// Stores a new document whose payload came with it (a one-request submission): the
+    /// record, its inbox and sent entries, the `submitted` event and, for a small payload
+    /// passed as `small_payload`, the payload itself, in one atomic, durable commit (a
+    /// larger payload must already be a committed blob). If a document with its id exists,
+    /// nothing is written and that one is returned.
+    pub async fn insert_accepted(
+        &self,
+        record: &DocumentRecord,
+        small_payload: Option<&[u8]>,
+        accepted_at: &str,
+        receipt: impl Fn(u64) -> Result<serde_json::Value, String>,
+    ) -> Result<Result<(DocumentRecord, u64), Box<DocumentRecord>>, StoreError> {
+        if small_payload.is_some_and(|p| p.len() as u64 > SMALL_PAYLOAD_BYTES_MAX) {
+            return Err(StoreError::State(
+                "payload too large for the database".into(),
+            ));
+        }
+        let seq = self.db.generate_id().map_err(db_err(&self.dir))?;
+        let id = record.id;
+        let result = (
+            &self.docs,
+            &self.inbox,
+            &self.sent,
+            &self.log_tree,
+            &self.payloads,
+        )
+            .transaction(|(docs, inbox, sent, log, payloads)| {
+                let abort = ConflictableTransactionError::Abort;
+                if let Some(bytes) = docs.get(id.as_bytes())? {
+                    return Ok(Err(Box::new(decode(&id, &bytes).map_err(abort)?)));
+                }
+                if let Some(payload) = small_payload {
+                    payloads.insert(record.payload_sha256.as_bytes(), payload)?;
+                }
+                let mut record = record.clone();
+                let index = file_accepted(
+                    (docs, inbox, sent, log),
+                    &mut record,
+                    seq,
+                    accepted_at,
+                    &receipt,
+                )?;
+                Ok(Ok((record, index)))
+            });
+        let out = finish(result, &self.dir)?;
+        // An existing record may not be durable yet (a concurrent insert): commit anyway.
+        self.commit().await?;
+        Ok(out)
+    }
+
+    /// A small payload kept in the database, if this one is.
+    pub fn small_payload(&self, sha256: &str) -> Result<Option<sled::IVec>, StoreError> {
+        self.payloads
+            .get(sha256.as_bytes())
+            .map_err(db_err(&self.dir))
     }
 
     /// Documents in an index for `org`, newest first, after the cursor `before` (a
@@ -622,6 +668,53 @@ fn finish<T>(result: Result<T, TransactionError<StoreError>>, dir: &Path) -> Res
         Err(TransactionError::Abort(e)) => Err(e),
         Err(TransactionError::Storage(e)) => Err(db_err(dir)(e)),
     }
+}
+
+/// Inside a transaction: appends the `submitted` event for `record`, marks it accepted
+/// with its receipt, stores it and files it in the inboxes and the sent list.
+fn file_accepted(
+    (docs, inbox, sent, log): (
+        &sled::transaction::TransactionalTree,
+        &sled::transaction::TransactionalTree,
+        &sled::transaction::TransactionalTree,
+        &sled::transaction::TransactionalTree,
+    ),
+    record: &mut DocumentRecord,
+    seq: u64,
+    accepted_at: &str,
+    receipt: &impl Fn(u64) -> Result<serde_json::Value, String>,
+) -> Result<u64, ConflictableTransactionError<StoreError>> {
+    let abort = ConflictableTransactionError::Abort;
+    let manifest: serde_json::Value = serde_json::from_str(&record.manifest).unwrap_or_default();
+    let index = ledger::append(
+        log,
+        &Event::Submitted {
+            time: accepted_at.to_owned(),
+            document_id: record.id,
+            actor: record.sender.clone(),
+            sender: record.sender.clone(),
+            recipients: record.recipients.clone(),
+            classification: record.classification.clone(),
+            urgency: record.urgency,
+            deadline: manifest["deadline"].as_str().map(str::to_owned),
+            manifest_sha256: record.manifest_sha256.clone(),
+            payload_sha256: record.payload_sha256.clone(),
+            payload_size: record.payload_size,
+        },
+    )?;
+    record.state = DocState::Accepted;
+    record.accepted_at = Some(accepted_at.to_owned());
+    record.receipt = Some(receipt(index).map_err(|e| abort(StoreError::State(e)))?);
+    record.log_index = Some(index);
+    docs.insert(record.id.as_bytes(), encode(record).map_err(abort)?)?;
+    for recipient in &record.recipients {
+        inbox.insert(index_key(recipient, seq), record.id.as_bytes().as_slice())?;
+    }
+    sent.insert(
+        index_key(&record.sender, seq),
+        record.id.as_bytes().as_slice(),
+    )?;
+    Ok(index)
 }
 
 fn delivery_key(id: &Uuid, recipient: &str) -> Vec<u8> {

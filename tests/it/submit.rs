@@ -318,6 +318,14 @@ async fn expired_signing_certificate_is_refused() {
 #[tokio::test]
 async fn revoked_signing_certificate_is_refused() {
     let server = TestServer::start().await;
+    // The server remembers validated chains: accept one document first, so that the
+    // person certificate's chain is remembered when it is revoked.
+    let earlier = TestDoc::new("hn/cm", &["hn/cm/chuc-son"]);
+    let (status, _) = earlier
+        .submit(&server, &server.client("hn/cm"))
+        .await
+        .unwrap();
+    assert_eq!(status, 201);
     let doc = TestDoc::new("hn/cm", &["hn/cm/chuc-son"]);
     let sigs = doc.signatures(&server);
     congvan::pki::crl::revoke(

@@ -12,8 +12,8 @@ use rustls_pki_types::UnixTime;
 use uuid::Uuid;
 
 use crate::api::{
-    self, DocumentView, SUBMISSION_RECEIPT_TYPE, SubmissionReceipt, SubmitRequest, SubmitResponse,
-    UploadResponse,
+    self, DocumentView, INLINE_PAYLOAD_BYTES_MAX, SUBMISSION_RECEIPT_TYPE, SubmissionReceipt,
+    SubmitRequest, SubmitResponse, UploadResponse,
 };
 use crate::directory::OrgId;
 use crate::document::{self, DocSignature, ParsedManifest, Role, sha256_hex};
@@ -22,10 +22,15 @@ use crate::pki::Identity;
 use crate::server::AppState;
 use crate::server::auth::Caller;
 use crate::server::error::ApiError;
-use crate::store::{BlobError, DocState, DocumentRecord, Inserted, SignerRecord, StoreError};
+use crate::store::{
+    BlobError, DocState, DocumentRecord, Inserted, SMALL_PAYLOAD_BYTES_MAX, SignerRecord,
+    StoreError,
+};
 
-/// Largest `POST /v1/documents` body: a full manifest plus four signatures with chains.
-pub const SUBMIT_BODY_BYTES_MAX: usize = 512 * 1024;
+/// Largest `POST /v1/documents` body: a full manifest plus four signatures with chains
+/// (512 KiB), plus an inline payload in base64.
+pub const SUBMIT_BODY_BYTES_MAX: usize =
+    512 * 1024 + (INLINE_PAYLOAD_BYTES_MAX as usize).div_ceil(3) * 4;
 /// Chunks of an upload queued for the writer thread at most.
 const UPLOAD_QUEUE_CHUNKS: usize = 8;
 
@@ -143,6 +148,9 @@ async fn submit_parsed(
         receipt: None,
         log_index: None,
     };
+    if let Some(encoded) = &request.payload {
+        return accept_inline(state, record, encoded).await;
+    }
     ensure_space(state, 0)?;
     match state.store.insert_document(&record).await? {
         Inserted::Created => {
@@ -376,25 +384,7 @@ pub async fn upload(
     }
 
     let accepted_at = api::now_rfc3339();
-    let keys = state.keys.clone();
-    let make_receipt = |log_index: u64| {
-        let statement = SubmissionReceipt {
-            kind: SUBMISSION_RECEIPT_TYPE.to_owned(),
-            document_id: id,
-            sender: record.sender.clone(),
-            recipients: record.recipients.clone(),
-            manifest_sha256: record.manifest_sha256.clone(),
-            payload_sha256: record.payload_sha256.clone(),
-            payload_size: record.payload_size,
-            accepted_at: accepted_at.clone(),
-            log_index,
-        };
-        let value = serde_json::to_value(&statement).map_err(|e| e.to_string())?;
-        let signed = keys
-            .sign(KeyPurpose::Receipts, value)
-            .map_err(|e| e.to_string())?;
-        serde_json::to_value(&signed).map_err(|e| e.to_string())
-    };
+    let make_receipt = receipt_maker(&state, &record, &accepted_at);
     match state
         .store
         .accept_payload(&id, &accepted_at, make_receipt)
@@ -420,8 +410,141 @@ pub async fn upload(
     }
 }
 
-/// A check run on a complete, digest-verified payload before it is committed.
-type PayloadCheck = Box<dyn FnOnce(&std::path::Path) -> Result<(), ApiError> + Send>;
+/// Makes the server's signed submission receipt for `record`, given its log index.
+fn receipt_maker<'a>(
+    state: &AppState,
+    record: &'a DocumentRecord,
+    accepted_at: &'a str,
+) -> impl Fn(u64) -> Result<serde_json::Value, String> + 'a {
+    let keys = state.keys.clone();
+    move |log_index: u64| {
+        let statement = SubmissionReceipt {
+            kind: SUBMISSION_RECEIPT_TYPE.to_owned(),
+            document_id: record.id,
+            sender: record.sender.clone(),
+            recipients: record.recipients.clone(),
+            manifest_sha256: record.manifest_sha256.clone(),
+            payload_sha256: record.payload_sha256.clone(),
+            payload_size: record.payload_size,
+            accepted_at: accepted_at.to_owned(),
+            log_index,
+        };
+        let value = serde_json::to_value(&statement).map_err(|e| e.to_string())?;
+        let signed = keys
+            .sign(KeyPurpose::Receipts, value)
+            .map_err(|e| e.to_string())?;
+        serde_json::to_value(&signed).map_err(|e| e.to_string())
+    }
+}
+
+/// A one-request submission: the payload came inline with the manifest. It is checked
+/// exactly as an upload is (size, digest, the sealed shape of a classified payload),
+/// stored, and the document is accepted in the same durable commit that records it.
+async fn accept_inline(
+    state: &AppState,
+    record: DocumentRecord,
+    encoded: &str,
+) -> Result<Response, ApiError> {
+    use base64::Engine as _;
+    if record.payload_size > INLINE_PAYLOAD_BYTES_MAX {
+        return Err(ApiError::RequestInvalid(format!(
+            "payloads over {INLINE_PAYLOAD_BYTES_MAX} bytes are uploaded with PUT {}, not inline",
+            format_args!("/v1/documents/{}/payload", record.id)
+        )));
+    }
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|e| ApiError::RequestInvalid(format!("payload is not base64: {e}")))?;
+    if payload.len() as u64 != record.payload_size {
+        return Err(ApiError::PayloadSizeMismatch(format!(
+            "the inline payload has {} bytes; the manifest says {}",
+            payload.len(),
+            record.payload_size
+        )));
+    }
+    ensure_space(state, record.payload_size)?;
+    let check = if record.classification == "thuong" {
+        None
+    } else {
+        Some(recipient_set_check(state, &record)?)
+    };
+    // A small payload goes into the database with the record; a larger one into a blob
+    // file first (fsynced and renamed into place before the record refers to it).
+    let small = record.payload_size <= SMALL_PAYLOAD_BYTES_MAX;
+    let blobs = state.store.blobs().clone();
+    let expected_sha256 = record.payload_sha256.clone();
+    let expected_size = record.payload_size;
+    let payload = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ApiError> {
+        if small {
+            let actual = sha256_hex(&payload);
+            if actual != expected_sha256 {
+                return Err(ApiError::PayloadDigestMismatch(format!(
+                    "the payload's SHA-256 is {actual}; the manifest says {expected_sha256}"
+                )));
+            }
+            if let Some(check) = check {
+                check(&mut payload.as_slice())?;
+            }
+        } else {
+            let mut writer = blobs.writer()?;
+            writer.write(&payload)?;
+            let blob = finish_blob(writer, &expected_sha256, expected_size)?;
+            if let Some(check) = check {
+                check(&mut payload.as_slice())?;
+            }
+            blob.commit()?;
+        }
+        Ok(payload)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("inline payload task: {e}")))??;
+
+    let accepted_at = api::now_rfc3339();
+    let make_receipt = receipt_maker(state, &record, &accepted_at);
+    match state
+        .store
+        .insert_accepted(
+            &record,
+            small.then_some(payload.as_slice()),
+            &accepted_at,
+            make_receipt,
+        )
+        .await?
+    {
+        Ok((stored, index)) => {
+            tracing::info!(
+                document = %stored.id,
+                sender = %stored.sender,
+                recipients = stored.recipients.len(),
+                size = stored.payload_size,
+                log_index = index,
+                "document submitted and accepted in one request"
+            );
+            Ok((StatusCode::CREATED, Json(submit_response(&stored)?)).into_response())
+        }
+        Err(existing) => replay_or_conflict(*existing, &record.manifest_sha256),
+    }
+}
+
+/// Checks a written blob's size and digest against the manifest.
+fn finish_blob(
+    writer: crate::store::blobs::BlobWriter,
+    expected_sha256: &str,
+    expected_size: u64,
+) -> Result<crate::store::blobs::VerifiedBlob, ApiError> {
+    writer
+        .finish(expected_sha256, expected_size)
+        .map_err(|e| match e {
+            BlobError::SizeMismatch { .. } => ApiError::PayloadSizeMismatch(e.to_string()),
+            BlobError::DigestMismatch { .. } => ApiError::PayloadDigestMismatch(e.to_string()),
+            BlobError::Store(e) => e.into(),
+        })
+}
+
+/// A check run on a complete, digest-verified payload before it is committed; it reads
+/// the payload from the reader it is given.
+type PayloadCheck =
+    Box<dyn FnOnce(&mut (dyn std::io::Read + Send + Sync)) -> Result<(), ApiError> + Send>;
 
 /// The check for a classified payload: a sealed message for exactly the recipients'
 /// registered encryption keys. It reads only the message's headers and never decrypts.
@@ -442,11 +565,9 @@ fn recipient_set_check(
             .map_err(|_| ApiError::RecipientNoEncryptionKey(recipient.clone()))?;
         expected.push((recipient.clone(), ids));
     }
-    Ok(Box::new(move |path| {
-        let mut file = std::fs::File::open(path)
-            .map_err(|e| ApiError::Internal(format!("{}: {e}", path.display())))?;
+    Ok(Box::new(move |payload| {
         let envelope = cipher
-            .recipients_of(&mut file)
+            .recipients_of(payload)
             .map_err(|e| ApiError::ClassifiedNotEncrypted(e.to_string()))?;
         for id in &envelope.recipients {
             if !expected.iter().any(|(_, ids)| ids.contains(id)) {
@@ -482,15 +603,12 @@ async fn receive_payload(
         while let Some(chunk) = rx.blocking_recv() {
             writer.write(&chunk)?;
         }
-        let blob = writer
-            .finish(&expected_sha256, expected_size)
-            .map_err(|e| match e {
-                BlobError::SizeMismatch { .. } => ApiError::PayloadSizeMismatch(e.to_string()),
-                BlobError::DigestMismatch { .. } => ApiError::PayloadDigestMismatch(e.to_string()),
-                BlobError::Store(e) => e.into(),
-            })?;
+        let blob = finish_blob(writer, &expected_sha256, expected_size)?;
         if let Some(check) = check {
-            check(blob.path())?;
+            let path = blob.path();
+            let mut file = std::fs::File::open(path)
+                .map_err(|e| ApiError::Internal(format!("{}: {e}", path.display())))?;
+            check(&mut file)?;
         }
         blob.commit().map_err(ApiError::from)
     });
@@ -580,10 +698,20 @@ pub async fn payload(
     if record.state != DocState::Accepted {
         return Err(ApiError::PayloadNotAvailable);
     }
-    let path = state.store.blobs().path(&record.payload_sha256);
-    let file = tokio::fs::File::open(&path)
-        .await
-        .map_err(|e| ApiError::Internal(format!("payload of {id} at {}: {e}", path.display())))?;
+    let small = if record.payload_size <= SMALL_PAYLOAD_BYTES_MAX {
+        state.store.small_payload(&record.payload_sha256)?
+    } else {
+        None
+    };
+    let file = match small {
+        Some(_) => None,
+        None => {
+            let path = state.store.blobs().path(&record.payload_sha256);
+            Some(tokio::fs::File::open(&path).await.map_err(|e| {
+                ApiError::Internal(format!("payload of {id} at {}: {e}", path.display()))
+            })?)
+        }
+    };
     let mut log_index = None;
     if let Some(org) = caller.org() {
         if record.recipients.iter().any(|r| r == org.as_str()) {
@@ -596,7 +724,13 @@ pub async fn payload(
             log_index = Some(index);
         }
     }
-    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024));
+    let body = match (small, file) {
+        (Some(bytes), _) => Body::from(Bytes::copy_from_slice(&bytes)),
+        (None, Some(file)) => {
+            Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024))
+        }
+        (None, None) => return Err(ApiError::Internal(format!("payload of {id} is missing"))),
+    };
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
