@@ -290,9 +290,12 @@ struct BenchArgs {
     /// The recipient's profile (mixed).
     #[arg(long)]
     recipient_profile: Option<PathBuf>,
-    /// The URL to POST to (raw).
+    /// The URL to send the body to (raw).
     #[arg(long)]
     url: Option<String>,
+    /// The method for raw: POST or PUT.
+    #[arg(long, default_value = "POST")]
+    method: reqwest::Method,
     /// Stop after this many operations per worker instead of after --duration.
     #[arg(long)]
     count: Option<u64>,
@@ -1189,6 +1192,7 @@ fn bench(command: BenchCommand) -> Result<()> {
         classification: args.classification,
         recipient_profile,
         url: args.url,
+        method: args.method,
         inline: !args.no_inline,
         count: args.count,
         rate: args.rate,

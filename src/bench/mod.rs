@@ -9,7 +9,7 @@
 //! - `inbox`: read the first page of the inbox;
 //! - `mixed`: each worker submits a document to a recipient, which fetches and
 //!   acknowledges it (`--recipient-profile`);
-//! - `raw`: POST a fixed body to any URL with the same TLS client, for baselines;
+//! - `raw`: POST (or PUT) a fixed body to any URL with the same TLS client, for baselines;
 //! - `ceiling`: how many documents per second the machine's cores could verify, doing
 //!   nothing but the two signatures of each one (ring, one thread per core);
 //! - `seal`: seal and open one file with the product's OpenPGP layer.
@@ -114,6 +114,8 @@ pub struct LoadOptions {
     pub recipient_profile: Option<ClientProfile>,
     /// The URL for `raw`.
     pub url: Option<String>,
+    /// The method for `raw` (POST or PUT).
+    pub method: reqwest::Method,
     /// Send payloads up to [`INLINE_PAYLOAD_BYTES_MAX`] inline with the manifest (one
     /// request, as `congvan send` does); otherwise manifest first, then `PUT` payload.
     pub inline: bool,
@@ -661,6 +663,7 @@ enum Work {
     Inbox(Recipient),
     Raw {
         client: reqwest::Client,
+        method: reqwest::Method,
         url: String,
         body: Bytes,
     },
@@ -698,6 +701,7 @@ pub async fn run(
                 let client = worker_client(profile, &base)?;
                 works.push(Work::Raw {
                     client: client.http().clone(),
+                    method: options.method.clone(),
                     url: url.clone(),
                     body: body.clone(),
                 });
@@ -923,8 +927,13 @@ async fn worker(work: Arc<Work>, live: Arc<Live>, plan: Plan) -> Vec<(&'static s
                 }
                 Err(e) => note("submit", started, Err(e)),
             },
-            Work::Raw { client, url, body } => {
-                let outcome = raw_post(client, url, body.clone()).await;
+            Work::Raw {
+                client,
+                method,
+                url,
+                body,
+            } => {
+                let outcome = raw_request(client, method, url, body.clone()).await;
                 note("raw", started, outcome);
             }
         }
@@ -932,10 +941,15 @@ async fn worker(work: Arc<Work>, live: Arc<Live>, plan: Plan) -> Vec<(&'static s
     samples.into_iter().collect()
 }
 
-async fn raw_post(client: &reqwest::Client, url: &str, body: Bytes) -> OpResult {
+async fn raw_request(
+    client: &reqwest::Client,
+    method: &reqwest::Method,
+    url: &str,
+    body: Bytes,
+) -> OpResult {
     let size = body.len() as u64;
     let response = client
-        .post(url)
+        .request(method.clone(), url)
         .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
         .body(body)
         .send()

@@ -7,6 +7,7 @@
 //! Committee's certified module instead of [`OpenPgp`] without touching routing, storage
 //! or the log. This module is the only one that knows sequoia.
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 
 use sequoia_openpgp as openpgp;
@@ -108,12 +109,25 @@ pub trait Cipher: Send + Sync {
 /// by GnuPG 2.2).
 pub struct OpenPgp {
     policy: StandardPolicy<'static>,
+    /// [`Cipher::recipient_ids`] answers by certificate digest, with the time computed:
+    /// parsing a certificate costs far more than the check that uses its ids, and a
+    /// document to a thousand recipients would parse a thousand.
+    recipient_ids_memo: std::sync::Mutex<HashMap<[u8; 32], (std::time::SystemTime, Vec<String>)>>,
 }
+
+/// Longest a remembered answer of `recipient_ids` is used. It is never used past the
+/// expiry of the certificate or of any key in the answer (revocations change the
+/// certificate's bytes, hence its digest); the bound only matters for a subkey whose
+/// creation time was still in the future.
+const RECIPIENT_IDS_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
+/// Certificates remembered at most; the memory is cleared when it is full.
+const RECIPIENT_IDS_MEMO_MAX: usize = 16_384;
 
 impl Default for OpenPgp {
     fn default() -> Self {
         OpenPgp {
             policy: StandardPolicy::new(),
+            recipient_ids_memo: std::sync::Mutex::new(HashMap::new()),
         }
     }
 }
@@ -318,11 +332,38 @@ impl Cipher for OpenPgp {
     }
 
     fn recipient_ids(&self, cert: &[u8]) -> Result<Vec<String>, SealError> {
+        let mut key = [0u8; 32];
+        key.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, cert).as_ref());
+        let now = std::time::SystemTime::now();
+        if let Ok(memo) = self.recipient_ids_memo.lock() {
+            if let Some((until, ids)) = memo.get(&key) {
+                if now < *until {
+                    return Ok(ids.clone());
+                }
+            }
+        }
         let cert = parse_cert(cert)?;
         let mut ids = Vec::new();
+        let mut until = now + RECIPIENT_IDS_TTL;
+        if let Some(t) = cert
+            .with_policy(&self.policy, None)
+            .ok()
+            .and_then(|c| c.primary_key().key_expiration_time())
+        {
+            until = until.min(t);
+        }
         for ka in self.encryption_keys(&cert)? {
             ids.push(ka.key().keyid().to_hex());
             ids.push(ka.key().fingerprint().to_hex());
+            if let Some(t) = ka.key_expiration_time() {
+                until = until.min(t);
+            }
+        }
+        if let Ok(mut memo) = self.recipient_ids_memo.lock() {
+            if memo.len() >= RECIPIENT_IDS_MEMO_MAX {
+                memo.clear();
+            }
+            memo.insert(key, (until, ids.clone()));
         }
         Ok(ids)
     }

@@ -107,7 +107,12 @@ fn load(
 ) -> Result<(Directory, String, [u8; 32]), ConfigError> {
     let (mut directory, text) = sources.config.load_directory()?;
     directory.retain_usable_encryption_certs(|id, cert| match cipher.check_cert(cert) {
-        Ok(_) => true,
+        Ok(_) => {
+            // Parse once now, so that the first classified document to many recipients
+            // does not pay for parsing all their certificates.
+            let _ = cipher.recipient_ids(cert);
+            true
+        }
         Err(e) => {
             tracing::error!(org = %id, error = %e, "encryption certificate unusable; ignoring it");
             false

@@ -569,15 +569,21 @@ fn recipient_set_check(
         let envelope = cipher
             .recipients_of(payload)
             .map_err(|e| ApiError::ClassifiedNotEncrypted(e.to_string()))?;
+        let known: std::collections::HashSet<&str> = expected
+            .iter()
+            .flat_map(|(_, ids)| ids.iter().map(String::as_str))
+            .collect();
         for id in &envelope.recipients {
-            if !expected.iter().any(|(_, ids)| ids.contains(id)) {
+            if !known.contains(id.as_str()) {
                 return Err(ApiError::RecipientSetMismatch(format!(
                     "the payload is also encrypted to key {id}, which belongs to no recipient"
                 )));
             }
         }
+        let present: std::collections::HashSet<&str> =
+            envelope.recipients.iter().map(String::as_str).collect();
         for (org, ids) in &expected {
-            if !envelope.recipients.iter().any(|r| ids.contains(r)) {
+            if !ids.iter().any(|r| present.contains(r.as_str())) {
                 return Err(ApiError::RecipientSetMismatch(format!(
                     "the payload is not encrypted to the registered key of recipient {org}"
                 )));
