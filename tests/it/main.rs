@@ -10,6 +10,7 @@
 )]
 
 mod audit;
+mod bench;
 mod classified;
 mod cli;
 mod durability;

@@ -521,8 +521,8 @@ async fn oversize_and_non_json_bodies_are_refused() {
             .await,
         "manifest_too_large",
     );
-    // A body over 512 KiB.
-    let huge = json!({"manifest": doc.manifest, "signatures": sigs, "x": "a".repeat(600 * 1024)});
+    // A body over the limit (512 KiB plus an inline payload of 1 MiB in base64).
+    let huge = json!({"manifest": doc.manifest, "signatures": sigs, "x": "a".repeat(2 << 20)});
     assert_code(
         client
             .post_json::<_, serde_json::Value>("/v1/documents", &huge)
