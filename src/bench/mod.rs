@@ -39,7 +39,7 @@ use ring::rand::SecureRandom;
 use uuid::Uuid;
 
 use crate::api::{
-    DELIVERY_RECEIPT_TYPE, DeliveryReceipt, DocumentView, INLINE_PAYLOAD_BYTES_MAX, ListPage,
+    DELIVERY_RECEIPT_TYPE, DeliveryReceipt, DocumentView, INLINE_SEND_BYTES_MAX, ListPage,
     ReceiptRequest, SubmitRequest, SubmitResponse, UploadResponse,
 };
 use crate::client::send::check_receipt;
@@ -116,7 +116,7 @@ pub struct LoadOptions {
     pub url: Option<String>,
     /// The method for `raw` (POST or PUT).
     pub method: reqwest::Method,
-    /// Send payloads up to [`INLINE_PAYLOAD_BYTES_MAX`] inline with the manifest (one
+    /// Send payloads up to [`INLINE_SEND_BYTES_MAX`] inline with the manifest (one
     /// request, as `congvan send` does); otherwise manifest first, then `PUT` payload.
     pub inline: bool,
     /// Stop after this many operations per worker (instead of at the end of `duration`).
@@ -466,7 +466,7 @@ impl Sender {
     /// Submits one document and checks its receipt; returns the payload size.
     async fn submit_one(&self) -> Result<(Uuid, u64), ClientError> {
         let (mut request, manifest, canonical, chunks) = self.build()?;
-        let chunks = if self.inline && manifest.payload.size <= INLINE_PAYLOAD_BYTES_MAX {
+        let chunks = if self.inline && manifest.payload.size <= INLINE_SEND_BYTES_MAX {
             use base64::Engine as _;
             request.payload =
                 Some(base64::engine::general_purpose::STANDARD.encode(chunks.concat()));

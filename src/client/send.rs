@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::{Client, ClientError};
 use crate::api::{
-    INLINE_PAYLOAD_BYTES_MAX, SUBMISSION_RECEIPT_TYPE, SubmissionReceipt, SubmitRequest,
+    INLINE_SEND_BYTES_MAX, SUBMISSION_RECEIPT_TYPE, SubmissionReceipt, SubmitRequest,
     SubmitResponse, UploadResponse,
 };
 use crate::directory::OrgId;
@@ -455,7 +455,7 @@ impl Client {
     }
 
     /// Submits a signed manifest with the payload (the files concatenated): inline in the
-    /// same request when it is at most [`INLINE_PAYLOAD_BYTES_MAX`], else uploaded after
+    /// same request when it is at most [`INLINE_SEND_BYTES_MAX`], else uploaded after
     /// it; then verifies the receipt.
     pub async fn submit_and_upload(
         &self,
@@ -466,7 +466,7 @@ impl Client {
         recipients: Vec<OrgId>,
     ) -> Result<SendOutcome, ClientError> {
         let keys = self.server_keys().await?;
-        if manifest.payload.size <= INLINE_PAYLOAD_BYTES_MAX && submit.payload.is_none() {
+        if manifest.payload.size <= INLINE_SEND_BYTES_MAX && submit.payload.is_none() {
             let files = files.to_vec();
             let bytes = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ClientError> {
                 let mut all = Vec::new();
