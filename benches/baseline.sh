@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side performance baselines for congvan, in one run on one machine:
 #
-#   benches/baseline.sh            # the full run (about 35 minutes on 2 cores)
+#   benches/baseline.sh            # the full run (about 40 minutes on 2 cores, 15 GB of disk)
 #   benches/baseline.sh --quick    # a smoke run (about 5 minutes; small store)
 #
 # It installs what it needs (nginx, gnupg, curl from Debian; matplotlib from PyPI), builds
@@ -228,9 +228,15 @@ for r in $(seq "$ROUNDS"); do
     --output "$OUT/files/256m.sealed" --json > "$RES/seal-$r-congvan.json"
   cat "$RES/seal-$r-congvan.json"
   rm -f "$OUT/files/256m.sealed"
-  for variant in encrypt sign-encrypt; do
-    args=(--encrypt)
-    if [ $variant = sign-encrypt ]; then args=(--sign --encrypt); fi
+  # gpg's defaults compress (zlib), which dominates its time on incompressible data;
+  # the -z0 variants turn that off, for the strictest comparison.
+  for variant in encrypt sign-encrypt encrypt-z0 sign-encrypt-z0; do
+    case $variant in
+      encrypt) args=(--encrypt) ;;
+      sign-encrypt) args=(--sign --encrypt) ;;
+      encrypt-z0) args=(--compress-algo none --encrypt) ;;
+      sign-encrypt-z0) args=(--compress-algo none --sign --encrypt) ;;
+    esac
     t0=$(now)
     gpg --batch --yes --quiet --trust-model always -r "$FPR" "${args[@]}" \
       -o "$OUT/files/256m.gpg" "$OUT/files/256m.bin"

@@ -656,10 +656,10 @@ impl Recipient {
 
 /// The work of one run, shared by its workers.
 enum Work {
-    Submit(Sender),
+    Submit(Box<Sender>),
     Fetch(Recipient, Vec<Uuid>),
     Ack(Recipient, Vec<Uuid>),
-    Mixed(Sender, Recipient),
+    Mixed(Box<Sender>, Recipient),
     Inbox(Recipient),
     Raw {
         client: reqwest::Client,
@@ -710,11 +710,11 @@ pub async fn run(
         Mode::Submit => {
             let first = Sender::new(worker_client(profile, &base)?, options).await?;
             for _ in 1..options.concurrency {
-                works.push(Work::Submit(
+                works.push(Work::Submit(Box::new(
                     first.clone_with(worker_client(profile, &base)?)?,
-                ));
+                )));
             }
-            works.push(Work::Submit(first));
+            works.push(Work::Submit(Box::new(first)));
         }
         Mode::Fetch | Mode::Ack => {
             let probe = Recipient::new(worker_client(profile, &base)?)?;
@@ -757,7 +757,7 @@ pub async fn run(
             let first = Sender::new(worker_client(profile, &base)?, &sender_options).await?;
             for _ in 0..options.concurrency {
                 works.push(Work::Mixed(
-                    first.clone_with(worker_client(profile, &base)?)?,
+                    Box::new(first.clone_with(worker_client(profile, &base)?)?),
                     Recipient::new(worker_client(&recipient_profile, &base)?)?,
                 ));
             }

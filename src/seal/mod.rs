@@ -112,8 +112,11 @@ pub struct OpenPgp {
     /// [`Cipher::recipient_ids`] answers by certificate digest, with the time computed:
     /// parsing a certificate costs far more than the check that uses its ids, and a
     /// document to a thousand recipients would parse a thousand.
-    recipient_ids_memo: std::sync::Mutex<HashMap<[u8; 32], (std::time::SystemTime, Vec<String>)>>,
+    recipient_ids_memo: std::sync::Mutex<RecipientIdsMemo>,
 }
+
+/// Certificate digest → (used until, recipient key ids).
+type RecipientIdsMemo = HashMap<[u8; 32], (std::time::SystemTime, Vec<String>)>;
 
 /// Longest a remembered answer of `recipient_ids` is used. It is never used past the
 /// expiry of the certificate or of any key in the answer (revocations change the
