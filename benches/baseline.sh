@@ -2,7 +2,7 @@
 # Side-by-side performance baselines for congvan, in one run on one machine:
 #
 #   benches/baseline.sh            # the full run (about 40 minutes on 2 cores, 15 GB of disk)
-#   benches/baseline.sh --quick    # a smoke run (about 5 minutes; small store)
+#   benches/baseline.sh --quick    # a smoke run (about 5 minutes; small store; CI runs it)
 #
 # It installs what it needs (nginx, gnupg, curl from Debian; matplotlib from PyPI), builds
 # the release binary, makes a DEMO PKI for the sample tree plus 1,000 communes, starts
@@ -279,4 +279,7 @@ for target in 1000 10000 100000 1000000; do
 done
 
 echo "--- report"
-python3 "$ROOT/benches/report.py" --table "$RES" --plots "$ROOT/docs/perf" | tee "$RES/table.md"
+# A quick run's plots stay out of the documentation.
+PLOTS=${PLOTS:-$ROOT/docs/perf}
+if [ $QUICK = 1 ]; then PLOTS=$OUT/plots; fi
+python3 "$ROOT/benches/report.py" --table "$RES" --plots "$PLOTS" | tee "$RES/table.md"
