@@ -60,6 +60,8 @@ pub use report::{KindReport, Report};
 
 /// Size of the random block payloads are made of.
 const BLOCK_BYTES: usize = 1 << 20;
+/// Largest `raw` body (it is sent from memory).
+const RAW_BODY_BYTES_MAX: u64 = 4 << 30;
 
 /// Errors that stop a benchmark before it runs.
 #[derive(Debug, thiserror::Error)]
@@ -194,10 +196,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "m" | "min" => value * 60.0,
         _ => return Err(format!("{text:?}: the unit must be ms, s or m")),
     };
-    if !seconds.is_finite() || seconds < 0.0 {
-        return Err(format!("{text:?} is not a duration"));
-    }
-    Ok(Duration::from_secs_f64(seconds))
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("{text:?} is not a duration"))
 }
 
 /// Parses `100KiB`, `1GiB`, `10kB`, `512` (bytes).
@@ -669,11 +668,6 @@ enum Work {
     },
 }
 
-/// Builds a client with its own connection pool (one per worker, as separate users).
-fn worker_client(profile: &ClientProfile, base: &str) -> Result<Client, ClientError> {
-    Client::new(profile, base)
-}
-
 /// Runs a network benchmark.
 pub async fn run(
     profile: &ClientProfile,
@@ -683,6 +677,19 @@ pub async fn run(
     if options.concurrency == 0 {
         return Err(BenchError::Input("--concurrency must be at least 1".into()));
     }
+    // Open loop: each worker (one connection, one request at a time) starts an operation
+    // every `interval`, staggered.
+    let interval = match options.rate {
+        None => None,
+        Some(rate) => Some(
+            Duration::try_from_secs_f64(options.concurrency as f64 / rate)
+                .ok()
+                .filter(|_| rate.is_finite() && rate >= 0.001)
+                .ok_or_else(|| {
+                    BenchError::Input(format!("--rate {rate}: use at least 0.001 operations/s"))
+                })?,
+        ),
+    };
     let base = server.unwrap_or(&profile.server).to_owned();
     // One work description per worker, each with its own client (connection).
     let mut works = Vec::with_capacity(options.concurrency);
@@ -692,13 +699,18 @@ pub async fn run(
                 .url
                 .clone()
                 .ok_or_else(|| BenchError::Input("raw mode needs --url".into()))?;
+            if options.size > RAW_BODY_BYTES_MAX {
+                return Err(BenchError::Input(format!(
+                    "raw bodies are held in memory: at most {RAW_BODY_BYTES_MAX} bytes"
+                )));
+            }
             let mut body = vec![0u8; options.size as usize];
             ring::rand::SystemRandom::new()
                 .fill(&mut body)
                 .map_err(|_| BenchError::Input("no randomness".into()))?;
             let body = Bytes::from(body);
             for _ in 0..options.concurrency {
-                let client = worker_client(profile, &base)?;
+                let client = Client::new(profile, &base)?;
                 works.push(Work::Raw {
                     client: client.http().clone(),
                     method: options.method.clone(),
@@ -708,16 +720,16 @@ pub async fn run(
             }
         }
         Mode::Submit => {
-            let first = Sender::new(worker_client(profile, &base)?, options).await?;
+            let first = Sender::new(Client::new(profile, &base)?, options).await?;
             for _ in 1..options.concurrency {
                 works.push(Work::Submit(Box::new(
-                    first.clone_with(worker_client(profile, &base)?)?,
+                    first.clone_with(Client::new(profile, &base)?)?,
                 )));
             }
             works.push(Work::Submit(Box::new(first)));
         }
         Mode::Fetch | Mode::Ack => {
-            let probe = Recipient::new(worker_client(profile, &base)?)?;
+            let probe = Recipient::new(Client::new(profile, &base)?)?;
             let ids = probe.inbox(100_000).await?;
             if ids.is_empty() {
                 return Err(BenchError::Input(format!(
@@ -726,7 +738,7 @@ pub async fn run(
                 )));
             }
             for w in 0..options.concurrency {
-                let recipient = Recipient::new(worker_client(profile, &base)?)?;
+                let recipient = Recipient::new(Client::new(profile, &base)?)?;
                 // Each worker walks its own slice of the inbox, round robin.
                 let mine: Vec<Uuid> = ids
                     .iter()
@@ -743,7 +755,7 @@ pub async fn run(
         }
         Mode::Inbox => {
             for _ in 0..options.concurrency {
-                works.push(Work::Inbox(Recipient::new(worker_client(profile, &base)?)?));
+                works.push(Work::Inbox(Recipient::new(Client::new(profile, &base)?)?));
             }
         }
         Mode::Mixed => {
@@ -751,14 +763,14 @@ pub async fn run(
                 .recipient_profile
                 .clone()
                 .ok_or_else(|| BenchError::Input("mixed mode needs --recipient-profile".into()))?;
-            let probe = Recipient::new(worker_client(&recipient_profile, &base)?)?;
+            let probe = Recipient::new(Client::new(&recipient_profile, &base)?)?;
             let mut sender_options = options.clone();
             sender_options.to = vec![probe.me.clone()];
-            let first = Sender::new(worker_client(profile, &base)?, &sender_options).await?;
+            let first = Sender::new(Client::new(profile, &base)?, &sender_options).await?;
             for _ in 0..options.concurrency {
                 works.push(Work::Mixed(
-                    Box::new(first.clone_with(worker_client(profile, &base)?)?),
-                    Recipient::new(worker_client(&recipient_profile, &base)?)?,
+                    Box::new(first.clone_with(Client::new(profile, &base)?)?),
+                    Recipient::new(Client::new(&recipient_profile, &base)?)?,
                 ));
             }
         }
@@ -785,11 +797,6 @@ pub async fn run(
         };
         tokio::spawn(progress_printer(live, stop, start, warmup))
     });
-    // Open loop: each worker starts an operation every `interval`, staggered.
-    let interval = options
-        .rate
-        .filter(|r| *r > 0.0)
-        .map(|r| Duration::from_secs_f64(options.concurrency as f64 / r));
     let workers = works.len();
     let mut handles = Vec::new();
     for (i, work) in works.into_iter().enumerate() {
@@ -1202,5 +1209,51 @@ impl std::io::Write for HashSink {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_sizes_parse_with_units_and_refuse_nonsense() {
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
+        for bad in [
+            "",
+            "s",
+            "10h",
+            "-1s",
+            "1e400s",
+            "99999999999999999999999999999s",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_size("100KiB").unwrap(), 102_400);
+        assert_eq!(parse_size("1GiB").unwrap(), 1 << 30);
+        assert_eq!(parse_size("10kB").unwrap(), 10_000);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        for bad in ["", "KiB", "1TiB", "99999999999999999999GiB", "-5"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn each_payload_is_unique_and_exactly_its_size() {
+        let block = Bytes::from(vec![9u8; 1000]);
+        let a = Uuid::now_v7();
+        let b = Uuid::now_v7();
+        for size in [0u64, 10, 1000, 2500] {
+            let pa: Vec<u8> = payload_chunks(&block, size, &a).concat();
+            let pb: Vec<u8> = payload_chunks(&block, size, &b).concat();
+            assert_eq!(pa.len() as u64, size);
+            if size >= 16 {
+                assert_ne!(pa, pb, "documents differ in their first bytes");
+            }
+        }
     }
 }
