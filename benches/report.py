@@ -194,73 +194,55 @@ def plots(d, outdir):
                 pts.append((float(m.group(1)), metric(k, load(p))))
         return sorted(pts)
 
-    # Throughput against concurrency.
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for size in ("10KiB", "100KiB"):
-        pts = series(f"conc-{size}-*.json", rf"conc-{size}-(\d+)\.json", lambda k, r: k["ops_per_s"])
-        if pts:
-            ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", label=f"{size} documents")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("concurrent clients")
-    ax.set_ylabel("documents accepted per second")
-    ax.set_title("Throughput against concurrency (2 signatures, durable)")
-    ax.grid(True, alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(os.path.join(outdir, "throughput_vs_concurrency.png"), dpi=110)
-    plt.close(fig)
-
-    # Latency against offered load.
-    pts = series("load-*.json", r"load-(\d+)\.json",
-                 lambda k, r: (k["ops_per_s"], k["latency_ms"]["p50"], k["latency_ms"]["p99"]))
-    if pts:
+    def draw(name, title, xlabel, ylabel, lines, xscale=None, hline=None):
+        """One PNG: `lines` is [(label, [(x, y), ...])]; nothing is drawn without data."""
+        lines = [(label, pts) for label, pts in lines if pts]
+        if not lines:
+            return
         fig, ax = plt.subplots(figsize=(6, 4))
-        xs = [v[0] for _, v in pts]
-        ax.plot(xs, [v[1] for _, v in pts], marker="o", label="p50")
-        ax.plot(xs, [v[2] for _, v in pts], marker="o", label="p99")
-        ax.axhline(20, color="grey", linestyle="--", linewidth=1, label="20 ms")
-        ax.set_xlabel("offered load, 100 KiB documents per second (open loop)")
-        ax.set_ylabel("latency, ms")
-        ax.set_title("Latency against load")
+        for label, pts in lines:
+            ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", label=label)
+        if hline is not None:
+            ax.axhline(hline[0], color="grey", linestyle="--", linewidth=1, label=hline[1])
+        if xscale:
+            ax.set_xscale(xscale[0], **xscale[1])
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
         ax.grid(True, alpha=0.3)
         ax.legend()
         fig.tight_layout()
-        fig.savefig(os.path.join(outdir, "latency_vs_load.png"), dpi=110)
+        fig.savefig(os.path.join(outdir, name), dpi=110)
         plt.close(fig)
 
-    # Cost against store size.
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for what in ("inbox", "submit"):
-        pts = series(f"store-*-{what}.json", rf"store-(\d+)-{what}\.json",
-                     lambda k, r: k["latency_ms"]["p99"])
-        if pts:
-            ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", label=f"{what} p99")
-    ax.set_xscale("log")
-    ax.set_xlabel("documents stored")
-    ax.set_ylabel("latency, ms (16 clients)")
-    ax.set_title("Cost against store size")
-    ax.grid(True, alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(os.path.join(outdir, "cost_vs_store_size.png"), dpi=110)
-    plt.close(fig)
+    draw("throughput_vs_concurrency.png", "Throughput against concurrency (2 signatures, durable)",
+         "concurrent clients", "documents accepted per second",
+         [(f"{size} documents",
+           series(f"conc-{size}-*.json", rf"conc-{size}-(\d+)\.json", lambda k, r: k["ops_per_s"]))
+          for size in ("10KiB", "100KiB")],
+         xscale=("log", {"base": 2}))
 
-    # Cost against recipients.
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for cls, label in (("thuong", "unclassified"), ("mat", "classified (Mật)")):
-        pts = series(f"recip-{cls}-*.json", rf"recip-{cls}-(\d+)\.json",
-                     lambda k, r: k["latency_ms"]["mean"])
-        if pts:
-            ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", label=label)
-    ax.set_xscale("log")
-    ax.set_xlabel("recipients per document")
-    ax.set_ylabel("mean submit latency, ms (100 KiB)")
-    ax.set_title("Cost against recipients")
-    ax.grid(True, alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(os.path.join(outdir, "cost_vs_recipients.png"), dpi=110)
-    plt.close(fig)
+    load_pts = [v for _, v in series("load-*.json", r"load-(\d+)\.json",
+                                     lambda k, r: (k["ops_per_s"], k["latency_ms"]["p50"],
+                                                   k["latency_ms"]["p99"]))]
+    draw("latency_vs_load.png", "Latency against load",
+         "offered load, 100 KiB documents per second (open loop)", "latency, ms",
+         [("p50", [(v[0], v[1]) for v in load_pts]), ("p99", [(v[0], v[2]) for v in load_pts])],
+         hline=(20, "20 ms"))
+
+    draw("cost_vs_store_size.png", "Cost against store size", "documents stored",
+         "latency, ms (16 clients)",
+         [(f"{what} p99", series(f"store-*-{what}.json", rf"store-(\d+)-{what}\.json",
+                                 lambda k, r: k["latency_ms"]["p99"]))
+          for what in ("inbox", "submit")],
+         xscale=("log", {}))
+
+    draw("cost_vs_recipients.png", "Cost against recipients", "recipients per document",
+         "mean submit latency, ms (100 KiB)",
+         [(label, series(f"recip-{cls}-*.json", rf"recip-{cls}-(\d+)\.json",
+                         lambda k, r: k["latency_ms"]["mean"]))
+          for cls, label in (("thuong", "unclassified"), ("mat", "classified (Mật)"))],
+         xscale=("log", {}))
 
 
 def main(argv):

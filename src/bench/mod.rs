@@ -28,7 +28,6 @@
 pub mod report;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -40,9 +39,10 @@ use uuid::Uuid;
 
 use crate::api::{
     DELIVERY_RECEIPT_TYPE, DeliveryReceipt, DocumentView, INLINE_SEND_BYTES_MAX, ListPage,
-    ReceiptRequest, SubmitRequest, SubmitResponse, UploadResponse,
+    SubmitRequest, SubmitResponse, UploadResponse,
 };
-use crate::client::send::check_receipt;
+use crate::client::fetch::signed_receipt;
+use crate::client::send::{OrgSigner, check_receipt};
 use crate::client::{Client, ClientError};
 use crate::config::ClientProfile;
 use crate::directory::OrgId;
@@ -50,10 +50,10 @@ use crate::document::manifest::{
     self, Business, BusinessKind, Classification, DocCode, MANIFEST_VERSION, Manifest, PayloadInfo,
     Promulgated, Signer, Urgency,
 };
-use crate::document::{DocSignature, Role, sha256_hex};
+use crate::document::sha256_hex;
 use crate::notary::PublicKeyInfo;
 use crate::pki::identity::hex;
-use crate::pki::signing::{SigningKey, verify_with_certificate};
+use crate::pki::signing::verify_with_certificate;
 use crate::seal::{Cipher, OpenPgp};
 
 pub use report::{KindReport, Report};
@@ -227,9 +227,8 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 /// A sender: keys loaded once, and what every document shares.
 struct Sender {
     client: Client,
-    org_key: SigningKey,
-    person_key: Option<SigningKey>,
-    sender: OrgId,
+    /// The keys, loaded once and shared by all workers.
+    signer: Arc<OrgSigner>,
     recipients: Vec<OrgId>,
     server_keys: Vec<PublicKeyInfo>,
     classification: Classification,
@@ -238,7 +237,7 @@ struct Sender {
     /// For a classified document: the sealed payload and its SHA-256.
     sealed: Option<(Bytes, String)>,
     /// The signer's name and title, from the person certificate.
-    signer: (String, String),
+    person: (String, String),
     /// Send small payloads inline (one request), as `congvan send` does.
     inline: bool,
 }
@@ -246,35 +245,9 @@ struct Sender {
 impl Sender {
     async fn new(client: Client, options: &LoadOptions) -> Result<Sender, BenchError> {
         let profile = client.profile().clone();
-        let (org_cert, org_key) = profile
-            .sign_cert
-            .clone()
-            .zip(profile.sign_key.clone())
-            .ok_or_else(|| BenchError::Input("the profile has no sign_cert/sign_key".into()))?;
-        let org_key = SigningKey::load(&org_cert, &org_key).map_err(ClientError::from)?;
-        let person_key = match profile.person_cert.clone().zip(profile.person_key.clone()) {
-            Some((cert, key)) => Some(SigningKey::load(&cert, &key).map_err(ClientError::from)?),
-            None => None,
-        };
-        let leaf = org_key.chain.first().map(Vec::as_slice).unwrap_or_default();
-        let sender = match crate::pki::CertInfo::from_der(leaf)
-            .map_err(ClientError::from)?
-            .identity
-        {
-            crate::pki::Identity::Org(id) => id,
-            other => {
-                return Err(BenchError::Input(format!(
-                    "the signing certificate names {other}, not an organisation"
-                )));
-            }
-        };
-        let signer = match &person_key {
-            Some(k) => crate::pki::identity::subject_name_and_title(
-                k.chain.first().map(Vec::as_slice).unwrap_or_default(),
-            )
-            .map_err(ClientError::from)?,
-            None => (None, None),
-        };
+        let signer = Arc::new(OrgSigner::load(&profile)?);
+        let sender = signer.org.clone();
+        let person = signer.person_name_and_title()?;
         let directory = client.directory().await?;
         let recipients = if options.to.is_empty() {
             let prefix = format!("{}/", sender.as_str());
@@ -352,18 +325,16 @@ impl Sender {
         let server_keys = client.server_keys().await?;
         Ok(Sender {
             client,
-            org_key,
-            person_key,
-            sender,
+            signer,
             recipients,
             server_keys,
             classification: options.classification,
             size: options.size,
             block,
             sealed,
-            signer: (
-                signer.0.unwrap_or_else(|| "Bench".into()),
-                signer.1.unwrap_or_else(|| "Bench".into()),
+            person: (
+                person.0.unwrap_or_else(|| "Bench".into()),
+                person.1.unwrap_or_else(|| "Bench".into()),
             ),
             inline: options.inline,
         })
@@ -386,7 +357,7 @@ impl Sender {
         let manifest = Manifest {
             version: MANIFEST_VERSION,
             id,
-            sender: self.sender.clone(),
+            sender: self.signer.org.clone(),
             recipients: self.recipients.clone(),
             code: DocCode {
                 number: "1".into(),
@@ -404,8 +375,8 @@ impl Sender {
             },
             signer: Signer {
                 competence: "TM.".into(),
-                position: self.signer.1.clone(),
-                full_name: self.signer.0.clone(),
+                position: self.person.1.clone(),
+                full_name: self.person.0.clone(),
             },
             urgency: Urgency::Thuong,
             deadline: None,
@@ -437,28 +408,7 @@ impl Sender {
         let canonical = manifest
             .canonical()
             .map_err(|e| ClientError::Input(e.to_string()))?;
-        let mut signatures = vec![DocSignature::raw(
-            Role::Organization,
-            self.org_key.algorithm(),
-            &self.org_key.sign(&canonical)?,
-            &self.org_key.chain,
-        )];
-        if let Some(k) = &self.person_key {
-            signatures.push(DocSignature::raw(
-                Role::Person,
-                k.algorithm(),
-                &k.sign(&canonical)?,
-                &k.chain,
-            ));
-        }
-        let text =
-            String::from_utf8(canonical.clone()).map_err(|e| ClientError::Input(e.to_string()))?;
-        let request = SubmitRequest {
-            manifest: serde_json::value::RawValue::from_string(text)
-                .map_err(|e| ClientError::Input(e.to_string()))?,
-            signatures,
-            payload: None,
-        };
+        let request = self.signer.submit_request(&canonical)?;
         Ok((request, manifest, canonical, chunks))
     }
 
@@ -524,32 +474,18 @@ fn payload_chunks(block: &Bytes, size: u64, id: &Uuid) -> Vec<Bytes> {
 /// A recipient: fetches and acknowledges.
 struct Recipient {
     client: Client,
-    me: OrgId,
-    key: SigningKey,
+    /// The recipient's keys (the organisation's signs receipts).
+    signer: Arc<OrgSigner>,
 }
 
 impl Recipient {
-    fn new(client: Client) -> Result<Recipient, BenchError> {
-        let profile = client.profile().clone();
-        let (cert, key) = profile
-            .sign_cert
-            .clone()
-            .zip(profile.sign_key.clone())
-            .ok_or_else(|| BenchError::Input("the profile has no sign_cert/sign_key".into()))?;
-        let key = SigningKey::load(&cert, &key).map_err(ClientError::from)?;
-        let leaf = key.chain.first().map(Vec::as_slice).unwrap_or_default();
-        let me = match crate::pki::CertInfo::from_der(leaf)
-            .map_err(ClientError::from)?
-            .identity
-        {
-            crate::pki::Identity::Org(id) => id,
-            other => {
-                return Err(BenchError::Input(format!(
-                    "the signing certificate names {other}, not an organisation"
-                )));
-            }
-        };
-        Ok(Recipient { client, me, key })
+    fn new(client: Client, signer: Arc<OrgSigner>) -> Recipient {
+        Recipient { client, signer }
+    }
+
+    /// The recipient organisation.
+    fn me(&self) -> &OrgId {
+        &self.signer.org
     }
 
     /// Accepted documents in the inbox, newest first, at most `max`.
@@ -622,7 +558,7 @@ impl Recipient {
         let receipt = DeliveryReceipt {
             kind: DELIVERY_RECEIPT_TYPE.to_owned(),
             document_id: *id,
-            recipient: self.me.to_string(),
+            recipient: self.me().to_string(),
             manifest_sha256: view.manifest_sha256.clone(),
             payload_sha256: manifest["payload"]["sha256"]
                 .as_str()
@@ -632,22 +568,10 @@ impl Recipient {
             time: crate::api::now_rfc3339(),
             note: String::new(),
         };
-        let value =
-            serde_json::to_value(&receipt).map_err(|e| ClientError::Input(e.to_string()))?;
-        let canonical =
-            manifest::canonical_bytes(&value).map_err(|e| ClientError::Input(e.to_string()))?;
-        let signature = DocSignature::raw(
-            Role::Organization,
-            self.key.algorithm(),
-            &self.key.sign(&canonical)?,
-            &self.key.chain,
-        );
+        let request = signed_receipt(&self.signer.org_key, receipt)?;
         let (_, _answer): (u16, serde_json::Value) = self
             .client
-            .post_json(
-                &format!("/v1/documents/{id}/receipts"),
-                &ReceiptRequest { receipt, signature },
-            )
+            .post_json(&format!("/v1/documents/{id}/receipts"), &request)
             .await?;
         Ok(0)
     }
@@ -723,22 +647,24 @@ pub async fn run(
             let first = Sender::new(Client::new(profile, &base)?, options).await?;
             for _ in 1..options.concurrency {
                 works.push(Work::Submit(Box::new(
-                    first.clone_with(Client::new(profile, &base)?)?,
+                    first.clone_with(Client::new(profile, &base)?),
                 )));
             }
             works.push(Work::Submit(Box::new(first)));
         }
         Mode::Fetch | Mode::Ack => {
-            let probe = Recipient::new(Client::new(profile, &base)?)?;
+            let signer = Arc::new(OrgSigner::load(profile)?);
+            let probe = Recipient::new(Client::new(profile, &base)?, signer.clone());
             let ids = probe.inbox(100_000).await?;
             if ids.is_empty() {
                 return Err(BenchError::Input(format!(
                     "the inbox of {} has no accepted documents; submit some to it first (congvan bench submit --to {})",
-                    probe.me, probe.me
+                    probe.me(),
+                    probe.me()
                 )));
             }
             for w in 0..options.concurrency {
-                let recipient = Recipient::new(Client::new(profile, &base)?)?;
+                let recipient = Recipient::new(Client::new(profile, &base)?, signer.clone());
                 // Each worker walks its own slice of the inbox, round robin.
                 let mine: Vec<Uuid> = ids
                     .iter()
@@ -754,8 +680,10 @@ pub async fn run(
             }
         }
         Mode::Inbox => {
+            let signer = Arc::new(OrgSigner::load(profile)?);
             for _ in 0..options.concurrency {
-                works.push(Work::Inbox(Recipient::new(Client::new(profile, &base)?)?));
+                let client = Client::new(profile, &base)?;
+                works.push(Work::Inbox(Recipient::new(client, signer.clone())));
             }
         }
         Mode::Mixed => {
@@ -763,14 +691,14 @@ pub async fn run(
                 .recipient_profile
                 .clone()
                 .ok_or_else(|| BenchError::Input("mixed mode needs --recipient-profile".into()))?;
-            let probe = Recipient::new(Client::new(&recipient_profile, &base)?)?;
+            let signer = Arc::new(OrgSigner::load(&recipient_profile)?);
             let mut sender_options = options.clone();
-            sender_options.to = vec![probe.me.clone()];
+            sender_options.to = vec![signer.org.clone()];
             let first = Sender::new(Client::new(profile, &base)?, &sender_options).await?;
             for _ in 0..options.concurrency {
                 works.push(Work::Mixed(
-                    Box::new(first.clone_with(Client::new(profile, &base)?)?),
-                    Recipient::new(Client::new(&recipient_profile, &base)?)?,
+                    Box::new(first.clone_with(Client::new(profile, &base)?)),
+                    Recipient::new(Client::new(&recipient_profile, &base)?, signer.clone()),
                 ));
             }
         }
@@ -841,30 +769,20 @@ struct Plan {
 }
 
 impl Sender {
-    fn clone_with(&self, client: Client) -> Result<Sender, ClientError> {
-        let profile = client.profile().clone();
-        let reload = |cert: Option<PathBuf>, key: Option<PathBuf>| -> Result<_, ClientError> {
-            match cert.zip(key) {
-                Some((c, k)) => Ok(Some(SigningKey::load(&c, &k)?)),
-                None => Ok(None),
-            }
-        };
-        let org_key = reload(profile.sign_cert.clone(), profile.sign_key.clone())?
-            .ok_or_else(|| ClientError::Input("the profile has no sign_cert/sign_key".into()))?;
-        Ok(Sender {
+    /// The same sender on another connection (its own worker).
+    fn clone_with(&self, client: Client) -> Sender {
+        Sender {
             client,
-            org_key,
-            person_key: reload(profile.person_cert.clone(), profile.person_key.clone())?,
-            sender: self.sender.clone(),
+            signer: self.signer.clone(),
             recipients: self.recipients.clone(),
             server_keys: self.server_keys.clone(),
             classification: self.classification,
             size: self.size,
             block: self.block.clone(),
             sealed: self.sealed.clone(),
-            signer: self.signer.clone(),
+            person: self.person.clone(),
             inline: self.inline,
-        })
+        }
     }
 }
 
@@ -1027,19 +945,12 @@ pub fn signature_ceiling(
     profile: &ClientProfile,
     duration: Duration,
 ) -> Result<CeilingReport, BenchError> {
-    let (cert, key) = profile
-        .sign_cert
-        .clone()
-        .zip(profile.sign_key.clone())
-        .ok_or_else(|| BenchError::Input("the profile has no sign_cert/sign_key".into()))?;
-    let org = SigningKey::load(&cert, &key).map_err(ClientError::from)?;
-    let person = match profile.person_cert.clone().zip(profile.person_key.clone()) {
-        Some((c, k)) => SigningKey::load(&c, &k).map_err(ClientError::from)?,
-        None => SigningKey::load(&cert, &key).map_err(ClientError::from)?,
-    };
+    let signer = OrgSigner::load(profile)?;
+    let org = &signer.org_key;
+    let person = signer.person_key.as_ref().unwrap_or(org);
     // A manifest-sized message, signed by both keys.
     let message = vec![b'm'; 1200];
-    let pairs = [&org, &person]
+    let pairs = [org, person]
         .iter()
         .map(|k| -> Result<_, BenchError> {
             let signature = k.sign(&message).map_err(ClientError::from)?;

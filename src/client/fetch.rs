@@ -292,25 +292,30 @@ impl Client {
             .clone()
             .zip(profile.sign_key.clone())
             .ok_or_else(|| ClientError::Input("the profile has no sign_cert/sign_key".into()))?;
-        let key = SigningKey::load(&cert, &key)?;
-        let value =
-            serde_json::to_value(&receipt).map_err(|e| ClientError::Input(e.to_string()))?;
-        let canonical =
-            manifest::canonical_bytes(&value).map_err(|e| ClientError::Input(e.to_string()))?;
-        let signature = DocSignature::raw(
-            Role::Organization,
-            key.algorithm(),
-            &key.sign(&canonical)?,
-            &key.chain,
-        );
+        let request = signed_receipt(&SigningKey::load(&cert, &key)?, receipt)?;
         let (_, answer) = self
-            .post_json(
-                &format!("/v1/documents/{id}/receipts"),
-                &ReceiptRequest { receipt, signature },
-            )
+            .post_json(&format!("/v1/documents/{id}/receipts"), &request)
             .await?;
         Ok(answer)
     }
+}
+
+/// A delivery receipt signed by the recipient organisation's document-signing key over
+/// its RFC 8785 bytes, ready to post.
+pub fn signed_receipt(
+    key: &SigningKey,
+    receipt: DeliveryReceipt,
+) -> Result<ReceiptRequest, ClientError> {
+    let value = serde_json::to_value(&receipt).map_err(|e| ClientError::Input(e.to_string()))?;
+    let canonical =
+        manifest::canonical_bytes(&value).map_err(|e| ClientError::Input(e.to_string()))?;
+    let signature = DocSignature::raw(
+        Role::Organization,
+        key.algorithm(),
+        &key.sign(&canonical)?,
+        &key.chain,
+    );
+    Ok(ReceiptRequest { receipt, signature })
 }
 
 fn verify_signatures(

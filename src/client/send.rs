@@ -19,6 +19,7 @@ use crate::api::{
     INLINE_SEND_BYTES_MAX, SUBMISSION_RECEIPT_TYPE, SubmissionReceipt, SubmitRequest,
     SubmitResponse, UploadResponse,
 };
+use crate::config::ClientProfile;
 use crate::directory::OrgId;
 use crate::document::manifest::Layer;
 use crate::document::manifest::{
@@ -199,6 +200,85 @@ fn today() -> String {
         .unwrap_or_default()
 }
 
+/// An organisation's document-signing keys, loaded once from a profile: the
+/// organisation's own key and, if the profile has one, the competent person's.
+pub struct OrgSigner {
+    /// The organisation's key (role `organization`).
+    pub org_key: SigningKey,
+    /// The competent person's key (role `person`).
+    pub person_key: Option<SigningKey>,
+    /// The organisation the signing certificate names.
+    pub org: OrgId,
+}
+
+impl OrgSigner {
+    /// Loads the profile's `sign_*` and `person_*` keys and checks that the signing
+    /// certificate names an organisation.
+    pub fn load(profile: &ClientProfile) -> Result<OrgSigner, ClientError> {
+        let (cert, key) = profile
+            .sign_cert
+            .clone()
+            .zip(profile.sign_key.clone())
+            .ok_or_else(|| ClientError::Input("the profile has no sign_cert/sign_key".into()))?;
+        let org_key = SigningKey::load(&cert, &key)?;
+        let person_key = match profile.person_cert.clone().zip(profile.person_key.clone()) {
+            Some((cert, key)) => Some(SigningKey::load(&cert, &key)?),
+            None => None,
+        };
+        let leaf = org_key.chain.first().map(Vec::as_slice).unwrap_or_default();
+        let org = match crate::pki::CertInfo::from_der(leaf)?.identity {
+            crate::pki::Identity::Org(id) => id,
+            other => {
+                return Err(ClientError::Input(format!(
+                    "the signing certificate names {other}, not an organisation"
+                )));
+            }
+        };
+        Ok(OrgSigner {
+            org_key,
+            person_key,
+            org,
+        })
+    }
+
+    /// The competent person's name and title, from the person certificate.
+    pub fn person_name_and_title(&self) -> Result<(Option<String>, Option<String>), ClientError> {
+        match &self.person_key {
+            Some(k) => Ok(subject_name_and_title(
+                k.chain.first().map(Vec::as_slice).unwrap_or_default(),
+            )?),
+            None => Ok((None, None)),
+        }
+    }
+
+    /// The submit request for a manifest's canonical bytes, signed with both keys (no
+    /// inline payload).
+    pub fn submit_request(&self, canonical: &[u8]) -> Result<SubmitRequest, ClientError> {
+        let mut signatures = vec![DocSignature::raw(
+            Role::Organization,
+            self.org_key.algorithm(),
+            &self.org_key.sign(canonical)?,
+            &self.org_key.chain,
+        )];
+        if let Some(k) = &self.person_key {
+            signatures.push(DocSignature::raw(
+                Role::Person,
+                k.algorithm(),
+                &k.sign(canonical)?,
+                &k.chain,
+            ));
+        }
+        let text =
+            String::from_utf8(canonical.to_vec()).map_err(|e| ClientError::Input(e.to_string()))?;
+        Ok(SubmitRequest {
+            manifest: serde_json::value::RawValue::from_string(text)
+                .map_err(|e| ClientError::Input(e.to_string()))?,
+            signatures,
+            payload: None,
+        })
+    }
+}
+
 fn nfc(s: &str) -> String {
     s.nfc().collect()
 }
@@ -244,35 +324,9 @@ impl Client {
 
     /// Sends a document (see the module documentation).
     pub async fn send_document(&self, request: &SendRequest) -> Result<SendOutcome, ClientError> {
-        let profile = self.profile().clone();
-        let (org_cert, org_key) = profile
-            .sign_cert
-            .clone()
-            .zip(profile.sign_key.clone())
-            .ok_or_else(|| ClientError::Input("the profile has no sign_cert/sign_key".into()))?;
-        let org_key = SigningKey::load(&org_cert, &org_key)?;
-        let person_key = match profile.person_cert.clone().zip(profile.person_key.clone()) {
-            Some((cert, key)) => Some(SigningKey::load(&cert, &key)?),
-            None => None,
-        };
-        let sender = match crate::pki::CertInfo::from_der(
-            org_key.chain.first().map(Vec::as_slice).unwrap_or_default(),
-        )?
-        .identity
-        {
-            crate::pki::Identity::Org(id) => id,
-            other => {
-                return Err(ClientError::Input(format!(
-                    "the signing certificate names {other}, not an organisation"
-                )));
-            }
-        };
-        let (cert_name, cert_title) = match &person_key {
-            Some(k) => {
-                subject_name_and_title(k.chain.first().map(Vec::as_slice).unwrap_or_default())?
-            }
-            None => (None, None),
-        };
+        let signer = OrgSigner::load(self.profile())?;
+        let sender = signer.org.clone();
+        let (cert_name, cert_title) = signer.person_name_and_title()?;
 
         let recipients = self
             .expand_recipients(&request.to, &request.to_children)
@@ -361,28 +415,7 @@ impl Client {
         let canonical = manifest
             .canonical()
             .map_err(|e| ClientError::Input(e.to_string()))?;
-        let mut signatures = vec![DocSignature::raw(
-            Role::Organization,
-            org_key.algorithm(),
-            &org_key.sign(&canonical)?,
-            &org_key.chain,
-        )];
-        if let Some(k) = &person_key {
-            signatures.push(DocSignature::raw(
-                Role::Person,
-                k.algorithm(),
-                &k.sign(&canonical)?,
-                &k.chain,
-            ));
-        }
-        let manifest_text =
-            String::from_utf8(canonical.clone()).map_err(|e| ClientError::Input(e.to_string()))?;
-        let submit = SubmitRequest {
-            manifest: serde_json::value::RawValue::from_string(manifest_text)
-                .map_err(|e| ClientError::Input(e.to_string()))?,
-            signatures,
-            payload: None,
-        };
+        let submit = signer.submit_request(&canonical)?;
         let upload_files = match &sealed_file {
             Some(file) => vec![file.path().to_owned()],
             None => request.files.clone(),

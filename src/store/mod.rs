@@ -349,9 +349,13 @@ impl Store {
                         "the payload was already accepted".into(),
                     )));
                 }
+                let manifest: serde_json::Value =
+                    serde_json::from_str(&record.manifest).unwrap_or_default();
+                let deadline = manifest["deadline"].as_str().map(str::to_owned);
                 let index = file_accepted(
                     (docs, inbox, sent, log),
                     &mut record,
+                    deadline,
                     seq,
                     accepted_at,
                     &receipt,
@@ -365,13 +369,15 @@ impl Store {
     }
 
     /// Stores a new document whose payload came with it (a one-request submission): the
-    /// record, its inbox and sent entries, the `submitted` event and, for a small payload
+    /// record, its inbox and sent entries, the `submitted` event (with the manifest's
+    /// `deadline`, which the caller has parsed) and, for a small payload
     /// passed as `small_payload`, the payload itself, in one atomic, durable commit (a
     /// larger payload must already be a committed blob). If a document with its id exists,
     /// nothing is written and that one is returned.
     pub async fn insert_accepted(
         &self,
         record: &DocumentRecord,
+        deadline: Option<&str>,
         small_payload: Option<&[u8]>,
         accepted_at: &str,
         receipt: impl Fn(u64) -> Result<serde_json::Value, String>,
@@ -402,6 +408,7 @@ impl Store {
                 let index = file_accepted(
                     (docs, inbox, sent, log),
                     &mut record,
+                    deadline.map(str::to_owned),
                     seq,
                     accepted_at,
                     &receipt,
@@ -680,12 +687,12 @@ fn file_accepted(
         &sled::transaction::TransactionalTree,
     ),
     record: &mut DocumentRecord,
+    deadline: Option<String>,
     seq: u64,
     accepted_at: &str,
     receipt: &impl Fn(u64) -> Result<serde_json::Value, String>,
 ) -> Result<u64, ConflictableTransactionError<StoreError>> {
     let abort = ConflictableTransactionError::Abort;
-    let manifest: serde_json::Value = serde_json::from_str(&record.manifest).unwrap_or_default();
     let index = ledger::append(
         log,
         &Event::Submitted {
@@ -696,7 +703,7 @@ fn file_accepted(
             recipients: record.recipients.clone(),
             classification: record.classification.clone(),
             urgency: record.urgency,
-            deadline: manifest["deadline"].as_str().map(str::to_owned),
+            deadline,
             manifest_sha256: record.manifest_sha256.clone(),
             payload_sha256: record.payload_sha256.clone(),
             payload_size: record.payload_size,

@@ -149,7 +149,7 @@ async fn submit_parsed(
         log_index: None,
     };
     if let Some(encoded) = &request.payload {
-        return accept_inline(state, record, encoded).await;
+        return accept_inline(state, record, manifest.deadline.as_deref(), encoded).await;
     }
     ensure_space(state, 0)?;
     match state.store.insert_document(&record).await? {
@@ -443,6 +443,7 @@ fn receipt_maker<'a>(
 async fn accept_inline(
     state: &AppState,
     record: DocumentRecord,
+    deadline: Option<&str>,
     encoded: &str,
 ) -> Result<Response, ApiError> {
     use base64::Engine as _;
@@ -505,6 +506,7 @@ async fn accept_inline(
         .store
         .insert_accepted(
             &record,
+            deadline,
             small.then_some(payload.as_slice()),
             &accepted_at,
             make_receipt,
