@@ -22,3 +22,4 @@ mod submit;
 mod support;
 mod tls;
 mod tls_audit;
+mod tools;

@@ -199,6 +199,22 @@ pub async fn raw_get(
     Ok(String::from_utf8_lossy(&response).into_owned())
 }
 
+/// The outside tools the tests may run, from `tests/tools.txt`: (command, Debian package).
+pub fn listed_tools() -> Vec<(String, String)> {
+    let list = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tools.txt");
+    std::fs::read_to_string(list)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .map(|l| {
+            let mut words = l.split_whitespace();
+            let cmd = words.next().unwrap().to_owned();
+            let pkg = words.next().expect("each tool line names its package").to_owned();
+            (cmd, pkg)
+        })
+        .collect()
+}
+
 /// True when an outside tool is on PATH.
 pub fn have(tool: &str) -> bool {
     std::process::Command::new("sh")
@@ -209,8 +225,12 @@ pub fn have(tool: &str) -> bool {
 }
 
 /// Fails the test when an outside tool is missing, unless the environment says to skip
-/// such tests; CI installs every tool, so a missing one there is a failure.
+/// such tests; `tests/run.sh` (the README's test command) installs every listed tool, so a
+/// missing one there is a failure. A tool not in `tests/tools.txt` fails at once.
 pub fn require(tool: &str) -> bool {
+    let Some((_, package)) = listed_tools().into_iter().find(|(cmd, _)| cmd == tool) else {
+        panic!("{tool} is not listed in tests/tools.txt: add it with its Debian package");
+    };
     if have(tool) {
         return true;
     }
@@ -218,7 +238,10 @@ pub fn require(tool: &str) -> bool {
         eprintln!("skipping: {tool} is not installed");
         return false;
     }
-    panic!("{tool} is not installed (set CONGVAN_SKIP_MISSING_TOOLS=1 to skip such tests)");
+    panic!(
+        "{tool} is not installed: run tests/run.sh, which installs it (Debian package \
+         {package}), or set CONGVAN_SKIP_MISSING_TOOLS=1 to skip such tests"
+    );
 }
 
 /// A document under construction for tests: a manifest as JSON, its payload, and how to
