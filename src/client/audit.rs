@@ -419,6 +419,11 @@ pub struct ReportRow {
     pub due_at: String,
     /// Past due now.
     pub overdue: bool,
+    /// Classification (`thuong`, `mat`, …).
+    pub classification: String,
+    /// For a classified document, the cipher that sealed it (an uncertified one is marked
+    /// in every output).
+    pub sealed_with: Option<crate::seal::policy::SealMark>,
 }
 
 /// Builds the report from log entries: for each document submitted since `since`, each
@@ -433,6 +438,8 @@ pub fn report(
         sender: String,
         recipients: Vec<String>,
         urgency: u8,
+        classification: String,
+        sealed_with: Option<crate::seal::policy::SealMark>,
         submitted: time::OffsetDateTime,
         submitted_at: String,
         deadline: Option<String>,
@@ -452,6 +459,8 @@ pub fn report(
                 recipients,
                 urgency,
                 deadline,
+                classification,
+                sealed_with,
                 ..
             } => {
                 if let Some(t) = parse(time) {
@@ -461,6 +470,8 @@ pub fn report(
                             sender: sender.clone(),
                             recipients: recipients.clone(),
                             urgency: *urgency,
+                            classification: classification.clone(),
+                            sealed_with: sealed_with.clone(),
                             submitted: t,
                             submitted_at: time.clone(),
                             deadline: deadline.clone(),
@@ -529,6 +540,8 @@ pub fn report(
                 status,
                 due_at: due_at.clone(),
                 overdue: now > due,
+                classification: doc.classification.clone(),
+                sealed_with: doc.sealed_with.clone(),
             });
         }
     }
@@ -558,6 +571,7 @@ mod tests {
             sender: "hn/cm".into(),
             recipients: vec!["a".into(), "b".into(), "c".into()],
             classification: "thuong".into(),
+            sealed_with: None,
             urgency,
             deadline: None,
             manifest_sha256: String::new(),

@@ -11,6 +11,7 @@
 
 mod audit;
 mod bench;
+mod cipher_policy;
 mod classified;
 mod cli;
 mod durability;
