@@ -14,6 +14,7 @@ mod bench;
 mod classified;
 mod cli;
 mod durability;
+mod endorse;
 mod fuzz_corpus;
 mod gpg;
 mod hostile;
