@@ -1056,7 +1056,10 @@ fn print_tree(directory: &congvan::api::DirectoryStatement) {
                 ("merged", Some(into)) => format!("  [merged into {into}]"),
                 (other, _) => format!("  [{other}]"),
             };
-            let key = if org.encryption_cert.is_some() {
+            // Only the presence is shown here; `send` checks the endorsement itself.
+            let key = if org.encryption_cert.is_some() && org.encryption_endorsement.is_none() {
+                "  (encryption key not endorsed)"
+            } else if org.encryption_cert.is_some() {
                 ""
             } else if org.status == "active" {
                 "  (no encryption key)"

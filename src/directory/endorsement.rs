@@ -452,7 +452,8 @@ mod tests {
         assert!(SignedEndorsement::from_slice(&serde_json::to_vec(&extra).unwrap()).is_err());
         let text =
             serde_json::to_string(&serde_json::json!({"statement": s, "signature": sig})).unwrap();
-        let duplicated = text.replacen("{\"statement\":", "{\"statement\":{},\"statement\":", 1);
+        let duplicated = text.replacen("\"statement\":{", "\"statement\":{},\"statement\":{", 1);
+        assert_ne!(duplicated, text);
         assert!(SignedEndorsement::from_slice(duplicated.as_bytes()).is_err());
     }
 }
