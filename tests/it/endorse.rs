@@ -438,3 +438,72 @@ async fn an_endorsement_signed_by_a_person_certificate_is_refused() {
     let out = set_key(&server, CHUC_SON, &cert, Some(&path));
     assert_set_key_refused(&out, "endorsement_not_seal", &server, &before);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endorsement_signed_with_openssl_cms_by_the_seal_is_accepted() {
+    if !require("openssl") {
+        return;
+    }
+    let server = TestServer::start().await;
+    let work = tempfile::tempdir().unwrap();
+    // A new key for Chúc Sơn, endorsed outside congvan: the statement's RFC 8785 bytes
+    // signed by its seal certificate with the real `openssl cms`.
+    let key = congvan::seal::generate_key("Chúc Sơn, key endorsed with CMS").unwrap();
+    let cert = work.path().join("new.cert");
+    std::fs::write(&cert, &key.cert_armored).unwrap();
+    let statement = KeyEndorsement::new(
+        OrgId::parse(CHUC_SON).unwrap(),
+        &key.fingerprint,
+        time::OffsetDateTime::now_utc(),
+        30,
+    )
+    .unwrap();
+    let input = work.path().join("statement.json");
+    std::fs::write(&input, statement.canonical().unwrap()).unwrap();
+    let seal = server.org_dir(CHUC_SON);
+    let der = work.path().join("sig.der");
+    let out = Command::new("openssl")
+        .args([
+            "cms", "-sign", "-binary", "-md", "sha256", "-outform", "DER", "-in",
+        ])
+        .arg(&input)
+        .arg("-signer")
+        .arg(seal.join("sign.crt"))
+        .arg("-inkey")
+        .arg(seal.join("sign.key"))
+        .arg("-certfile")
+        .arg(server.pki.intermediate_cert())
+        .arg("-out")
+        .arg(&der)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let endorsement = SignedEndorsement {
+        statement,
+        signature: congvan::document::DocSignature::cms(
+            congvan::document::Role::Organization,
+            &std::fs::read(&der).unwrap(),
+        ),
+    };
+    let path = write_endorsement(&work.path().join("cms.json"), &endorsement);
+    let out = set_key(&server, CHUC_SON, &cert, Some(&path));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_served(&server, CHUC_SON, &key.cert_armored).await;
+    let file = work.path().join("mật.txt");
+    std::fs::write(&file, "NỘI DUNG MẬT").unwrap();
+    let out = tokio::task::block_in_place(|| send_mat(&server, CHUC_SON, &file));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(sent_count(&server).await, 1);
+}
