@@ -1130,8 +1130,8 @@ fn set_key(
     let endorsement_target = config
         .keys_dir
         .join(congvan::directory::endorsement_file(org));
-    let canonical_file = parsed.to_json().map_err(refuse)?;
-    congvan::pki::pem::write_public(&endorsement_target, &canonical_file)?;
+    let endorsement_json = parsed.to_json().map_err(refuse)?;
+    congvan::pki::pem::write_public(&endorsement_target, &endorsement_json)?;
     let target = config
         .keys_dir
         .join(congvan::directory::encryption_cert_file(org));
