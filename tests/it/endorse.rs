@@ -133,6 +133,37 @@ async fn wait_served_with(server: &TestServer, org: &str, cert: &[u8], endorseme
     panic!("the server did not pick up the edited key of {org}");
 }
 
+/// How many `directory_changed` events the server's log holds, as a security officer
+/// sees it.
+async fn directory_changes(server: &TestServer) -> usize {
+    let officer =
+        congvan::client::Client::new(&server.auditor_profile("hn/cm"), &server.url()).unwrap();
+    let size = officer.fetch_checkpoint().await.unwrap().size;
+    officer
+        .visible_entries(size)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            matches!(
+                congvan::ledger::Event::from_leaf(e.leaf.get().as_bytes()),
+                Ok(congvan::ledger::Event::DirectoryChanged { .. })
+            )
+        })
+        .count()
+}
+
+/// Waits until the log holds `n` `directory_changed` events.
+async fn wait_directory_changes(server: &TestServer, n: usize) {
+    for _ in 0..100 {
+        if directory_changes(server).await == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the log does not hold {n} directory changes");
+}
+
 /// How many documents hn/cm has sent, as the server says.
 async fn sent_count(server: &TestServer) -> usize {
     let page: congvan::api::ListPage = server.client("hn/cm").get_json("/v1/sent").await.unwrap();
@@ -145,6 +176,8 @@ async fn operator_key_swap_with_set_key_is_refused_without_the_owners_endorsemen
     let work = tempfile::tempdir().unwrap();
     let before = registered(&server, CHUC_SON);
     let (attacker_cert, attacker_fp) = attacker_key(work.path());
+    // The directory in force at start-up is logged once.
+    wait_directory_changes(&server, 1).await;
 
     // No endorsement at all.
     let out = set_key(&server, CHUC_SON, &attacker_cert, None);
@@ -193,8 +226,21 @@ async fn operator_key_swap_with_set_key_is_refused_without_the_owners_endorsemen
     let out = set_key(&server, CHUC_SON, &attacker_cert, Some(&path));
     assert_set_key_refused(&out, "endorsement_malformed", &server, &before);
 
-    // The directory still serves Chúc Sơn's own key.
+    // The directory still serves Chúc Sơn's own key, and the log records no change.
     wait_served(&server, CHUC_SON, &before.0).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(directory_changes(&server).await, 1);
+
+    // A change the owner endorsed is logged: a new key, and then only a renewed
+    // endorsement of the same key.
+    let key = congvan::seal::generate_key("Chúc Sơn, rotated").unwrap();
+    let cert = work.path().join("rotated.cert");
+    std::fs::write(&cert, &key.cert_armored).unwrap();
+    register(&server, CHUC_SON, &cert).await;
+    wait_directory_changes(&server, 2).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    register(&server, CHUC_SON, &cert).await;
+    wait_directory_changes(&server, 3).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
