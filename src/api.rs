@@ -220,6 +220,10 @@ pub struct DirectoryOrg {
     /// Its registered encryption certificate (ASCII-armoured OpenPGP), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption_cert: Option<String>,
+    /// The organisation's own endorsement of `encryption_cert`, signed with its seal
+    /// certificate; clients refuse to seal to a certificate without a valid one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_endorsement: Option<crate::directory::endorsement::SignedEndorsement>,
     /// Its document-signing certificates (PEM), if registered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signing_certs: Option<String>,

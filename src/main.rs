@@ -131,6 +131,11 @@ enum Command {
         #[command(subcommand)]
         command: Option<DirectoryCommand>,
     },
+    /// Manage this organisation's own encryption key.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
     /// Security officers: check, prove, export and verify the delivery log; report
     /// overdue deliveries.
     Audit {
@@ -205,6 +210,28 @@ enum ReportFormat {
 }
 
 #[derive(Subcommand)]
+enum KeyCommand {
+    /// Endorse an OpenPGP certificate (made by congvan or exported from gpg) as this
+    /// organisation's encryption key, signed with the organisation's seal certificate
+    /// (the profile's sign_cert/sign_key). Give the result to the operator for
+    /// `directory set-key --endorsement`.
+    Endorse {
+        /// Client profile of the organisation.
+        #[arg(long, env = "CONGVAN_PROFILE")]
+        profile: PathBuf,
+        /// The public certificate to endorse; default: the profile's openpgp_cert.
+        #[arg(long)]
+        cert: Option<PathBuf>,
+        /// Days the endorsement is valid (never past the seal certificate's end).
+        #[arg(long, default_value_t = 365)]
+        days: i64,
+        /// Write the endorsement here instead of to standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum DirectoryCommand {
     /// Register an organisation's OpenPGP certificate (for example exported from gpg) as
     /// its encryption key. Runs on the server host; the server picks it up within seconds.
@@ -216,6 +243,10 @@ enum DirectoryCommand {
         org: congvan::directory::OrgId,
         /// The public certificate file (binary or ASCII-armoured).
         cert: PathBuf,
+        /// The organisation's endorsement of the certificate (`congvan key endorse`);
+        /// a certificate without a valid one is refused.
+        #[arg(long)]
+        endorsement: Option<PathBuf>,
     },
 }
 
@@ -589,6 +620,9 @@ fn run(command: Command) -> Result<()> {
             let client = client.client()?;
             let request = (*doc).into_request();
             let outcome = runtime()?.block_on(client.send_document(&request))?;
+            for notice in &outcome.notices {
+                eprintln!("{notice}");
+            }
             if outcome.replayed {
                 eprintln!("the server already had this document; its receipt verifies");
             }
@@ -622,6 +656,9 @@ fn run(command: Command) -> Result<()> {
         Command::Fetch { client, id, out } => {
             let client = client.client()?;
             let fetched = runtime()?.block_on(client.fetch_document(&id, &out))?;
+            for notice in &fetched.notices {
+                eprintln!("{notice}");
+            }
             let m = &fetched.manifest;
             println!(
                 "verified {} {}-{} from {}",
@@ -695,7 +732,12 @@ fn run(command: Command) -> Result<()> {
             server,
             command,
         } => match command {
-            Some(DirectoryCommand::SetKey { config, org, cert }) => set_key(config, &org, &cert),
+            Some(DirectoryCommand::SetKey {
+                config,
+                org,
+                cert,
+                endorsement,
+            }) => set_key(config, &org, &cert, endorsement.as_deref()),
             None => {
                 let profile = profile.ok_or_else(|| {
                     anyhow::anyhow!(
@@ -709,6 +751,15 @@ fn run(command: Command) -> Result<()> {
             }
         },
         Command::Audit { command } => audit(command),
+        Command::Key {
+            command:
+                KeyCommand::Endorse {
+                    profile,
+                    cert,
+                    days,
+                    out,
+                },
+        } => endorse_key(&profile, cert.as_deref(), days, out.as_deref()),
         Command::Demo => Ok(runtime()?.block_on(congvan::demo::run())?),
         Command::Sent { client, limit } => {
             let client = client.client()?;
@@ -1022,7 +1073,10 @@ fn print_tree(directory: &congvan::api::DirectoryStatement) {
                 ("merged", Some(into)) => format!("  [merged into {into}]"),
                 (other, _) => format!("  [{other}]"),
             };
-            let key = if org.encryption_cert.is_some() {
+            // Only the presence is shown here; `send` checks the endorsement itself.
+            let key = if org.encryption_cert.is_some() && org.encryption_endorsement.is_none() {
+                "  (encryption key not endorsed)"
+            } else if org.encryption_cert.is_some() {
                 ""
             } else if org.status == "active" {
                 "  (no encryption key)"
@@ -1044,7 +1098,13 @@ fn print_tree(directory: &congvan::api::DirectoryStatement) {
     }
 }
 
-fn set_key(config: Option<PathBuf>, org: &congvan::directory::OrgId, cert: &Path) -> Result<()> {
+fn set_key(
+    config: Option<PathBuf>,
+    org: &congvan::directory::OrgId,
+    cert: &Path,
+    endorsement: Option<&Path>,
+) -> Result<()> {
+    use congvan::directory::endorsement::{EndorsementError, SignedEndorsement};
     use congvan::seal::Cipher as _;
     let config = match config {
         Some(path) => ServerConfig::load(&path)?,
@@ -1061,14 +1121,76 @@ fn set_key(config: Option<PathBuf>, org: &congvan::directory::OrgId, cert: &Path
     let fingerprint = congvan::seal::OpenPgp::default()
         .check_cert(&bytes)
         .with_context(|| format!("{} cannot be used as an encryption key", cert.display()))?;
+    // Refusals name the code the clients would give, so that the operator can look it up.
+    let refuse = |e: EndorsementError| {
+        anyhow::anyhow!(
+            "refusing the encryption key {fingerprint} for {org} [{}]: {e}",
+            e.code()
+        )
+    };
+    let endorsement_path = endorsement.ok_or_else(|| {
+        anyhow::anyhow!(
+            "{}; ask {org} for one (`congvan key endorse`) and pass it with --endorsement",
+            refuse(EndorsementError::Missing)
+        )
+    })?;
+    let endorsement_bytes = std::fs::read(endorsement_path)
+        .with_context(|| format!("cannot read {}", endorsement_path.display()))?;
+    let parsed = SignedEndorsement::from_slice(&endorsement_bytes).map_err(refuse)?;
+    let trust = pki::signing::SigningTrust::load(&config.signing_anchors, &config.signing_crls)?;
+    let verified = parsed
+        .verify(&trust, org, &fingerprint, rustls_pki_types::UnixTime::now())
+        .map_err(refuse)?;
+    // The endorsement first: a server that reloads between the two writes then serves
+    // the old certificate with a new endorsement, which clients refuse (fail closed)
+    // until the certificate follows, never an unendorsed new key.
+    let endorsement_target = config
+        .keys_dir
+        .join(congvan::directory::endorsement_file(org));
+    let endorsement_json = parsed.to_json().map_err(refuse)?;
+    congvan::pki::pem::write_public(&endorsement_target, &endorsement_json)?;
     let target = config
         .keys_dir
         .join(congvan::directory::encryption_cert_file(org));
     congvan::pki::pem::write_public(&target, &bytes)?;
     println!(
-        "registered {fingerprint} as the encryption key of {org} ({})",
-        target.display()
+        "registered {fingerprint} as the encryption key of {org} ({}), endorsed by {} on {}, valid until {}",
+        target.display(),
+        verified.signer_subject,
+        verified.issued_at,
+        verified.not_after
     );
+    Ok(())
+}
+
+fn endorse_key(profile: &Path, cert: Option<&Path>, days: i64, out: Option<&Path>) -> Result<()> {
+    let profile = ClientProfile::load(profile)?;
+    let cert_path = match cert {
+        Some(p) => p.to_owned(),
+        None => profile.openpgp_cert.clone().ok_or_else(|| {
+            anyhow::anyhow!("the profile has no openpgp_cert; name the certificate with --cert")
+        })?,
+    };
+    let bytes = std::fs::read(&cert_path)
+        .with_context(|| format!("cannot read {}", cert_path.display()))?;
+    let endorsement = congvan::client::keys::endorse_key(&profile, &bytes, days)?;
+    let json = endorsement.to_json()?;
+    match out {
+        Some(path) => {
+            congvan::pki::pem::write_public(path, &json)?;
+            eprintln!(
+                "endorsed {} as the encryption key of {} until {}; written to {}",
+                endorsement.statement.openpgp_fingerprint,
+                endorsement.statement.org,
+                endorsement.statement.not_after,
+                path.display()
+            );
+        }
+        None => {
+            use std::io::Write as _;
+            std::io::stdout().write_all(&json)?;
+        }
+    }
     Ok(())
 }
 

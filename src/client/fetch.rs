@@ -46,6 +46,8 @@ pub struct Fetched {
     pub signers: Vec<(Role, String)>,
     /// For a classified document, the cipher that sealed it, as the server recorded it.
     pub sealed_with: Option<crate::seal::policy::SealMark>,
+    /// Loud notices for people about this organisation's own registered key.
+    pub notices: Vec<String>,
 }
 
 fn refuse(msg: impl Into<String>) -> ClientError {
@@ -128,8 +130,24 @@ impl Client {
         let required = sender_entry.required_signatures.clone();
         let sender = manifest.sender.clone();
         let canonical = outer.canonical.clone();
-        let signers = tokio::task::spawn_blocking(move || {
-            verify_signatures(&trust, &canonical, &signatures, &required, &sender)
+        let client = self.clone();
+        let own_directory = directory.clone();
+        let own_id = me.clone();
+        let sender_entry_owned = sender_entry.clone();
+        let classified = manifest.classification.is_classified();
+        let (signers, notices, sender_cert) = tokio::task::spawn_blocking(move || {
+            let signers = verify_signatures(&trust, &canonical, &signatures, &required, &sender)?;
+            // Our own entry: the owner is the one party who can tell that the server
+            // lists another key in its name.
+            let notices = client.own_key_notices(&trust, &own_directory, &own_id);
+            // The sender's OpenPGP certificate checks the inner signature of a classified
+            // document, so it must be the sender's own, endorsed with its seal.
+            let sender_cert = if classified {
+                Some(super::keys::check_entry(&trust, &sender_entry_owned)?.0)
+            } else {
+                None
+            };
+            Ok::<_, ClientError>((signers, notices, sender_cert))
         })
         .await
         .map_err(|e| ClientError::Input(e.to_string()))??;
@@ -152,7 +170,7 @@ impl Client {
         .await?;
 
         let (content_manifest, content_path, offset) = if manifest.classification.is_classified() {
-            let sender_cert = sender_entry.encryption_cert.clone().ok_or_else(|| {
+            let sender_cert = sender_cert.ok_or_else(|| {
                 refuse(format!(
                     "sender {} has no registered OpenPGP certificate",
                     manifest.sender
@@ -177,7 +195,7 @@ impl Client {
                     &payload_path,
                     &plain,
                     &key_path,
-                    sender_cert.as_bytes(),
+                    &sender_cert,
                     &outer_manifest,
                 )
             })
@@ -224,6 +242,7 @@ impl Client {
             files: written,
             signers,
             sealed_with: view.sealed_with.clone(),
+            notices,
         })
     }
 

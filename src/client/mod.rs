@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod fetch;
+pub mod keys;
 pub mod send;
 pub mod state;
 
@@ -59,16 +60,26 @@ pub enum ClientError {
     /// before anything is sealed).
     #[error("{0}")]
     NotPermitted(#[from] crate::seal::policy::SealRefusal),
+    /// An organisation's encryption key is not endorsed by the organisation itself (or
+    /// the endorsement fails), so nothing may be sealed to it.
+    #[error("refusing the encryption key of {org} [{}]: {error}", .error.code())]
+    Endorsement {
+        /// The organisation whose key was refused.
+        org: crate::directory::OrgId,
+        /// Why.
+        error: crate::directory::endorsement::EndorsementError,
+    },
     /// The server's log is not consistent with what this client saw before.
     #[error("LOG INCONSISTENCY: {0}")]
     LogInconsistent(String),
 }
 
 impl ClientError {
-    /// The stable code of an API refusal, if this is one.
+    /// The stable code of an API refusal or of a refused key endorsement, if this is one.
     pub fn api_code(&self) -> Option<&str> {
         match self {
             ClientError::Api { code, .. } => Some(code),
+            ClientError::Endorsement { error, .. } => Some(error.code()),
             _ => None,
         }
     }

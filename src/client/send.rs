@@ -14,6 +14,7 @@ use ring::digest;
 use unicode_normalization::UnicodeNormalization;
 use uuid::Uuid;
 
+use super::keys::EndorsedKeys;
 use super::{Client, ClientError};
 use crate::api::{
     INLINE_SEND_BYTES_MAX, SUBMISSION_RECEIPT_TYPE, SubmissionReceipt, SubmitRequest,
@@ -128,6 +129,9 @@ pub struct SendOutcome {
     pub replayed: bool,
     /// The expanded recipient list.
     pub recipients: Vec<OrgId>,
+    /// Loud notices for people: recipients whose endorsed encryption key changed since
+    /// this client last sealed to them.
+    pub notices: Vec<String>,
 }
 
 /// Guesses a media type from a file extension.
@@ -400,14 +404,16 @@ impl Client {
         // A classified document: seal the inner package, and send an outer manifest with
         // routing fields only. The sealed file lives until the upload is done.
         let mut sealed_file = None;
+        let mut notices = Vec::new();
         let manifest = if let Some((directory, cipher)) = sealing {
             manifest
                 .validate_layer(&rules, Layer::Inner)
                 .map_err(|e| ClientError::Input(e.to_string()))?;
-            let (file, sha256, size) = self
+            let (file, sha256, size, key_notices) = self
                 .seal_inner(&manifest, &request.files, &directory, cipher)
                 .await?;
             sealed_file = Some(file);
+            notices = key_notices;
             Manifest {
                 subject: String::new(),
                 attachments: Vec::new(),
@@ -432,8 +438,11 @@ impl Client {
             Some(file) => vec![file.path().to_owned()],
             None => request.files.clone(),
         };
-        self.submit_and_upload(&manifest, &canonical, submit, &upload_files, recipients)
-            .await
+        let mut outcome = self
+            .submit_and_upload(&manifest, &canonical, submit, &upload_files, recipients)
+            .await?;
+        outcome.notices = notices;
+        Ok(outcome)
     }
 
     /// Builds the inner package (header + files), signs and encrypts it for the
@@ -445,21 +454,12 @@ impl Client {
         files: &[PathBuf],
         directory: &crate::api::DirectoryStatement,
         cipher: std::sync::Arc<dyn Cipher>,
-    ) -> Result<(tempfile::NamedTempFile, String, u64), ClientError> {
-        let mut certs = Vec::new();
-        for recipient in &inner.recipients {
-            let cert = directory
-                .orgs
-                .iter()
-                .find(|o| o.id == recipient.as_str())
-                .and_then(|o| o.encryption_cert.clone())
-                .ok_or_else(|| {
-                    ClientError::Input(format!(
-                        "{recipient} has no registered encryption key; it cannot receive classified documents"
-                    ))
-                })?;
-            certs.push(cert.into_bytes());
-        }
+    ) -> Result<(tempfile::NamedTempFile, String, u64, Vec<String>), ClientError> {
+        // Each recipient's key is used only with its owner's endorsement, checked here
+        // against our own anchor and CRLs: the directory's signature proves only that
+        // the server sent it.
+        let EndorsedKeys { certs, notices } =
+            self.endorsed_keys(directory, &inner.recipients).await?;
         let key_path = self
             .profile()
             .openpgp_key
@@ -494,7 +494,12 @@ impl Client {
                 .seal(&mut reader, &mut writer, &certs, &secret)
                 .map_err(|e| ClientError::Input(format!("sealing: {e}")))?;
             writer.inner.flush().map_err(input)?;
-            Ok((sealed, hex(writer.hasher.finish().as_ref()), writer.size))
+            Ok((
+                sealed,
+                hex(writer.hasher.finish().as_ref()),
+                writer.size,
+                notices,
+            ))
         })
         .await
         .map_err(|e| ClientError::Input(e.to_string()))?
@@ -558,6 +563,7 @@ impl Client {
             receipt,
             replayed,
             recipients,
+            notices: Vec::new(),
         })
     }
 }

@@ -5,6 +5,8 @@
 //! parent links form a tree, every name is Unicode NFC). Nothing here knows about HTTP,
 //! certificates or storage.
 
+pub mod endorsement;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
@@ -203,6 +205,11 @@ pub struct Org {
     /// certificate with the shipped cipher).
     #[serde(skip)]
     pub encryption_cert: Option<Vec<u8>>,
+    /// The organisation's endorsement of its encryption certificate (JSON bytes of an
+    /// [`endorsement::SignedEndorsement`]), served with the certificate so that clients
+    /// can check that the key is the organisation's own.
+    #[serde(skip)]
+    pub encryption_endorsement: Option<Vec<u8>>,
     /// The organisation's document-signing certificates (PEM), for clients to see.
     #[serde(skip)]
     pub signing_certs_pem: Option<String>,
@@ -211,6 +218,12 @@ pub struct Org {
 /// File name, in the keys directory, of an organisation's encryption certificate.
 pub fn encryption_cert_file(id: &OrgId) -> String {
     format!("{}.openpgp.asc", id.file_name())
+}
+
+/// File name, in the keys directory, of the endorsement of an organisation's encryption
+/// certificate.
+pub fn endorsement_file(id: &OrgId) -> String {
+    format!("{}.endorsement.json", id.file_name())
 }
 
 /// File name, in the keys directory, of an organisation's signing certificates.
@@ -351,6 +364,7 @@ impl Directory {
             };
             let org = Org {
                 encryption_cert: None,
+                encryption_endorsement: None,
                 signing_certs_pem: None,
                 required_signatures,
                 id: entry.id.clone(),
@@ -469,6 +483,7 @@ impl Directory {
                 }
             };
             org.encryption_cert = read(encryption_cert_file(&org.id))?;
+            org.encryption_endorsement = read(endorsement_file(&org.id))?;
             org.signing_certs_pem = read(signing_certs_file(&org.id))?
                 .map(|b| String::from_utf8_lossy(&b).into_owned());
         }
@@ -484,6 +499,17 @@ impl Directory {
             if let Some(cert) = &org.encryption_cert {
                 if !usable(&org.id, cert) {
                     org.encryption_cert = None;
+                }
+            }
+        }
+    }
+
+    /// Drops the endorsements for which `usable` says false (ones that do not parse).
+    pub fn retain_usable_endorsements(&mut self, mut usable: impl FnMut(&OrgId, &[u8]) -> bool) {
+        for org in self.orgs.values_mut() {
+            if let Some(bytes) = &org.encryption_endorsement {
+                if !usable(&org.id, bytes) {
+                    org.encryption_endorsement = None;
                 }
             }
         }

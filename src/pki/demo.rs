@@ -13,6 +13,7 @@
 //! ca/intermediate.crt ca/intermediate.key ca/intermediate.crl
 //! server/server.crt server/server.key server/congvan.toml server/orgs.toml
 //! server/keys/<id with / as .>.openpgp.asc  server/keys/<id>.signing.pem
+//! server/keys/<id>.endorsement.json
 //! orgs/<id with / as .>/tls.crt tls.key sign.crt sign.key person.crt person.key
 //!                       openpgp.key openpgp.cert client.toml
 //! auditors/<scope with / as .>/tls.crt tls.key client.toml
@@ -31,8 +32,12 @@ use ring::rand::{SecureRandom, SystemRandom};
 use time::{Duration, OffsetDateTime};
 
 use super::pem::{write_public, write_secret};
+use super::signing::SigningKey;
 use super::{EKU_DOCUMENT_SIGNING, PkiError, URI_AUDITOR_PREFIX, URI_ORG_PREFIX};
-use crate::directory::{Directory, OrgId, encryption_cert_file, signing_certs_file};
+use crate::directory::endorsement::{EndorsementError, KeyEndorsement};
+use crate::directory::{
+    Directory, OrgId, encryption_cert_file, endorsement_file, signing_certs_file,
+};
 use crate::seal;
 
 /// Organisation name written into every DEMO subject.
@@ -41,6 +46,8 @@ pub const DEMO_ORG: &str = "congvan DEMO - NOT FOR PRODUCTION";
 pub const LEAF_VALIDITY_DAYS: i64 = 397;
 /// How long DEMO CA certificates are valid.
 pub const CA_VALIDITY_DAYS: i64 = 3650;
+/// How long DEMO key endorsements are valid (within the seal certificate's validity).
+pub const ENDORSEMENT_VALIDITY_DAYS: i64 = 365;
 /// How long a CRL stays current; `pki revoke` issues a fresh one each time.
 pub const CRL_VALIDITY_DAYS: i64 = 365;
 
@@ -490,6 +497,10 @@ pub fn generate(
         );
         write_public(&keys.join(signing_certs_file(&org.id)), signing.as_bytes())?;
         write_public(
+            &keys.join(endorsement_file(&org.id)),
+            &endorse_demo_key(&dir, &org.id, &key.fingerprint)?,
+        )?;
+        write_public(
             &dir.join("client.toml"),
             org_profile_text(&org.id, &org.name, &server_url).as_bytes(),
         )?;
@@ -505,6 +516,22 @@ pub fn generate(
         )?;
     }
     Ok(layout)
+}
+
+/// The organisation's endorsement of its DEMO OpenPGP key, signed with its seal
+/// certificate (`sign.crt` in `dir`), as `congvan key endorse` makes it.
+fn endorse_demo_key(dir: &Path, org: &OrgId, fingerprint: &str) -> Result<Vec<u8>, PkiError> {
+    let seal = SigningKey::load(&dir.join("sign.crt"), &dir.join("sign.key"))?;
+    let failed = |e: EndorsementError| PkiError::Generate(format!("key endorsement: {e}"));
+    KeyEndorsement::new(
+        org.clone(),
+        fingerprint,
+        OffsetDateTime::now_utc(),
+        ENDORSEMENT_VALIDITY_DAYS,
+    )
+    .and_then(|s| s.sign(&seal))
+    .and_then(|s| s.to_json())
+    .map_err(failed)
 }
 
 /// The HTTPS URL clients use for a listening address.

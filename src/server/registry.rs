@@ -13,6 +13,7 @@ use ring::digest;
 
 use crate::config::{ConfigError, ServerConfig};
 use crate::directory::Directory;
+use crate::directory::endorsement::SignedEndorsement;
 use crate::seal::Cipher;
 
 /// Where the directory comes from.
@@ -59,7 +60,8 @@ impl Registry {
         }
     }
 
-    /// SHA-256 over the tree text and every registered certificate in force.
+    /// SHA-256 over the tree text and every registered certificate and endorsement in
+    /// force.
     pub fn digest(&self) -> [u8; 32] {
         match self.current.read() {
             Ok(guard) => guard.1,
@@ -118,12 +120,22 @@ fn load(
             false
         }
     });
+    // The server does not judge endorsements (clients do, with their own anchor); it only
+    // refuses to serve bytes that are not an endorsement at all.
+    directory.retain_usable_endorsements(|id, bytes| match SignedEndorsement::from_slice(bytes) {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::error!(org = %id, error = %e, "key endorsement unreadable; ignoring it");
+            false
+        }
+    });
     let mut ctx = digest::Context::new(&digest::SHA256);
     ctx.update(text.as_bytes());
     for org in directory.orgs() {
         for part in [
             org.id.as_str().as_bytes(),
             org.encryption_cert.as_deref().unwrap_or_default(),
+            org.encryption_endorsement.as_deref().unwrap_or_default(),
             org.signing_certs_pem
                 .as_deref()
                 .unwrap_or_default()

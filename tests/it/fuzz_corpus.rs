@@ -104,3 +104,44 @@ fn signature_receipt_and_checkpoint_corpora() {
         }
     }
 }
+
+#[test]
+fn endorsement_corpus() {
+    let trust_dir = tempfile::tempdir().unwrap();
+    let root = congvan::pki::demo::Ca::new_root("corpus root").unwrap();
+    std::fs::write(trust_dir.path().join("root.crt"), root.cert_pem()).unwrap();
+    std::fs::write(
+        trust_dir.path().join("root.crl"),
+        root.sign_crl(1, Vec::new()).unwrap(),
+    )
+    .unwrap();
+    let trust = congvan::pki::signing::SigningTrust::load(
+        &[trust_dir.path().join("root.crt")],
+        &[trust_dir.path().join("root.crl")],
+    )
+    .unwrap();
+    let org = congvan::directory::OrgId::parse("hn/cm/chuc-son").unwrap();
+    let mut parsed_count = 0;
+    for (name, data) in inputs("endorsement") {
+        let Ok(parsed) = congvan::directory::endorsement::SignedEndorsement::from_slice(&data)
+        else {
+            continue;
+        };
+        parsed_count += 1;
+        let a = parsed.statement.canonical().unwrap();
+        let back: congvan::directory::endorsement::KeyEndorsement =
+            serde_json::from_slice(&a).unwrap();
+        assert_eq!(back.canonical().unwrap(), a, "{name}");
+        let fp = parsed.statement.openpgp_fingerprint.clone();
+        assert!(
+            parsed
+                .verify(&trust, &org, &fp, rustls_pki_types::UnixTime::now())
+                .is_err(),
+            "{name} verified against a root nobody signed it with"
+        );
+    }
+    assert!(
+        parsed_count >= 2,
+        "the corpus should hold valid endorsements"
+    );
+}

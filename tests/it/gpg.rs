@@ -16,12 +16,12 @@ use serde_json::json;
 use crate::support::{TestDoc, TestServer, assert_code, require};
 
 /// A throw-away GnuPG home.
-struct Gpg {
+pub struct Gpg {
     home: tempfile::TempDir,
 }
 
 impl Gpg {
-    fn new() -> Gpg {
+    pub fn new() -> Gpg {
         let home = tempfile::tempdir().unwrap();
         std::fs::set_permissions(
             home.path(),
@@ -58,7 +58,7 @@ impl Gpg {
     }
 
     /// Generates an unprotected ed25519/cv25519 key; returns its e-mail (the handle).
-    fn generate(&self, org: &str) -> String {
+    pub fn generate(&self, org: &str) -> String {
         let email = format!("{}@congvan.invalid", org.replace('/', "."));
         self.ok(&[
             "--quick-gen-key",
@@ -70,7 +70,7 @@ impl Gpg {
         email
     }
 
-    fn export(&self, email: &str, dir: &Path) -> PathBuf {
+    pub fn export(&self, email: &str, dir: &Path) -> PathBuf {
         let path = dir.join(format!("{email}.asc"));
         let out = self.ok(&["--armor", "--export", email]);
         std::fs::write(&path, out.stdout).unwrap();
@@ -85,23 +85,52 @@ impl Gpg {
     }
 }
 
-/// Registers `cert` as the encryption key of `org` with the real `congvan directory
-/// set-key`, then waits until the running server serves it.
-async fn register(server: &TestServer, org: &str, cert: &Path) {
-    let config = server.pki.server_config();
-    let cert = cert.to_owned();
-    let org_owned = org.to_owned();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_congvan"))
-            .args(["directory", "set-key", "--config"])
-            .arg(config)
-            .arg(&org_owned)
-            .arg(&cert)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+/// Endorses `cert` as the encryption key of `org` with the real `congvan key endorse`
+/// (signed by the organisation's seal certificate from its DEMO profile); returns the
+/// endorsement file.
+pub fn endorse(server: &TestServer, org: &str, cert: &Path) -> PathBuf {
+    let profile = server.pki.org_profile(&org.parse().unwrap());
+    let out_path = cert.with_extension("endorsement.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_congvan"))
+        .args(["key", "endorse", "--profile"])
+        .arg(&profile)
+        .arg("--cert")
+        .arg(cert)
+        .arg("--out")
+        .arg(&out_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out_path
+}
+
+/// Runs the real `congvan directory set-key` for `org` with `cert` and, if given, an
+/// endorsement file.
+pub fn set_key(server: &TestServer, org: &str, cert: &Path, endorsement: Option<&Path>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_congvan"));
+    command
+        .args(["directory", "set-key", "--config"])
+        .arg(server.pki.server_config())
+        .arg(org)
+        .arg(cert);
+    if let Some(e) = endorsement {
+        command.arg("--endorsement").arg(e);
+    }
+    command.output().unwrap()
+}
+
+/// Registers `cert` as the encryption key of `org`: endorsed by the organisation with the
+/// real `congvan key endorse`, registered with the real `congvan directory set-key`; then
+/// waits until the running server serves it.
+pub async fn register(server: &TestServer, org: &str, cert: &Path) {
+    let out = tokio::task::block_in_place(|| {
+        let endorsement = endorse(server, org, cert);
+        set_key(server, org, cert, Some(&endorsement))
+    });
     assert!(
         out.status.success(),
         "{}",

@@ -8,6 +8,7 @@ use crate::api::{
     ServerKeysResponse,
 };
 use crate::directory::OrgStatus;
+use crate::directory::endorsement::SignedEndorsement;
 use crate::notary::{KeyPurpose, Signed};
 use crate::server::AppState;
 use crate::server::auth::Caller;
@@ -43,6 +44,13 @@ pub async fn directory(
                     .as_ref()
                     .filter(|_| o.status.is_active())
                     .map(|c| String::from_utf8_lossy(c).into_owned()),
+                // Served only with a certificate; the registry already dropped bytes that
+                // do not parse, so a failure here only leaves the key unendorsed.
+                encryption_endorsement: o
+                    .encryption_endorsement
+                    .as_deref()
+                    .filter(|_| o.status.is_active() && o.encryption_cert.is_some())
+                    .and_then(|b| SignedEndorsement::from_slice(b).ok()),
                 signing_certs: o.signing_certs_pem.clone(),
             })
             .collect(),
