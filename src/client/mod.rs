@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 
 use crate::config::{ClientProfile, ConfigError};
 use crate::pki::PkiError;
-use crate::pki::pem::{read_certs, read_private_key};
+use crate::pki::pem::read_certs;
 use crate::server::error::ErrorBody;
 
 /// Errors of the client.
@@ -111,7 +111,7 @@ impl Client {
                 .map_err(|e| ClientError::Tls(format!("{}: {e}", profile.ca.display())))?;
         }
         let chain = read_certs(&profile.tls_cert)?;
-        let key = read_private_key(&profile.tls_key)?;
+        let key = profile.keys.tls_key(&profile.tls_key)?;
         let mut tls = rustls::ClientConfig::builder_with_provider(crate::server::tls::provider())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| ClientError::Tls(e.to_string()))?

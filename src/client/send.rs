@@ -219,16 +219,10 @@ impl OrgSigner {
     /// Loads the profile's `sign_*` and `person_*` keys and checks that the signing
     /// certificate names an organisation.
     pub fn load(profile: &ClientProfile) -> Result<OrgSigner, ClientError> {
-        let (cert, key) = profile
-            .sign_cert
-            .clone()
-            .zip(profile.sign_key.clone())
-            .ok_or_else(|| ClientError::Input("the profile has no sign_cert/sign_key".into()))?;
-        let org_key = SigningKey::load(&cert, &key)?;
-        let person_key = match profile.person_cert.clone().zip(profile.person_key.clone()) {
-            Some((cert, key)) => Some(SigningKey::load(&cert, &key)?),
-            None => None,
-        };
+        let org_key = profile.org_signing_key()?.ok_or_else(|| {
+            ClientError::Input("the profile has no sign_cert/sign_key (nor token.sign_key)".into())
+        })?;
+        let person_key = profile.person_signing_key()?;
         let leaf = org_key.chain.first().map(Vec::as_slice).unwrap_or_default();
         let org = match crate::pki::CertInfo::from_der(leaf)?.identity {
             crate::pki::Identity::Org(id) => id,
