@@ -19,6 +19,7 @@ mod endorse;
 mod fuzz_corpus;
 mod gpg;
 mod hostile;
+mod keys;
 mod matrix;
 mod submit;
 mod support;

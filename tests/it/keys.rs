@@ -1,0 +1,433 @@
+//! Keys as offices hold them: signing keys on a PKCS#11 token (Debian's SoftHSM2 stands in
+//! for the USB token), keys imported from PKCS#12 files made by the real `openssl pkcs12
+//! -export` (legacy and modern encryption), and keys encrypted at rest. Every document here
+//! is sent with the real binary to a real server, which verifies the signatures, and
+//! fetched by the recipient, which verifies them again.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use base64::Engine as _;
+use congvan::api::DocumentView;
+use congvan::pki::demo::{Ca, LeafKind, LeafSpec};
+
+use crate::support::{TestServer, require};
+
+const SENDER: &str = "hn/cm/chuc-son";
+const RECIPIENT: &str = "hn/cm";
+const PIN: &str = "493817";
+const PIN_ENV: &str = "CONGVAN_TEST_TOKEN_PIN";
+const TOKEN: &str = "chuc-son-token";
+const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+
+fn congvan() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_congvan"))
+}
+
+fn ok(out: &Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A SoftHSM2 token store of its own (SOFTHSM2_CONF names a private token directory).
+struct Hsm {
+    dir: tempfile::TempDir,
+}
+
+impl Hsm {
+    fn new() -> Hsm {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("tokens")).unwrap();
+        std::fs::write(
+            dir.path().join("softhsm2.conf"),
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+                dir.path().join("tokens").display()
+            ),
+        )
+        .unwrap();
+        Hsm { dir }
+    }
+
+    fn conf(&self) -> PathBuf {
+        self.dir.path().join("softhsm2.conf")
+    }
+
+    fn run(&self, program: &str, args: &[&str]) -> String {
+        let out = Command::new(program)
+            .args(args)
+            .env("SOFTHSM2_CONF", self.conf())
+            .output()
+            .unwrap();
+        ok(&out, program)
+    }
+
+    fn init_token(&self, label: &str) {
+        self.run(
+            "softhsm2-util",
+            &[
+                "--init-token", "--free", "--label", label, "--pin", PIN, "--so-pin", "11223344",
+            ],
+        );
+    }
+
+    /// Generates a P-256 key pair on the token with pkcs11-tool.
+    fn keygen(&self, label: &str, id: &str) {
+        self.pkcs11_tool(&[
+            "--login", "--pin", PIN, "--keypairgen", "--key-type", "EC:prime256v1", "--label",
+            label, "--id", id,
+        ]);
+    }
+
+    fn pkcs11_tool(&self, args: &[&str]) -> String {
+        let out = Command::new("pkcs11-tool")
+            .args(["--module", MODULE, "--token-label", TOKEN])
+            .args(args)
+            .env("SOFTHSM2_CONF", self.conf())
+            .output()
+            .unwrap();
+        ok(&out, "pkcs11-tool")
+    }
+
+    /// Marks the token's user PIN locked, as a real token does after too many wrong PINs.
+    /// SoftHSM2 never locks a PIN by itself, so the flag is set in its token file: the
+    /// flags are the 8-byte value after the `CKA_OS_TOKENFLAGS` attribute header.
+    fn lock_user_pin(&self) {
+        let tokens = self.dir.path().join("tokens");
+        let token_dir = std::fs::read_dir(&tokens)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.join("token.object").is_file())
+            .unwrap();
+        let path = token_dir.join("token.object");
+        let mut bytes = std::fs::read(&path).unwrap();
+        let header = [0, 0, 0, 0, 0x80, 0, 0x53, 0x4b, 0, 0, 0, 0, 0, 0, 0, 2];
+        let at = bytes
+            .windows(header.len())
+            .position(|w| w == header)
+            .expect("SoftHSM2's token flags attribute")
+            + header.len();
+        let mut flags = u64::from_be_bytes(bytes[at..at + 8].try_into().unwrap());
+        flags |= 0x0004_0000; // CKF_USER_PIN_LOCKED
+        bytes[at..at + 8].copy_from_slice(&flags.to_be_bytes());
+        std::fs::write(&path, bytes).unwrap();
+    }
+}
+
+/// An organisation whose seal and person keys were generated on a token, with
+/// certificates issued by the DEMO CA from requests the token signed.
+struct TokenOrg {
+    hsm: Hsm,
+    dir: tempfile::TempDir,
+}
+
+impl TokenOrg {
+    fn profile(&self) -> PathBuf {
+        self.dir.path().join("client.toml")
+    }
+
+    fn write_profile(&self, server: &TestServer, token_label: &str) {
+        let org = server.org_dir(SENDER);
+        std::fs::write(
+            self.profile(),
+            format!(
+                r#"server = "{url}"
+ca = "{ca}"
+tls_cert = "{org}/tls.crt"
+tls_key = "{org}/tls.key"
+sign_cert = "sign.crt"
+person_cert = "person.crt"
+openpgp_key = "{org}/openpgp.key"
+openpgp_cert = "{org}/openpgp.cert"
+state_dir = "state"
+
+[token]
+module = "{MODULE}"
+label = "{token_label}"
+pin_env = "{PIN_ENV}"
+sign_key = {{ label = "seal" }}
+person_key = {{ id = "02" }}
+"#,
+                url = server.url(),
+                ca = server.pki.root_cert().display(),
+                org = org.display(),
+            ),
+        )
+        .unwrap();
+    }
+
+    /// Keys made on the token by pkcs11-tool; requests made by `congvan key csr`; the
+    /// DEMO intermediate CA issues the certificates.
+    fn setup(server: &TestServer) -> TokenOrg {
+        let hsm = Hsm::new();
+        hsm.init_token(TOKEN);
+        hsm.keygen("seal", "01");
+        hsm.keygen("person", "02");
+        let org = TokenOrg {
+            hsm,
+            dir: tempfile::tempdir().unwrap(),
+        };
+        org.write_profile(server, TOKEN);
+        let ca = Ca::load(
+            &server.pki.intermediate_cert(),
+            &server.pki.intermediate_key(),
+            false,
+        )
+        .unwrap();
+        let uri = format!("urn:congvan:org:{SENDER}");
+        for (role, name) in [("sign", "Đảng ủy thị trấn Chúc Sơn"), ("person", "Nguyễn Văn Token")] {
+            let csr = org.dir.path().join(format!("{role}.csr"));
+            ok(
+                &org.congvan(PIN)
+                    .args(["key", "csr", "--profile"])
+                    .arg(org.profile())
+                    .args(["--role", role, "--common-name", name, "--out"])
+                    .arg(&csr)
+                    .output()
+                    .unwrap(),
+                "key csr",
+            );
+            let mut spec = LeafSpec::new(LeafKind::DocumentSigning, name).uri(&uri);
+            if role == "person" {
+                spec.title = Some("Phó Bí thư".into());
+            }
+            let chain = ca
+                .issue_for_csr(&spec, &std::fs::read_to_string(&csr).unwrap())
+                .unwrap();
+            std::fs::write(org.dir.path().join(format!("{role}.crt")), chain).unwrap();
+        }
+        org
+    }
+
+    /// The real binary with this token store and `pin` in the profile's PIN variable.
+    fn congvan(&self, pin: &str) -> Command {
+        let mut cmd = congvan();
+        cmd.env("SOFTHSM2_CONF", self.hsm.conf()).env(PIN_ENV, pin);
+        cmd
+    }
+
+    fn send(&self, server: &TestServer, pin: &str) -> Output {
+        send_with(self.congvan(pin), &self.profile(), server, &self.dir.path().join("doc.txt"))
+    }
+}
+
+fn send_with(mut cmd: Command, profile: &Path, server: &TestServer, file: &Path) -> Output {
+    std::fs::write(file, "Văn bản ký bằng khóa của tổ chức.\n").unwrap();
+    cmd.args(["send", "--profile"])
+        .arg(profile)
+        .args(["--server", &server.url(), "--to", RECIPIENT])
+        .args(["--type", "CV", "--number", "7", "--notation", "CV/ĐU"])
+        .args(["--subject", "Công văn thử khóa"])
+        .arg(file)
+        .output()
+        .unwrap()
+}
+
+/// The recipient fetches the document with the real binary, which verifies both
+/// signatures against its own trust anchor and CRLs.
+fn recipient_fetches(server: &TestServer, id: &str) {
+    let out = tempfile::tempdir().unwrap();
+    let profile = server.pki.org_profile(&RECIPIENT.parse().unwrap());
+    ok(
+        &congvan()
+            .args(["fetch", "--profile"])
+            .arg(&profile)
+            .args(["--server", &server.url(), id, "--out"])
+            .arg(out.path().join("files"))
+            .output()
+            .unwrap(),
+        "fetch",
+    );
+    assert!(out.path().join("files").read_dir().unwrap().count() >= 1);
+}
+
+/// How many documents the sender has sent, as the server says.
+async fn sent_count(server: &TestServer) -> usize {
+    let page: congvan::api::ListPage = server
+        .client(SENDER)
+        .get_json("/v1/sent?limit=500")
+        .await
+        .unwrap();
+    page.items.len()
+}
+
+/// Checks every signature of a stored document with `openssl dgst -verify` and the
+/// public key of the certificate it carries: the token's signatures are plain ECDSA that
+/// any tool verifies.
+async fn openssl_verifies(server: &TestServer, id: &str) {
+    let view: DocumentView = server
+        .client(RECIPIENT)
+        .get_json(&format!("/v1/documents/{id}"))
+        .await
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let message = tmp.path().join("manifest.json");
+    std::fs::write(&message, view.manifest.get()).unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    assert_eq!(view.signatures.len(), 2);
+    for (i, sig) in view.signatures.iter().enumerate() {
+        let cert = tmp.path().join(format!("{i}.der"));
+        std::fs::write(&cert, b64.decode(&sig.chain[0]).unwrap()).unwrap();
+        let signature = tmp.path().join(format!("{i}.sig"));
+        std::fs::write(&signature, b64.decode(&sig.value).unwrap()).unwrap();
+        let public = tmp.path().join(format!("{i}.pub"));
+        ok(
+            &Command::new("openssl")
+                .args(["x509", "-inform", "DER", "-pubkey", "-noout", "-in"])
+                .arg(&cert)
+                .args(["-out"])
+                .arg(&public)
+                .output()
+                .unwrap(),
+            "openssl x509",
+        );
+        let verify = |file: &Path| {
+            Command::new("openssl")
+                .args(["dgst", "-sha256", "-verify"])
+                .arg(&public)
+                .arg("-signature")
+                .arg(&signature)
+                .arg(file)
+                .output()
+                .unwrap()
+        };
+        assert!(ok(&verify(&message), "openssl dgst -verify").contains("Verified OK"));
+        // And it is the manifest that was signed: one changed byte fails.
+        let forged = tmp.path().join("forged.json");
+        std::fs::write(&forged, view.manifest.get().replacen("7", "8", 1)).unwrap();
+        assert!(!verify(&forged).status.success());
+    }
+}
+
+fn tools_for_tokens() -> bool {
+    require("softhsm2-util") && require("pkcs11-tool") && require("openssl")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn documents_signed_on_a_token_are_verified_by_server_openssl_and_recipient() {
+    if !tools_for_tokens() {
+        return;
+    }
+    let server = TestServer::start().await;
+    let org = tokio::task::block_in_place(|| TokenOrg::setup(&server));
+    let out = tokio::task::block_in_place(|| org.send(&server, PIN));
+    let id = ok(&out, "send").trim().to_owned();
+    // The PIN is never printed, even in passing.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains(PIN), "{stderr}");
+    let view: DocumentView = server
+        .client(RECIPIENT)
+        .get_json(&format!("/v1/documents/{id}"))
+        .await
+        .unwrap();
+    // Both signatures were made with the token's keys: their certificates are the ones
+    // the CA issued from the token's requests.
+    let b64 = base64::engine::general_purpose::STANDARD;
+    for (sig, file) in view.signatures.iter().zip(["sign.crt", "person.crt"]) {
+        let issued = congvan::pki::pem::read_certs(&org.dir.path().join(file)).unwrap();
+        assert_eq!(b64.decode(&sig.chain[0]).unwrap(), issued[0].to_vec());
+    }
+    openssl_verifies(&server, &id).await;
+    tokio::task::block_in_place(|| recipient_fetches(&server, &id));
+}
+
+/// Runs a refused `send` and checks the message and that the server has nothing new.
+async fn refused(server: &TestServer, out: Output, expected: &str) {
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(expected), "expected {expected:?} in: {stderr}");
+    assert!(!stderr.contains(PIN), "the PIN leaked: {stderr}");
+    assert_eq!(sent_count(server).await, 0, "a refusal sent something");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_pin_is_refused_with_a_clear_message_and_never_shown() {
+    if !tools_for_tokens() {
+        return;
+    }
+    let server = TestServer::start().await;
+    let org = tokio::task::block_in_place(|| TokenOrg::setup(&server));
+    let out = tokio::task::block_in_place(|| org.send(&server, "000000"));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains("000000"), "the wrong PIN was echoed: {stderr}");
+    refused(&server, out, &format!("the token \"{TOKEN}\" refused the PIN")).await;
+    // The right PIN still works: a wrong one changed nothing.
+    let out = tokio::task::block_in_place(|| org.send(&server, PIN));
+    ok(&out, "send with the right PIN");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_token_is_named_with_the_tokens_that_are_present() {
+    if !tools_for_tokens() {
+        return;
+    }
+    let server = TestServer::start().await;
+    let org = tokio::task::block_in_place(|| TokenOrg::setup(&server));
+    org.write_profile(&server, "not-plugged-in");
+    let out = tokio::task::block_in_place(|| org.send(&server, PIN));
+    refused(
+        &server,
+        out,
+        &format!("no token labelled \"not-plugged-in\" is present (tokens found: \"{TOKEN}\""),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_locked_token_is_reported_without_trying_the_pin() {
+    if !tools_for_tokens() {
+        return;
+    }
+    let server = TestServer::start().await;
+    let org = tokio::task::block_in_place(|| TokenOrg::setup(&server));
+    org.hsm.lock_user_pin();
+    let out = tokio::task::block_in_place(|| org.send(&server, PIN));
+    refused(
+        &server,
+        out,
+        &format!("the PIN of token \"{TOKEN}\" is locked after too many wrong PINs"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_removed_from_the_token_is_named() {
+    if !tools_for_tokens() {
+        return;
+    }
+    let server = TestServer::start().await;
+    let org = tokio::task::block_in_place(|| TokenOrg::setup(&server));
+    org.hsm.pkcs11_tool(&[
+        "--login", "--pin", PIN, "--delete-object", "--type", "privkey", "--label", "seal",
+    ]);
+    let out = tokio::task::block_in_place(|| org.send(&server, PIN));
+    refused(
+        &server,
+        out,
+        &format!("the token \"{TOKEN}\" holds no private key with label \"seal\""),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_key_that_is_not_the_certificates_is_refused_before_signing() {
+    if !tools_for_tokens() {
+        return;
+    }
+    let server = TestServer::start().await;
+    let org = tokio::task::block_in_place(|| TokenOrg::setup(&server));
+    // The person's certificate in place of the seal's: the seal key does not match it.
+    std::fs::copy(org.dir.path().join("person.crt"), org.dir.path().join("sign.crt")).unwrap();
+    let out = tokio::task::block_in_place(|| org.send(&server, PIN));
+    refused(
+        &server,
+        out,
+        &format!("the key with label \"seal\" on token \"{TOKEN}\" does not belong to the certificate"),
+    )
+    .await;
+}
