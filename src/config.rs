@@ -445,7 +445,10 @@ fn parse_hex(text: &str) -> Option<Vec<u8>> {
     }
     (0..text.len())
         .step_by(2)
-        .map(|i| text.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .map(|i| {
+            text.get(i..i + 2)
+                .and_then(|b| u8::from_str_radix(b, 16).ok())
+        })
         .collect()
 }
 
@@ -557,7 +560,11 @@ impl ClientProfile {
                     label: t.label,
                     pin: SecretSource::from_settings(t.pin_file.map(resolve), t.pin_env),
                 };
-                (Some(settings), sign.map_err(invalid)?, person.map_err(invalid)?)
+                (
+                    Some(settings),
+                    sign.map_err(invalid)?,
+                    person.map_err(invalid)?,
+                )
             }
         };
         // A key named twice is a mistake the clerk must fix, not a choice to make silently.
@@ -573,7 +580,9 @@ impl ClientProfile {
             ));
         }
         if sign_key_token.is_some() && file.sign_cert.is_none() {
-            return Err(invalid("token.sign_key needs sign_cert (the certificate file)".into()));
+            return Err(invalid(
+                "token.sign_key needs sign_cert (the certificate file)".into(),
+            ));
         }
         if person_key_token.is_some() && file.person_cert.is_none() {
             return Err(invalid(

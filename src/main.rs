@@ -658,7 +658,13 @@ fn run(command: Command) -> Result<()> {
                     true => Some(new_passphrase(passphrase_file, passphrase_env)?),
                     false => None,
                 };
-                pki_demo(&out, orgs.as_deref(), force, listen, passphrase.as_ref().map(|p| p.as_str()))
+                pki_demo(
+                    &out,
+                    orgs.as_deref(),
+                    force,
+                    listen,
+                    passphrase.as_ref().map(|p| p.as_str()),
+                )
             }
             PkiCommand::Revoke { pki, cert, reason } => {
                 let layout = pki::demo::Layout::new(pki);
@@ -874,7 +880,9 @@ fn run(command: Command) -> Result<()> {
                 CsrRole::Person => profile.person_key_token.clone(),
             }
             .ok_or_else(|| {
-                anyhow::anyhow!("the profile names no token key for that role ([token] sign_key or person_key)")
+                anyhow::anyhow!(
+                    "the profile names no token key for that role ([token] sign_key or person_key)"
+                )
             })?;
             let pem = profile.keys.token_csr(&key, &common_name)?;
             match out {
@@ -1405,7 +1413,9 @@ fn pki_demo(
     let layout = pki::demo::generate(out, &directory, &text, &opts)?;
     if let Some(passphrase) = passphrase {
         let count = pki::demo::protect_client_keys(&layout, &directory, passphrase)?;
-        println!("{count} client keys encrypted with the passphrase (server and CA keys stay plain 0600 files)");
+        println!(
+            "{count} client keys encrypted with the passphrase (server and CA keys stay plain 0600 files)"
+        );
     }
     println!(
         "DEMO PKI written to {} (NOT for real documents)",

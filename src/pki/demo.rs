@@ -489,7 +489,7 @@ pub fn generate(
 
 /// The certificate parameters of a leaf (everything but its key).
 fn leaf_params(spec: &LeafSpec) -> Result<CertificateParams, PkiError> {
-        let mut params = CertificateParams::default();
+    let mut params = CertificateParams::default();
     params.serial_number = Some(random_serial()?);
     params.not_before = spec.not_before;
     params.not_after = spec.not_after;

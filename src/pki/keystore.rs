@@ -24,6 +24,8 @@ use super::token::{KeyRef, TokenSession};
 
 /// The PEM label of an encrypted PKCS#8 key (RFC 5958).
 const ENCRYPTED_LABEL: &str = "ENCRYPTED PRIVATE KEY";
+/// scrypt's cost parameter for keys encrypted here (log2 N).
+pub const SCRYPT_LOG_N: u8 = 14;
 /// Longest secret file read (a PIN or passphrase file is a line).
 const SECRET_FILE_BYTES_MAX: u64 = 4096;
 /// Longest PKCS#12 file read.
@@ -131,7 +133,8 @@ impl SecretSource {
                 rpassword::prompt_password(format!("{what}: ")).map_err(|e| {
                     no(format!(
                         "no terminal to ask on ({e}); name a file or an environment \
-                         variable for it in the profile"
+                         variable that holds it (in the profile, or with the command's \
+                         --*-file / --*-env options)"
                     ))
                 })?,
             ),
@@ -145,9 +148,10 @@ impl SecretSource {
                     .map_err(|e| no(format!("{}: {e}", path.display())))?;
                 Zeroizing::new(text.lines().next().unwrap_or_default().to_owned())
             }
-            SecretSource::Env(var) => Zeroizing::new(std::env::var(var).map_err(|_| {
-                no(format!("the environment variable {var} is not set"))
-            })?),
+            SecretSource::Env(var) => Zeroizing::new(
+                std::env::var(var)
+                    .map_err(|_| no(format!("the environment variable {var} is not set")))?,
+            ),
         };
         if secret.is_empty() {
             return Err(no("it is empty".into()));
@@ -272,20 +276,22 @@ impl Unlocker {
             path: path.display().to_string(),
             reason: "not a PEM file".into(),
         })?;
-        let (label, doc) = pkcs8::der::SecretDocument::from_pem(&text).map_err(|e| PkiError::Pem {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
+        let (label, doc) =
+            pkcs8::der::SecretDocument::from_pem(&text).map_err(|e| PkiError::Pem {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
         if label != ENCRYPTED_LABEL {
             return Err(PkiError::Pem {
                 path: path.display().to_string(),
                 reason: format!("expected {ENCRYPTED_LABEL}, found {label}"),
             });
         }
-        let info = EncryptedPrivateKeyInfo::try_from(doc.as_bytes()).map_err(|e| PkiError::Pem {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
+        let info =
+            EncryptedPrivateKeyInfo::try_from(doc.as_bytes()).map_err(|e| PkiError::Pem {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
         let mut state = self.lock()?;
         let passphrase = match &state.passphrase {
             Some(p) => p.clone(),
@@ -405,16 +411,28 @@ fn read_limited(path: &Path, max: u64) -> Result<Zeroizing<Vec<u8>>, PkiError> {
     Ok(bytes)
 }
 
-/// Encrypts a PKCS#8 key with a passphrase (PBES2: scrypt N=2^15, r=8, p=1, and
-/// AES-256-CBC, which `openssl pkey` reads too) and returns the PEM.
+/// Encrypts a PKCS#8 key with a passphrase and returns the PEM: PBES2 with scrypt
+/// (N=2^14, r=8, p=1, a 16-byte salt; 16 MiB per try) and AES-256-CBC. These are OpenSSL's
+/// own `pkcs8 -scrypt` parameters: larger N would be refused by `openssl pkey` (its scrypt
+/// memory limit is 32 MiB), and a key file other tools cannot read would trap the office.
 pub fn encrypt_pkcs8(der: &[u8], passphrase: &str) -> Result<Zeroizing<String>, KeyError> {
-    let info = PrivateKeyInfo::try_from(der).map_err(|e| KeyError::Encrypt(e.to_string()))?;
+    use pkcs8::rand_core::RngCore as _;
+    let failed = |e: &dyn std::fmt::Display| KeyError::Encrypt(e.to_string());
+    let info = PrivateKeyInfo::try_from(der).map_err(|e| failed(&e))?;
+    let mut salt = [0u8; 16];
+    let mut iv = [0u8; 16];
+    pkcs8::rand_core::OsRng.fill_bytes(&mut salt);
+    pkcs8::rand_core::OsRng.fill_bytes(&mut iv);
+    let scrypt =
+        pkcs8::pkcs5::scrypt::Params::new(SCRYPT_LOG_N, 8, 1, 32).map_err(|e| failed(&e))?;
+    let params = pkcs8::pkcs5::pbes2::Parameters::scrypt_aes256cbc(scrypt, &salt, &iv)
+        .map_err(|e| failed(&e))?;
     let doc = info
-        .encrypt(pkcs8::rand_core::OsRng, passphrase.as_bytes())
-        .map_err(|e| KeyError::Encrypt(e.to_string()))?;
+        .encrypt_with_params(params, passphrase.as_bytes())
+        .map_err(|e| failed(&e))?;
     let pem = doc
         .to_pem(ENCRYPTED_LABEL, LineEnding::LF)
-        .map_err(|e| KeyError::Encrypt(e.to_string()))?;
+        .map_err(|e| failed(&e))?;
     Ok(pem)
 }
 

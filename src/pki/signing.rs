@@ -472,12 +472,7 @@ impl SigningKey {
             None => {
                 let challenge = b"congvan: does this token key belong to this certificate?";
                 let signature = key.sign_p256_sha256(challenge)?;
-                verify_with_certificate(
-                    leaf,
-                    RawAlgorithm::EcdsaP256Sha256,
-                    challenge,
-                    &signature,
-                )
+                verify_with_certificate(leaf, RawAlgorithm::EcdsaP256Sha256, challenge, &signature)
             }
         };
         if !matches {

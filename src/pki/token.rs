@@ -377,7 +377,10 @@ pub fn ecdsa_raw_to_der(raw: &[u8]) -> Option<Vec<u8>> {
     let (r, s) = raw.split_at(32);
     let integer = |bytes: &[u8]| {
         // Minimal encoding: strip leading zeros, then add one back if the top bit is set.
-        let first = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len() - 1);
+        let first = bytes
+            .iter()
+            .position(|b| *b != 0)
+            .unwrap_or(bytes.len() - 1);
         let trimmed = &bytes[first..];
         let mut out = vec![0x02];
         if trimmed[0] & 0x80 != 0 {

@@ -71,7 +71,14 @@ impl Hsm {
         self.run(
             "softhsm2-util",
             &[
-                "--init-token", "--free", "--label", label, "--pin", PIN, "--so-pin", "11223344",
+                "--init-token",
+                "--free",
+                "--label",
+                label,
+                "--pin",
+                PIN,
+                "--so-pin",
+                "11223344",
             ],
         );
     }
@@ -79,8 +86,16 @@ impl Hsm {
     /// Generates a P-256 key pair on the token with pkcs11-tool.
     fn keygen(&self, label: &str, id: &str) {
         self.pkcs11_tool(&[
-            "--login", "--pin", PIN, "--keypairgen", "--key-type", "EC:prime256v1", "--label",
-            label, "--id", id,
+            "--login",
+            "--pin",
+            PIN,
+            "--keypairgen",
+            "--key-type",
+            "EC:prime256v1",
+            "--label",
+            label,
+            "--id",
+            id,
         ]);
     }
 
@@ -180,7 +195,10 @@ person_key = {{ id = "02" }}
         )
         .unwrap();
         let uri = format!("urn:congvan:org:{SENDER}");
-        for (role, name) in [("sign", "Đảng ủy thị trấn Chúc Sơn"), ("person", "Nguyễn Văn Token")] {
+        for (role, name) in [
+            ("sign", "Đảng ủy thị trấn Chúc Sơn"),
+            ("person", "Nguyễn Văn Token"),
+        ] {
             let csr = org.dir.path().join(format!("{role}.csr"));
             ok(
                 &org.congvan(PIN)
@@ -212,16 +230,38 @@ person_key = {{ id = "02" }}
     }
 
     fn send(&self, server: &TestServer, pin: &str) -> Output {
-        send_with(self.congvan(pin), &self.profile(), server, &self.dir.path().join("doc.txt"))
+        send_with(
+            self.congvan(pin),
+            &self.profile(),
+            server,
+            &self.dir.path().join("doc.txt"),
+        )
     }
 }
 
-fn send_with(mut cmd: Command, profile: &Path, server: &TestServer, file: &Path) -> Output {
+fn send_with(cmd: Command, profile: &Path, server: &TestServer, file: &Path) -> Output {
+    send_numbered(cmd, profile, server, file, 7)
+}
+
+fn send_numbered(
+    mut cmd: Command,
+    profile: &Path,
+    server: &TestServer,
+    file: &Path,
+    number: u32,
+) -> Output {
     std::fs::write(file, "Văn bản ký bằng khóa của tổ chức.\n").unwrap();
     cmd.args(["send", "--profile"])
         .arg(profile)
         .args(["--server", &server.url(), "--to", RECIPIENT])
-        .args(["--type", "CV", "--number", "7", "--notation", "CV/ĐU"])
+        .args([
+            "--type",
+            "CV",
+            "--number",
+            &number.to_string(),
+            "--notation",
+            "CV/ĐU",
+        ])
         .args(["--subject", "Công văn thử khóa"])
         .arg(file)
         .output()
@@ -340,7 +380,10 @@ async fn documents_signed_on_a_token_are_verified_by_server_openssl_and_recipien
 async fn refused(server: &TestServer, out: Output, expected: &str) {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(expected), "expected {expected:?} in: {stderr}");
+    assert!(
+        stderr.contains(expected),
+        "expected {expected:?} in: {stderr}"
+    );
     assert!(!stderr.contains(PIN), "the PIN leaked: {stderr}");
     assert_eq!(sent_count(server).await, 0, "a refusal sent something");
 }
@@ -354,8 +397,16 @@ async fn a_wrong_pin_is_refused_with_a_clear_message_and_never_shown() {
     let org = tokio::task::block_in_place(|| TokenOrg::setup(&server));
     let out = tokio::task::block_in_place(|| org.send(&server, "000000"));
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!stderr.contains("000000"), "the wrong PIN was echoed: {stderr}");
-    refused(&server, out, &format!("the token \"{TOKEN}\" refused the PIN")).await;
+    assert!(
+        !stderr.contains("000000"),
+        "the wrong PIN was echoed: {stderr}"
+    );
+    refused(
+        &server,
+        out,
+        &format!("the token \"{TOKEN}\" refused the PIN"),
+    )
+    .await;
     // The right PIN still works: a wrong one changed nothing.
     let out = tokio::task::block_in_place(|| org.send(&server, PIN));
     ok(&out, "send with the right PIN");
@@ -403,7 +454,14 @@ async fn a_key_removed_from_the_token_is_named() {
     let server = TestServer::start().await;
     let org = tokio::task::block_in_place(|| TokenOrg::setup(&server));
     org.hsm.pkcs11_tool(&[
-        "--login", "--pin", PIN, "--delete-object", "--type", "privkey", "--label", "seal",
+        "--login",
+        "--pin",
+        PIN,
+        "--delete-object",
+        "--type",
+        "privkey",
+        "--label",
+        "seal",
     ]);
     let out = tokio::task::block_in_place(|| org.send(&server, PIN));
     refused(
@@ -422,12 +480,367 @@ async fn a_token_key_that_is_not_the_certificates_is_refused_before_signing() {
     let server = TestServer::start().await;
     let org = tokio::task::block_in_place(|| TokenOrg::setup(&server));
     // The person's certificate in place of the seal's: the seal key does not match it.
-    std::fs::copy(org.dir.path().join("person.crt"), org.dir.path().join("sign.crt")).unwrap();
+    std::fs::copy(
+        org.dir.path().join("person.crt"),
+        org.dir.path().join("sign.crt"),
+    )
+    .unwrap();
     let out = tokio::task::block_in_place(|| org.send(&server, PIN));
     refused(
         &server,
         out,
-        &format!("the key with label \"seal\" on token \"{TOKEN}\" does not belong to the certificate"),
+        &format!(
+            "the key with label \"seal\" on token \"{TOKEN}\" does not belong to the certificate"
+        ),
     )
     .await;
+}
+
+// PKCS#12 files and keys encrypted at rest.
+
+const P12_PASSWORD: &str = "mật-khẩu-p12";
+const PASSPHRASE: &str = "cụm từ bảo vệ khóa";
+const P12_ENV: &str = "CONGVAN_TEST_P12_PASSWORD";
+const PASSPHRASE_ENV: &str = "CONGVAN_TEST_KEY_PASSPHRASE";
+
+/// `openssl pkcs12 -export` of a DEMO certificate chain and key, with `options` choosing
+/// the encryption.
+fn openssl_p12(cert: &Path, key: &Path, options: &[&str], out: &Path) {
+    ok(
+        &Command::new("openssl")
+            .args(["pkcs12", "-export"])
+            .args(options)
+            .arg("-in")
+            .arg(cert)
+            .arg("-inkey")
+            .arg(key)
+            .args(["-passout", &format!("pass:{P12_PASSWORD}"), "-out"])
+            .arg(out)
+            .output()
+            .unwrap(),
+        "openssl pkcs12 -export",
+    );
+}
+
+fn import_p12(p12: &Path, cert: &Path, key: &Path, password: &str) -> Output {
+    congvan()
+        .args(["key", "import-p12"])
+        .arg(p12)
+        .arg("--cert")
+        .arg(cert)
+        .arg("--key")
+        .arg(key)
+        .args([
+            "--password-env",
+            P12_ENV,
+            "--passphrase-env",
+            PASSPHRASE_ENV,
+        ])
+        .env(P12_ENV, password)
+        .env(PASSPHRASE_ENV, PASSPHRASE)
+        .output()
+        .unwrap()
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// The key file is an encrypted PKCS#8 that openssl opens with the passphrase (and only
+/// with it), readable by its owner only.
+fn assert_encrypted_key(key: &Path) {
+    let text = std::fs::read_to_string(key).unwrap();
+    assert!(
+        text.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"),
+        "{text}"
+    );
+    assert_eq!(mode(key), 0o600);
+    let pkey = |pass: &str| {
+        Command::new("openssl")
+            .args(["pkey", "-noout", "-passin", &format!("pass:{pass}"), "-in"])
+            .arg(key)
+            .output()
+            .unwrap()
+    };
+    ok(&pkey(PASSPHRASE), "openssl pkey with the passphrase");
+    assert!(!pkey("not the passphrase").status.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_imported_from_openssl_pkcs12_files_legacy_and_modern_sign_documents() {
+    if !require("openssl") {
+        return;
+    }
+    let server = TestServer::start().await;
+    let org = server.org_dir(SENDER);
+    // Modern OpenSSL's default (PBES2, PBKDF2, AES-256-CBC, SHA-256 MAC); `-legacy` (RC2-40
+    // certificate bag, 3DES key bag, SHA-1 MAC) as most CA tools still write; 3DES for both.
+    let kinds: [(&str, &[&str]); 3] = [
+        ("modern", &[]),
+        ("legacy", &["-legacy"]),
+        (
+            "3des",
+            &["-keypbe", "PBE-SHA1-3DES", "-certpbe", "PBE-SHA1-3DES"],
+        ),
+    ];
+    for (number, (kind, options)) in (20..).zip(kinds) {
+        let dir = tempfile::tempdir().unwrap();
+        for role in ["sign", "person"] {
+            let p12 = dir.path().join(format!("{role}.p12"));
+            let cert = org.join(format!("{role}.crt"));
+            openssl_p12(&cert, &org.join(format!("{role}.key")), options, &p12);
+            let imported = import_p12(
+                &p12,
+                &dir.path().join(format!("{role}.crt")),
+                &dir.path().join(format!("{role}.key")),
+                P12_PASSWORD,
+            );
+            assert!(
+                ok(&imported, "key import-p12").contains("2 certificate(s)"),
+                "{kind}"
+            );
+            assert_encrypted_key(&dir.path().join(format!("{role}.key")));
+            assert_eq!(
+                congvan::pki::pem::read_certs(&dir.path().join(format!("{role}.crt"))).unwrap(),
+                congvan::pki::pem::read_certs(&cert).unwrap(),
+                "{kind}: the chain as issued, leaf first"
+            );
+        }
+        let profile = dir.path().join("client.toml");
+        std::fs::write(
+            &profile,
+            format!(
+                r#"server = "{url}"
+ca = "{ca}"
+tls_cert = "{org}/tls.crt"
+tls_key = "{org}/tls.key"
+sign_cert = "sign.crt"
+sign_key = "sign.key"
+person_cert = "person.crt"
+person_key = "person.key"
+key_passphrase_env = "{PASSPHRASE_ENV}"
+state_dir = "state"
+"#,
+                url = server.url(),
+                ca = server.pki.root_cert().display(),
+                org = org.display(),
+            ),
+        )
+        .unwrap();
+        let mut cmd = congvan();
+        cmd.env(PASSPHRASE_ENV, PASSPHRASE);
+        let out = tokio::task::block_in_place(|| {
+            send_numbered(cmd, &profile, &server, &dir.path().join("doc.txt"), number)
+        });
+        let id = ok(&out, &format!("send with keys from the {kind} .p12"))
+            .trim()
+            .to_owned();
+        tokio::task::block_in_place(|| recipient_fetches(&server, &id));
+
+        // A wrong passphrase for the key at rest is refused before anything is sent.
+        let before = sent_count(&server).await;
+        let mut cmd = congvan();
+        cmd.env(PASSPHRASE_ENV, "not the passphrase");
+        let out = tokio::task::block_in_place(|| {
+            send_numbered(cmd, &profile, &server, &dir.path().join("doc.txt"), 99)
+        });
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("the passphrase does not unlock"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("sign.key"), "{stderr}");
+        assert!(!stderr.contains("not the passphrase"), "{stderr}");
+        assert_eq!(sent_count(&server).await, before);
+    }
+}
+
+#[test]
+fn bad_pkcs12_files_are_refused_and_nothing_is_written() {
+    if !require("openssl") {
+        return;
+    }
+    let (_tmp, pki) = crate::support::fresh_pki();
+    let org = pki.org_dir(&SENDER.parse().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name);
+    openssl_p12(
+        &org.join("sign.crt"),
+        &org.join("sign.key"),
+        &[],
+        &p("modern.p12"),
+    );
+    openssl_p12(
+        &org.join("sign.crt"),
+        &org.join("sign.key"),
+        &["-legacy"],
+        &p("legacy.p12"),
+    );
+    // Certificates only, no key.
+    openssl_p12(
+        &org.join("sign.crt"),
+        &org.join("sign.key"),
+        &["-nokeys"],
+        &p("nokey.p12"),
+    );
+    // The person's key beside the seal's certificates: no certificate belongs to the key.
+    ok(
+        &Command::new("openssl")
+            .args(["pkcs12", "-export", "-nocerts", "-inkey"])
+            .arg(org.join("person.key"))
+            .arg("-certfile")
+            .arg(org.join("sign.crt"))
+            .args(["-passout", &format!("pass:{P12_PASSWORD}"), "-out"])
+            .arg(p("mismatch.p12"))
+            .output()
+            .unwrap(),
+        "openssl pkcs12 -export (mismatched)",
+    );
+    std::fs::write(p("garbage.p12"), b"\x30\x82\xff\xffnot a pfx at all").unwrap();
+    let cases = [
+        ("modern.p12", "wrong password", "the password does not open"),
+        ("legacy.p12", "wrong password", "the password does not open"),
+        (
+            "nokey.p12",
+            P12_PASSWORD,
+            "holds no private key, only certificates",
+        ),
+        (
+            "mismatch.p12",
+            P12_PASSWORD,
+            "does not belong to any certificate in it",
+        ),
+        (
+            "garbage.p12",
+            P12_PASSWORD,
+            "is not a PKCS#12 file congvan can read",
+        ),
+    ];
+    for (file, password, expected) in cases {
+        let out_dir = dir.path().join(format!("out-{file}"));
+        let out = import_p12(
+            &p(file),
+            &out_dir.join("k.crt"),
+            &out_dir.join("k.key"),
+            password,
+        );
+        assert!(!out.status.success(), "{file}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(expected),
+            "{file}: expected {expected:?} in {stderr}"
+        );
+        assert!(
+            !stderr.contains(P12_PASSWORD),
+            "{file}: the password leaked: {stderr}"
+        );
+        assert!(
+            !out_dir.exists(),
+            "{file}: a refused import wrote {}",
+            out_dir.display()
+        );
+    }
+    // An import never replaces a key without --force.
+    let cert = p("existing.crt");
+    let key = p("existing.key");
+    std::fs::write(&cert, "old certificate").unwrap();
+    std::fs::write(&key, "old key").unwrap();
+    let out = import_p12(&p("modern.p12"), &cert, &key, P12_PASSWORD);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pass --force to replace it"));
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), "old key");
+    assert_eq!(std::fs::read_to_string(&cert).unwrap(), "old certificate");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pki_demo_protect_encrypts_client_keys_and_they_still_sign_and_connect() {
+    if !require("openssl") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = congvan()
+        .args([
+            "pki",
+            "demo",
+            "--protect",
+            "--passphrase-env",
+            PASSPHRASE_ENV,
+            "--out",
+        ])
+        .arg(dir.path().join("pki"))
+        .env(PASSPHRASE_ENV, PASSPHRASE)
+        .output()
+        .unwrap();
+    assert!(ok(&out, "pki demo --protect").contains("client keys encrypted"));
+    let layout = congvan::pki::demo::Layout::new(dir.path().join("pki"));
+    let org = layout.org_dir(&SENDER.parse().unwrap());
+    for key in ["tls.key", "sign.key", "person.key"] {
+        assert_encrypted_key(&org.join(key));
+    }
+    assert_encrypted_key(
+        &layout
+            .auditor_dir(&"hn/cm".parse().unwrap())
+            .join("tls.key"),
+    );
+    // The server's own key stays a plain 0600 file: a server starts unattended.
+    let server_key = layout.server_dir().join("server.key");
+    assert!(
+        std::fs::read_to_string(&server_key)
+            .unwrap()
+            .starts_with("-----BEGIN PRIVATE KEY-----")
+    );
+    assert_eq!(mode(&server_key), 0o600);
+
+    let server = TestServer::start_in(dir, layout).await;
+    // The profiles name where the passphrase comes from; the clerk's would ask instead.
+    for org in [SENDER, RECIPIENT] {
+        let profile = server.pki.org_profile(&org.parse().unwrap());
+        let mut text = std::fs::read_to_string(&profile).unwrap();
+        text.push_str(&format!("key_passphrase_env = \"{PASSPHRASE_ENV}\"\n"));
+        std::fs::write(&profile, text).unwrap();
+    }
+    let profile = server.pki.org_profile(&SENDER.parse().unwrap());
+    let file = server.org_dir(SENDER).join("doc.txt");
+    let sent = |passphrase: Option<&str>| {
+        let mut cmd = congvan();
+        match passphrase {
+            Some(p) => cmd.env(PASSPHRASE_ENV, p),
+            None => cmd.env_remove(PASSPHRASE_ENV),
+        };
+        tokio::task::block_in_place(|| send_numbered(cmd, &profile, &server, &file, 31))
+    };
+    let out = sent(None);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "the environment variable {PASSPHRASE_ENV} is not set"
+        )),
+        "{stderr}"
+    );
+    let out = sent(Some("not the passphrase"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the passphrase does not unlock"));
+    let id = ok(&sent(Some(PASSPHRASE)), "send with protected keys")
+        .trim()
+        .to_owned();
+    let out = tempfile::tempdir().unwrap();
+    let fetched = congvan()
+        .args(["fetch", "--profile"])
+        .arg(server.pki.org_profile(&RECIPIENT.parse().unwrap()))
+        .args(["--server", &server.url(), &id, "--out"])
+        .arg(out.path().join("files"))
+        .env(PASSPHRASE_ENV, PASSPHRASE)
+        .output()
+        .unwrap();
+    ok(&fetched, "fetch with protected keys");
+    // Only the one document went out: the refused attempts sent nothing.
+    let listed = congvan()
+        .args(["sent", "--profile"])
+        .arg(&profile)
+        .args(["--server", &server.url()])
+        .env(PASSPHRASE_ENV, PASSPHRASE)
+        .output()
+        .unwrap();
+    assert_eq!(ok(&listed, "sent").lines().count(), 1);
 }
