@@ -158,9 +158,13 @@ impl TokenSession {
             ));
         }
         let context = Pkcs11::new(module).map_err(|e| module_error(e.to_string()))?;
-        context
-            .initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
-            .map_err(|e| module_error(e.to_string()))?;
+        // A module is initialised once per process; a second profile (or a second
+        // command in the desk) using the same module finds it initialised, which is fine:
+        // cryptoki never finalises a module when a context is dropped.
+        match context.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+            Err(e) => return Err(module_error(e.to_string())),
+        }
         let failed = |e: CkError| TokenError::Failed {
             label: label.to_owned(),
             reason: e.to_string(),

@@ -147,6 +147,10 @@ impl TokenOrg {
     }
 
     fn write_profile(&self, server: &TestServer, token_label: &str) {
+        self.write_profile_with(server, token_label, &format!("pin_env = \"{PIN_ENV}\""));
+    }
+
+    fn write_profile_with(&self, server: &TestServer, token_label: &str, pin_line: &str) {
         let org = server.org_dir(SENDER);
         std::fs::write(
             self.profile(),
@@ -164,7 +168,7 @@ state_dir = "state"
 [token]
 module = "{MODULE}"
 label = "{token_label}"
-pin_env = "{PIN_ENV}"
+{pin_line}
 sign_key = {{ label = "seal" }}
 person_key = {{ id = "02" }}
 "#,
@@ -374,6 +378,68 @@ async fn documents_signed_on_a_token_are_verified_by_server_openssl_and_recipien
     }
     openssl_verifies(&server, &id).await;
     tokio::task::block_in_place(|| recipient_fetches(&server, &id));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_command_asks_for_the_pin_once_for_both_keys() {
+    if !tools_for_tokens() || !require("mkfifo") {
+        return;
+    }
+    let server = TestServer::start().await;
+    let org = tokio::task::block_in_place(|| TokenOrg::setup(&server));
+    // The PIN file is a pipe that gives the PIN to one reader only: a command that read it
+    // a second time (for the person's key after the seal's) would wait forever.
+    let fifo = org.dir.path().join("pin.fifo");
+    ok(
+        &Command::new("mkfifo").arg(&fifo).output().unwrap(),
+        "mkfifo",
+    );
+    org.write_profile_with(&server, TOKEN, "pin_file = \"pin.fifo\"");
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            use std::io::Write as _;
+            let mut pipe = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+            pipe.write_all(format!("{PIN}\n").as_bytes()).unwrap();
+        })
+    };
+    let file = org.dir.path().join("doc.txt");
+    std::fs::write(&file, "Một lần nhập PIN.\n").unwrap();
+    let mut child = congvan()
+        .env("SOFTHSM2_CONF", org.hsm.conf())
+        .args(["send", "--profile"])
+        .arg(org.profile())
+        .args(["--server", &server.url(), "--to", RECIPIENT])
+        .args(["--type", "CV", "--number", "41", "--notation", "CV/ĐU"])
+        .args(["--subject", "Một lần nhập PIN"])
+        .arg(&file)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("send is still waiting: it asked for the PIN a second time");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    writer.join().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let view: DocumentView = server
+        .client(RECIPIENT)
+        .get_json(&format!(
+            "/v1/documents/{}",
+            String::from_utf8_lossy(&out.stdout).trim()
+        ))
+        .await
+        .unwrap();
+    assert_eq!(view.signatures.len(), 2, "both keys on the token signed");
 }
 
 /// Runs a refused `send` and checks the message and that the server has nothing new.
