@@ -584,3 +584,58 @@ fn pem_encode(label: &str, der: &[u8]) -> String {
     out.push_str(&format!("-----END {label}-----\n"));
     out
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::pki::demo::{Ca, LeafKind, LeafSpec};
+
+    #[test]
+    fn an_encrypted_key_opens_with_its_passphrase_only_and_the_passphrase_is_asked_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::new_root("root").unwrap();
+        let issued = ca
+            .issue(&LeafSpec::new(LeafKind::DocumentSigning, "signer").uri("urn:congvan:org:hn"))
+            .unwrap();
+        issued.write(dir.path(), "sign").unwrap();
+        issued.write(dir.path(), "person").unwrap();
+        for stem in ["sign", "person"] {
+            protect_key_file(&dir.path().join(format!("{stem}.key")), "đúng").unwrap();
+        }
+        let secret = dir.path().join("passphrase");
+        std::fs::write(&secret, "đúng\n").unwrap();
+        let unlocker = Unlocker::new(None, SecretSource::File(secret.clone()));
+        let started = std::time::Instant::now();
+        let key = unlocker
+            .signing_key(
+                &dir.path().join("sign.crt"),
+                &KeySource::File(dir.path().join("sign.key")),
+            )
+            .unwrap();
+        eprintln!("scrypt N=2^{SCRYPT_LOG_N} unlock: {:?}", started.elapsed());
+        assert!(key.sign(b"manifest").is_ok());
+        // The passphrase was read once: the second key opens with the file gone.
+        std::fs::remove_file(&secret).unwrap();
+        unlocker
+            .signing_key(
+                &dir.path().join("person.crt"),
+                &KeySource::File(dir.path().join("person.key")),
+            )
+            .unwrap();
+        // A wrong passphrase is refused by name, and a refusal is not remembered.
+        std::fs::write(&secret, "sai\n").unwrap();
+        let wrong = Unlocker::new(None, SecretSource::File(secret));
+        let Err(err) = wrong.signing_key(
+            &dir.path().join("sign.crt"),
+            &KeySource::File(dir.path().join("sign.key")),
+        ) else {
+            panic!("a wrong passphrase opened the key");
+        };
+        assert!(
+            err.to_string().contains("the passphrase does not unlock"),
+            "{err}"
+        );
+        assert!(!format!("{wrong:?}").contains("sai"));
+    }
+}
