@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::directory::{Directory, DirectoryError};
+use crate::document::SignatureFormat;
 use crate::pki::PkiError;
 use crate::pki::keystore::{KeySource, SecretSource, TokenSettings, Unlocker};
 use crate::pki::signing::SigningKey;
@@ -404,6 +405,7 @@ struct ProfileFile {
     key_passphrase_file: Option<PathBuf>,
     key_passphrase_env: Option<String>,
     token: Option<TokenFile>,
+    signature_format: Option<SignatureFormat>,
 }
 
 /// A profile's `[token]` section: the signing keys on a PKCS#11 token.
@@ -527,6 +529,9 @@ pub struct ClientProfile {
     pub person_key_token: Option<KeyRef>,
     /// Unlocks this profile's keys (token PIN, key passphrase) once per command.
     pub keys: Unlocker,
+    /// How `send` encodes its signatures: `raw` (the default) or `cms` (detached CMS
+    /// SignedData, which `openssl cms -verify` checks).
+    pub signature_format: SignatureFormat,
 }
 
 impl ClientProfile {
@@ -606,6 +611,7 @@ impl ClientProfile {
             sign_key_token,
             person_key_token,
             keys: Unlocker::new(token, passphrase),
+            signature_format: file.signature_format.unwrap_or(SignatureFormat::Raw),
         })
     }
 

@@ -147,10 +147,18 @@ impl TokenOrg {
     }
 
     fn write_profile(&self, server: &TestServer, token_label: &str) {
-        self.write_profile_with(server, token_label, &format!("pin_env = \"{PIN_ENV}\""));
+        self.write_profile_with(server, token_label, &format!("pin_env = \"{PIN_ENV}\""), "");
     }
 
-    fn write_profile_with(&self, server: &TestServer, token_label: &str, pin_line: &str) {
+    /// The profile with `pin_line` in its `[token]` section and `top` among its top-level
+    /// settings.
+    fn write_profile_with(
+        &self,
+        server: &TestServer,
+        token_label: &str,
+        pin_line: &str,
+        top: &str,
+    ) {
         let org = server.org_dir(SENDER);
         std::fs::write(
             self.profile(),
@@ -164,6 +172,7 @@ person_cert = "person.crt"
 openpgp_key = "{org}/openpgp.key"
 openpgp_cert = "{org}/openpgp.cert"
 state_dir = "state"
+{top}
 
 [token]
 module = "{MODULE}"
@@ -394,7 +403,7 @@ async fn one_command_asks_for_the_pin_once_for_both_keys() {
         &Command::new("mkfifo").arg(&fifo).output().unwrap(),
         "mkfifo",
     );
-    org.write_profile_with(&server, TOKEN, "pin_file = \"pin.fifo\"");
+    org.write_profile_with(&server, TOKEN, "pin_file = \"pin.fifo\"", "");
     let writer = {
         let fifo = fifo.clone();
         std::thread::spawn(move || {
@@ -440,6 +449,70 @@ async fn one_command_asks_for_the_pin_once_for_both_keys() {
         .await
         .unwrap();
     assert_eq!(view.signatures.len(), 2, "both keys on the token signed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cms_signatures_made_on_a_token_are_verified_by_openssl_cms_server_and_recipient() {
+    if !tools_for_tokens() {
+        return;
+    }
+    let server = TestServer::start().await;
+    let org = tokio::task::block_in_place(|| TokenOrg::setup(&server));
+    org.write_profile_with(
+        &server,
+        TOKEN,
+        &format!("pin_env = \"{PIN_ENV}\""),
+        "signature_format = \"cms\"",
+    );
+    let out = tokio::task::block_in_place(|| org.send(&server, PIN));
+    let id = ok(&out, "send with CMS signatures").trim().to_owned();
+    let view: DocumentView = server
+        .client(RECIPIENT)
+        .get_json(&format!("/v1/documents/{id}"))
+        .await
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let manifest = tmp.path().join("manifest.json");
+    std::fs::write(&manifest, view.manifest.get()).unwrap();
+    let forged = tmp.path().join("forged.json");
+    std::fs::write(&forged, view.manifest.get().replacen("7", "8", 1)).unwrap();
+    assert_eq!(view.signatures.len(), 2);
+    for (i, sig) in view.signatures.iter().enumerate() {
+        assert_eq!(sig.format, congvan::document::SignatureFormat::Cms);
+        let der = tmp.path().join(format!("{i}.p7s"));
+        std::fs::write(
+            &der,
+            base64::engine::general_purpose::STANDARD
+                .decode(&sig.value)
+                .unwrap(),
+        )
+        .unwrap();
+        // openssl knows no documentSigning purpose: `-purpose any` skips the EKU check
+        // (the server and the recipient make it), everything else is checked.
+        let verify = |content: &Path| {
+            Command::new("openssl")
+                .args([
+                    "cms", "-verify", "-binary", "-inform", "DER", "-purpose", "any",
+                ])
+                .arg("-in")
+                .arg(&der)
+                .arg("-content")
+                .arg(content)
+                .arg("-CAfile")
+                .arg(server.pki.root_cert())
+                .args(["-out", "/dev/null"])
+                .output()
+                .unwrap()
+        };
+        let good = verify(&manifest);
+        ok(&good, "openssl cms -verify");
+        assert!(String::from_utf8_lossy(&good.stderr).contains("Verification successful"));
+        assert!(
+            !verify(&forged).status.success(),
+            "openssl accepted a changed manifest"
+        );
+    }
+    tokio::task::block_in_place(|| recipient_fetches(&server, &id));
 }
 
 /// Runs a refused `send` and checks the message and that the server has nothing new.
