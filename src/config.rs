@@ -392,7 +392,8 @@ struct ProfileFile {
     server: String,
     ca: PathBuf,
     tls_cert: PathBuf,
-    tls_key: PathBuf,
+    /// Absent when the key is on the token (`[token] tls_key`).
+    tls_key: Option<PathBuf>,
     sign_cert: Option<PathBuf>,
     sign_key: Option<PathBuf>,
     person_cert: Option<PathBuf>,
@@ -418,6 +419,7 @@ struct TokenFile {
     pin_env: Option<String>,
     sign_key: Option<TokenKeyFile>,
     person_key: Option<TokenKeyFile>,
+    tls_key: Option<TokenKeyFile>,
 }
 
 /// A key on the token, by label or by id (hex).
@@ -503,7 +505,7 @@ pub struct ClientProfile {
     pub ca: PathBuf,
     /// The TLS client certificate chain.
     pub tls_cert: PathBuf,
-    /// The TLS client key.
+    /// The TLS client key file; empty when the key is on the token ([`Self::tls_key_token`]).
     pub tls_key: PathBuf,
     /// The organisation's document-signing certificate.
     pub sign_cert: Option<PathBuf>,
@@ -527,6 +529,8 @@ pub struct ClientProfile {
     /// The person's signing key on the token (`[token] person_key`), instead of
     /// `person_key`.
     pub person_key_token: Option<KeyRef>,
+    /// The TLS client key on the token (`[token] tls_key`), instead of `tls_key`.
+    pub tls_key_token: Option<KeyRef>,
     /// Unlocks this profile's keys (token PIN, key passphrase) once per command.
     pub keys: Unlocker,
     /// How `send` encodes its signatures: `raw` (the default) or `cms` (detached CMS
@@ -555,11 +559,12 @@ impl ClientProfile {
             file.key_passphrase_file.map(resolve),
             file.key_passphrase_env,
         );
-        let (token, sign_key_token, person_key_token) = match file.token {
-            None => (None, None, None),
+        let (token, sign_key_token, person_key_token, tls_key_token) = match file.token {
+            None => (None, None, None, None),
             Some(t) => {
                 let sign = t.sign_key.map(|k| k.key_ref("sign_key")).transpose();
                 let person = t.person_key.map(|k| k.key_ref("person_key")).transpose();
+                let tls = t.tls_key.map(|k| k.key_ref("tls_key")).transpose();
                 let settings = TokenSettings {
                     module: resolve(t.module),
                     label: t.label,
@@ -569,6 +574,7 @@ impl ClientProfile {
                     Some(settings),
                     sign.map_err(invalid)?,
                     person.map_err(invalid)?,
+                    tls.map_err(invalid)?,
                 )
             }
         };
@@ -584,6 +590,17 @@ impl ClientProfile {
                     .into(),
             ));
         }
+        let tls_key = match (&tls_key_token, file.tls_key) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "tls_key and token.tls_key are both set; keep the one that holds the key"
+                        .into(),
+                ));
+            }
+            (None, None) => return Err(invalid("missing field `tls_key`".into())),
+            (Some(_), None) => PathBuf::new(),
+            (None, Some(path)) => resolve(path),
+        };
         if sign_key_token.is_some() && file.sign_cert.is_none() {
             return Err(invalid(
                 "token.sign_key needs sign_cert (the certificate file)".into(),
@@ -599,7 +616,7 @@ impl ClientProfile {
             server: file.server.trim_end_matches('/').to_owned(),
             ca: resolve(file.ca),
             tls_cert: resolve(file.tls_cert),
-            tls_key: resolve(file.tls_key),
+            tls_key,
             sign_cert: file.sign_cert.map(resolve),
             sign_key: file.sign_key.map(resolve),
             person_cert: file.person_cert.map(resolve),
@@ -610,6 +627,7 @@ impl ClientProfile {
             deadlines: file.deadlines,
             sign_key_token,
             person_key_token,
+            tls_key_token,
             keys: Unlocker::new(token, passphrase),
             signature_format: file.signature_format.unwrap_or(SignatureFormat::Raw),
         })

@@ -264,7 +264,7 @@ enum KeyCommand {
         /// Client profile with a [token] section.
         #[arg(long, env = "CONGVAN_PROFILE")]
         profile: PathBuf,
-        /// Which key: the profile's token.sign_key or token.person_key.
+        /// Which key: the profile's token.sign_key, token.person_key or token.tls_key.
         #[arg(long, value_enum)]
         role: CsrRole,
         /// The subject's common name (for a person, the name printed on documents).
@@ -280,6 +280,7 @@ enum KeyCommand {
 enum CsrRole {
     Sign,
     Person,
+    Tls,
 }
 
 #[derive(Subcommand)]
@@ -878,6 +879,7 @@ fn run(command: Command) -> Result<()> {
             let key = match role {
                 CsrRole::Sign => profile.sign_key_token.clone(),
                 CsrRole::Person => profile.person_key_token.clone(),
+                CsrRole::Tls => profile.tls_key_token.clone(),
             }
             .ok_or_else(|| {
                 anyhow::anyhow!(

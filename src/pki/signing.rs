@@ -398,6 +398,20 @@ pub struct SigningKey {
     pub chain: Vec<Vec<u8>>,
 }
 
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The algorithm and where the key is, never key material.
+        let place = match &self.inner {
+            KeyInner::Token(k) => k.describe(),
+            _ => "in memory".to_owned(),
+        };
+        f.debug_struct("SigningKey")
+            .field("algorithm", &self.algorithm().name())
+            .field("key", &place)
+            .finish_non_exhaustive()
+    }
+}
+
 enum KeyInner {
     Ecdsa(ring_sig::EcdsaKeyPair),
     Ed25519(ring_sig::Ed25519KeyPair),

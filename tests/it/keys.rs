@@ -515,6 +515,70 @@ async fn cms_signatures_made_on_a_token_are_verified_by_openssl_cms_server_and_r
     tokio::task::block_in_place(|| recipient_fetches(&server, &id));
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn the_tls_client_key_on_the_token_authenticates_the_connection() {
+    if !tools_for_tokens() {
+        return;
+    }
+    let server = TestServer::start().await;
+    let org = tokio::task::block_in_place(|| TokenOrg::setup(&server));
+    org.hsm.keygen("tls", "03");
+    // The TLS certificate becomes one issued for the token's key; no TLS key file at all.
+    let mut text = std::fs::read_to_string(org.profile()).unwrap();
+    let start = text.find("tls_cert = ").unwrap();
+    let end = text.find("sign_cert = ").unwrap();
+    text.replace_range(start..end, "tls_cert = \"tls.crt\"\n");
+    text.push_str("tls_key = { label = \"tls\" }\n");
+    std::fs::write(org.profile(), text).unwrap();
+    let csr = org.dir.path().join("tls.csr");
+    ok(
+        &org.congvan(PIN)
+            .args(["key", "csr", "--profile"])
+            .arg(org.profile())
+            .args(["--role", "tls", "--common-name", "Chúc Sơn (TLS)", "--out"])
+            .arg(&csr)
+            .output()
+            .unwrap(),
+        "key csr --role tls",
+    );
+    let ca = Ca::load(
+        &server.pki.intermediate_cert(),
+        &server.pki.intermediate_key(),
+        false,
+    )
+    .unwrap();
+    let spec = LeafSpec::new(LeafKind::TlsClient, "Chúc Sơn (TLS)")
+        .uri(format!("urn:congvan:org:{SENDER}"));
+    let chain = ca
+        .issue_for_csr(&spec, &std::fs::read_to_string(&csr).unwrap())
+        .unwrap();
+    std::fs::write(org.dir.path().join("tls.crt"), chain).unwrap();
+
+    let whoami = org
+        .congvan(PIN)
+        .args(["whoami", "--profile"])
+        .arg(org.profile())
+        .args(["--server", &server.url()])
+        .output()
+        .unwrap();
+    assert!(ok(&whoami, "whoami").contains(SENDER));
+    // The handshake and both document signatures, one PIN entry.
+    let out = tokio::task::block_in_place(|| org.send(&server, PIN));
+    let id = ok(&out, "send with every key on the token")
+        .trim()
+        .to_owned();
+    tokio::task::block_in_place(|| recipient_fetches(&server, &id));
+    // A wrong PIN stops the command before the handshake.
+    let refused_pin = org
+        .congvan("000000")
+        .args(["whoami", "--profile"])
+        .arg(org.profile())
+        .args(["--server", &server.url()])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&refused_pin.stderr).contains("refused the PIN"));
+}
+
 /// Runs a refused `send` and checks the message and that the server has nothing new.
 async fn refused(server: &TestServer, out: Output, expected: &str) {
     assert!(!out.status.success());
