@@ -140,6 +140,14 @@ impl SecretSource {
             ),
             SecretSource::File(path) => {
                 use std::io::Read as _;
+                // A secret others can read is no secret: refuse it, as ssh refuses a
+                // private key others can read, rather than use it and spread the habit.
+                if !super::pem::is_owner_only(path) && path.exists() {
+                    return Err(no(format!(
+                        "{} can be read by other users; make it private (chmod 600) first",
+                        path.display()
+                    )));
+                }
                 let file = std::fs::File::open(path)
                     .map_err(|e| no(format!("{}: {e}", path.display())))?;
                 let mut text = Zeroizing::new(String::new());
@@ -588,6 +596,8 @@ fn pem_encode(label: &str, der: &[u8]) -> String {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
     use crate::pki::demo::{Ca, LeafKind, LeafSpec};
 
@@ -605,6 +615,16 @@ mod tests {
         }
         let secret = dir.path().join("passphrase");
         std::fs::write(&secret, "đúng\n").unwrap();
+        // Readable by others: refused before it is read.
+        std::fs::set_permissions(&secret, PermissionsExt::from_mode(0o644)).unwrap();
+        let Err(err) = Unlocker::new(None, SecretSource::File(secret.clone())).signing_key(
+            &dir.path().join("sign.crt"),
+            &KeySource::File(dir.path().join("sign.key")),
+        ) else {
+            panic!("a passphrase file others can read was used");
+        };
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+        std::fs::set_permissions(&secret, PermissionsExt::from_mode(0o600)).unwrap();
         let unlocker = Unlocker::new(None, SecretSource::File(secret.clone()));
         let started = std::time::Instant::now();
         let key = unlocker
@@ -625,6 +645,7 @@ mod tests {
             .unwrap();
         // A wrong passphrase is refused by name, and a refusal is not remembered.
         std::fs::write(&secret, "sai\n").unwrap();
+        std::fs::set_permissions(&secret, PermissionsExt::from_mode(0o600)).unwrap();
         let wrong = Unlocker::new(None, SecretSource::File(secret));
         let Err(err) = wrong.signing_key(
             &dir.path().join("sign.crt"),

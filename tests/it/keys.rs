@@ -400,7 +400,11 @@ async fn one_command_asks_for_the_pin_once_for_both_keys() {
     // a second time (for the person's key after the seal's) would wait forever.
     let fifo = org.dir.path().join("pin.fifo");
     ok(
-        &Command::new("mkfifo").arg(&fifo).output().unwrap(),
+        &Command::new("mkfifo")
+            .args(["-m", "600"])
+            .arg(&fifo)
+            .output()
+            .unwrap(),
         "mkfifo",
     );
     org.write_profile_with(&server, TOKEN, "pin_file = \"pin.fifo\"", "");
@@ -437,6 +441,11 @@ async fn one_command_asks_for_the_pin_once_for_both_keys() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
+    // A command that never read the PIN leaves the writer waiting for a reader: be that
+    // reader, so that the test fails on the assertion below instead of hanging.
+    if !writer.is_finished() {
+        let _ = std::fs::read(&fifo);
+    }
     writer.join().unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(status.success(), "{}", String::from_utf8_lossy(&out.stderr));
