@@ -541,6 +541,33 @@ mod tests {
     }
 
     #[test]
+    fn embedded_limits_are_the_defaults_and_name_every_limit() {
+        // The shipped file documents every limit; a new field must be added there too.
+        let config = ServerConfig::embedded_default(Path::new("/srv")).unwrap();
+        assert_eq!(
+            format!("{:?}", config.limits),
+            format!("{:?}", Limits::default())
+        );
+        let section = EMBEDDED_SERVER_CONFIG
+            .split("[limits]")
+            .nth(1)
+            .unwrap_or_default();
+        let debug = format!("{:?}", Limits::default());
+        for field in debug
+            .trim_start_matches("Limits {")
+            .split(',')
+            .filter_map(|f| f.split(':').next())
+            .map(str::trim)
+            .filter(|f| !f.is_empty() && *f != "}")
+        {
+            assert!(
+                section.contains(&format!("\n{field} = ")),
+                "{field} is missing from config/congvan.toml"
+            );
+        }
+    }
+
+    #[test]
     fn unknown_keys_are_errors() {
         let text = EMBEDDED_SERVER_CONFIG.replace("[limits]", "[limits]\nconnection_max = 5");
         let err = ServerConfig::parse(&text, Path::new("/"), "x").unwrap_err();

@@ -282,6 +282,25 @@ impl Server {
     }
 }
 
+/// Connections the kernel queues for `accept` (capped by `net.core.somaxconn`). The accept
+/// loop takes them at once, but a burst of thousands of connects while the CPUs are busy
+/// with handshakes can outrun it; a full queue drops connections, which then cost their
+/// client a one-second SYN retransmission.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds a listening socket for [`Server::run`] with [`LISTEN_BACKLOG`] (the caller binds;
+/// tests pass port 0).
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// At start-up, in O(log n): the stored log must still contain the tree of the latest
 /// checkpoint this server signed. A log that lost entries or had its hashes rewritten
 /// stops the server instead of serving a history that contradicts its own signature.
