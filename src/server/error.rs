@@ -26,7 +26,9 @@ pub enum ApiError {
     #[error("the client certificate of this connection has expired; the connection is closed")]
     CertificateExpired,
     /// The connection's client certificate no longer verifies for another reason.
-    #[error("the client certificate of this connection is no longer trusted ({0}); the connection is closed")]
+    #[error(
+        "the client certificate of this connection is no longer trusted ({0}); the connection is closed"
+    )]
     CertificateUntrusted(String),
     /// This identity already has as many open connections as it may.
     #[error("this identity already has {0} open connections; reuse one (keep-alive) or close one")]

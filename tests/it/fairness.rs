@@ -206,7 +206,8 @@ async fn an_idle_keep_alive_connection_makes_room_when_the_server_is_full() {
     // The oldest idle connection was the one closed; the others still answer.
     let rest = read_all_within(&mut idle[0], Duration::from_secs(2)).await;
     assert!(
-        matches!(&rest, Ok(b) if b.is_empty()) || matches!(&rest, Err(e) if !e.contains("still open")),
+        matches!(&rest, Ok(b) if b.is_empty())
+            || matches!(&rest, Err(e) if !e.contains("still open")),
         "{rest:?}"
     );
     assert_eq!(exchange(&mut idle[2], WHOAMI).await.unwrap().status, 200);

@@ -96,7 +96,8 @@ pub const WHOAMI: &[u8] = b"GET /v1/whoami HTTP/1.1\r\nHost: localhost\r\n\r\n";
 async fn assert_closed(stream: &mut (impl tokio::io::AsyncRead + Unpin)) {
     let rest = read_all_within(stream, Duration::from_secs(2)).await;
     assert!(
-        matches!(&rest, Ok(bytes) if bytes.is_empty()) || rest.is_err() && !rest.as_ref().unwrap_err().contains("still open"),
+        matches!(&rest, Ok(bytes) if bytes.is_empty())
+            || rest.is_err() && !rest.as_ref().unwrap_err().contains("still open"),
         "the connection was not closed: {rest:?}"
     );
 }
@@ -162,10 +163,7 @@ async fn revoked_certificate_is_refused_on_an_open_connection_within_the_reload_
     );
     // The file watcher hashes the files every 100 ms here; the refusal needs no more.
     assert!(answered < Duration::from_secs(2), "{answered:?}");
-    assert_eq!(
-        server.metrics.certificate_closed.load(Ordering::Relaxed),
-        1
-    );
+    assert_eq!(server.metrics.certificate_closed.load(Ordering::Relaxed), 1);
 
     // New handshakes are refused too, and nothing of the submission was stored.
     let dir = server.org_dir(sender);
@@ -265,7 +263,11 @@ async fn untrusted_chain_or_unusable_trust_closes_open_connections() {
     assert_eq!(exchange(&mut conn, WHOAMI).await.unwrap().status, 200);
     let crl = server.pki.intermediate_crl();
     let good_crl = std::fs::read(&crl).unwrap();
-    std::fs::write(&crl, b"-----BEGIN X509 CRL-----\ngarbage\n-----END X509 CRL-----\n").unwrap();
+    std::fs::write(
+        &crl,
+        b"-----BEGIN X509 CRL-----\ngarbage\n-----END X509 CRL-----\n",
+    )
+    .unwrap();
     assert!(server.tls.reload().is_err());
     let refused = exchange(&mut conn, WHOAMI).await.unwrap();
     assert_eq!(refused.status, 503, "{refused:?}");
@@ -275,10 +277,7 @@ async fn untrusted_chain_or_unusable_trust_closes_open_connections() {
     std::fs::write(&crl, good_crl).unwrap();
     server.tls.reload().unwrap();
     server.client("hn").whoami().await.unwrap();
-    assert_eq!(
-        server.metrics.certificate_closed.load(Ordering::Relaxed),
-        2
-    );
+    assert_eq!(server.metrics.certificate_closed.load(Ordering::Relaxed), 2);
 }
 
 #[tokio::test]
@@ -304,8 +303,14 @@ async fn a_busy_keep_alive_connection_still_ends_at_its_maximum_age() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     eprintln!("connection closed after {closed_after:?} and {answered} answers (max age 1 s)");
-    assert!(closed_after >= Duration::from_millis(900), "{closed_after:?}");
-    assert!(closed_after < Duration::from_millis(2_500), "{closed_after:?}");
+    assert!(
+        closed_after >= Duration::from_millis(900),
+        "{closed_after:?}"
+    );
+    assert!(
+        closed_after < Duration::from_millis(2_500),
+        "{closed_after:?}"
+    );
     assert!(answered >= 5);
     assert_eq!(server.metrics.age_closed.load(Ordering::Relaxed), 1);
     // The client simply reconnects.
