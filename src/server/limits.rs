@@ -389,60 +389,56 @@ impl ConnectionTable {
     pub fn admit_pending(self: &Arc<Self>, addr: IpAddr) -> (PendingSlot, Evicted) {
         let mut evicted = Evicted::default();
         let cut = CancellationToken::new();
-        let id = {
-            let mut t = self.lock();
-            {
-                let total_max = self.limits.handshakes_max.max(1);
-                if t.pending.len() * 2 >= total_max {
-                    let limit = self.limits.handshake_timeout_pressure();
-                    let now = Instant::now();
-                    let stale: Vec<u64> = t
-                        .pending
-                        .iter()
-                        .filter(|(_, e)| now.duration_since(e.since) >= limit)
-                        .map(|(id, _)| *id)
-                        .collect();
-                    for id in stale {
-                        if t.cut_pending(id) {
-                            evicted.handshakes += 1;
-                        }
-                    }
+        let mut t = self.lock();
+        let total_max = self.limits.handshakes_max.max(1);
+        if t.pending.len() * 2 >= total_max {
+            let limit = self.limits.handshake_timeout_pressure();
+            let now = Instant::now();
+            let stale: Vec<u64> = t
+                .pending
+                .iter()
+                .filter(|(_, e)| now.duration_since(e.since) >= limit)
+                .map(|(id, _)| *id)
+                .collect();
+            for id in stale {
+                if t.cut_pending(id) {
+                    evicted.handshakes += 1;
                 }
-                let per_addr_max = self.limits.handshakes_per_address_max.max(1);
-                if t.pending_per_addr.get(&addr).copied().unwrap_or(0) >= per_addr_max {
-                    let oldest = t
-                        .pending
-                        .iter()
-                        .find(|(_, e)| e.addr == addr)
-                        .map(|(id, _)| *id);
-                    if let Some(id) = oldest {
-                        if t.cut_pending(id) {
-                            evicted.handshakes += 1;
-                        }
-                    }
-                }
-                if t.pending.len() >= total_max {
-                    let oldest = t.pending.keys().next().copied();
-                    if let Some(id) = oldest {
-                        if t.cut_pending(id) {
-                            evicted.handshakes += 1;
-                        }
-                    }
-                }
-                let id = t.next_id;
-                t.next_id += 1;
-                t.pending.insert(
-                    id,
-                    PendingEntry {
-                        addr,
-                        since: Instant::now(),
-                        cut: cut.clone(),
-                    },
-                );
-                *t.pending_per_addr.entry(addr).or_insert(0) += 1;
-                id
             }
-        };
+        }
+        let per_addr_max = self.limits.handshakes_per_address_max.max(1);
+        if t.pending_per_addr.get(&addr).copied().unwrap_or(0) >= per_addr_max {
+            let oldest = t
+                .pending
+                .iter()
+                .find(|(_, e)| e.addr == addr)
+                .map(|(id, _)| *id);
+            if let Some(id) = oldest {
+                if t.cut_pending(id) {
+                    evicted.handshakes += 1;
+                }
+            }
+        }
+        if t.pending.len() >= total_max {
+            let oldest = t.pending.keys().next().copied();
+            if let Some(id) = oldest {
+                if t.cut_pending(id) {
+                    evicted.handshakes += 1;
+                }
+            }
+        }
+        let id = t.next_id;
+        t.next_id += 1;
+        t.pending.insert(
+            id,
+            PendingEntry {
+                addr,
+                since: Instant::now(),
+                cut: cut.clone(),
+            },
+        );
+        *t.pending_per_addr.entry(addr).or_insert(0) += 1;
+        drop(t);
         (
             PendingSlot {
                 table: self.clone(),
@@ -573,6 +569,25 @@ mod tests {
         assert_eq!(table.pending(), 3);
         drop(first);
         assert_eq!(table.pending(), 3, "a cut slot is not counted twice");
+    }
+
+    #[test]
+    fn under_pressure_old_handshakes_are_cut() {
+        let table = table(|l| {
+            l.handshakes_max = 4;
+            l.handshake_timeout_pressure_ms = 20;
+        });
+        let (old, _) = table.admit_pending([10, 0, 0, 1].into());
+        std::thread::sleep(Duration::from_millis(30));
+        // One in progress is not pressure yet (fewer than half of 4).
+        let (young, evicted) = table.admit_pending([10, 0, 0, 2].into());
+        assert_eq!(evicted, Evicted::default());
+        // Two in progress is: the one older than 20 ms goes, the young one stays.
+        let (_new, evicted) = table.admit_pending([10, 0, 0, 3].into());
+        assert_eq!(evicted.handshakes, 1);
+        assert!(old.cut.is_cancelled());
+        assert!(!young.cut.is_cancelled());
+        assert_eq!(table.pending(), 2);
     }
 
     #[test]

@@ -479,6 +479,14 @@ fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     builder
 }
 
+/// The API error for a connection the table did not admit.
+fn refusal_error(refusal: limits::Refusal) -> ApiError {
+    match refusal {
+        limits::Refusal::IdentityFull(max) => ApiError::TooManyConnections(max),
+        limits::Refusal::ServerFull => ApiError::ServerBusy,
+    }
+}
+
 /// `refusal` as a response that also tells an HTTP/1.1 client the connection ends.
 fn closing_response(refusal: ApiError) -> Response {
     let mut response = refusal.into_response();
@@ -563,13 +571,10 @@ impl Connection {
                 self.metrics
                     .connections_refused
                     .fetch_add(1, Ordering::Relaxed);
-                let error = match refusal {
-                    limits::Refusal::IdentityFull(max) => ApiError::TooManyConnections(max),
-                    limits::Refusal::ServerFull => ApiError::ServerBusy,
-                };
-                tracing::info!(%peer, identity = %identity, code = error.status_and_code().1,
+                tracing::info!(%peer, identity = %identity,
+                    code = refusal_error(refusal).status_and_code().1,
                     "connection refused after its handshake");
-                self.refuse(tls, error, &pending).await;
+                self.refuse(tls, refusal, &pending).await;
                 return;
             }
         };
@@ -583,28 +588,13 @@ impl Connection {
     async fn refuse(
         &self,
         tls: tokio_rustls::server::TlsStream<TcpStream>,
-        error: ApiError,
+        refusal: limits::Refusal,
         pending: &limits::PendingSlot,
     ) {
-        let (status, code) = error.status_and_code();
-        let message = error.to_string();
         let service = tower::service_fn(move |_req: Request<hyper::body::Incoming>| {
-            let body = error::ErrorBody {
-                error: error::ErrorDetail {
-                    code: code.to_owned(),
-                    message: message.clone(),
-                },
-            };
-            let mut response = (status, axum::Json(body)).into_response();
-            response.headers_mut().insert(
-                axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("1"),
-            );
-            response.headers_mut().insert(
-                axum::http::header::CONNECTION,
-                axum::http::HeaderValue::from_static("close"),
-            );
-            std::future::ready(Ok::<_, std::convert::Infallible>(response))
+            std::future::ready(Ok::<_, std::convert::Infallible>(closing_response(
+                refusal_error(refusal),
+            )))
         });
         let builder = http_builder(&self.limits);
         let conn = builder.serve_connection(TokioIo::new(tls), TowerToHyperService::new(service));

@@ -193,6 +193,29 @@ async fn revoked_certificate_is_refused_on_an_open_connection_within_the_reload_
 }
 
 #[tokio::test]
+async fn revoked_certificate_is_refused_on_an_open_http2_connection() {
+    // The congvan client negotiates HTTP/2 and keeps its connection in a pool.
+    let server = TestServer::start().await;
+    let client = server.client("hn/cm/truong-yen");
+    client.whoami().await.unwrap();
+    let accepted = server.metrics.connections_accepted.load(Ordering::Relaxed);
+    let tls_cert = server.org_dir("hn/cm/truong-yen").join("tls.crt");
+    congvan::pki::crl::revoke(&server.pki, &tls_cert, None).unwrap();
+    server.tls.reload().unwrap();
+    assert_code(client.whoami().await, "certificate_revoked");
+    // That was the pooled connection, not a new one.
+    assert_eq!(
+        server.metrics.connections_accepted.load(Ordering::Relaxed),
+        accepted
+    );
+    // The connection is gone (GOAWAY); a new one fails at the handshake.
+    let again = client.whoami().await;
+    assert!(again.is_err(), "{again:?}");
+    assert_eq!(again.unwrap_err().api_code(), None);
+    assert_eq!(server.metrics.certificate_closed.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test]
 async fn expired_certificate_is_refused_on_an_open_connection() {
     let server = TestServer::start().await;
     let ca = Ca::load(
