@@ -582,8 +582,8 @@ impl Connection {
         self.serve_open(tls, peer, peer_cert, chain, slot).await;
     }
 
-    /// Answers every request on a connection that was not admitted with `error` and closes
-    /// it, within [`REFUSED_ANSWER_WITHIN`]; the connection keeps its handshake slot
+    /// Answers every request on a connection that was not admitted with the error for
+    /// `refusal` and closes it, within [`REFUSED_ANSWER_WITHIN`]; the connection keeps its handshake slot
     /// meanwhile, so refused connections stay counted and can be cut.
     async fn refuse(
         &self,
