@@ -793,8 +793,7 @@ fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>, data: Option<PathB
     rt.block_on(async move {
         let shutdown = shutdown_signal()?;
         let server = congvan::server::Server::build(&config)?;
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
+        let listener = congvan::server::bind(config.listen)
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let reload = server.reloader();
         tokio::spawn(async move {

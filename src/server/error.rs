@@ -19,6 +19,23 @@ pub enum ApiError {
     /// The client certificate carries no usable congvan identity.
     #[error("the client certificate carries no usable identity: {0}")]
     IdentityInvalid(String),
+    /// The connection's client certificate was revoked after the connection was opened.
+    #[error("the client certificate of this connection has been revoked; the connection is closed")]
+    CertificateRevoked,
+    /// The connection's client certificate expired after the connection was opened.
+    #[error("the client certificate of this connection has expired; the connection is closed")]
+    CertificateExpired,
+    /// The connection's client certificate no longer verifies for another reason.
+    #[error(
+        "the client certificate of this connection is no longer trusted ({0}); the connection is closed"
+    )]
+    CertificateUntrusted(String),
+    /// This identity already has as many open connections as it may.
+    #[error("this identity already has {0} open connections; reuse one (keep-alive) or close one")]
+    TooManyConnections(usize),
+    /// Every connection slot is busy.
+    #[error("the server has no free connection slot; retry shortly")]
+    ServerBusy,
     /// The certificate names an organisation or auditor role the directory does not know.
     #[error("{0} is not in the organisation directory")]
     UnknownIdentity(String),
@@ -161,6 +178,11 @@ impl ApiError {
         match self {
             ApiError::IdentityInvalid(_) => (S::FORBIDDEN, "identity_invalid"),
             ApiError::UnknownIdentity(_) => (S::FORBIDDEN, "identity_unknown"),
+            ApiError::CertificateRevoked => (S::FORBIDDEN, "certificate_revoked"),
+            ApiError::CertificateExpired => (S::FORBIDDEN, "certificate_expired"),
+            ApiError::CertificateUntrusted(_) => (S::FORBIDDEN, "certificate_untrusted"),
+            ApiError::TooManyConnections(_) => (S::TOO_MANY_REQUESTS, "too_many_connections"),
+            ApiError::ServerBusy => (S::SERVICE_UNAVAILABLE, "server_busy"),
             ApiError::RoleForbidden(_) => (S::FORBIDDEN, "role_forbidden"),
             ApiError::RouteNotFound(_) => (S::NOT_FOUND, "route_not_found"),
             ApiError::MethodNotAllowed => (S::METHOD_NOT_ALLOWED, "method_not_allowed"),
@@ -275,7 +297,10 @@ impl IntoResponse for ApiError {
         };
         let retry_after = match &self {
             ApiError::RateLimited(secs) => Some(*secs),
-            ApiError::TooManyUploads | ApiError::InsufficientStorage => Some(1),
+            ApiError::TooManyUploads
+            | ApiError::InsufficientStorage
+            | ApiError::TooManyConnections(_)
+            | ApiError::ServerBusy => Some(1),
             _ => None,
         };
         let mut response = (status, Json(body)).into_response();
