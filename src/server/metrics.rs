@@ -20,6 +20,9 @@ pub struct Metrics {
     pub rate_limited: AtomicU64,
     /// Connections closed for idleness.
     pub idle_closed: AtomicU64,
+    /// Refusals answered but not logged (caller over its refusal rate, disk reserve
+    /// reached, or an oversized entry).
+    pub refusals_unlogged: AtomicU64,
 }
 
 impl Metrics {
@@ -65,6 +68,12 @@ impl Metrics {
             "Requests refused for their identity's rate.",
             "",
             &self.rate_limited,
+        );
+        counter(
+            "congvan_refusals_unlogged_total",
+            "Refusals answered but not written to the log (rate, disk reserve or size).",
+            "",
+            &self.refusals_unlogged,
         );
         counter(
             "congvan_idle_connections_closed_total",
