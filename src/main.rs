@@ -931,7 +931,9 @@ fn audit(command: AuditCommand) -> Result<()> {
                     eprintln!("  {problem}");
                 }
                 let message = match report.first_bad_index {
-                    Some(i) => format!("the export does not verify: first bad entry is at index {i}"),
+                    Some(i) => {
+                        format!("the export does not verify: first bad entry is at index {i}")
+                    }
                     None => "the export does not verify".to_owned(),
                 };
                 Err(audit_exit(
@@ -1035,7 +1037,10 @@ fn verify_store(config: Option<PathBuf>, data: Option<PathBuf>) -> Result<()> {
     let data = data.unwrap_or(config.data_dir.clone());
     // Opening a store creates one, and the keys are made when missing: on a directory
     // without them the scan would "verify" an empty log it just made. Refuse instead.
-    for (what, path) in [("store", data.join("db")), ("server keys", data.join("keys"))] {
+    for (what, path) in [
+        ("store", data.join("db")),
+        ("server keys", data.join("keys")),
+    ] {
         if !path.is_dir() {
             return Err(audit_exit(
                 congvan::client::audit::exit::UNREADABLE,

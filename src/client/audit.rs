@@ -522,9 +522,9 @@ pub fn verify_export(
         }
     }
     if missing > 10 {
-        report
-            .problems
-            .push(format!("{missing} entries in all are missing from the export"));
+        report.problems.push(format!(
+            "{missing} entries in all are missing from the export"
+        ));
     }
 
     // Each entry, and the leaf hashes of the whole range in order.

@@ -544,7 +544,13 @@ impl Log {
 /// Checks that `leaf_hashes` are entries `[start, start + len)` of the tree of `size`
 /// entries with root `root`, given the [`Log::range_proof`] of that range. Every proof
 /// hash must be used, so a proof cannot smuggle in extra material.
-pub fn check_range(proof: &[Hash], size: u64, root: Hash, start: u64, leaf_hashes: &[Hash]) -> bool {
+pub fn check_range(
+    proof: &[Hash],
+    size: u64,
+    root: Hash,
+    start: u64,
+    leaf_hashes: &[Hash],
+) -> bool {
     fn walk(
         lo: u64,
         hi: u64,
@@ -787,7 +793,10 @@ mod tests {
                 for end in start + 1..=size {
                     let range = &hashes[start as usize..end as usize];
                     let proof = log.range_proof(start, end, size).unwrap();
-                    assert!(check_range(&proof, size, root, start, range), "{start}..{end}/{size}");
+                    assert!(
+                        check_range(&proof, size, root, start, range),
+                        "{start}..{end}/{size}"
+                    );
                     // One entry left out, the range shifted, or the root of another
                     // size: refused.
                     if range.len() > 1 {
@@ -796,7 +805,10 @@ mod tests {
                         assert!(!check_range(&proof, size, root, start, &short));
                         let mut swapped = range.to_vec();
                         swapped.swap(0, 1);
-                        assert!(range[0] == range[1] || !check_range(&proof, size, root, start, &swapped));
+                        assert!(
+                            range[0] == range[1]
+                                || !check_range(&proof, size, root, start, &swapped)
+                        );
                     }
                     if start > 0 {
                         assert!(!check_range(&proof, size, root, start - 1, range));
@@ -807,8 +819,20 @@ mod tests {
         assert!(log.range_proof(3, 3, 10).is_err());
         assert!(log.range_proof(0, 38, 38).is_err());
         assert!(!check_range(&[], 5, tlog::EMPTY_HASH, 0, &[]));
-        assert!(!check_range(&[], u64::MAX, tlog::EMPTY_HASH, u64::MAX, &hashes[..2]));
-        assert!(!check_range(&[Hash([1; 32]); 70], u64::MAX, tlog::EMPTY_HASH, 7, &hashes[..2]));
+        assert!(!check_range(
+            &[],
+            u64::MAX,
+            tlog::EMPTY_HASH,
+            u64::MAX,
+            &hashes[..2]
+        ));
+        assert!(!check_range(
+            &[Hash([1; 32]); 70],
+            u64::MAX,
+            tlog::EMPTY_HASH,
+            7,
+            &hashes[..2]
+        ));
     }
 
     #[test]

@@ -82,7 +82,10 @@ fn export_with_cli(server: &TestServer, profile: &Path, out: &Path, range: &[&st
     let url = server.url();
     let mut args = vec!["audit", "export", "--server", &url];
     args.extend_from_slice(range);
-    let result = congvan(&args, &[Path::new("--profile"), profile, Path::new("--out"), out]);
+    let result = congvan(
+        &args,
+        &[Path::new("--profile"), profile, Path::new("--out"), out],
+    );
     assert!(result.status.success(), "{}", text(&result));
     serde_json::from_slice(&std::fs::read(out).unwrap()).unwrap()
 }
@@ -155,15 +158,18 @@ async fn an_export_with_a_deleted_entry_is_refused() {
     assert!(text(&out).contains("do not recompute"), "{}", text(&out));
 
     // A file that is not an export of this version cannot be read: exit 4, not 3.
-    let mut v1: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let mut v1: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     v1["type"] = "congvan.audit-export/v1".into();
     let v1_path = work.path().join("v1.json");
     std::fs::write(&v1_path, serde_json::to_vec(&v1).unwrap()).unwrap();
     for file in [v1_path, work.path().join("no-such-file.json")] {
         let out = verify_with_cli(&profile, &file);
         assert_eq!(out.status.code(), Some(4), "{}", text(&out));
-        assert!(text(&out).contains("cannot read the export"), "{}", text(&out));
+        assert!(
+            text(&out).contains("cannot read the export"),
+            "{}",
+            text(&out)
+        );
     }
 }
 
@@ -198,7 +204,8 @@ fn rebuild_and_resign(server: &TestServer, export: &mut Export, leaves: Vec<Vec<
     let keys = ServerKeys::load_or_create(&server.dir.path().join("data/keys")).unwrap();
     let public = keys.public_key(KeyPurpose::Log).unwrap();
     let signer = NoteSigner::new(&config.log.origin, &public, |m: &[u8]| {
-        keys.sign_bytes(KeyPurpose::Log, m).map_err(|e| e.to_string())
+        keys.sign_bytes(KeyPurpose::Log, m)
+            .map_err(|e| e.to_string())
     });
     export.checkpoint =
         congvan::ledger::checkpoint::sign(&config.log.origin, size, root, &signer).unwrap();
@@ -209,8 +216,8 @@ fn rebuild_and_resign(server: &TestServer, export: &mut Export, leaves: Vec<Vec<
             .iter()
             .map(|h| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, h.0))
             .collect();
-        entry.leaf = serde_json::value::RawValue::from_string(String::from_utf8(leaf).unwrap())
-            .unwrap();
+        entry.leaf =
+            serde_json::value::RawValue::from_string(String::from_utf8(leaf).unwrap()).unwrap();
     }
 }
 
@@ -253,7 +260,10 @@ async fn a_relabelled_receipt_entry_is_refused_under_a_re_signed_checkpoint() {
     let index = export.entries[position].index;
     let mut forged_leaves = leaves;
     let mut event = event_of(&export.entries[position]);
-    if let Event::Receipt { status, receipt, .. } = &mut event {
+    if let Event::Receipt {
+        status, receipt, ..
+    } = &mut event
+    {
         assert_eq!(receipt["receipt"]["status"], "02");
         *status = "03".into();
     }
@@ -308,11 +318,17 @@ async fn co_recipients_do_not_read_each_others_deliveries_or_receipts() {
             _ => "someone else's",
         })
         .collect();
-    assert_eq!(kinds, ["submitted", "own delivery", "own receipt"], "{seen:?}");
+    assert_eq!(
+        kinds,
+        ["submitted", "own delivery", "own receipt"],
+        "{seen:?}"
+    );
     let xuan_mai = server.client(other);
     let seen = events(xuan_mai.get_json(&path).await.unwrap());
     assert!(
-        !seen.iter().any(|e| serde_json::to_string(e).unwrap().contains(REJECTION)),
+        !seen
+            .iter()
+            .any(|e| serde_json::to_string(e).unwrap().contains(REJECTION)),
         "a co-recipient reads the rejection's reason: {seen:?}"
     );
     assert!(seen.iter().all(|e| e.readable_by_org(other)), "{seen:?}");
@@ -325,7 +341,9 @@ async fn co_recipients_do_not_read_each_others_deliveries_or_receipts() {
             .count()
     };
     assert_eq!(
-        all(&events(server.client("hn/cm").get_json(&path).await.unwrap())),
+        all(&events(
+            server.client("hn/cm").get_json(&path).await.unwrap()
+        )),
         6
     );
     let auditor = Client::new(&server.auditor_profile("hn/cm"), &server.url()).unwrap();
@@ -367,7 +385,12 @@ async fn co_recipients_do_not_read_each_others_deliveries_or_receipts() {
 
 /// A submission body that the server refuses at the signature check: signed, then given
 /// another document id.
-fn badly_signed(server: &TestServer, sender: &str, recipients: &[&str], id: &str) -> serde_json::Value {
+fn badly_signed(
+    server: &TestServer,
+    sender: &str,
+    recipients: &[&str],
+    id: &str,
+) -> serde_json::Value {
     let doc = TestDoc::new(sender, recipients);
     let signatures = doc.signatures(server);
     let mut forged = doc;
@@ -402,13 +425,11 @@ async fn claimed_parties_get_no_refusal_in_their_history() {
             .await,
         "sender_mismatch",
     );
-    let body = badly_signed(
-        &server,
-        "hn/cm/xuan-mai",
-        &["hn/cm"],
-        &id,
-    );
-    let refused = commune.post_json::<_, serde_json::Value>("/v1/documents", &body).await.unwrap_err();
+    let body = badly_signed(&server, "hn/cm/xuan-mai", &["hn/cm"], &id);
+    let refused = commune
+        .post_json::<_, serde_json::Value>("/v1/documents", &body)
+        .await
+        .unwrap_err();
     assert_eq!(refused.api_code(), Some("signature_invalid"), "{refused}");
 
     // The district, its recipient and the district's officer over the other communes see
@@ -417,7 +438,10 @@ async fn claimed_parties_get_no_refusal_in_their_history() {
     for reader in ["hn/cm", "hn/cm/chuc-son", "hn/cm/phung-chau"] {
         let page: congvan::api::LogEntries = server.client(reader).get_json(&path).await.unwrap();
         assert!(
-            !page.entries.iter().any(|e| e.leaf.get().contains("refused")),
+            !page
+                .entries
+                .iter()
+                .any(|e| e.leaf.get().contains("refused")),
             "{reader} sees a refusal it did not cause: {page:?}"
         );
     }
@@ -432,8 +456,14 @@ async fn claimed_parties_get_no_refusal_in_their_history() {
     for entry in refusals {
         let leaf = entry.leaf.get();
         assert!(leaf.contains("\"actor\":\"hn/cm/xuan-mai\""), "{leaf}");
-        assert!(!leaf.contains("\"sender\"") && !leaf.contains("\"recipients\""), "{leaf}");
-        assert!(!leaf.contains("chuc-son") && !leaf.contains("phung-chau"), "{leaf}");
+        assert!(
+            !leaf.contains("\"sender\"") && !leaf.contains("\"recipients\""),
+            "{leaf}"
+        );
+        assert!(
+            !leaf.contains("chuc-son") && !leaf.contains("phung-chau"),
+            "{leaf}"
+        );
         assert!(leaf.len() < 300, "{} bytes: {leaf}", leaf.len());
     }
 
@@ -441,11 +471,22 @@ async fn claimed_parties_get_no_refusal_in_their_history() {
     let many: Vec<String> = (0..1000).map(|i| format!("hn/cm/x{i}")).collect();
     let many: Vec<&str> = many.iter().map(String::as_str).collect();
     let before = log_size(&server).await;
-    let body = badly_signed(&server, "hn/cm/xuan-mai", &many, &Uuid::now_v7().to_string());
-    commune.post_json::<_, serde_json::Value>("/v1/documents", &body).await.unwrap_err();
+    let body = badly_signed(
+        &server,
+        "hn/cm/xuan-mai",
+        &many,
+        &Uuid::now_v7().to_string(),
+    );
+    commune
+        .post_json::<_, serde_json::Value>("/v1/documents", &body)
+        .await
+        .unwrap_err();
     assert_eq!(log_size(&server).await, before + 1);
     let page: congvan::api::LogEntries = officer
-        .get_json(&format!("/v1/log/entries?start={before}&end={}", before + 1))
+        .get_json(&format!(
+            "/v1/log/entries?start={before}&end={}",
+            before + 1
+        ))
         .await
         .unwrap();
     assert!(page.entries[0].leaf.get().len() < 300);
@@ -454,8 +495,16 @@ async fn claimed_parties_get_no_refusal_in_their_history() {
     // are still answered and counted.
     let before = log_size(&server).await;
     for _ in 0..40 {
-        let body = badly_signed(&server, "hn/cm/xuan-mai", &["hn/cm"], &Uuid::now_v7().to_string());
-        commune.post_json::<_, serde_json::Value>("/v1/documents", &body).await.unwrap_err();
+        let body = badly_signed(
+            &server,
+            "hn/cm/xuan-mai",
+            &["hn/cm"],
+            &Uuid::now_v7().to_string(),
+        );
+        commune
+            .post_json::<_, serde_json::Value>("/v1/documents", &body)
+            .await
+            .unwrap_err();
     }
     let grown = log_size(&server).await - before;
     assert!(
@@ -474,8 +523,16 @@ async fn refusals_are_not_logged_into_the_disk_reserve() {
     let server = TestServer::start_with(|c| c.limits.disk_reserve_bytes = u64::MAX / 4).await;
     let before = log_size(&server).await;
     let commune = server.client("hn/cm/xuan-mai");
-    let body = badly_signed(&server, "hn/cm/xuan-mai", &["hn/cm"], &Uuid::now_v7().to_string());
-    let refused = commune.post_json::<_, serde_json::Value>("/v1/documents", &body).await.unwrap_err();
+    let body = badly_signed(
+        &server,
+        "hn/cm/xuan-mai",
+        &["hn/cm"],
+        &Uuid::now_v7().to_string(),
+    );
+    let refused = commune
+        .post_json::<_, serde_json::Value>("/v1/documents", &body)
+        .await
+        .unwrap_err();
     assert_eq!(refused.api_code(), Some("signature_invalid"), "{refused}");
     assert_eq!(log_size(&server).await, before);
     assert_eq!(
@@ -503,7 +560,10 @@ async fn an_id_probe_gives_a_non_party_no_signal() {
     };
     let existing = answer(
         prober
-            .post_json::<_, serde_json::Value>("/v1/documents", &badly_signed(&server, "hn/tt", &["hn"], &doc.id()))
+            .post_json::<_, serde_json::Value>(
+                "/v1/documents",
+                &badly_signed(&server, "hn/tt", &["hn"], &doc.id()),
+            )
             .await
             .unwrap_err(),
     );
@@ -545,7 +605,11 @@ async fn audit_prove_of_an_unknown_id_exits_non_zero() {
     assert!(text(&out).contains("7 events proved"), "{}", text(&out));
     let out = prove(&Uuid::now_v7().to_string());
     assert_eq!(out.status.code(), Some(5), "{}", text(&out));
-    assert!(text(&out).contains("no event of document"), "{}", text(&out));
+    assert!(
+        text(&out).contains("no event of document"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

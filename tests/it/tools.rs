@@ -51,8 +51,8 @@ fn every_tool_the_tests_run_is_listed() {
 
 #[test]
 fn the_readme_shows_the_tool_list_and_the_test_command() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-        .unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     assert!(readme.contains("tests/run.sh"));
     for (_, package) in listed_tools() {
         assert!(
@@ -61,5 +61,8 @@ fn the_readme_shows_the_tool_list_and_the_test_command() {
         );
     }
     let ci = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/run")).unwrap();
-    assert!(ci.contains("tests/run.sh"), ".ci/run must call the README's test command");
+    assert!(
+        ci.contains("tests/run.sh"),
+        ".ci/run must call the README's test command"
+    );
 }
