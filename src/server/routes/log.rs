@@ -1,8 +1,13 @@
-//! The delivery log for security officers and committees: checkpoints, entries, proofs.
+//! The delivery log for security officers and committees: checkpoints, entries, proofs,
+//! and the logging of refusals.
 //!
-//! A security officer sees the events whose sender or a recipient lies in its scope (and
-//! directory changes); a committee sees the events of its own documents. Consistency
-//! proofs and checkpoints reveal only hashes and sizes, and are open to every caller.
+//! Each party sees what the document API would show it: a committee the submissions of
+//! its documents and, of deliveries and receipts, those of documents it sent and its own
+//! (not its co-recipients'); a security officer the events whose sender or a recipient
+//! lies in its scope; a refusal only its caller (and officers over it). Range reads give
+//! the other entries as leaf hashes, so that an export accounts for every index.
+//! Consistency and range proofs and checkpoints reveal only hashes and sizes, and are
+//! open to every caller.
 
 use axum::Json;
 use axum::extract::{Query, State};
