@@ -912,6 +912,70 @@ mod tests {
     }
 
     #[test]
+    fn entries_must_agree_with_their_signed_receipt_and_their_submission() {
+        let id = Uuid::now_v7();
+        let submitted = Event::Submitted {
+            time: "2026-11-26T08:00:00Z".into(),
+            document_id: id,
+            actor: "hn/cm".into(),
+            sender: "hn/cm".into(),
+            recipients: vec!["a".into(), "b".into()],
+            classification: "thuong".into(),
+            urgency: 1,
+            deadline: None,
+            manifest_sha256: "m".into(),
+            payload_sha256: "p".into(),
+            payload_size: 1,
+        };
+        let statement = |status: &str, recipient: &str| {
+            serde_json::json!({"receipt": {
+                "type": DELIVERY_RECEIPT_TYPE, "document_id": id, "recipient": recipient,
+                "manifest_sha256": "m", "payload_sha256": "p", "status": status,
+                "time": "2026-11-26T09:00:00Z", "note": "",
+            }, "signature": {}})
+        };
+        let receipt = |status: &str, signed: serde_json::Value| Event::Receipt {
+            time: "2026-11-26T09:00:01Z".into(),
+            document_id: id,
+            actor: "a".into(),
+            sender: "hn/cm".into(),
+            recipients: vec!["a".into(), "b".into()],
+            status: status.into(),
+            receipt: signed,
+        };
+        let honest = receipt("02", statement("02", "a"));
+        assert!(disagreements(&honest, Some(&submitted)).is_empty());
+        let relabelled = disagreements(&receipt("03", statement("02", "a")), None);
+        assert!(relabelled[0].contains("relabelled"), "{relabelled:?}");
+        let other = disagreements(&receipt("02", statement("02", "b")), None);
+        assert!(other[0].contains("recipient a"), "{other:?}");
+        let bare = disagreements(&receipt("02", serde_json::Value::Null), None);
+        assert!(bare[0].contains("embeds no signed receipt"), "{bare:?}");
+        let delivered = |payload: &str, recipients: Vec<String>| Event::Delivered {
+            time: "2026-11-26T09:00:00Z".into(),
+            document_id: id,
+            actor: "a".into(),
+            sender: "hn/cm".into(),
+            recipients,
+            payload_sha256: payload.into(),
+        };
+        let both = vec!["a".to_owned(), "b".to_owned()];
+        assert!(disagreements(&delivered("p", both.clone()), Some(&submitted)).is_empty());
+        assert_eq!(
+            disagreements(&delivered("q", both), Some(&submitted)).len(),
+            1
+        );
+        assert_eq!(
+            disagreements(&delivered("p", vec!["a".into()]), Some(&submitted)).len(),
+            1
+        );
+        assert_eq!(
+            disagreements(&delivered("p", vec!["b".into()]), None).len(),
+            1
+        );
+    }
+
+    #[test]
     fn report_finds_unfetched_and_unacknowledged_and_applies_deadlines() {
         let id = Uuid::now_v7();
         let submitted = |urgency: u8| Event::Submitted {
