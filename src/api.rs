@@ -106,6 +106,9 @@ pub struct DocumentView {
     /// The submission receipt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receipt: Option<Signed>,
+    /// For a classified document, the cipher that sealed it and whether it is certified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_with: Option<crate::seal::policy::SealMark>,
 }
 
 /// One line of an inbox or sent listing.
@@ -142,6 +145,9 @@ pub struct ListItem {
     /// In an inbox: this recipient's latest receipt status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receipt_status: Option<String>,
+    /// For a classified document, the cipher that sealed it and whether it is certified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_with: Option<crate::seal::policy::SealMark>,
 }
 
 /// A page of a listing.
@@ -270,6 +276,9 @@ pub struct DirectoryStatement {
     pub orgs: Vec<DirectoryOrg>,
     /// Every security officer role.
     pub auditors: Vec<DirectoryAuditor>,
+    /// The server's cipher for classified documents and what it is certified for; clients
+    /// refuse before sealing what it may not carry.
+    pub seal: crate::seal::policy::SealPolicy,
 }
 
 /// The current UTC time as RFC 3339 with second precision, as used on the wire.

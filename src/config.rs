@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::directory::{Directory, DirectoryError};
+use crate::seal::policy::SealPolicy;
 
 /// The default server configuration, compiled in: `serve` uses it when neither `--config`
 /// nor `config/congvan.toml` exists.
@@ -137,6 +138,9 @@ struct ServerFile {
     keys_dir: PathBuf,
     #[serde(default)]
     log: LogConfig,
+    /// Absent: the bundled cipher, uncertified, carrying no classified level.
+    #[serde(default)]
+    seal: SealPolicy,
 }
 
 /// The delivery log.
@@ -271,6 +275,8 @@ pub struct ServerConfig {
     pub signing_crls: Vec<PathBuf>,
     /// The delivery log.
     pub log: LogConfig,
+    /// The cipher for classified documents and what it is certified for (`[seal]`).
+    pub seal: SealPolicy,
 }
 
 impl ServerConfig {
@@ -327,8 +333,13 @@ impl ServerConfig {
                 ),
             });
         }
+        file.seal.check().map_err(|e| ConfigError::Invalid {
+            path: name.to_owned(),
+            message: e.to_string(),
+        })?;
         Ok(ServerConfig {
             log: file.log,
+            seal: file.seal,
             documents: file.documents,
             signing_anchors,
             signing_crls,

@@ -419,13 +419,18 @@ fn parse_urgency(s: &str) -> Result<congvan::document::manifest::Urgency, String
 
 fn parse_classification(s: &str) -> Result<congvan::document::manifest::Classification, String> {
     use congvan::document::manifest::Classification as C;
-    Ok(match s {
-        "thuong" => C::Thuong,
-        "mat" => C::Mat,
-        "toi_mat" => C::ToiMat,
-        "tuyet_mat" => C::TuyetMat,
-        _ => return Err(format!("{s:?}: use thuong, mat, toi_mat or tuyet_mat")),
-    })
+    use unicode_normalization::UnicodeNormalization;
+    // The Vietnamese labels shown in output ("Mật", "Tối mật") are accepted as well as the
+    // wire names.
+    let wanted: String = s.nfc().collect::<String>().to_lowercase();
+    [C::Thuong, C::Mat, C::ToiMat, C::TuyetMat]
+        .into_iter()
+        .find(|c| c.name() == wanted || c.label().to_lowercase() == wanted)
+        .ok_or_else(|| {
+            format!(
+                "{s:?}: use thuong, mat, toi_mat or tuyet_mat (or Thường, Mật, Tối mật, Tuyệt mật)"
+            )
+        })
 }
 
 impl SendArgs {
@@ -680,6 +685,11 @@ fn run(command: Command) -> Result<()> {
                     ""
                 }
             );
+            if let Some(note) = fetched.sealed_with.as_ref().map(|m| m.note()) {
+                if !note.is_empty() {
+                    println!("  cipher:         {note}");
+                }
+            }
             for (role, subject) in &fetched.signers {
                 println!("  signed ({}):  {subject}", role.name());
             }
@@ -979,11 +989,11 @@ fn print_report(rows: &[congvan::client::audit::ReportRow], format: ReportFormat
         ReportFormat::Json => println!("{}", serde_json::to_string_pretty(rows)?),
         ReportFormat::Csv => {
             println!(
-                "recipient,document_id,sender,urgency,submitted_at,fetched_at,status,due_at,overdue"
+                "recipient,document_id,sender,urgency,submitted_at,fetched_at,status,due_at,overdue,classification,uncertified_cipher"
             );
             for r in rows {
                 println!(
-                    "{},{},{},{},{},{},{},{},{}",
+                    "{},{},{},{},{},{},{},{},{},{},{}",
                     r.recipient,
                     r.document_id,
                     r.sender,
@@ -992,7 +1002,9 @@ fn print_report(rows: &[congvan::client::audit::ReportRow], format: ReportFormat
                     r.fetched_at.clone().unwrap_or_default(),
                     r.status.clone().unwrap_or_default(),
                     r.due_at,
-                    r.overdue
+                    r.overdue,
+                    r.classification,
+                    r.sealed_with.as_ref().is_some_and(|m| !m.certified)
                 );
             }
         }
@@ -1023,6 +1035,11 @@ fn print_report(rows: &[congvan::client::audit::ReportRow], format: ReportFormat
                     r.due_at,
                     if r.overdue { "  OVERDUE" } else { "" }
                 );
+                if let Some(note) = r.sealed_with.as_ref().map(|m| m.note()) {
+                    if !note.is_empty() {
+                        println!("      {note}");
+                    }
+                }
             }
         }
     }
@@ -1190,7 +1207,13 @@ fn print_list(items: &[congvan::api::ListItem], sent: bool) {
         let subject = if item.classification == "thuong" {
             item.subject.clone()
         } else {
-            format!("[{}]", item.classification)
+            let label =
+                congvan::document::manifest::Classification::from_name(&item.classification)
+                    .map_or(item.classification.as_str(), |c| c.label());
+            match item.sealed_with.as_ref().map(|m| m.note()) {
+                Some(note) if !note.is_empty() => format!("[{label}] ({note})"),
+                _ => format!("[{label}]"),
+            }
         };
         println!(
             "{}  {} {}-{}  {:<11} {:<16} {}  {}",

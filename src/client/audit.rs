@@ -782,6 +782,11 @@ pub struct ReportRow {
     pub due_at: String,
     /// Past due now.
     pub overdue: bool,
+    /// Classification (`thuong`, `mat`, …).
+    pub classification: String,
+    /// For a classified document, the cipher that sealed it (an uncertified one is marked
+    /// in every output).
+    pub sealed_with: Option<crate::seal::policy::SealMark>,
 }
 
 /// Builds the report from log entries: for each document submitted since `since`, each
@@ -796,6 +801,8 @@ pub fn report(
         sender: String,
         recipients: Vec<String>,
         urgency: u8,
+        classification: String,
+        sealed_with: Option<crate::seal::policy::SealMark>,
         submitted: time::OffsetDateTime,
         submitted_at: String,
         deadline: Option<String>,
@@ -815,6 +822,8 @@ pub fn report(
                 recipients,
                 urgency,
                 deadline,
+                classification,
+                sealed_with,
                 ..
             } => {
                 if let Some(t) = parse(time) {
@@ -824,6 +833,8 @@ pub fn report(
                             sender: sender.clone(),
                             recipients: recipients.clone(),
                             urgency: *urgency,
+                            classification: classification.clone(),
+                            sealed_with: sealed_with.clone(),
                             submitted: t,
                             submitted_at: time.clone(),
                             deadline: deadline.clone(),
@@ -892,6 +903,8 @@ pub fn report(
                 status,
                 due_at: due_at.clone(),
                 overdue: now > due,
+                classification: doc.classification.clone(),
+                sealed_with: doc.sealed_with.clone(),
             });
         }
     }
@@ -985,6 +998,7 @@ mod tests {
             sender: "hn/cm".into(),
             recipients: vec!["a".into(), "b".into(), "c".into()],
             classification: "thuong".into(),
+            sealed_with: None,
             urgency,
             deadline: None,
             manifest_sha256: String::new(),

@@ -30,7 +30,7 @@ use crate::pki::Identity;
 use crate::pki::identity::hex;
 use crate::pki::pem::write_public;
 use crate::pki::signing::{SigningKey, SigningTrust};
-use crate::seal::{Cipher, OpenPgp};
+use crate::seal::Cipher;
 
 /// Largest decrypted inner package accepted (guards against compression bombs).
 pub const PLAINTEXT_BYTES_MAX: u64 = 2 << 30;
@@ -44,6 +44,8 @@ pub struct Fetched {
     pub files: Vec<PathBuf>,
     /// Who signed the outer manifest: (role, certificate subject).
     pub signers: Vec<(Role, String)>,
+    /// For a classified document, the cipher that sealed it, as the server recorded it.
+    pub sealed_with: Option<crate::seal::policy::SealMark>,
 }
 
 fn refuse(msg: impl Into<String>) -> ClientError {
@@ -161,11 +163,17 @@ impl Client {
                 .openpgp_key
                 .clone()
                 .ok_or_else(|| ClientError::Input("the profile has no openpgp_key".into()))?;
+            let cipher_name = view
+                .sealed_with
+                .as_ref()
+                .map_or(crate::seal::policy::OPENPGP_CIPHER, |m| m.cipher.as_str());
+            let cipher = self.cipher(cipher_name)?;
             let plain_path = staging.path().join("plaintext");
             let outer_manifest = manifest.clone();
             let plain = plain_path.clone();
             let (inner, offset) = tokio::task::spawn_blocking(move || {
                 open_inner(
+                    cipher.as_ref(),
                     &payload_path,
                     &plain,
                     &key_path,
@@ -215,6 +223,7 @@ impl Client {
             manifest: content_manifest,
             files: written,
             signers,
+            sealed_with: view.sealed_with.clone(),
         })
     }
 
@@ -363,6 +372,7 @@ fn verify_signatures(
 /// the inner manifest and checks it against the outer one. Returns the inner manifest and
 /// the offset of the first file in the plaintext.
 fn open_inner(
+    cipher: &dyn Cipher,
     payload: &Path,
     plain_path: &Path,
     key_path: &Path,
@@ -371,7 +381,6 @@ fn open_inner(
 ) -> Result<(Manifest, u64), ClientError> {
     let key = fs::read(key_path)
         .map_err(|e| ClientError::Input(format!("{}: {e}", key_path.display())))?;
-    let cipher = OpenPgp::default();
     let mut input =
         BufReader::new(File::open(payload).map_err(|e| ClientError::Input(e.to_string()))?);
     let mut plain = File::create(plain_path).map_err(|e| ClientError::Input(e.to_string()))?;

@@ -55,6 +55,10 @@ pub enum ClientError {
     /// The user's input (files, options) cannot be used.
     #[error("{0}")]
     Input(String),
+    /// The server's declared cipher may not carry this classification level (checked
+    /// before anything is sealed).
+    #[error("{0}")]
+    NotPermitted(#[from] crate::seal::policy::SealRefusal),
     /// The server's log is not consistent with what this client saw before.
     #[error("LOG INCONSISTENCY: {0}")]
     LogInconsistent(String),
@@ -76,6 +80,8 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     profile: ClientProfile,
+    /// Cipher modules beyond those built in (see [`Client::with_cipher`]).
+    ciphers: Vec<Arc<dyn crate::seal::Cipher>>,
 }
 
 impl Client {
@@ -112,7 +118,31 @@ impl Client {
             http,
             base: base_url.trim_end_matches('/').to_owned(),
             profile: profile.clone(),
+            ciphers: Vec::new(),
         })
+    }
+
+    /// Adds a cipher module that the server's declaration may name (a certified module
+    /// linked in by another program, or a stand-in in tests); built-in modules need none.
+    pub fn with_cipher(mut self, cipher: Arc<dyn crate::seal::Cipher>) -> Client {
+        self.ciphers.push(cipher);
+        self
+    }
+
+    /// The cipher module called `name`: one added with [`Client::with_cipher`], else a
+    /// built-in one. A name this client does not carry is an error that says what to do.
+    pub fn cipher(&self, name: &str) -> Result<Arc<dyn crate::seal::Cipher>, ClientError> {
+        self.ciphers
+            .iter()
+            .find(|c| c.name() == name)
+            .cloned()
+            .or_else(|| crate::seal::builtin(name))
+            .ok_or_else(|| {
+                ClientError::Input(format!(
+                    "the cipher module {name:?} (named by the server for classified documents) \
+                     is not in this congvan client: install the congvan build that includes it"
+                ))
+            })
     }
 
     /// The server's base URL.

@@ -31,7 +31,7 @@ use crate::document::{DocSignature, Role, sha256_hex};
 use crate::notary::{self, KeyPurpose, Signed};
 use crate::pki::identity::{hex, subject_name_and_title};
 use crate::pki::signing::SigningKey;
-use crate::seal::{Cipher, OpenPgp};
+use crate::seal::Cipher;
 use std::io::Write as _;
 
 /// Everything `congvan send` needs besides the profile.
@@ -339,6 +339,16 @@ impl Client {
         if request.files.is_empty() {
             return Err(ClientError::Input("name at least one file to send".into()));
         }
+        // The server's declaration decides which levels may be sealed at all: refuse
+        // before reading or sealing anything.
+        let sealing = if request.classification.is_classified() {
+            let directory = self.directory().await?;
+            directory.seal.permits(request.classification)?;
+            let cipher = self.cipher(&directory.seal.cipher)?;
+            Some((directory, cipher))
+        } else {
+            None
+        };
         let files = request.files.clone();
         let (attachments, payload_sha256, payload_size) =
             tokio::task::spawn_blocking(move || hash_files(&files))
@@ -390,11 +400,13 @@ impl Client {
         // A classified document: seal the inner package, and send an outer manifest with
         // routing fields only. The sealed file lives until the upload is done.
         let mut sealed_file = None;
-        let manifest = if request.classification.is_classified() {
+        let manifest = if let Some((directory, cipher)) = sealing {
             manifest
                 .validate_layer(&rules, Layer::Inner)
                 .map_err(|e| ClientError::Input(e.to_string()))?;
-            let (file, sha256, size) = self.seal_inner(&manifest, &request.files).await?;
+            let (file, sha256, size) = self
+                .seal_inner(&manifest, &request.files, &directory, cipher)
+                .await?;
             sealed_file = Some(file);
             Manifest {
                 subject: String::new(),
@@ -431,8 +443,9 @@ impl Client {
         &self,
         inner: &Manifest,
         files: &[PathBuf],
+        directory: &crate::api::DirectoryStatement,
+        cipher: std::sync::Arc<dyn Cipher>,
     ) -> Result<(tempfile::NamedTempFile, String, u64), ClientError> {
-        let directory = self.directory().await?;
         let mut certs = Vec::new();
         for recipient in &inner.recipients {
             let cert = directory
@@ -477,7 +490,7 @@ impl Client {
                 hasher: digest::Context::new(&digest::SHA256),
                 size: 0,
             };
-            OpenPgp::default()
+            cipher
                 .seal(&mut reader, &mut writer, &certs, &secret)
                 .map_err(|e| ClientError::Input(format!("sealing: {e}")))?;
             writer.inner.flush().map_err(input)?;

@@ -140,6 +140,18 @@ impl Classification {
         }
     }
 
+    /// The level with this wire name.
+    pub fn from_name(name: &str) -> Option<Classification> {
+        [
+            Classification::Thuong,
+            Classification::Mat,
+            Classification::ToiMat,
+            Classification::TuyetMat,
+        ]
+        .into_iter()
+        .find(|c| c.name() == name)
+    }
+
     /// The wire name.
     pub fn name(self) -> &'static str {
         match self {

@@ -90,6 +90,10 @@ pub enum Event {
         payload_sha256: String,
         /// Payload size.
         payload_size: u64,
+        /// For a classified document: the cipher that sealed it, and whether the server
+        /// declared it certified.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sealed_with: Option<crate::seal::policy::SealMark>,
     },
     /// A recipient fetched the payload.
     Delivered {

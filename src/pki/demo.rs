@@ -532,6 +532,13 @@ cert = "server.crt"
 key = "server.key"
 client_ca = ["../ca/root.crt"]
 crls = ["../ca/root.crl", "../ca/intermediate.crl"]
+
+[seal]
+# The bundled OpenPGP cipher is not certified by the Government Cipher Committee: it never
+# carries "Tối mật" or "Tuyệt mật". This DEMO allows it for "Mật" (see docs/SECURITY.md).
+cipher = "openpgp"
+certified = false
+allow_uncertified_mat = true
 "#
     )
 }

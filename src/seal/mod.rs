@@ -7,8 +7,11 @@
 //! Committee's certified module instead of [`OpenPgp`] without touching routing, storage
 //! or the log. This module is the only one that knows sequoia.
 
+pub mod policy;
+
 use std::collections::HashMap;
 use std::io::{Read, Write};
+use std::sync::Arc;
 
 use sequoia_openpgp as openpgp;
 
@@ -66,8 +69,21 @@ pub struct Envelope {
     pub container_version: u8,
 }
 
+/// The cipher modules built into this binary, by the name `[seal] cipher` uses. A
+/// certified module (for example the Government Cipher Committee's, behind a feature) is
+/// added here; nothing else in congvan names a cipher implementation.
+pub fn builtin(name: &str) -> Option<Arc<dyn Cipher>> {
+    match name {
+        policy::OPENPGP_CIPHER => Some(Arc::new(OpenPgp::default())),
+        _ => None,
+    }
+}
+
 /// The interface a cipher module provides.
 pub trait Cipher: Send + Sync {
+    /// The module's name, as `[seal] cipher` and the directory's declaration give it.
+    fn name(&self) -> &str;
+
     /// Signs `plaintext` with `signer_secret` and encrypts it for exactly `recipients`
     /// (encoded public certificates), writing the ciphertext to `out`.
     fn seal(
@@ -169,6 +185,10 @@ impl OpenPgp {
 }
 
 impl Cipher for OpenPgp {
+    fn name(&self) -> &str {
+        policy::OPENPGP_CIPHER
+    }
+
     fn seal(
         &self,
         plaintext: &mut dyn Read,

@@ -96,6 +96,11 @@ pub enum ApiError {
         "recipient {0} has no registered encryption key, so it cannot receive classified documents"
     )]
     RecipientNoEncryptionKey(String),
+    /// The classification level may not be sealed with the server's declared cipher
+    /// (`[seal]`): "Tối mật" and "Tuyệt mật" need a certified cipher, "Mật" too unless the
+    /// operator allowed the uncertified one.
+    #[error("{0}")]
+    CipherNotCertified(#[from] crate::seal::policy::SealRefusal),
     /// A classified payload is not a sealed message of the accepted shape.
     #[error("the classified payload is not properly encrypted: {0}")]
     ClassifiedNotEncrypted(String),
@@ -194,6 +199,7 @@ impl ApiError {
             ApiError::RecipientUnknown(_) => (S::UNPROCESSABLE_ENTITY, "recipient_unknown"),
             ApiError::RecipientInactive(_) => (S::UNPROCESSABLE_ENTITY, "recipient_inactive"),
             ApiError::RoutingDenied { .. } => (S::FORBIDDEN, "routing_denied"),
+            ApiError::CipherNotCertified(_) => (S::FORBIDDEN, "cipher_not_certified"),
             ApiError::RecipientNoEncryptionKey(_) => {
                 (S::UNPROCESSABLE_ENTITY, "recipient_no_encryption_key")
             }

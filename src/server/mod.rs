@@ -29,7 +29,8 @@ use crate::directory::Directory;
 use crate::document::ManifestRules;
 use crate::notary::ServerKeys;
 use crate::pki::CertInfo;
-use crate::seal::{Cipher, OpenPgp};
+use crate::seal::Cipher;
+use crate::seal::policy::SealPolicy;
 use crate::store::{Store, StoreError};
 use registry::Registry;
 
@@ -78,6 +79,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// The cipher that checks classified payloads.
     pub cipher: Arc<dyn Cipher>,
+    /// The declared cipher and the classification levels it may carry.
+    pub seal: Arc<SealPolicy>,
     /// Durable state.
     pub store: Store,
     /// When the server started.
@@ -121,7 +124,42 @@ impl Server {
     /// Loads the organisation tree and TLS material and opens the store. When the
     /// configuration asks for a DEMO PKI and the server certificate is missing, makes one.
     pub fn build(config: &ServerConfig) -> Result<Server, ServerError> {
-        let cipher: Arc<dyn Cipher> = Arc::new(OpenPgp::default());
+        let cipher = crate::seal::builtin(&config.seal.cipher).ok_or_else(|| {
+            ServerError::Config(crate::config::ConfigError::Invalid {
+                path: "[seal]".into(),
+                message: format!(
+                    "cipher {:?} is not built into this binary (built in: {:?})",
+                    config.seal.cipher,
+                    crate::seal::policy::OPENPGP_CIPHER
+                ),
+            })
+        })?;
+        Self::build_with_cipher(config, cipher)
+    }
+
+    /// [`Server::build`] with a cipher module supplied by the caller, which must carry the
+    /// name `[seal] cipher` declares (a certified module linked in by another binary, or a
+    /// stand-in in tests).
+    pub fn build_with_cipher(
+        config: &ServerConfig,
+        cipher: Arc<dyn Cipher>,
+    ) -> Result<Server, ServerError> {
+        if cipher.name() != config.seal.cipher {
+            return Err(ServerError::Config(crate::config::ConfigError::Invalid {
+                path: "[seal]".into(),
+                message: format!(
+                    "cipher {:?} is declared but the module supplied is {:?}",
+                    config.seal.cipher,
+                    cipher.name()
+                ),
+            }));
+        }
+        config.seal.check().map_err(|e| {
+            ServerError::Config(crate::config::ConfigError::Invalid {
+                path: "[seal]".into(),
+                message: e.to_string(),
+            })
+        })?;
         let (directory, orgs_text) = config.load_directory()?;
         if let Some(demo_dir) = &config.demo_pki {
             if !config.tls.cert.exists() {
@@ -154,6 +192,7 @@ impl Server {
             state: AppState {
                 registry,
                 cipher,
+                seal: Arc::new(config.seal.clone()),
                 store,
                 started: Instant::now(),
                 metrics: Arc::default(),

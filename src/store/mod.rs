@@ -28,6 +28,7 @@ pub use blobs::{BlobError, BlobStore, BlobWriter, VerifiedBlob};
 pub use commit::Committer;
 
 use crate::ledger::{self, Event, LedgerError, Log};
+use crate::seal::policy::SealMark;
 
 /// sled log segment size. Values larger than a quarter of a segment go to separate blob
 /// files; 8 MiB segments keep every record we write inline.
@@ -162,6 +163,10 @@ pub struct DocumentRecord {
     /// The log index of the `submitted` event.
     #[serde(default)]
     pub log_index: Option<u64>,
+    /// For a classified document, the cipher that sealed it as the server declared it
+    /// when it accepted the manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_with: Option<SealMark>,
 }
 
 /// A recipient's signed receipt, as recorded.
@@ -707,6 +712,7 @@ fn file_accepted(
             manifest_sha256: record.manifest_sha256.clone(),
             payload_sha256: record.payload_sha256.clone(),
             payload_size: record.payload_size,
+            sealed_with: record.sealed_with.clone(),
         },
     )?;
     record.state = DocState::Accepted;

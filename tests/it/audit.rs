@@ -120,7 +120,7 @@ async fn audit_export_verifies_offline_with_every_receipt_signature() {
     let server = TestServer::start().await;
     let work = tempfile::tempdir().unwrap();
     directive(&server, work.path(), Classification::Thuong).await;
-    directive(&server, work.path(), Classification::ToiMat).await;
+    directive(&server, work.path(), Classification::Mat).await;
     let profile = server.pki.auditor_profile(&"hn/cm".parse().unwrap());
     let export = work.path().join("export.json");
     let run = |args: &[&str]| {

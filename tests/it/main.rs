@@ -12,6 +12,7 @@
 mod audit;
 mod audit_trust;
 mod bench;
+mod cipher_policy;
 mod classified;
 mod cli;
 mod durability;

@@ -9,6 +9,8 @@ use congvan::client::Client;
 use congvan::config::{ClientProfile, ServerConfig};
 use congvan::directory::{Directory, OrgId};
 use congvan::pki::demo::{self, DemoOptions, Layout};
+use congvan::seal::policy::SealPolicy;
+use congvan::seal::{Cipher, Envelope, OpenPgp, SealError};
 use congvan::server::{Server, TrustReloader};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -26,6 +28,70 @@ pub struct TestServer {
     task: Option<JoinHandle<Result<(), congvan::server::ServerError>>>,
     // Dropped last: the directory holds the PKI and the data.
     pub dir: tempfile::TempDir,
+}
+
+/// The name under which [`StandInCertified`] is declared.
+pub const STAND_IN_CIPHER: &str = "test-stand-in-certified";
+
+/// A stand-in for a certified cipher module behind the same `Cipher` interface: the
+/// bundled OpenPGP cipher under another name, so tests can exercise a server that
+/// declares a certified cipher. It certifies nothing; it exists only in tests.
+#[derive(Default)]
+pub struct StandInCertified(OpenPgp);
+
+impl StandInCertified {
+    /// A `[seal]` declaration naming the stand-in as certified.
+    pub fn declaration() -> SealPolicy {
+        SealPolicy {
+            cipher: STAND_IN_CIPHER.into(),
+            certified: true,
+            certificate: "TEST ONLY: no certificate".into(),
+            allow_uncertified_mat: false,
+        }
+    }
+}
+
+impl Cipher for StandInCertified {
+    fn name(&self) -> &str {
+        STAND_IN_CIPHER
+    }
+    fn seal(
+        &self,
+        plaintext: &mut dyn std::io::Read,
+        out: &mut (dyn std::io::Write + Send + Sync),
+        recipients: &[Vec<u8>],
+        signer_secret: &[u8],
+    ) -> Result<(), SealError> {
+        self.0.seal(plaintext, out, recipients, signer_secret)
+    }
+    fn open(
+        &self,
+        ciphertext: &mut (dyn std::io::Read + Send + Sync),
+        out: &mut dyn std::io::Write,
+        recipient_secret: &[u8],
+        sender_cert: &[u8],
+        plaintext_bytes_max: u64,
+    ) -> Result<u64, SealError> {
+        self.0.open(
+            ciphertext,
+            out,
+            recipient_secret,
+            sender_cert,
+            plaintext_bytes_max,
+        )
+    }
+    fn recipients_of(
+        &self,
+        ciphertext: &mut (dyn std::io::Read + Send + Sync),
+    ) -> Result<Envelope, SealError> {
+        self.0.recipients_of(ciphertext)
+    }
+    fn recipient_ids(&self, cert: &[u8]) -> Result<Vec<String>, SealError> {
+        self.0.recipient_ids(cert)
+    }
+    fn check_cert(&self, cert: &[u8]) -> Result<String, SealError> {
+        self.0.check_cert(cert)
+    }
 }
 
 /// Makes a DEMO PKI for the sample tree in a fresh temporary directory.
@@ -60,6 +126,14 @@ impl TestServer {
         Self::start_configured(dir, pki, |_| {}).await
     }
 
+    /// A server whose `[seal]` declares the certified stand-in module
+    /// ([`StandInCertified`]), so every classification level may be sent; its clients
+    /// come from [`TestServer::client`], which carries the stand-in too.
+    pub async fn start_certified() -> TestServer {
+        let (dir, pki) = fresh_pki();
+        Self::start_configured(dir, pki, |c| c.seal = StandInCertified::declaration()).await
+    }
+
     async fn start_configured(
         dir: tempfile::TempDir,
         pki: Layout,
@@ -70,7 +144,11 @@ impl TestServer {
         config.tls.crl_check_interval = Duration::from_millis(100);
         config.limits.shutdown_grace_ms = 5_000;
         tweak(&mut config);
-        let server = Server::build(&config).unwrap();
+        let server = if config.seal.cipher == STAND_IN_CIPHER {
+            Server::build_with_cipher(&config, Arc::new(StandInCertified::default())).unwrap()
+        } else {
+            Server::build(&config).unwrap()
+        };
         let tls = server.tls();
         let metrics = server.state().metrics.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -109,7 +187,9 @@ impl TestServer {
 
     /// A client speaking as an organisation.
     pub fn client(&self, org: &str) -> Client {
-        Client::new(&self.org_profile(org), &self.url()).unwrap()
+        Client::new(&self.org_profile(org), &self.url())
+            .unwrap()
+            .with_cipher(Arc::new(StandInCertified::default()))
     }
 
     /// The directory of an organisation's keys.

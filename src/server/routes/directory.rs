@@ -53,6 +53,7 @@ pub async fn directory(
                 name: a.name.clone(),
             })
             .collect(),
+        seal: (*state.seal).clone(),
     };
     let value = serde_json::to_value(&statement).map_err(|e| ApiError::Internal(e.to_string()))?;
     let signed = state

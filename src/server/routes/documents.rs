@@ -84,6 +84,7 @@ async fn submit_parsed(
     if !sender_entry.status.is_active() {
         return Err(ApiError::SenderInactive(sender.to_string()));
     }
+    state.seal.permits(manifest.classification)?;
     for recipient in &manifest.recipients {
         let Some(org) = directory.org(recipient) else {
             return Err(ApiError::RecipientUnknown(recipient.to_string()));
@@ -145,6 +146,7 @@ async fn submit_parsed(
         accepted_at: None,
         receipt: None,
         log_index: None,
+        sealed_with: state.seal.mark(manifest.classification),
     };
     if let Some(encoded) = &request.payload {
         return accept_inline(state, record, manifest.deadline.as_deref(), encoded).await;
@@ -677,6 +679,7 @@ pub async fn get(
         submitted_at: record.submitted_at.clone(),
         accepted_at: record.accepted_at.clone(),
         receipt: receipt_of(&record)?,
+        sealed_with: record.sealed_with.clone(),
     }))
 }
 

@@ -53,6 +53,7 @@ fn item(seq: u64, record: &DocumentRecord) -> ListItem {
         accepted_at: record.accepted_at.clone(),
         fetched_at: None,
         receipt_status: None,
+        sealed_with: record.sealed_with.clone(),
     }
 }
 
