@@ -939,6 +939,7 @@ mod tests {
             manifest_sha256: "m".into(),
             payload_sha256: "p".into(),
             payload_size: 1,
+            sealed_with: None,
         };
         let statement = |status: &str, recipient: &str| {
             serde_json::json!({"receipt": {
