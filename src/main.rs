@@ -162,16 +162,24 @@ enum AuditCommand {
         /// The document id.
         id: uuid::Uuid,
     },
-    /// Write every log entry this officer may see, with proofs, to a file.
+    /// Write the log (or a range of it) to a file: the entries this officer may read with
+    /// proofs, the others as leaf hashes, so that every index is accounted for.
     Export {
         #[command(flatten)]
         client: ClientArgs,
         /// The file to write.
         #[arg(long)]
         out: PathBuf,
+        /// First index of a range (default 0).
+        #[arg(long)]
+        start: Option<u64>,
+        /// One past the last index of a range (default: the current checkpoint's size).
+        #[arg(long)]
+        end: Option<u64>,
     },
-    /// Verify an export offline: checkpoint signature, every inclusion proof, every
-    /// receipt signature. Names the first bad entry.
+    /// Verify an export offline: checkpoint signature, every index of its range present,
+    /// every inclusion proof, the range's root, every receipt against its signed
+    /// statement. Names the first bad entry. Exit 3: does not verify; 4: cannot read.
     Verify {
         /// Client profile (for the pinned server keys and the CA anchor; no network).
         #[arg(long, env = "CONGVAN_PROFILE")]
@@ -549,9 +557,49 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(exit_code(&e))
         }
     }
+}
+
+/// An `audit` outcome with its own exit code (see `congvan::client::audit::exit`).
+#[derive(Debug)]
+struct AuditExit {
+    code: u8,
+    message: String,
+}
+
+impl std::fmt::Display for AuditExit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for AuditExit {}
+
+fn audit_exit(code: u8, message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(AuditExit {
+        code,
+        message: message.into(),
+    })
+}
+
+/// The exit code of a failure: the audit codes for evidence that does not verify and
+/// input that cannot be read, 1 for everything else.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    use congvan::client::audit::{VerifyError, exit};
+    for cause in e.chain() {
+        if let Some(a) = cause.downcast_ref::<AuditExit>() {
+            return a.code;
+        }
+        if let Some(v) = cause.downcast_ref::<VerifyError>() {
+            return v.exit_code();
+        }
+        if let Some(congvan::client::ClientError::LogInconsistent(_)) = cause.downcast_ref() {
+            return exit::NOT_VERIFIED;
+        }
+    }
+    exit::FAILED
 }
 
 fn init_tracing(format: LogFormat) {
@@ -834,6 +882,16 @@ fn audit(command: AuditCommand) -> Result<()> {
         AuditCommand::Prove { client, id } => {
             let client = client.client()?;
             let (check, events) = runtime()?.block_on(client.prove_document(&id))?;
+            if events.is_empty() {
+                return Err(audit_exit(
+                    congvan::client::audit::exit::NOTHING_FOUND,
+                    format!(
+                        "no event of document {id} is visible to this profile in the log of {} \
+                         entries: the id is unknown, or concerns nobody this profile may audit",
+                        check.current.size
+                    ),
+                ));
+            }
             println!(
                 "document {id}: {} events proved in the log of {} entries",
                 events.len(),
@@ -868,12 +926,31 @@ fn audit(command: AuditCommand) -> Result<()> {
             }
             Ok(())
         }
-        AuditCommand::Export { client, out } => {
+        AuditCommand::Export {
+            client,
+            out,
+            start,
+            end,
+        } => {
             let client = client.client()?;
-            let export = runtime()?.block_on(client.export(&out))?;
+            let rt = runtime()?;
+            let range = match (start, end) {
+                (None, None) => None,
+                (start, end) => {
+                    let end = match end {
+                        Some(end) => end,
+                        None => rt.block_on(client.fetch_checkpoint())?.size,
+                    };
+                    Some((start.unwrap_or(0), end))
+                }
+            };
+            let export = rt.block_on(client.export_range(&out, range))?;
             println!(
-                "exported {} entries with proofs to {}",
+                "exported entries [{}, {}): {} readable with proofs, {} as leaf hashes only, to {}",
+                export.start,
+                export.end,
                 export.entries.len(),
+                export.hidden.len(),
                 out.display()
             );
             Ok(())
@@ -882,14 +959,28 @@ fn audit(command: AuditCommand) -> Result<()> {
             let profile = ClientProfile::load(&profile)?;
             let report = congvan::client::audit::verify_export(&file, &profile)?;
             println!(
-                "checkpoint of {} entries verified; {} entries and {} receipt signatures checked{}",
+                "checkpoint of {} entries verified; {} of entries [{}, {}){}: {} read, {} as leaf \
+                 hashes only; {} receipt signatures checked{}{}",
                 report.size,
+                if report.whole_log() {
+                    "the whole log"
+                } else {
+                    "the range"
+                },
+                report.start,
+                report.end,
+                if report.whole_log() { "" } else { " only" },
                 report.entries,
+                report.hidden,
                 report.receipts,
                 if report.recomputed_root {
-                    "; root recomputed from every leaf"
+                    "; root recomputed from every leaf hash"
                 } else {
                     ""
+                },
+                match report.remembered_size {
+                    Some(n) => format!("; reproduces the remembered checkpoint of {n} entries"),
+                    None => String::new(),
                 }
             );
             if report.problems.is_empty() {
@@ -899,10 +990,16 @@ fn audit(command: AuditCommand) -> Result<()> {
                 for problem in &report.problems {
                     eprintln!("  {problem}");
                 }
-                match report.first_bad_index {
-                    Some(i) => bail!("the export does not verify: first bad entry is at index {i}"),
-                    None => bail!("the export does not verify"),
-                }
+                let message = match report.first_bad_index {
+                    Some(i) => {
+                        format!("the export does not verify: first bad entry is at index {i}")
+                    }
+                    None => "the export does not verify".to_owned(),
+                };
+                Err(audit_exit(
+                    congvan::client::audit::exit::NOT_VERIFIED,
+                    message,
+                ))
             }
         }
         AuditCommand::Report {
@@ -1005,6 +1102,24 @@ fn verify_store(config: Option<PathBuf>, data: Option<PathBuf>) -> Result<()> {
         None => ServerConfig::load(Path::new(DEFAULT_CONFIG_PATH))?,
     };
     let data = data.unwrap_or(config.data_dir.clone());
+    // Opening a store creates one, and the keys are made when missing: on a directory
+    // without them the scan would "verify" an empty log it just made. Refuse instead.
+    for (what, path) in [
+        ("store", data.join("db")),
+        ("server keys", data.join("keys")),
+    ] {
+        if !path.is_dir() {
+            return Err(audit_exit(
+                congvan::client::audit::exit::UNREADABLE,
+                format!(
+                    "{} holds no {what} ({} is missing): give the server's data directory \
+                     with --data, or check data_dir in the configuration",
+                    data.display(),
+                    path.display()
+                ),
+            ));
+        }
+    }
     let store = congvan::store::Store::open(&data).with_context(|| {
         format!(
             "cannot open the store in {} (is the server still running?)",
@@ -1054,7 +1169,10 @@ fn verify_store(config: Option<PathBuf>, data: Option<PathBuf>) -> Result<()> {
         }
     }
     if bad {
-        bail!("the stored log does not verify");
+        return Err(audit_exit(
+            congvan::client::audit::exit::NOT_VERIFIED,
+            "the stored log does not verify",
+        ));
     }
     println!("the stored log verifies");
     Ok(())

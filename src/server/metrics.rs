@@ -30,6 +30,9 @@ pub struct Metrics {
     pub certificate_closed: AtomicU64,
     /// Connections closed at their maximum age.
     pub age_closed: AtomicU64,
+    /// Refusals answered but not logged (caller over its refusal rate, disk reserve
+    /// reached, or an oversized entry).
+    pub refusals_unlogged: AtomicU64,
 }
 
 impl Metrics {
@@ -87,6 +90,12 @@ impl Metrics {
             "Requests refused for their identity's rate.",
             "",
             &self.rate_limited,
+        );
+        counter(
+            "congvan_refusals_unlogged_total",
+            "Refusals answered but not written to the log (rate, disk reserve or size).",
+            "",
+            &self.refusals_unlogged,
         );
         counter(
             "congvan_idle_connections_closed_total",

@@ -101,6 +101,8 @@ pub struct AppState {
     pub rate: Arc<limits::RateLimiter>,
     /// Concurrent uploads per identity.
     pub uploads: Arc<limits::UploadSlots>,
+    /// Refusals logged per identity (the rest are answered but not logged).
+    pub refusals: Arc<limits::RateLimiter>,
 }
 
 impl AppState {
@@ -203,6 +205,10 @@ impl Server {
                     config.limits.request_burst,
                 )),
                 uploads: limits::UploadSlots::new(config.limits.uploads_concurrent),
+                refusals: Arc::new(limits::RateLimiter::new(
+                    routes::log::REFUSALS_LOGGED_PER_MINUTE,
+                    routes::log::REFUSALS_LOGGED_BURST,
+                )),
                 rules: Arc::new(ManifestRules {
                     doc_types: config.documents.types.clone(),
                     payload_bytes_max: config.documents.payload_bytes_max,

@@ -10,6 +10,7 @@
 )]
 
 mod audit;
+mod audit_trust;
 mod bench;
 mod cipher_policy;
 mod classified;

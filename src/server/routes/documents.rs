@@ -51,20 +51,12 @@ pub async fn submit(
     let request: SubmitRequest =
         serde_json::from_slice(&body).map_err(|e| ApiError::RequestInvalid(e.to_string()))?;
     let parsed = document::manifest::parse(request.manifest.get(), &state.rules)?;
-    // From here on the request names a document: refusals go into the log.
+    // From here on the request names a document: refusals go into the log, under the
+    // caller alone (the manifest's parties are claims until its signatures verify).
     let result = submit_parsed(&state, &caller, &sender, &request, &parsed).await;
     if let Err(e) = &result {
         if !matches!(e, ApiError::IdConflict(_)) {
-            let m = &parsed.manifest;
-            log_refusal(
-                &state,
-                &caller,
-                Some(m.id),
-                Some(m.sender.to_string()),
-                m.recipients.iter().map(ToString::to_string).collect(),
-                e,
-            )
-            .await;
+            super::log::log_refusal(&state, &caller, Some(parsed.manifest.id), e).await;
         }
     }
     result
@@ -112,9 +104,12 @@ async fn submit_parsed(
     }
 
     let manifest_sha256 = sha256_hex(&parsed.canonical);
-    // An id already in use: the same manifest is a replay, anything else a conflict.
-    if let Some(existing) = state.store.document(&manifest.id)? {
-        return replay_or_conflict(existing, &manifest_sha256);
+    // An id already in use by this sender: the same manifest is a replay, anything else
+    // a conflict. Another sender's id is not even looked at before the signatures verify,
+    // so that 409 against 422 tells nobody whether someone else's document exists.
+    let existing = state.store.document(&manifest.id)?;
+    if let Some(existing) = existing.as_ref().filter(|e| e.sender == sender.as_str()) {
+        return replay_or_conflict(existing.clone(), &manifest_sha256);
     }
 
     let signers = verify_signatures(
@@ -124,6 +119,9 @@ async fn submit_parsed(
         &sender_entry.required_signatures,
     )
     .await?;
+    if let Some(existing) = existing {
+        return replay_or_conflict(existing, &manifest_sha256);
+    }
 
     let record = DocumentRecord {
         id: manifest.id,
@@ -373,15 +371,7 @@ pub async fn upload(
         Some(recipient_set_check(&state, &record)?)
     };
     if let Err(e) = receive_payload(&state, &record, body, check).await {
-        log_refusal(
-            &state,
-            &caller,
-            Some(id),
-            Some(record.sender.clone()),
-            record.recipients.clone(),
-            &e,
-        )
-        .await;
+        super::log::log_refusal(&state, &caller, Some(id), &e).await;
         return Err(e);
     }
 
@@ -758,33 +748,6 @@ pub async fn payload(
         body,
     )
         .into_response())
-}
-
-/// Appends a `refused` event for a document-level refusal. A failure to log is itself
-/// logged, and does not change the answer.
-pub async fn log_refusal(
-    state: &AppState,
-    caller: &Caller,
-    document_id: Option<Uuid>,
-    sender: Option<String>,
-    recipients: Vec<String>,
-    error: &ApiError,
-) {
-    let (_, code) = error.status_and_code();
-    let event = crate::ledger::Event::Refused {
-        time: api::now_rfc3339(),
-        document_id,
-        actor: match &caller.identity {
-            Identity::Org(id) => id.to_string(),
-            Identity::Auditor(scope) => format!("auditor:{scope}"),
-        },
-        sender,
-        recipients,
-        code: code.to_owned(),
-    };
-    if let Err(e) = state.store.log_event(&event).await {
-        tracing::error!(error = %e, code, "could not log a refusal");
-    }
 }
 
 /// Refuses with `507` when a write of `extra` bytes would eat into the disk reserve.
