@@ -21,11 +21,11 @@ use super::state::pinned_log_verifier_key;
 use super::{Client, ClientError};
 use crate::api::{LogEntries, LogProof};
 use crate::config::Deadlines;
-use crate::document::DocSignature;
+use crate::directory::OrgId;
+use crate::document::{DocSignature, Role};
 use crate::ledger::{self, Event, VerifiedCheckpoint, checkpoint};
-use crate::pki::Identity;
 use crate::pki::pem::write_public;
-use crate::pki::signing::SigningTrust;
+use crate::pki::signing::{JudgedAt, SigningTrust};
 
 /// `type` of an audit export file.
 pub const EXPORT_TYPE: &str = "congvan.audit-export/v1";
@@ -389,13 +389,23 @@ fn check_receipt_signature(
     let at = UnixTime::since_unix_epoch(std::time::Duration::from_secs(
         when.unix_timestamp().max(0) as u64,
     ));
+    // Judged as of the log's time for the event (the server's signed record of when it
+    // took the receipt): a recipient's certificate retired later for a routine reason
+    // leaves its old receipts valid. The CRLs must have been current then.
     let signer = signature
-        .verify(trust, &bytes, at)
+        .verify_at(
+            trust,
+            &bytes,
+            JudgedAt::Signed {
+                signed: at,
+                crls_current_at: at,
+            },
+        )
         .map_err(|e| format!("the receipt's signature does not verify: {e}"))?;
-    match &signer.cert.identity {
-        Identity::Org(id) if id.as_str() == actor => Ok(()),
-        other => Err(format!("the receipt is signed by {other}, not by {actor}")),
-    }
+    let actor_id = OrgId::parse(actor).map_err(|e| format!("receipt actor {actor:?}: {e}"))?;
+    // A receipt is the organisation's act: its seal certificate, never a person's.
+    crate::document::check_signer(Role::Organization, &signer.cert, &actor_id, "")
+        .map_err(|e| format!("the receipt is signed by {}: {e}", signer.cert.identity))
 }
 
 /// One line of `audit report`.

@@ -72,6 +72,8 @@ pub fn visible(state: &AppState, caller: &Caller, event: &Event) -> bool {
                 .into_iter()
                 .any(|p| OrgId::parse(p).is_ok_and(|id| directory.in_subtree(scope, &id)))
         }
+        // The `Caller` extractor never admits a person certificate.
+        Identity::Person(_) => false,
     }
 }
 
