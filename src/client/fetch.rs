@@ -359,9 +359,16 @@ pub fn signed_receipt(
 /// Parses a receipt's acceptance time, refusing one in the future.
 fn accepted_time(text: &str) -> Result<UnixTime, ClientError> {
     let when = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| refuse(format!("the receipt's acceptance time {text:?} is not RFC 3339")))?;
-    let seconds = u64::try_from(when.unix_timestamp())
-        .map_err(|_| refuse(format!("the receipt's acceptance time {text} is before 1970")))?;
+        .map_err(|_| {
+            refuse(format!(
+                "the receipt's acceptance time {text:?} is not RFC 3339"
+            ))
+        })?;
+    let seconds = u64::try_from(when.unix_timestamp()).map_err(|_| {
+        refuse(format!(
+            "the receipt's acceptance time {text} is before 1970"
+        ))
+    })?;
     if seconds > UnixTime::now().as_secs() + ACCEPTED_AT_SKEW_SECONDS {
         return Err(refuse(format!(
             "the receipt's acceptance time {text} is in the future"

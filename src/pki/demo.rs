@@ -36,7 +36,9 @@ use ring::rand::{SecureRandom, SystemRandom};
 use time::{Duration, OffsetDateTime};
 
 use super::pem::{write_public, write_secret};
-use super::{EKU_DOCUMENT_SIGNING, PkiError, URI_AUDITOR_PREFIX, URI_ORG_PREFIX, URI_PERSON_PREFIX};
+use super::{
+    EKU_DOCUMENT_SIGNING, PkiError, URI_AUDITOR_PREFIX, URI_ORG_PREFIX, URI_PERSON_PREFIX,
+};
 use crate::directory::{Directory, Org, OrgId, encryption_cert_file, signing_certs_file};
 use crate::seal;
 

@@ -519,7 +519,8 @@ impl SigningTrust {
         crls_current_at: UnixTime,
     ) -> Result<Option<LaterRevocation>, SignatureError> {
         let malformed = |e: String| SignatureError::Malformed(format!("certificate: {e}"));
-        let (_, cert) = X509Certificate::from_der(cert_der).map_err(|e| malformed(e.to_string()))?;
+        let (_, cert) =
+            X509Certificate::from_der(cert_der).map_err(|e| malformed(e.to_string()))?;
         let (_, issuer) =
             X509Certificate::from_der(issuer_der).map_err(|e| malformed(e.to_string()))?;
         if issuer.subject().as_raw() != cert.issuer().as_raw() {

@@ -112,7 +112,13 @@ async fn signer_name_mismatch_is_refused() {
     // The manifest prints someone else than the person certificate names.
     let mut doc = TestDoc::new("hn/cm", &["hn/cm/chuc-son"]);
     doc.manifest["signer"]["full_name"] = "Trần Văn Khác".into();
-    refused(&server, &doc, &doc.signatures(&server), "signer_name_mismatch").await;
+    refused(
+        &server,
+        &doc,
+        &doc.signatures(&server),
+        "signer_name_mismatch",
+    )
+    .await;
     // A person certificate of the sender, issued to another person, under the printed
     // name of the competent signer.
     let doc = TestDoc::new("hn/cm", &["hn/cm/chuc-son"]);
@@ -155,17 +161,18 @@ async fn receipt_signed_with_a_person_certificate_is_refused() {
         document_id: doc.id().parse().unwrap(),
         recipient: "hn/cm/chuc-son".into(),
         manifest_sha256: view["manifest_sha256"].as_str().unwrap().to_owned(),
-        payload_sha256: doc.manifest["payload"]["sha256"].as_str().unwrap().to_owned(),
+        payload_sha256: doc.manifest["payload"]["sha256"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
         status: "03".into(),
         time: congvan::api::now_rfc3339(),
         note: String::new(),
     };
     let dir = server.org_dir("hn/cm/chuc-son");
-    let person = congvan::pki::signing::SigningKey::load(
-        &dir.join("person.crt"),
-        &dir.join("person.key"),
-    )
-    .unwrap();
+    let person =
+        congvan::pki::signing::SigningKey::load(&dir.join("person.crt"), &dir.join("person.key"))
+            .unwrap();
     let request = congvan::client::fetch::signed_receipt(&person, receipt).unwrap();
     let recipient = server.client("hn/cm/chuc-son");
     let url = format!("/v1/documents/{}/receipts", doc.id());

@@ -209,7 +209,10 @@ pub fn listed_tools() -> Vec<(String, String)> {
         .map(|l| {
             let mut words = l.split_whitespace();
             let cmd = words.next().unwrap().to_owned();
-            let pkg = words.next().expect("each tool line names its package").to_owned();
+            let pkg = words
+                .next()
+                .expect("each tool line names its package")
+                .to_owned();
             (cmd, pkg)
         })
         .collect()

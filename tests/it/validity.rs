@@ -30,11 +30,9 @@ async fn accepted_document(server: &TestServer) -> (TestDoc, time::OffsetDateTim
     let accepted = view["receipt"]["statement"]["accepted_at"]
         .as_str()
         .unwrap_or_else(|| panic!("no signed acceptance time: {view}"));
-    let accepted = time::OffsetDateTime::parse(
-        accepted,
-        &time::format_description::well_known::Rfc3339,
-    )
-    .unwrap();
+    let accepted =
+        time::OffsetDateTime::parse(accepted, &time::format_description::well_known::Rfc3339)
+            .unwrap();
     (doc, accepted)
 }
 
