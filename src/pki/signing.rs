@@ -927,4 +927,178 @@ mod tests {
             SignatureError::BadSignature
         );
     }
+
+    /// A root, an intermediate, a seal certificate and its key, for judging revocation.
+    struct Pki {
+        dir: tempfile::TempDir,
+        root: Ca,
+        intermediate: Ca,
+        leaf_der: Vec<u8>,
+        key: SigningKey,
+    }
+
+    fn pki() -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Ca::new_root("root").unwrap();
+        let intermediate = root.new_intermediate("intermediate").unwrap();
+        let spec = LeafSpec::new(LeafKind::DocumentSigning, "seal").uri("urn:congvan:org:hn");
+        let issued = intermediate.issue(&spec).unwrap();
+        issued.write(dir.path(), "sign").unwrap();
+        let key =
+            SigningKey::load(&dir.path().join("sign.crt"), &dir.path().join("sign.key")).unwrap();
+        Pki {
+            dir,
+            root,
+            intermediate,
+            leaf_der: issued.der,
+            key,
+        }
+    }
+
+    fn entry(
+        der: &[u8],
+        at: time::OffsetDateTime,
+        reason: Option<rcgen::RevocationReason>,
+    ) -> rcgen::RevokedCertParams {
+        let (_, cert) = X509Certificate::from_der(der).unwrap();
+        rcgen::RevokedCertParams {
+            serial_number: rcgen::SerialNumber::from_slice(cert.raw_serial()),
+            revocation_time: at,
+            reason_code: reason,
+            invalidity_date: None,
+        }
+    }
+
+    impl Pki {
+        /// Trust with the given root and intermediate CRL texts (None: leave it out).
+        fn trust(&self, root_crl: Option<String>, int_crl: Option<String>) -> SigningTrust {
+            let anchors = [write(self.dir.path(), "root.crt", self.root.cert_pem())];
+            let mut crls = Vec::new();
+            for (name, text) in [("root.crl", root_crl), ("int.crl", int_crl)] {
+                if let Some(text) = text {
+                    crls.push(write(self.dir.path(), name, &text));
+                }
+            }
+            SigningTrust::load(&anchors, &crls).unwrap()
+        }
+
+        /// Judges a fresh signature as if made `ago` seconds before now.
+        fn judge(
+            &self,
+            trust: &SigningTrust,
+            ago: i64,
+            crls_at: i64,
+        ) -> Result<VerifiedSigner, SignatureError> {
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let t = |s: i64| UnixTime::since_unix_epoch(std::time::Duration::from_secs(s as u64));
+            let message = b"manifest";
+            let signature = self.key.sign(message).unwrap();
+            trust.verify_raw(
+                message,
+                self.key.algorithm(),
+                &signature,
+                &self.key.chain,
+                JudgedAt::Signed {
+                    signed: t(now - ago),
+                    crls_current_at: t(now + crls_at),
+                },
+            )
+        }
+    }
+
+    #[test]
+    fn judging_at_a_time_of_signing_keeps_the_crl_checks() {
+        let p = pki();
+        let now = time::OffsetDateTime::now_utc();
+        let empty_root = p.root.sign_crl(1, Vec::new()).unwrap();
+        let empty_int = p.intermediate.sign_crl(1, Vec::new()).unwrap();
+
+        // Nothing revoked: valid, nothing to report.
+        let trust = p.trust(Some(empty_root.clone()), Some(empty_int.clone()));
+        assert!(p.judge(&trust, 60, 0).unwrap().later_revocations.is_empty());
+
+        // No CRL from the leaf's issuer: unknown status refuses.
+        let trust = p.trust(Some(empty_root.clone()), None);
+        let e = p.judge(&trust, 60, 0).unwrap_err();
+        assert!(matches!(e, SignatureError::RevocationUnknown(_)), "{e:?}");
+
+        // A CRL that names the intermediate as issuer but is signed by another key (a
+        // forged "superseded" list from a server, say) refuses.
+        let impostor = Ca::new_root("intermediate").unwrap();
+        let forged = impostor
+            .sign_crl(
+                2,
+                vec![entry(
+                    &p.leaf_der,
+                    now,
+                    Some(rcgen::RevocationReason::Superseded),
+                )],
+            )
+            .unwrap();
+        let trust = p.trust(Some(empty_root.clone()), Some(forged));
+        let e = p.judge(&trust, 60, 0).unwrap_err();
+        assert!(
+            matches!(&e, SignatureError::RevocationUnknown(m) if m.contains("does not verify")),
+            "{e:?}"
+        );
+
+        // CRLs past their nextUpdate at the time they must be current refuse.
+        let trust = p.trust(Some(empty_root.clone()), Some(empty_int.clone()));
+        let e = p.judge(&trust, 60, 400 * 86_400).unwrap_err();
+        assert!(
+            matches!(&e, SignatureError::RevocationUnknown(m) if m.contains("expired")),
+            "{e:?}"
+        );
+
+        // A revocation with no reason after the signing counts as a compromise of
+        // unknown date.
+        let revoked = p
+            .intermediate
+            .sign_crl(2, vec![entry(&p.leaf_der, now, None)])
+            .unwrap();
+        let trust = p.trust(Some(empty_root.clone()), Some(revoked));
+        let e = p.judge(&trust, 60, 0).unwrap_err();
+        assert!(
+            matches!(&e, SignatureError::RevokedAtSigning(m) if m.contains("reason none stated")),
+            "{e:?}"
+        );
+
+        // The issuing CA retired (superseded) after the signing: valid, and reported.
+        let int_der =
+            crate::pki::pem::read_certs(&p.dir.path().join("sign.crt")).unwrap()[1].to_vec();
+        let root_crl = p
+            .root
+            .sign_crl(
+                2,
+                vec![entry(
+                    &int_der,
+                    now,
+                    Some(rcgen::RevocationReason::Superseded),
+                )],
+            )
+            .unwrap();
+        let trust = p.trust(Some(root_crl.clone()), Some(empty_int.clone()));
+        let signer = p.judge(&trust, 60, 0).unwrap();
+        assert_eq!(signer.later_revocations.len(), 1);
+        assert!(
+            signer.later_revocations[0]
+                .certificate
+                .contains("the CA certificate")
+        );
+        assert_eq!(signer.later_revocations[0].reason, "superseded");
+        // …but a signature judged now (a submission) is refused.
+        let e = trust
+            .verify_raw(
+                b"manifest",
+                p.key.algorithm(),
+                &p.key.sign(b"manifest").unwrap(),
+                &p.key.chain,
+                JudgedAt::Now(UnixTime::now()),
+            )
+            .unwrap_err();
+        assert_eq!(e, SignatureError::Revoked);
+        // …and one made after the retirement is refused too.
+        let e = p.judge(&trust, -5, 0).unwrap_err();
+        assert!(matches!(e, SignatureError::RevokedAtSigning(_)), "{e:?}");
+    }
 }
