@@ -153,22 +153,32 @@ pub struct LaterRevocation {
     pub revoked_at: String,
     /// The entry's invalidityDate (since when the key is suspect), RFC 3339, if stated.
     pub invalid_since: Option<String>,
+    /// True for a routine reason (superseded, affiliation changed, cessation of
+    /// operation); false for a compromise dated after the time of signing.
+    pub routine: bool,
+    /// The time of signing the signature was judged at, RFC 3339.
+    pub signed_at: String,
 }
 
 impl std::fmt::Display for LaterRevocation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} was revoked on {} (reason {}",
+            "{} was revoked on {} (reason {})",
             self.certificate, self.revoked_at, self.reason
         )?;
-        if let Some(since) = &self.invalid_since {
-            write!(f, ", invalid since {since}")?;
+        match (&self.invalid_since, self.routine) {
+            (Some(since), false) => write!(
+                f,
+                "; the CA states it was invalid since {since}, after the document was accepted on {}, so this signature stands",
+                self.signed_at
+            ),
+            _ => write!(
+                f,
+                " after the document was accepted on {}; a routine revocation after acceptance does not affect this signature",
+                self.signed_at
+            ),
         }
-        write!(
-            f,
-            "), after the document was accepted; that does not affect this signature"
-        )
     }
 }
 
@@ -623,14 +633,17 @@ fn judge_entry(
     let reason = reason_name(code);
     let revoked_at = entry.revocation_date.timestamp();
     let invalid_since = invalidity_date(entry);
+    let accepted = rfc3339(signed);
+    let routine = code.is_some_and(|c| ROUTINE_REASONS.contains(&c));
     let later = LaterRevocation {
         certificate: subject.clone(),
         reason: reason.to_owned(),
         revoked_at: rfc3339(revoked_at),
         invalid_since: invalid_since.map(rfc3339),
+        routine,
+        signed_at: accepted.clone(),
     };
-    let accepted = rfc3339(signed);
-    if code.is_some_and(|c| ROUTINE_REASONS.contains(&c)) {
+    if routine {
         // A routine retirement: the certificate was good until it was revoked (or until
         // the invalidity date, if the CA stated an earlier one).
         let cutoff = invalid_since.map_or(revoked_at, |d| d.min(revoked_at));
@@ -650,7 +663,7 @@ fn judge_entry(
             rfc3339(since)
         ))),
         None => Err(SignatureError::RevokedAtSigning(format!(
-            "{subject} was revoked on {} (reason {reason}) with no date since which it is invalid, so no signature made with its key can be trusted, even on a document accepted earlier ({accepted})",
+            "{subject} was revoked on {} (reason {reason}) with no date since which it is invalid, so no signature made with its key can be trusted, not even on this document (accepted {accepted})",
             rfc3339(revoked_at)
         ))),
     }
