@@ -9,7 +9,7 @@ use congvan::pki::demo::{Ca, LeafKind, LeafSpec};
 use congvan::pki::signing::{JudgedAt, SigningTrust};
 use rustls_pki_types::UnixTime;
 
-use crate::support::{TestDoc, TestServer, assert_code, sample_signer};
+use crate::support::{TestDoc, TestServer, assert_code, require, sample_signer};
 
 /// Issues a document-signing certificate from the DEMO intermediate into the test's
 /// directory, as `<stem>.crt` / `<stem>.key`.
@@ -294,4 +294,55 @@ async fn recipient_check_refuses_wrong_kinds_and_names_without_the_server() {
     renamed.manifest["signer"]["full_name"] = "Trần Văn Khác".into();
     let err = check(&renamed, &renamed.signatures(&server)).unwrap_err();
     assert!(err.contains("the manifest names the signer"), "{err}");
+}
+
+/// The openssl recipe in certs/README.md makes a person certificate the server accepts:
+/// the kind is a property a real CA can issue. The recipe is run as written there.
+#[tokio::test(flavor = "multi_thread")]
+async fn person_certificate_from_the_readme_openssl_recipe_is_accepted() {
+    if !require("openssl") || !require("sh") {
+        return;
+    }
+    let server = TestServer::start().await;
+    let readme = include_str!("../../certs/README.md");
+    let section = readme.split("## Certificate kinds").nth(1).unwrap();
+    let script = section
+        .split("```sh\n")
+        .nth(1)
+        .unwrap()
+        .split("\n```")
+        .next()
+        .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    for (from, to) in [
+        (server.pki.intermediate_cert(), "intermediate.crt"),
+        (server.pki.intermediate_key(), "intermediate.key"),
+    ] {
+        std::fs::copy(from, work.path().join(to)).unwrap();
+    }
+    let out = tokio::task::block_in_place(|| {
+        std::process::Command::new("sh")
+            .args(["-e", "-c", script])
+            .current_dir(work.path())
+            .output()
+            .unwrap()
+    });
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The recipe names hn/cm's competent person of the sample tree.
+    assert_eq!(sample_signer("hn/cm").0, "Nguyễn Thị Hạnh");
+    let doc = TestDoc::new("hn/cm", &["hn/cm/chuc-son"]);
+    let sigs = vec![
+        doc.raw_signature(Role::Organization, &server.org_dir("hn/cm"), "sign"),
+        doc.raw_signature(Role::Person, work.path(), "person"),
+    ];
+    let (status, _) = server
+        .client("hn/cm")
+        .post_json::<_, serde_json::Value>("/v1/documents", &doc.body(&sigs))
+        .await
+        .unwrap();
+    assert_eq!(status, 201);
 }
