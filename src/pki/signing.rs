@@ -14,11 +14,13 @@
 //! webpki's revocation check cannot say *when* a certificate stopped being good, so the
 //! CRL entries are read here (x509-parser) after webpki has built and checked the path
 //! without them. The CRLs' signatures, issuers and freshness are still checked. A
-//! revocation after the time of signing for a routine reason (superseded, affiliation
-//! changed, cessation of operation) leaves the signature valid and is reported; any other
-//! reason (key compromise above all) invalidates from the entry's invalidityDate, and
-//! without one it invalidates every signature the key ever made, because nobody can say
-//! since when the key was in someone else's hands.
+//! revocation after the time of signing for a reason that says the key was retired, not
+//! stolen (superseded, affiliation changed, cessation of operation, privilege withdrawn,
+//! certificate hold) leaves the signature valid and is reported. A compromise (of the
+//! key, the CA or the attribute authority) or a revocation that gives no reason or
+//! `unspecified` invalidates from the entry's invalidityDate, and without one it
+//! invalidates every signature the key ever made, because nobody can say since when the
+//! key was in someone else's hands.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -153,8 +155,8 @@ pub struct LaterRevocation {
     pub revoked_at: String,
     /// The entry's invalidityDate (since when the key is suspect), RFC 3339, if stated.
     pub invalid_since: Option<String>,
-    /// True for a routine reason (superseded, affiliation changed, cessation of
-    /// operation); false for a compromise dated after the time of signing.
+    /// True for a routine reason (the key was retired, not stolen); false for a
+    /// compromise dated after the time of signing.
     pub routine: bool,
     /// The time of signing the signature was judged at, RFC 3339.
     pub signed_at: String,
@@ -603,8 +605,11 @@ impl SigningTrust {
 }
 
 /// CRL reason codes (RFC 5280 §5.3.1) after which signatures made before the revocation
-/// stay valid: the key was retired, not stolen.
-const ROUTINE_REASONS: [u8; 3] = [3, 4, 5];
+/// stay valid, because the reason says the key was retired, not stolen:
+/// affiliationChanged, superseded, cessationOfOperation, certificateHold (a suspension)
+/// and privilegeWithdrawn. Everything else, including no reason and `unspecified` (what
+/// an operator types in a hurry for a stolen key), is treated as a compromise.
+const ROUTINE_REASONS: [u8; 5] = [3, 4, 5, 6, 9];
 
 fn reason_name(code: Option<u8>) -> &'static str {
     match code {
