@@ -523,9 +523,15 @@ enum PkiCommand {
         pki: PathBuf,
         /// The certificate to revoke (PEM).
         cert: PathBuf,
-        /// Revocation reason.
+        /// Revocation reason. Say `superseded` for a routine replacement: recipients keep
+        /// trusting documents accepted before it. `key-compromise` without
+        /// `--invalid-since` makes every document the key ever signed untrusted.
         #[arg(long, value_enum)]
         reason: Option<Reason>,
+        /// Since when the key is known or suspected to be compromised (RFC 3339), written
+        /// as the entry's invalidityDate; documents accepted before it stay trusted.
+        #[arg(long, value_name = "TIME")]
+        invalid_since: Option<String>,
     },
 }
 
@@ -637,9 +643,24 @@ fn run(command: Command) -> Result<()> {
                 force,
                 listen,
             } => pki_demo(&out, orgs.as_deref(), force, listen),
-            PkiCommand::Revoke { pki, cert, reason } => {
+            PkiCommand::Revoke {
+                pki,
+                cert,
+                reason,
+                invalid_since,
+            } => {
                 let layout = pki::demo::Layout::new(pki);
-                let revoked = pki::crl::revoke(&layout, &cert, reason.map(Into::into))?;
+                let invalid_since = invalid_since
+                    .map(|t| {
+                        time::OffsetDateTime::parse(
+                            &t,
+                            &time::format_description::well_known::Rfc3339,
+                        )
+                        .map_err(|e| anyhow::anyhow!("--invalid-since {t:?} is not RFC 3339: {e}"))
+                    })
+                    .transpose()?;
+                let revoked =
+                    pki::crl::revoke_with(&layout, &cert, reason.map(Into::into), invalid_since)?;
                 if revoked.newly_revoked {
                     println!(
                         "revoked serial {} in {} (CRL number {})",
@@ -729,6 +750,13 @@ fn run(command: Command) -> Result<()> {
             }
             for (role, subject) in &fetched.signers {
                 println!("  signed ({}):  {subject}", role.name());
+            }
+            println!(
+                "  signatures judged as of the server's signed acceptance time {}",
+                fetched.accepted_at
+            );
+            for notice in &fetched.notices {
+                println!("  note: {notice}");
             }
             for file in &fetched.files {
                 println!("  wrote {}", file.display());

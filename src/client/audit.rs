@@ -23,11 +23,11 @@ use crate::api::{
     DELIVERY_RECEIPT_TYPE, DeliveryReceipt, HiddenEntry, LogEntries, LogProof, RangeProof,
 };
 use crate::config::Deadlines;
-use crate::document::DocSignature;
+use crate::directory::OrgId;
+use crate::document::{DocSignature, Role};
 use crate::ledger::{self, Event, VerifiedCheckpoint, checkpoint};
-use crate::pki::Identity;
 use crate::pki::pem::write_public;
-use crate::pki::signing::SigningTrust;
+use crate::pki::signing::{JudgedAt, SigningTrust};
 
 /// `type` of an audit export file. Version 2 accounts for every index of its range;
 /// version 1 files (entries the officer could read, nothing else) are refused, because
@@ -752,13 +752,23 @@ fn check_receipt_signature(
     let at = UnixTime::since_unix_epoch(std::time::Duration::from_secs(
         when.unix_timestamp().max(0) as u64,
     ));
+    // Judged as of the log's time for the event (the server's signed record of when it
+    // took the receipt): a recipient's certificate retired later for a routine reason
+    // leaves its old receipts valid. The CRLs must have been current then.
     let signer = signature
-        .verify(trust, &bytes, at)
+        .verify_at(
+            trust,
+            &bytes,
+            JudgedAt::Signed {
+                signed: at,
+                crls_current_at: at,
+            },
+        )
         .map_err(|e| format!("the receipt's signature does not verify: {e}"))?;
-    match &signer.cert.identity {
-        Identity::Org(id) if id.as_str() == actor => Ok(()),
-        other => Err(format!("the receipt is signed by {other}, not by {actor}")),
-    }
+    let actor_id = OrgId::parse(actor).map_err(|e| format!("receipt actor {actor:?}: {e}"))?;
+    // A receipt is the organisation's act: its seal certificate, never a person's.
+    crate::document::check_signer(Role::Organization, &signer.cert, &actor_id, "")
+        .map_err(|e| format!("the receipt is signed by {}: {e}", signer.cert.identity))
 }
 
 /// One line of `audit report`.

@@ -134,7 +134,7 @@ impl Caller {
     pub fn org(&self) -> Option<&OrgId> {
         match &self.identity {
             Identity::Org(id) => Some(id),
-            Identity::Auditor(_) => None,
+            Identity::Auditor(_) | Identity::Person(_) => None,
         }
     }
 }
@@ -154,6 +154,15 @@ impl FromRequestParts<AppState> for Caller {
         let known = match &cert.identity {
             Identity::Org(id) => state.directory().org(id).is_some(),
             Identity::Auditor(scope) => state.directory().auditor(scope).is_some(),
+            // A person's document-signing certificate signs for its organisation; it is
+            // not a party that connects. (It lacks clientAuth anyway; this holds even
+            // if a CA issued one with it.)
+            Identity::Person(_) => {
+                return Err(ApiError::IdentityInvalid(format!(
+                    "{} is a person's signing certificate, not a TLS identity",
+                    cert.identity.uri()
+                )));
+            }
         };
         if !known {
             return Err(ApiError::UnknownIdentity(cert.identity.uri()));

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::document::{ManifestError, Role};
+use crate::document::{ManifestError, Role, RoleError};
 use crate::pki::signing::SignatureError;
 use crate::store::StoreError;
 
@@ -81,6 +81,10 @@ pub enum ApiError {
         /// The manifest's sender.
         sender: String,
     },
+    /// A signer's certificate does not fit the role it signs in (another organisation, the
+    /// wrong kind of certificate, or a person other than the manifest's signer).
+    #[error("{0}")]
+    SignerRole(RoleError),
     /// The TLS client is not the manifest's sender.
     #[error("the manifest's sender is {manifest}, but this connection is {tls}")]
     SenderMismatch {
@@ -201,7 +205,9 @@ impl ApiError {
                     SignatureError::BadSignature => "signature_invalid",
                     SignatureError::UntrustedChain(_) => "signature_untrusted",
                     SignatureError::NotValidNow(_) => "signature_expired",
-                    SignatureError::Revoked => "signature_revoked",
+                    SignatureError::Revoked | SignatureError::RevokedAtSigning(_) => {
+                        "signature_revoked"
+                    }
                     SignatureError::RevocationUnknown(_) => "signature_revocation_unknown",
                     SignatureError::WrongUsage => "signature_wrong_usage",
                     SignatureError::NoIdentity(_) => "signature_no_identity",
@@ -216,6 +222,14 @@ impl ApiError {
                 (S::UNPROCESSABLE_ENTITY, "signature_role_duplicate")
             }
             ApiError::SignerMismatch { .. } => (S::UNPROCESSABLE_ENTITY, "signer_mismatch"),
+            ApiError::SignerRole(error) => (
+                S::UNPROCESSABLE_ENTITY,
+                match error {
+                    RoleError::OtherOrganisation { .. } => "signer_mismatch",
+                    RoleError::WrongKind { .. } => "signer_kind_mismatch",
+                    RoleError::NameMismatch { .. } => "signer_name_mismatch",
+                },
+            ),
             ApiError::SenderMismatch { .. } => (S::FORBIDDEN, "sender_mismatch"),
             ApiError::SenderInactive(_) => (S::FORBIDDEN, "sender_inactive"),
             ApiError::RecipientUnknown(_) => (S::UNPROCESSABLE_ENTITY, "recipient_unknown"),

@@ -255,6 +255,7 @@ async fn verify_signatures(
     let message = parsed.canonical.clone();
     let signatures = signatures.to_vec();
     let sender = parsed.manifest.sender.clone();
+    let signer_name = parsed.manifest.signer.full_name.clone();
     tokio::task::spawn_blocking(move || {
         let now = UnixTime::now();
         let mut records = Vec::new();
@@ -266,18 +267,13 @@ async fn verify_signatures(
                         role: sig.role,
                         error,
                     })?;
-            if signer.cert.identity != Identity::Org(sender.clone()) {
-                return Err(ApiError::SignerMismatch {
-                    role: sig.role,
-                    signer: signer.cert.identity.uri(),
-                    sender: sender.to_string(),
-                });
-            }
             if !fingerprints.insert(signer.cert.fingerprint_sha256.clone()) {
                 return Err(ApiError::SignatureRoleDuplicate(
                     "one certificate cannot sign for two roles".into(),
                 ));
             }
+            document::check_signer(sig.role, &signer.cert, &sender, &signer_name)
+                .map_err(ApiError::SignerRole)?;
             records.push(SignerRecord {
                 role: sig.role.name().to_owned(),
                 subject: signer.cert.subject,
@@ -315,6 +311,8 @@ pub fn visible_document(
                 |id: &str| OrgId::parse(id).is_ok_and(|id| directory.in_subtree(scope, &id));
             in_scope(&record.sender) || record.recipients.iter().any(|r| in_scope(r))
         }
+        // The `Caller` extractor never admits a person certificate.
+        Identity::Person(_) => false,
     };
     if visible {
         Ok(record)

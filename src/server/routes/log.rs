@@ -78,6 +78,8 @@ pub fn visible(state: &AppState, caller: &Caller, event: &Event) -> bool {
                 .into_iter()
                 .any(|p| OrgId::parse(p).is_ok_and(|id| directory.in_subtree(scope, &id)))
         }
+        // The `Caller` extractor never admits a person certificate.
+        Identity::Person(_) => false,
     }
 }
 
@@ -281,6 +283,7 @@ pub async fn log_refusal(
     let actor = match &caller.identity {
         Identity::Org(id) => id.to_string(),
         Identity::Auditor(scope) => format!("auditor:{scope}"),
+        Identity::Person(id) => format!("person:{id}"),
     };
     let event = Event::Refused {
         time: crate::api::now_rfc3339(),
