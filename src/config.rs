@@ -189,6 +189,10 @@ pub struct LogConfig {
     pub origin: String,
     /// How often a checkpoint is issued when the log has grown.
     pub checkpoint_interval_s: u64,
+    /// Where the server remembers the latest checkpoint it signed, outside the data
+    /// directory so that restoring an older data directory cannot make it forget (see
+    /// `ledger::memory`). Default: `latest-checkpoint.note` beside the data directory.
+    pub checkpoint_memory: Option<PathBuf>,
 }
 
 impl Default for LogConfig {
@@ -196,6 +200,7 @@ impl Default for LogConfig {
         LogConfig {
             origin: "congvan.invalid/log".into(),
             checkpoint_interval_s: 60,
+            checkpoint_memory: None,
         }
     }
 }
@@ -314,6 +319,10 @@ pub struct ServerConfig {
     pub log: LogConfig,
     /// The cipher for classified documents and what it is certified for (`[seal]`).
     pub seal: SealPolicy,
+    /// Start even though the log does not extend the latest checkpoint this server
+    /// signed (after restoring an older backup); set by `serve --acknowledge-rollback`,
+    /// never by the file.
+    pub acknowledge_rollback: bool,
 }
 
 impl ServerConfig {
@@ -374,8 +383,11 @@ impl ServerConfig {
             path: name.to_owned(),
             message: e.to_string(),
         })?;
+        let mut log = file.log;
+        log.checkpoint_memory = log.checkpoint_memory.map(resolve);
         Ok(ServerConfig {
-            log: file.log,
+            log,
+            acknowledge_rollback: false,
             seal: file.seal,
             documents: file.documents,
             signing_anchors,
@@ -396,6 +408,19 @@ impl ServerConfig {
             demo_pki: file.demo_pki.map(|d| resolve(d.dir)),
             limits: file.limits,
         })
+    }
+
+    /// Where the latest signed checkpoint is remembered: `[log] checkpoint_memory`, or
+    /// `latest-checkpoint.note` in the directory that holds the data directory.
+    pub fn checkpoint_memory_path(&self) -> PathBuf {
+        match &self.log.checkpoint_memory {
+            Some(path) => path.clone(),
+            None => self
+                .data_dir
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join("latest-checkpoint.note"),
+        }
     }
 
     /// Reads the organisation tree; returns it with the text it was parsed from.
