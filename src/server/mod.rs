@@ -44,6 +44,7 @@ pub mod registry;
 pub mod routes;
 pub mod tls;
 
+pub use admin::SOCKET_NAME as BACKUP_SOCKET_NAME;
 pub use auth::{Caller, PeerCert, PeerChain};
 pub use error::ApiError;
 pub use tls::TrustReloader;
