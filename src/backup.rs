@@ -573,7 +573,10 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, BackupError> {
         )));
     }
     if sets.is_empty() {
-        return Err(invalid(format!("{} holds no backup set", dir.display())));
+        return Err(BackupError::Incomplete(format!(
+            "{} holds no complete backup set (run `congvan backup`)",
+            dir.display()
+        )));
     }
     let mut manifests = Vec::new();
     let mut previous_hash = String::new();
