@@ -158,6 +158,8 @@ pub struct BackupSummary {
     pub discarded: Vec<String>,
     /// Bytes of payload files received.
     pub blob_bytes: u64,
+    /// How long the server held writers back to mark the cut, in microseconds.
+    pub cut_us: u64,
 }
 
 fn sets_dir(dir: &Path) -> PathBuf {
@@ -289,6 +291,45 @@ pub fn take(
     let sequence = previous.as_ref().map_or(1, |(m, _)| m.sequence + 1);
     let partial_dir = sets_dir(dir).join(format!("{}.partial", set_name(sequence)));
     create_private_dir(&partial_dir)?;
+    let result = take_set(
+        socket,
+        dir,
+        &partial_dir,
+        sequence,
+        since,
+        previous.map(|(_, h)| h).unwrap_or_default(),
+        config_files,
+        progress,
+    );
+    match result {
+        Ok(mut summary) => {
+            summary.discarded = partial;
+            Ok(summary)
+        }
+        Err(e) => {
+            // A backup that failed cleanly leaves the directory as it was, so the sets
+            // before it still verify; only a killed one leaves a `.partial` set behind.
+            let _ = fs::remove_dir_all(&partial_dir);
+            Err(e)
+        }
+    }
+}
+
+/// Receives one set into `partial_dir` and renames it into place.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one private step of `take`, called once"
+)]
+fn take_set(
+    socket: &Path,
+    dir: &Path,
+    partial_dir: &Path,
+    sequence: u64,
+    since: Since,
+    previous_set_sha256: String,
+    config_files: &[PathBuf],
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<BackupSummary, BackupError> {
     let blobs = BlobStore::open(dir)?;
 
     let stream = std::os::unix::net::UnixStream::connect(socket).map_err(|source| {
@@ -312,7 +353,7 @@ pub fn take(
     let mut blob_list = Vec::new();
     let mut files_written = HashSet::new();
     let mut line = Vec::new();
-    let end = loop {
+    let (end, cut_us) = loop {
         line.clear();
         let n = (&mut reader)
             .take(LINE_BYTES_MAX as u64)
@@ -387,6 +428,7 @@ pub fn take(
                 leaves,
                 records: count,
                 blobs: blob_count,
+                cut_us,
                 ..
             } => {
                 if leaves != progress_now.leaves
@@ -397,7 +439,7 @@ pub fn take(
                         "the counts at the end do not match what arrived".into(),
                     ));
                 }
-                break begin;
+                break (begin, cut_us);
             }
             Item::Error { message } => return Err(BackupError::Server(message)),
         }
@@ -440,7 +482,7 @@ pub fn take(
         records: progress_now.records,
         blobs: blob_list,
         config_files: config_map,
-        previous_set_sha256: previous.map(|(_, h)| h).unwrap_or_default(),
+        previous_set_sha256,
     };
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| invalid(e.to_string()))?;
     write_private(&partial_dir.join("set.json"), &json)?;
@@ -452,14 +494,15 @@ pub fn take(
     }
     sync_dir(&partial_dir)?;
     let final_dir = sets_dir(dir).join(set_name(sequence));
-    fs::rename(&partial_dir, &final_dir).map_err(io(&final_dir))?;
+    fs::rename(partial_dir, &final_dir).map_err(io(&final_dir))?;
     sync_dir(&sets_dir(dir))?;
     progress(&progress_now);
     Ok(BackupSummary {
         set: final_dir,
         full: sequence == 1,
-        discarded: partial,
+        discarded: Vec::new(),
         blob_bytes: progress_now.blob_bytes,
+        cut_us,
         manifest,
     })
 }

@@ -970,7 +970,11 @@ fn backup(config_path: &Path, data: Option<PathBuf>, out: &Path) -> Result<()> {
         Some(c) => println!("  latest checkpoint: {} entries", c.size),
         None => println!("  no checkpoint yet"),
     }
-    println!("  took {:.1} s", started.elapsed().as_secs_f64());
+    println!(
+        "  took {:.1} s; submissions were held back {} µs while the cut was marked",
+        started.elapsed().as_secs_f64(),
+        summary.cut_us
+    );
     Ok(())
 }
 

@@ -105,6 +105,9 @@ pub enum Item {
         blobs: u64,
         /// Their bytes.
         blob_bytes: u64,
+        /// How long writers were held back while the cut was marked, in microseconds.
+        #[serde(default)]
+        cut_us: u64,
     },
     /// The server could not complete the backup.
     Error {
@@ -156,10 +159,12 @@ impl Store {
         emit: &mut dyn FnMut(Item) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let log = self.log();
+        let cut_started = std::time::Instant::now();
         let (pre, size) = self
             .gate
             .begin(|| log.size())
             .ok_or_else(|| StoreError::State("a backup is already running".into()))?;
+        let cut_us = cut_started.elapsed().as_micros() as u64;
         let _end = EndOnDrop(&self.gate);
         let to = size?;
         if since.log_size > to {
@@ -377,6 +382,7 @@ impl Store {
             records,
             blobs: large.len() as u64,
             blob_bytes,
+            cut_us,
         })
     }
 
