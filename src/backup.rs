@@ -198,8 +198,8 @@ fn list_sets(dir: &Path) -> Result<(Vec<(u64, PathBuf)>, Vec<String>), BackupErr
 fn read_manifest(set: &Path) -> Result<(SetManifest, String), BackupError> {
     let path = set.join("set.json");
     let bytes = fs::read(&path).map_err(io(&path))?;
-    let manifest: SetManifest = serde_json::from_slice(&bytes)
-        .map_err(|e| invalid(format!("{}: {e}", path.display())))?;
+    let manifest: SetManifest =
+        serde_json::from_slice(&bytes).map_err(|e| invalid(format!("{}: {e}", path.display())))?;
     if manifest.format != FORMAT {
         return Err(invalid(format!(
             "{}: format {:?}, expected {FORMAT:?}",
@@ -332,12 +332,11 @@ fn take_set(
 ) -> Result<BackupSummary, BackupError> {
     let blobs = BlobStore::open(dir)?;
 
-    let stream = std::os::unix::net::UnixStream::connect(socket).map_err(|source| {
-        BackupError::Connect {
+    let stream =
+        std::os::unix::net::UnixStream::connect(socket).map_err(|source| BackupError::Connect {
             socket: socket.display().to_string(),
             source,
-        }
-    })?;
+        })?;
     let mut request = serde_json::to_vec(&since).map_err(|e| invalid(e.to_string()))?;
     request.push(b'\n');
     (&stream).write_all(&request).map_err(io(socket))?;
@@ -402,7 +401,9 @@ fn take_set(
             }
             Item::File { name, data } => {
                 let Some(file) = safe_file_name(&name) else {
-                    return Err(BackupError::Server(format!("unexpected file name {name:?}")));
+                    return Err(BackupError::Server(format!(
+                        "unexpected file name {name:?}"
+                    )));
                 };
                 if !files_written.insert(file.to_owned()) {
                     return Err(BackupError::Server(format!("file {name:?} sent twice")));
@@ -452,7 +453,9 @@ fn take_set(
     let Some((log_from, log_to, log_origin, checkpoint)) = end else {
         return Err(BackupError::Server("no cut was announced".into()));
     };
-    let file = records.into_inner().map_err(|e| io(&records_path)(e.into_error()))?;
+    let file = records
+        .into_inner()
+        .map_err(|e| io(&records_path)(e.into_error()))?;
     file.sync_all().map_err(io(&records_path))?;
     drop(file);
 
@@ -617,7 +620,7 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, BackupError> {
     }
     if sets.is_empty() {
         return Err(BackupError::Incomplete(format!(
-            "{} holds no complete backup set (run `congvan backup`)",
+            "the backup in {} is incomplete: it holds no complete set yet (run `congvan backup`)",
             dir.display()
         )));
     }
@@ -651,10 +654,7 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, BackupError> {
         manifests.push(m);
     }
     let latest_set = sets.last().map(|(_, p)| p.clone()).unwrap_or_default();
-    let latest = manifests
-        .last()
-        .cloned()
-        .ok_or_else(|| invalid("no set"))?;
+    let latest = manifests.last().cloned().ok_or_else(|| invalid("no set"))?;
     let public = crate::notary::public_key_in(
         &latest_set.join("files/keys"),
         crate::notary::KeyPurpose::Log,

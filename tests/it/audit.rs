@@ -341,8 +341,7 @@ async fn a_rolled_back_or_forked_store_is_caught_by_the_remembered_checkpoint() 
         refused.to_string().contains("--acknowledge-rollback"),
         "{refused}"
     );
-    let server =
-        TestServer::start_in_with(dir, pki, |c| c.acknowledge_rollback = true).await;
+    let server = TestServer::start_in_with(dir, pki, |c| c.acknowledge_rollback = true).await;
     let err = auditor(&server).audit_checkpoint().await.unwrap_err();
     assert!(err.to_string().contains("rolled back"), "{err}");
     let out = tokio::task::block_in_place(|| {

@@ -150,7 +150,14 @@ async fn backup_under_continuous_submissions_restores_to_a_server_that_starts() 
     // Quiet now: a third, incremental backup holds everything acknowledged.
     let third = backup(&server, &out);
     assert_ok(&third);
-    assert!(text(&third).contains("backup set 3 complete"), "{}", text(&third));
+    assert!(
+        text(&third).contains("backup set 3 complete"),
+        "{}",
+        text(&third)
+    );
+    for out in [&first, &second, &third] {
+        println!("{}", String::from_utf8_lossy(&out.stdout));
+    }
     let remembered = auditor(&server).audit_checkpoint().await.unwrap().current;
 
     let verified = congvan(&["backup", "verify", s(&out)]);
@@ -186,7 +193,10 @@ async fn backup_under_continuous_submissions_restores_to_a_server_that_starts() 
     let inbox: serde_json::Value = commune.get_json("/v1/inbox?limit=500").await.unwrap();
     let listed = inbox.to_string();
     for id in &accepted {
-        assert!(listed.contains(&id.to_string()), "{id} missing after restore");
+        assert!(
+            listed.contains(&id.to_string()),
+            "{id} missing after restore"
+        );
     }
     // The auditor's remembered checkpoint is still consistent, and stays so as the
     // restored server's log grows; new documents list as the newest.
@@ -216,7 +226,7 @@ async fn a_backup_killed_midway_is_refused_as_incomplete_and_the_next_one_comple
     let data = server.dir.path().join("data");
     let out = work.path().join("backup");
     let mut outcomes = (0, 0);
-    for delay_ms in [5u64, 30, 80, 150, 400] {
+    for delay_ms in [5u64, 30, 80, 150, 400, 3000] {
         let mut child = Command::new(env!("CARGO_BIN_EXE_congvan"))
             .args(["backup", "--config", s(&config), "--data", s(&data)])
             .args(["--out", s(&out)])
@@ -251,7 +261,14 @@ async fn a_backup_killed_midway_is_refused_as_incomplete_and_the_next_one_comple
         // The server is unharmed and takes submissions.
         send(&server, work.path(), 1024).await;
     }
-    assert!(outcomes.1 > 0, "no kill landed during a backup: {outcomes:?}");
+    println!(
+        "killed backups: {} complete and verified, {} refused as incomplete",
+        outcomes.0, outcomes.1
+    );
+    assert!(
+        outcomes.1 > 0,
+        "no kill landed during a backup: {outcomes:?}"
+    );
     // The next backup discards the interrupted set and completes.
     let done = backup(&server, &out);
     assert_ok(&done);
@@ -290,8 +307,7 @@ fn memory_file(server_dir: &Path) -> PathBuf {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_older_backup_restored_is_refused_until_acknowledged_and_auditors_see_the_rollback()
-{
+async fn an_older_backup_restored_is_refused_until_acknowledged_and_auditors_see_the_rollback() {
     let server = TestServer::start().await;
     let work = tempfile::tempdir().unwrap();
     send(&server, work.path(), 1024).await;
@@ -323,7 +339,8 @@ async fn an_older_backup_restored_is_refused_until_acknowledged_and_auditors_see
     ]);
     assert!(!refused.status.success());
     assert!(
-        text(&refused).contains("does not extend") && text(&refused).contains("--acknowledge-rollback"),
+        text(&refused).contains("does not extend")
+            && text(&refused).contains("--acknowledge-rollback"),
         "{}",
         text(&refused)
     );
