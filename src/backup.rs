@@ -170,8 +170,11 @@ fn set_name(sequence: u64) -> String {
     format!("{sequence:06}")
 }
 
+/// The complete sets of a directory in order (sequence, path).
+type Sets = Vec<(u64, PathBuf)>;
+
 /// The complete sets in order, and the names of interrupted ones.
-fn list_sets(dir: &Path) -> Result<(Vec<(u64, PathBuf)>, Vec<String>), BackupError> {
+fn list_sets(dir: &Path) -> Result<(Sets, Vec<String>), BackupError> {
     let sets = sets_dir(dir);
     let mut complete = Vec::new();
     let mut partial = Vec::new();
@@ -495,7 +498,7 @@ fn take_set(
             sync_dir(&d)?;
         }
     }
-    sync_dir(&partial_dir)?;
+    sync_dir(partial_dir)?;
     let final_dir = sets_dir(dir).join(set_name(sequence));
     fs::rename(partial_dir, &final_dir).map_err(io(&final_dir))?;
     sync_dir(&sets_dir(dir))?;
@@ -664,7 +667,7 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, BackupError> {
 
     // Pass 1: records (the final state of each key) and what the log says.
     let mut checkpoints: BTreeMap<u64, Hash> = BTreeMap::new();
-    let mut docs: HashMap<Uuid, (DocState, String, u64)> = HashMap::new();
+    let mut docs: HashMap<Uuid, (DocState, String, u64, Option<u64>)> = HashMap::new();
     let mut small: HashSet<String> = HashSet::new();
     let mut submitted: Vec<(u64, Uuid, String)> = Vec::new();
     for ((_, path), m) in sets.iter().zip(&manifests) {
@@ -712,7 +715,12 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, BackupError> {
                             .map_err(|e| invalid(format!("document {id}: {e}")))?;
                         docs.insert(
                             id,
-                            (record.state, record.payload_sha256, record.payload_size),
+                            (
+                                record.state,
+                                record.payload_sha256,
+                                record.payload_size,
+                                record.log_index,
+                            ),
                         );
                     }
                     "payloads" => {
@@ -790,9 +798,12 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, BackupError> {
     }
 
     // Documents and payloads: the log and the records agree, every payload is here.
+    let mut in_log: HashMap<Uuid, u64> = HashMap::new();
     for (index, id, sha) in &submitted {
         match docs.get(id) {
-            Some((DocState::Accepted, payload, _)) if payload == sha => {}
+            // Records older than the `log_index` field have none.
+            Some((DocState::Accepted, payload, _, at))
+                if payload == sha && at.is_none_or(|at| at == *index) => {}
             _ => {
                 return Err(invalid(format!(
                     "document {id} (log entry {index}) has no accepted record with the payload \
@@ -800,12 +811,22 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, BackupError> {
                 )));
             }
         }
+        in_log.insert(*id, *index);
+    }
+    // And the other way: no accepted document the log does not name (a record copied
+    // after the cut would point past the log, or at another entry).
+    for (id, (state, _, _, _)) in &docs {
+        if *state == DocState::Accepted && !in_log.contains_key(id) {
+            return Err(invalid(format!(
+                "document {id} is recorded as accepted but the log has no submission of it"
+            )));
+        }
     }
     let blob_store = BlobStore::open(dir)?;
     let mut checked: HashSet<&str> = HashSet::new();
     let mut blob_files = Vec::new();
     let mut blob_bytes = 0u64;
-    for (state, sha, size) in docs.values() {
+    for (state, sha, size, _) in docs.values() {
         if *state != DocState::Accepted || small.contains(sha) || !checked.insert(sha) {
             continue;
         }

@@ -318,7 +318,6 @@ impl Store {
                 None => large.push((sha256.as_str(), *size)),
             }
         }
-        drop(emit_put);
         let mut blob_bytes = 0u64;
         for (sha256, size) in &large {
             let path = self.blobs.path(sha256);
@@ -500,4 +499,136 @@ pub fn unhex(text: &str) -> Option<Vec<u8>> {
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests fail loudly by design")]
+
+    use super::*;
+    use crate::store::{DocState, DocumentRecord};
+
+    fn record(payload: &[u8]) -> DocumentRecord {
+        let sha = crate::pki::identity::hex(
+            ring::digest::digest(&ring::digest::SHA256, payload).as_ref(),
+        );
+        DocumentRecord {
+            id: Uuid::now_v7(),
+            sender: "hn/cm".into(),
+            recipients: vec!["hn/cm/chuc-son".into()],
+            classification: "thuong".into(),
+            urgency: 0,
+            manifest: "{}".into(),
+            manifest_sha256: sha.clone(),
+            signatures: serde_json::json!([]),
+            signers: vec![],
+            payload_sha256: sha,
+            payload_size: payload.len() as u64,
+            submitted_at: "2026-12-01T00:00:00Z".into(),
+            state: DocState::AwaitingPayload,
+            accepted_at: None,
+            receipt: None,
+            log_index: None,
+            sealed_with: None,
+        }
+    }
+
+    /// Writes made while a backup runs (an acceptance of a waiting document, a new
+    /// document, a fetch) are not in it: it is the store exactly as it was at its cut.
+    #[test]
+    fn a_backup_is_the_store_as_it_was_at_its_cut() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let receipt = |i: u64| Ok(serde_json::json!({ "index": i }));
+        let a = record(b"a");
+        rt.block_on(store.insert_accepted(&a, None, Some(b"a"), "t", receipt))
+            .unwrap()
+            .unwrap();
+        let b = record(b"b");
+        rt.block_on(store.insert_document(&b)).unwrap();
+        // B's payload arrives as a file, as an upload would leave it.
+        let mut writer = store.blobs().writer().unwrap();
+        writer.write(b"b").unwrap();
+        writer
+            .finish(&b.payload_sha256, 1)
+            .unwrap()
+            .commit()
+            .unwrap();
+        let c = record(b"c");
+
+        let mut items = Vec::new();
+        let mut emit = |item: Item| {
+            if matches!(item, Item::Begin { .. }) {
+                // After the cut, before anything is read.
+                rt.block_on(store.accept_payload(&b.id, "t", receipt))
+                    .unwrap();
+                rt.block_on(store.insert_accepted(&c, None, Some(b"c"), "t", receipt))
+                    .unwrap()
+                    .unwrap();
+                let stored = store.document(&a.id).unwrap().unwrap();
+                rt.block_on(store.record_fetch(&stored, "hn/cm/chuc-son", "t"))
+                    .unwrap();
+            }
+            items.push(item);
+            Ok(())
+        };
+        store.backup(&Since::default(), "o", &mut emit).unwrap();
+
+        assert!(
+            matches!(items[0], Item::Begin { log_to: 1, .. }),
+            "{:?}",
+            items[0]
+        );
+        let leaves = items
+            .iter()
+            .filter(|i| matches!(i, Item::Leaf { .. }))
+            .count();
+        assert_eq!(leaves, 1);
+        let puts: Vec<(String, Vec<u8>, Vec<u8>)> = items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Put { tree, key, value } => Some((
+                    tree.clone(),
+                    B64.decode(key).unwrap(),
+                    B64.decode(value).unwrap(),
+                )),
+                _ => None,
+            })
+            .collect();
+        let docs: Vec<DocumentRecord> = puts
+            .iter()
+            .filter(|(t, _, _)| t == "docs")
+            .map(|(_, _, v)| serde_json::from_slice(v).unwrap())
+            .collect();
+        assert_eq!(docs.len(), 2, "{docs:?}");
+        let state = |id: Uuid| docs.iter().find(|d| d.id == id).map(|d| d.state);
+        assert_eq!(state(a.id), Some(DocState::Accepted));
+        assert_eq!(state(b.id), Some(DocState::AwaitingPayload));
+        assert_eq!(state(c.id), None);
+        assert!(!puts.iter().any(|(t, _, _)| t == "deliveries"));
+        // A's inbox and sent entries and small payload, nothing of B's or C's.
+        let count = |tree: &str| puts.iter().filter(|(t, _, _)| t == tree).count();
+        assert_eq!(
+            (count("inbox"), count("sent"), count("payloads")),
+            (1, 1, 1)
+        );
+        assert!(matches!(items.last(), Some(Item::End { leaves: 1, .. })));
+        // The gate is open again: a second backup sees everything.
+        let mut later = Vec::new();
+        store
+            .backup(&Since::default(), "o", &mut |i| {
+                later.push(i);
+                Ok(())
+            })
+            .unwrap();
+        assert!(
+            matches!(later[0], Item::Begin { log_to: 4, .. }),
+            "{:?}",
+            later[0]
+        );
+    }
 }

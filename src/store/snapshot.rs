@@ -39,10 +39,13 @@ pub(crate) enum Kept {
     Deliveries,
 }
 
+/// A key's value at the cut (`None`: the key did not exist), by tree and key.
+type PreImageMap = HashMap<(Kept, Vec<u8>), Option<IVec>>;
+
 /// The values keys had at a backup's cut, for the keys changed since.
 #[derive(Default)]
 pub(crate) struct PreImages {
-    map: Mutex<HashMap<(Kept, Vec<u8>), Option<IVec>>>,
+    map: Mutex<PreImageMap>,
     bytes: AtomicU64,
     overflowed: AtomicBool,
 }
