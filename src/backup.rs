@@ -289,8 +289,13 @@ pub fn take(
         Some((m, _)) => Since {
             log_size: m.log_to,
             checkpoint_size: m.checkpoint.as_ref().map_or(0, |c| c.size),
+            checkpoint_root: match (&m.checkpoint, complete.last()) {
+                (Some(c), Some((_, path))) => Some(checkpoint_root(path, &m.log_origin, c)?),
+                _ => None,
+            },
         },
     };
+    let previous_origin = previous.as_ref().map(|(m, _)| m.log_origin.clone());
     let sequence = previous.as_ref().map_or(1, |(m, _)| m.sequence + 1);
     let partial_dir = sets_dir(dir).join(format!("{}.partial", set_name(sequence)));
     create_private_dir(&partial_dir)?;
@@ -300,6 +305,7 @@ pub fn take(
         &partial_dir,
         sequence,
         since,
+        previous_origin,
         previous.map(|(_, h)| h).unwrap_or_default(),
         config_files,
         progress,
@@ -329,6 +335,7 @@ fn take_set(
     partial_dir: &Path,
     sequence: u64,
     since: Since,
+    previous_origin: Option<String>,
     previous_set_sha256: String,
     config_files: &[PathBuf],
     progress: &mut dyn FnMut(&Progress),
@@ -382,6 +389,13 @@ fn take_set(
                 log_origin,
                 checkpoint,
             } => {
+                if previous_origin.as_ref().is_some_and(|o| *o != log_origin) {
+                    return Err(BackupError::Server(format!(
+                        "this server's log is {log_origin:?} but the backup directory holds \
+                         {:?}: back up into a new directory",
+                        previous_origin.unwrap_or_default()
+                    )));
+                }
                 if log_from != since.log_size || begin.is_some() {
                     return Err(BackupError::Server(format!(
                         "the server began at log entry {log_from}, not {}",
@@ -511,6 +525,17 @@ fn take_set(
         cut_us,
         manifest,
     })
+}
+
+/// The root of a set's checkpoint, verified with the log key kept in that set.
+fn checkpoint_root(set: &Path, origin: &str, c: &CheckpointRef) -> Result<String, BackupError> {
+    let public =
+        crate::notary::public_key_in(&set.join("files/keys"), crate::notary::KeyPurpose::Log)
+            .map_err(|e| invalid(e.to_string()))?;
+    let vkey = ledger::verifier_key(origin, &public);
+    let verified = ledger::checkpoint::verify(&c.note, &vkey)
+        .map_err(|e| invalid(format!("the latest set's checkpoint does not verify: {e}")))?;
+    Ok(hex(&verified.root.0))
 }
 
 fn finish_blob(writer: crate::store::BlobWriter, r: &BlobRef) -> Result<(), BackupError> {

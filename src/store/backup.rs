@@ -34,6 +34,10 @@ pub struct Since {
     pub log_size: u64,
     /// The size of the latest checkpoint it holds (0: none).
     pub checkpoint_size: u64,
+    /// That checkpoint's root (hex): the server refuses to continue a backup directory
+    /// whose history its log does not extend.
+    #[serde(default)]
+    pub checkpoint_root: Option<String>,
 }
 
 /// A signed checkpoint as carried in a backup.
@@ -174,6 +178,23 @@ impl Store {
                  back up into a new directory",
                 since.log_size
             )));
+        }
+        if since.checkpoint_size > since.log_size {
+            return Err(StoreError::State(format!(
+                "a checkpoint of {} entries cannot come from a backup of {} log entries",
+                since.checkpoint_size, since.log_size
+            )));
+        }
+        if let Some(root) = &since.checkpoint_root {
+            let ours = log.root(since.checkpoint_size)?;
+            if crate::pki::identity::hex(&ours.0) != *root {
+                return Err(StoreError::State(format!(
+                    "the backup directory holds another history: this server's first {} log \
+                     entries are not the ones its latest checkpoint signed; back up into a new \
+                     directory",
+                    since.checkpoint_size
+                )));
+            }
         }
         let from = since.log_size;
         let checkpoint = match self

@@ -376,3 +376,62 @@ async fn an_older_backup_restored_is_refused_until_acknowledged_and_auditors_see
         "log_rollback",
     );
 }
+
+/// Sends one request line to the server's backup socket and returns the first answer.
+fn ask_socket(server: &TestServer, request: &[u8]) -> serde_json::Value {
+    use std::io::{BufRead, Write};
+    let socket = server.dir.path().join("data/admin.sock");
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    stream.write_all(request).unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(stream)
+        .read_line(&mut line)
+        .unwrap();
+    serde_json::from_str(&line).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_backup_socket_refuses_bad_requests_and_another_servers_backup_directory() {
+    let server = TestServer::start().await;
+    let work = tempfile::tempdir().unwrap();
+    send(&server, work.path(), 1024).await;
+    for (request, expect) in [
+        (&b"garbage\n"[..], "bad request"),
+        (
+            b"{\"log_size\": 1, \"checkpoint_size\": 0, \"extra\": 1}\n",
+            "bad request",
+        ),
+        (
+            b"{\"log_size\": 999999, \"checkpoint_size\": 0}\n",
+            "rolled back",
+        ),
+        (
+            b"{\"log_size\": 1, \"checkpoint_size\": 5}\n",
+            "cannot come from",
+        ),
+    ] {
+        let answer = tokio::task::block_in_place(|| ask_socket(&server, request));
+        assert_eq!(answer["kind"], "error", "{answer}");
+        assert!(
+            answer["message"].as_str().unwrap().contains(expect),
+            "{answer}"
+        );
+    }
+    // A backup directory of another server (its own keys and history) is not continued.
+    let other = TestServer::start().await;
+    for _ in 0..3 {
+        send(&other, work.path(), 1024).await;
+    }
+    let out = work.path().join("backup");
+    assert_ok(&backup(&server, &out));
+    let refused = backup(&other, &out);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("another history"),
+        "{}",
+        text(&refused)
+    );
+    // Nothing was left behind: the directory still verifies, and the server still backs up.
+    assert_ok(&congvan(&["backup", "verify", s(&out)]));
+    assert_ok(&backup(&server, &out));
+}
