@@ -32,7 +32,7 @@ use uuid::Uuid;
 
 use crate::ledger::{self, Event};
 use crate::pki::identity::hex;
-use crate::store::backup::{CheckpointRef, Item, Since};
+use crate::store::backup::{CheckpointRef, Item, Since, Want};
 use crate::store::{BlobStore, DocState, DocumentRecord, Store, StoreError};
 
 /// The format marker of `set.json`.
@@ -139,9 +139,11 @@ pub struct Progress {
     pub leaves: u64,
     /// Records received.
     pub records: u64,
-    /// Payload files received.
+    /// Payload files received or already present.
     pub blobs: u64,
-    /// Their bytes.
+    /// Of those, already present in the backup directory (not sent again).
+    pub blobs_present: u64,
+    /// Bytes received.
     pub blob_bytes: u64,
 }
 
@@ -158,6 +160,8 @@ pub struct BackupSummary {
     pub discarded: Vec<String>,
     /// Bytes of payload files received.
     pub blob_bytes: u64,
+    /// Payload files named but already in the directory (not sent again).
+    pub blobs_present: u64,
     /// How long the server held writers back to mark the cut, in microseconds.
     pub cut_us: u64,
 }
@@ -432,7 +436,20 @@ fn take_set(
                 if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
                     return Err(BackupError::Server(format!("bad blob name {sha256:?}")));
                 }
-                blob = Some((blobs.writer()?, BlobRef { sha256, size }));
+                // A file is under its digest only once it was checked against it, so one
+                // that is there need not travel again (an earlier set, or an interrupted
+                // backup, brought it).
+                let have = fs::metadata(blobs.path(&sha256)).is_ok_and(|m| m.len() == size);
+                let mut answer = serde_json::to_vec(&Want { want: !have })
+                    .map_err(|e| invalid(e.to_string()))?;
+                answer.push(b'\n');
+                (&stream).write_all(&answer).map_err(io(socket))?;
+                if have {
+                    progress_now.blobs_present += 1;
+                    blob_list.push(BlobRef { sha256, size });
+                } else {
+                    blob = Some((blobs.writer()?, BlobRef { sha256, size }));
+                }
             }
             Item::Chunk { data } => {
                 let Some((writer, _)) = blob.as_mut() else {
@@ -522,6 +539,7 @@ fn take_set(
         full: sequence == 1,
         discarded: Vec::new(),
         blob_bytes: progress_now.blob_bytes,
+        blobs_present: progress_now.blobs_present,
         cut_us,
         manifest,
     })

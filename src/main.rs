@@ -957,13 +957,14 @@ fn backup(config_path: &Path, data: Option<PathBuf>, out: &Path) -> Result<()> {
         summary.set.display()
     );
     println!(
-        "  log entries {}..{} ({} new), {} records, {} payload files ({}), {} configuration files",
+        "  log entries {}..{} ({} new), {} records, {} payload files ({} received, {} already here), {} configuration files",
         m.log_from,
         m.log_to,
         m.leaves,
         m.records,
         m.blobs.len(),
         mib(summary.blob_bytes),
+        summary.blobs_present,
         m.config_files.len()
     );
     match &m.checkpoint {

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::server::AppState;
 use crate::store::StoreError;
-use crate::store::backup::{Item, Since};
+use crate::store::backup::{Item, Since, Want};
 
 /// The socket's file name in the data directory.
 pub const SOCKET_NAME: &str = "admin.sock";
@@ -72,8 +72,13 @@ fn bind(path: &Path) -> std::io::Result<UnixListener> {
 async fn handle(state: AppState, stream: UnixStream) {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
-    let mut reader = BufReader::new(read.take(REQUEST_BYTES_MAX));
-    let request = match tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line)).await {
+    let mut reader = BufReader::new(read);
+    let request = match tokio::time::timeout(
+        REQUEST_TIMEOUT,
+        (&mut reader).take(REQUEST_BYTES_MAX).read_line(&mut line),
+    )
+    .await
+    {
         Ok(Ok(_)) => serde_json::from_str::<Since>(&line).map_err(|e| format!("bad request: {e}")),
         Ok(Err(e)) => Err(format!("bad request: {e}")),
         Err(_) => Err("no request within 10 s".to_owned()),
@@ -90,15 +95,22 @@ async fn handle(state: AppState, stream: UnixStream) {
         tracing::warn!(error = %e, "no checkpoint before the backup");
     }
     let (tx, mut rx) = mpsc::channel::<Item>(LINES_BUFFERED);
+    // The reader's answers to `blob` lines travel back to the store's thread here.
+    let (answer_tx, answer_rx) = std::sync::mpsc::channel::<bool>();
     let store = state.store.clone();
     let origin = state.log_origin.to_string();
     let started = std::time::Instant::now();
-    let reader = tokio::task::spawn_blocking(move || {
+    let task = tokio::task::spawn_blocking(move || {
         let mut emit = |item: Item| {
             tx.blocking_send(item)
                 .map_err(|_| StoreError::State("the backup client went away".into()))
         };
-        let result = store.backup(&since, &origin, &mut emit);
+        let mut want = || {
+            answer_rx
+                .recv()
+                .map_err(|_| StoreError::State("the backup client went away".into()))
+        };
+        let result = store.backup(&since, &origin, &mut emit, &mut want);
         if let Err(e) = &result {
             let _ = tx.blocking_send(Item::Error {
                 message: e.to_string(),
@@ -112,9 +124,27 @@ async fn handle(state: AppState, stream: UnixStream) {
             // backup and its snapshot.
             break;
         }
+        if matches!(item, Item::Blob { .. }) {
+            line.clear();
+            let answer = tokio::time::timeout(
+                REQUEST_TIMEOUT,
+                (&mut reader).take(REQUEST_BYTES_MAX).read_line(&mut line),
+            )
+            .await;
+            let want = match answer {
+                Ok(Ok(n)) if n > 0 => serde_json::from_str::<Want>(&line).ok(),
+                _ => None,
+            };
+            // No answer, or not one we understand: end the backup.
+            let Some(want) = want else { break };
+            if answer_tx.send(want.want).is_err() {
+                break;
+            }
+        }
     }
     drop(rx);
-    match reader.await {
+    drop(answer_tx);
+    match task.await {
         Ok(Ok(())) => {
             tracing::info!(
                 elapsed_ms = started.elapsed().as_millis() as u64,

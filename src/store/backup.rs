@@ -87,7 +87,8 @@ pub enum Item {
         /// Its contents.
         data: String,
     },
-    /// A payload file follows in [`Item::Chunk`]s.
+    /// A payload file: the reader answers whether it wants it ([`Want`]); if it does,
+    /// its bytes follow in [`Item::Chunk`]s.
     Blob {
         /// Its SHA-256 (lower-case hex).
         sha256: String,
@@ -118,6 +119,16 @@ pub enum Item {
         /// Why.
         message: String,
     },
+}
+
+/// The reader's answer to an [`Item::Blob`]: a backup directory that already holds the
+/// file (same digest) does not need it again, so payload files travel once, by digest,
+/// and a backup taken again after an interruption does not send them again.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Want {
+    /// True to receive the file.
+    pub want: bool,
 }
 
 /// The trees a backup carries records of, by name.
@@ -161,6 +172,7 @@ impl Store {
         since: &Since,
         log_origin: &str,
         emit: &mut dyn FnMut(Item) -> Result<(), StoreError>,
+        want: &mut dyn FnMut() -> Result<bool, StoreError>,
     ) -> Result<(), StoreError> {
         let log = self.log();
         let cut_started = std::time::Instant::now();
@@ -351,6 +363,9 @@ impl Store {
                 sha256: (*sha256).to_owned(),
                 size: *size,
             })?;
+            if !want()? {
+                continue;
+            }
             let mut buf = vec![0u8; CHUNK_BYTES];
             let mut sent = 0u64;
             loop {
@@ -597,7 +612,9 @@ mod tests {
             items.push(item);
             Ok(())
         };
-        store.backup(&Since::default(), "o", &mut emit).unwrap();
+        store
+            .backup(&Since::default(), "o", &mut emit, &mut || Ok(true))
+            .unwrap();
 
         assert!(
             matches!(items[0], Item::Begin { log_to: 1, .. }),
@@ -641,10 +658,15 @@ mod tests {
         // The gate is open again: a second backup sees everything.
         let mut later = Vec::new();
         store
-            .backup(&Since::default(), "o", &mut |i| {
-                later.push(i);
-                Ok(())
-            })
+            .backup(
+                &Since::default(),
+                "o",
+                &mut |i| {
+                    later.push(i);
+                    Ok(())
+                },
+                &mut || Ok(true),
+            )
             .unwrap();
         assert!(
             matches!(later[0], Item::Begin { log_to: 4, .. }),

@@ -25,8 +25,17 @@ fn auditor(server: &TestServer) -> Client {
 /// Sends one unclassified document of `size` bytes from the district to a commune (at
 /// most 64 KiB travels inline and is kept in the database; larger is a payload file).
 async fn send(server: &TestServer, work: &Path, size: usize) -> Uuid {
+    let mut body: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+    // Each payload its own, so that payload files are not shared by digest.
+    let unique = Uuid::now_v7();
+    let n = body.len().min(16);
+    body[..n].copy_from_slice(&unique.as_bytes()[..n]);
+    send_bytes(server, work, body).await
+}
+
+/// Sends one document whose payload is `body`.
+async fn send_bytes(server: &TestServer, work: &Path, body: Vec<u8>) -> Uuid {
     let file = work.join(format!("van-ban-{}.bin", Uuid::now_v7()));
-    let body: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
     std::fs::write(&file, body).unwrap();
     let request = SendRequest {
         to: vec![RECIPIENT.parse().unwrap()],
@@ -272,21 +281,43 @@ async fn a_backup_killed_midway_is_refused_as_incomplete_and_the_next_one_comple
     // The next backup discards the interrupted set and completes.
     let done = backup(&server, &out);
     assert_ok(&done);
+    println!("{}", String::from_utf8_lossy(&done.stdout));
     let verified = congvan(&["backup", "verify", s(&out)]);
     assert_ok(&verified);
+    // Payload files travel once, by digest: a new document whose payload the backup
+    // already holds does not send it again.
+    let (_, blob_path) = first_blob(&out);
+    send_bytes(&server, work.path(), std::fs::read(&blob_path).unwrap()).await;
+    let again = backup(&server, &out);
+    assert_ok(&again);
+    assert!(
+        text(&again).contains("1 payload files (0.0 MiB received, 1 already here)"),
+        "{}",
+        text(&again)
+    );
+    assert_ok(&congvan(&["backup", "verify", s(&out)]));
     // A damaged payload file is caught by its digest.
-    let blob = std::fs::read_dir(out.join("blobs/sha256"))
-        .unwrap()
-        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
-        .map(|e| e.unwrap().path())
-        .next()
-        .unwrap();
+    let (_, blob) = first_blob(&out);
     let mut bytes = std::fs::read(&blob).unwrap();
     bytes[1000] ^= 1;
     std::fs::write(&blob, bytes).unwrap();
     let verified = congvan(&["backup", "verify", s(&out)]);
     assert!(!verified.status.success());
     assert!(text(&verified).contains("digest"), "{}", text(&verified));
+}
+
+/// A payload file of a backup directory: its name and path.
+fn first_blob(out: &Path) -> (String, PathBuf) {
+    let path = std::fs::read_dir(out.join("blobs/sha256"))
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|e| e.unwrap().path())
+        .next()
+        .unwrap();
+    (
+        path.file_name().unwrap().to_string_lossy().into_owned(),
+        path,
+    )
 }
 
 fn copy_dir(from: &Path, to: &Path) {
