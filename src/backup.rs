@@ -345,6 +345,19 @@ fn take_set(
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<BackupSummary, BackupError> {
     let blobs = BlobStore::open(dir)?;
+    // Configuration and registered keys, as the operator's files are now (first,
+    // so that an unreadable one fails the backup before anything is transferred).
+    let mut config_map = BTreeMap::new();
+    for (i, path) in config_files.iter().enumerate() {
+        let bytes = fs::read(path).map_err(io(path))?;
+        let base = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "file".into());
+        let stored = format!("{i:03}-{base}");
+        write_private(&partial_dir.join("config").join(&stored), &bytes)?;
+        config_map.insert(stored, path.display().to_string());
+    }
 
     let stream =
         std::os::unix::net::UnixStream::connect(socket).map_err(|source| BackupError::Connect {
@@ -492,19 +505,6 @@ fn take_set(
         .map_err(|e| io(&records_path)(e.into_error()))?;
     file.sync_all().map_err(io(&records_path))?;
     drop(file);
-
-    // Configuration and registered keys, as the operator's files are now.
-    let mut config_map = BTreeMap::new();
-    for (i, path) in config_files.iter().enumerate() {
-        let bytes = fs::read(path).map_err(io(path))?;
-        let base = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "file".into());
-        let stored = format!("{i:03}-{base}");
-        write_private(&partial_dir.join("config").join(&stored), &bytes)?;
-        config_map.insert(stored, path.display().to_string());
-    }
 
     let manifest = SetManifest {
         format: FORMAT.into(),

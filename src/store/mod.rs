@@ -228,7 +228,9 @@ pub struct Store {
     blobs: BlobStore,
     committer: Committer,
     dir: PathBuf,
-    /// Writers pass through it so that a running backup sees one consistent cut.
+    /// Writers pass through it so that a running backup sees one consistent cut: every
+    /// write to `docs` or `deliveries` enters it and records the key's previous value
+    /// (see `snapshot`); a new write path that skips it would make backups inexact.
     gate: std::sync::Arc<Gate>,
     /// Added to sled's id generator for index sequence numbers: a restored store starts
     /// above every sequence number it restored, so new documents list as newest.
