@@ -35,6 +35,11 @@ async fn send(server: &TestServer, work: &Path, size: usize) -> Uuid {
 
 /// Sends one document whose payload is `body`.
 async fn send_bytes(server: &TestServer, work: &Path, body: Vec<u8>) -> Uuid {
+    send_as(&server.client("hn/cm"), work, body).await
+}
+
+/// Sends one document whose payload is `body` as `client` (the district).
+async fn send_as(client: &Client, work: &Path, body: Vec<u8>) -> Uuid {
     let file = work.join(format!("van-ban-{}.bin", Uuid::now_v7()));
     std::fs::write(&file, body).unwrap();
     let request = SendRequest {
@@ -42,12 +47,7 @@ async fn send_bytes(server: &TestServer, work: &Path, body: Vec<u8>) -> Uuid {
         classification: Classification::Thuong,
         ..SendRequest::new("CT", "7", "CT/HU", "Về sao lưu dữ liệu", vec![file])
     };
-    server
-        .client("hn/cm")
-        .send_document(&request)
-        .await
-        .unwrap()
-        .id
+    client.send_document(&request).await.unwrap().id
 }
 
 fn congvan(args: &[&str]) -> Output {
@@ -465,4 +465,80 @@ async fn the_backup_socket_refuses_bad_requests_and_another_servers_backup_direc
     // Nothing was left behind: the directory still verifies, and the server still backs up.
     assert_ok(&congvan(&["backup", "verify", s(&out)]));
     assert_ok(&backup(&server, &out));
+}
+
+/// The real server, killed with SIGKILL while a backup streams from it: the backup fails
+/// cleanly (nothing half-written is left to restore), the restarted server starts on its
+/// data, and the next backup completes and verifies.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_killed_during_a_backup_leaves_nothing_half_written() {
+    let (dir, pki) = crate::support::fresh_pki();
+    let data = dir.path().join("data");
+    let config = pki.server_config();
+    let args = [
+        "--config",
+        s(&config),
+        "--listen",
+        "127.0.0.1:0",
+        "--data",
+        s(&data),
+    ];
+    let (mut server, addr, _) = crate::cli::spawn_server(dir.path(), &args);
+    let url = format!("https://localhost:{}", addr.rsplit(':').next().unwrap());
+    let profile =
+        congvan::config::ClientProfile::load(&pki.org_profile(&"hn/cm".parse().unwrap())).unwrap();
+    let district = Client::new(&profile, &url).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    for i in 0..6u8 {
+        let mut body = vec![i; 2 << 20];
+        body[0] = 0xff;
+        send_as(&district, work.path(), body).await;
+    }
+    let out = work.path().join("backup");
+    let backup = Command::new(env!("CARGO_BIN_EXE_congvan"))
+        .args(["backup", "--config", s(&config), "--data", s(&data)])
+        .args(["--out", s(&out)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let failed = tokio::task::block_in_place(|| backup.wait_with_output().unwrap());
+    let verified = congvan(&["backup", "verify", s(&out)]);
+    println!("the backup during the kill: {}", text(&failed).trim());
+    if failed.status.success() {
+        // The backup finished before the kill: then it is whole.
+        assert_ok(&verified);
+    } else {
+        assert!(
+            text(&failed).contains("before the backup was complete")
+                || text(&failed).contains("cannot reach"),
+            "{}",
+            text(&failed)
+        );
+        assert!(
+            text(&verified).contains("incomplete"),
+            "{}",
+            text(&verified)
+        );
+        assert!(!out.join("sets/000001.partial").exists());
+    }
+
+    // Restarted on the same data, the server backs up completely.
+    let (mut server, _, _) = crate::cli::spawn_server(dir.path(), &args);
+    let done = congvan(&[
+        "backup",
+        "--config",
+        s(&config),
+        "--data",
+        s(&data),
+        "--out",
+        s(&out),
+    ]);
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert_ok(&done);
+    assert_ok(&congvan(&["backup", "verify", s(&out)]));
 }
