@@ -216,3 +216,80 @@ async fn an_unknown_document_type_lists_the_configured_ones() {
         assert!(text.contains(configured), "{configured} not listed: {text}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn audit_export_to_a_bare_file_name_writes_it_in_the_current_directory() {
+    let server = TestServer::start().await;
+    let profile = server.pki.auditor_profile(&"hn/cm".parse().unwrap());
+    let cwd = tempfile::tempdir().unwrap();
+    let out = tokio::task::block_in_place(|| {
+        Command::new(env!("CARGO_BIN_EXE_congvan"))
+            .current_dir(cwd.path())
+            .args([
+                "audit",
+                "export",
+                "--out",
+                "export.json",
+                "--server",
+                &server.url(),
+            ])
+            .arg("--profile")
+            .arg(&profile)
+            .output()
+            .unwrap()
+    });
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(cwd.path().join("export.json")).unwrap()).unwrap();
+    assert!(written.is_object());
+}
+
+/// Debian 12's curl (7.88, HTTP/2) showed "stream error" and no status when the server
+/// refused an upload before reading its body; the server now reads and discards a bounded
+/// remainder first, so curl gets the status and the error body.
+#[tokio::test(flavor = "multi_thread")]
+async fn curl_gets_the_status_of_an_upload_refused_before_its_body_was_read() {
+    if !crate::support::require("curl") {
+        return;
+    }
+    let server = TestServer::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let body = work.path().join("payload.bin");
+    std::fs::write(&body, vec![7u8; 8 << 20]).unwrap();
+    let dir = server.org_dir("hn/cm");
+    let url = format!(
+        "{}/v1/documents/{}/payload",
+        server.url(),
+        uuid::Uuid::now_v7()
+    );
+    let out = tokio::task::block_in_place(|| {
+        Command::new("curl")
+            .args([
+                "-sS",
+                "--http2",
+                "--max-time",
+                "20",
+                "-w",
+                "\n%{http_code}",
+                "-X",
+                "PUT",
+            ])
+            .arg("--cacert")
+            .arg(server.pki.root_cert())
+            .arg("--cert")
+            .arg(dir.join("tls.crt"))
+            .arg("--key")
+            .arg(dir.join("tls.key"))
+            .arg("--data-binary")
+            .arg(format!("@{}", body.display()))
+            .arg(&url)
+            .output()
+            .unwrap()
+    });
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "curl failed: {stderr} {stdout}");
+    assert!(stdout.ends_with("404"), "{stdout} {stderr}");
+    assert!(stdout.contains("document_not_found"), "{stdout}");
+}
