@@ -79,6 +79,21 @@ pub enum BackupError {
     Store(#[from] StoreError),
 }
 
+impl BackupError {
+    /// The command's exit code (README, "exit codes"): a backup that does not verify or
+    /// is incomplete is 3, an unreachable server 6, a server that refused 7, anything
+    /// else 1.
+    pub fn exit_code(&self) -> u8 {
+        use crate::client::audit::exit;
+        match self {
+            BackupError::Invalid(_) | BackupError::Incomplete(_) => exit::NOT_VERIFIED,
+            BackupError::Connect { .. } => exit::UNREACHABLE,
+            BackupError::Server(_) => exit::REFUSED,
+            _ => exit::FAILED,
+        }
+    }
+}
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BackupError + '_ {
     move |source| BackupError::Io {
         path: path.display().to_string(),

@@ -604,6 +604,18 @@ mod tests {
     }
 
     #[test]
+    fn embedded_documents_section_is_the_default() {
+        let config = ServerConfig::embedded_default(Path::new("/srv")).unwrap();
+        let default = DocumentsConfig::default();
+        assert_eq!(config.documents.types, default.types);
+        assert_eq!(
+            config.documents.payload_bytes_max,
+            default.payload_bytes_max
+        );
+        assert!(EMBEDDED_SERVER_CONFIG.contains("\n[documents]\n"));
+    }
+
+    #[test]
     fn unknown_keys_are_errors() {
         let text = EMBEDDED_SERVER_CONFIG.replace("[limits]", "[limits]\nconnection_max = 5");
         let err = ServerConfig::parse(&text, Path::new("/"), "x").unwrap_err();

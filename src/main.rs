@@ -11,6 +11,36 @@ use congvan::config::{ClientProfile, DEFAULT_CONFIG_PATH, ServerConfig};
 use congvan::directory::Directory;
 use congvan::pki;
 
+/// `print!` and `println!` for this binary: writing to a closed pipe (`congvan inbox | head
+/// -1`) ends the process quietly with success instead of panicking as std's macros do;
+/// any other write error is reported once, with exit code 1.
+macro_rules! print {
+    ($($arg:tt)*) => {
+        write_stdout(format_args!($($arg)*))
+    };
+}
+
+/// See [`print!`].
+macro_rules! println {
+    () => {
+        print!("\n")
+    };
+    ($($arg:tt)*) => {
+        print!("{}\n", format_args!($($arg)*))
+    };
+}
+
+fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    if let Err(e) = std::io::stdout().lock().write_fmt(args) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to standard output: {e}");
+        std::process::exit(1);
+    }
+}
+
 /// mimalloc instead of the system allocator: under load the server allocates and frees
 /// many short-lived buffers from several threads, where glibc's malloc spent a fifth of
 /// the CPU (docs/PERFORMANCE.md).
@@ -413,11 +443,11 @@ impl ClientArgs {
 
 #[derive(clap::Args)]
 struct SendArgs {
-    /// A recipient organisation id (repeat for more).
-    #[arg(long = "to", value_name = "ORG")]
+    /// A recipient organisation id (repeat, or separate with commas: --to a,b).
+    #[arg(long = "to", value_name = "ORG", value_delimiter = ',')]
     to: Vec<congvan::directory::OrgId>,
     /// Send to every active child of this organisation (expanded before signing).
-    #[arg(long = "to-children", value_name = "ORG")]
+    #[arg(long = "to-children", value_name = "ORG", value_delimiter = ',')]
     to_children: Vec<congvan::directory::OrgId>,
     /// Document type: NQ, QĐ, CT, KL, HD, TB, BC, CV, …
     #[arg(long = "type", value_name = "TYPE")]
@@ -504,6 +534,30 @@ fn parse_classification(s: &str) -> Result<congvan::document::manifest::Classifi
 }
 
 impl SendArgs {
+    /// Refuses a file argument that does not exist but reads as an organisation id: the
+    /// user wrote `--to a b` meaning two recipients.
+    fn check_files(&self) -> Result<()> {
+        for file in &self.files {
+            if file.exists() {
+                continue;
+            }
+            let text = file.to_string_lossy();
+            if congvan::directory::OrgId::parse(&text).is_ok() {
+                anyhow::bail!(
+                    "{text:?} is not a file; it looks like an organisation id. Name each \
+                     recipient with its own --to (--to {first} --to {text}) or separate them \
+                     with commas (--to {first},{text})",
+                    first = self
+                        .to
+                        .last()
+                        .map_or_else(|| "ORG".to_owned(), ToString::to_string),
+                );
+            }
+            anyhow::bail!("{}: no such file", file.display());
+        }
+        Ok(())
+    }
+
     fn into_request(self) -> congvan::client::send::SendRequest {
         use congvan::document::manifest::BusinessKind;
         let (business, business_target) = match (self.recall, self.update, self.replace) {
@@ -601,10 +655,27 @@ fn main() -> ExitCode {
     match run(opts.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", report(&e));
             ExitCode::from(exit_code(&e))
         }
     }
+}
+
+/// The error and its causes on one line, each said once: many library errors already
+/// include their cause in their own message, and anyhow's chain would repeat it.
+fn report(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 /// An `audit` outcome with its own exit code (see `congvan::client::audit::exit`).
@@ -640,8 +711,11 @@ fn exit_code(e: &anyhow::Error) -> u8 {
         if let Some(v) = cause.downcast_ref::<VerifyError>() {
             return v.exit_code();
         }
-        if let Some(congvan::client::ClientError::LogInconsistent(_)) = cause.downcast_ref() {
-            return exit::NOT_VERIFIED;
+        if let Some(c) = cause.downcast_ref::<congvan::client::ClientError>() {
+            return c.exit_code();
+        }
+        if let Some(b) = cause.downcast_ref::<congvan::backup::BackupError>() {
+            return b.exit_code();
         }
     }
     exit::FAILED
@@ -743,6 +817,7 @@ fn run(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Send { client, doc } => {
+            doc.check_files()?;
             let client = client.client()?;
             let request = (*doc).into_request();
             let outcome = runtime()?.block_on(client.send_document(&request))?;

@@ -50,6 +50,11 @@ pub mod exit {
     pub const UNREADABLE: u8 = 4;
     /// Nothing to prove: no event of that document is visible to this profile.
     pub const NOTHING_FOUND: u8 = 5;
+    /// The server could not be reached: no connection, or the TLS handshake refused.
+    pub const UNREACHABLE: u8 = 6;
+    /// The server (or, checked first by the client, the server's declared rules) refused
+    /// the request with an error code.
+    pub const REFUSED: u8 = 7;
 }
 
 fn trust_err(msg: impl Into<String>) -> ClientError {

@@ -200,7 +200,9 @@ impl ApiError {
                 ManifestError::TooLarge(_) => (S::PAYLOAD_TOO_LARGE, "manifest_too_large"),
                 ManifestError::UnknownField(_) => (S::BAD_REQUEST, "manifest_unknown_field"),
                 ManifestError::NotNfc(_) => (S::BAD_REQUEST, "manifest_not_nfc"),
-                ManifestError::UnknownDocType(_) => (S::UNPROCESSABLE_ENTITY, "doc_type_unknown"),
+                ManifestError::UnknownDocType { .. } => {
+                    (S::UNPROCESSABLE_ENTITY, "doc_type_unknown")
+                }
                 _ => (S::BAD_REQUEST, "manifest_invalid"),
             },
             ApiError::Signature { error, .. } => (

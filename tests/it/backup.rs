@@ -256,6 +256,7 @@ async fn a_backup_killed_midway_is_refused_as_incomplete_and_the_next_one_comple
                 "a killed backup must verify or be refused as incomplete: {}",
                 text(&verified)
             );
+            assert_eq!(verified.status.code(), Some(3), "does not verify: exit 3");
             outcomes.1 += 1;
             // Nothing that is not complete can be restored either.
             let restore = congvan(&[
@@ -502,7 +503,12 @@ async fn a_server_killed_during_a_backup_leaves_nothing_half_written() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Kill once data is arriving, so the kill lands mid-stream.
+    let records = out.join("sets/000001.partial/records.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::metadata(&records).map_or(0, |m| m.len()) == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     server.kill().unwrap();
     server.wait().unwrap();
     let failed = tokio::task::block_in_place(|| backup.wait_with_output().unwrap());
@@ -513,8 +519,7 @@ async fn a_server_killed_during_a_backup_leaves_nothing_half_written() {
         assert_ok(&verified);
     } else {
         assert!(
-            text(&failed).contains("before the backup was complete")
-                || text(&failed).contains("cannot reach"),
+            text(&failed).contains("before the backup was complete"),
             "{}",
             text(&failed)
         );
@@ -523,7 +528,23 @@ async fn a_server_killed_during_a_backup_leaves_nothing_half_written() {
             "{}",
             text(&verified)
         );
+        assert_eq!(
+            failed.status.code(),
+            Some(7),
+            "the server did not finish: exit 7"
+        );
         assert!(!out.join("sets/000001.partial").exists());
+        // With the server gone, a backup cannot reach it: exit 6.
+        let unreachable = congvan(&[
+            "backup",
+            "--config",
+            s(&config),
+            "--data",
+            s(&data),
+            "--out",
+            s(&out),
+        ]);
+        assert_eq!(unreachable.status.code(), Some(6), "{}", text(&unreachable));
     }
 
     // Restarted on the same data, the server backs up completely.

@@ -23,6 +23,7 @@ mod fuzz_corpus;
 mod gpg;
 mod hostile;
 mod matrix;
+mod messages;
 mod revocation;
 mod roles;
 mod submit;

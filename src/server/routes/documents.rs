@@ -329,8 +329,47 @@ pub async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let sender = sender_org(&caller)?.clone();
-    let id = parse_id(&raw_id)?;
+    let mut body = Some(body);
+    let answer = upload_body(&state, &caller, &raw_id, &headers, &mut body).await;
+    if let Some(unread) = body {
+        drain_unread(unread).await;
+    }
+    answer
+}
+
+/// Most of an unread request body that is read and thrown away before an early answer.
+const DRAIN_BYTES_MAX: usize = 16 << 20;
+/// Longest time spent doing so.
+const DRAIN_TIME_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads and discards what a client is still sending (bounded in bytes and time) before
+/// the server answers without having read the body (a refusal, a replay). Over HTTP/2 an
+/// answer followed by a reset of the unread stream is legal, but Debian 12's curl (7.88)
+/// then reports "stream error" and never shows the status; after a drained body it sees
+/// the answer. Bodies over the bound still end in a reset.
+async fn drain_unread(body: Body) {
+    let mut body = body.into_data_stream();
+    let drained = async {
+        let mut seen = 0usize;
+        while let Some(Ok(chunk)) = futures_util::StreamExt::next(&mut body).await {
+            seen = seen.saturating_add(chunk.len());
+            if seen > DRAIN_BYTES_MAX {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME_MAX, drained).await;
+}
+
+async fn upload_body(
+    state: &AppState,
+    caller: &Caller,
+    raw_id: &str,
+    headers: &HeaderMap,
+    body: &mut Option<Body>,
+) -> Result<Response, ApiError> {
+    let sender = sender_org(caller)?.clone();
+    let id = parse_id(raw_id)?;
     let record = state
         .store
         .document(&id)?
@@ -362,19 +401,22 @@ pub async fn upload(
         .uploads
         .acquire(&caller.identity.uri())
         .ok_or(ApiError::TooManyUploads)?;
-    ensure_space(&state, record.payload_size)?;
+    ensure_space(state, record.payload_size)?;
     let check = if record.classification == "thuong" {
         None
     } else {
-        Some(recipient_set_check(&state, &record)?)
+        Some(recipient_set_check(state, &record)?)
     };
-    if let Err(e) = receive_payload(&state, &record, body, check).await {
-        super::log::log_refusal(&state, &caller, Some(id), &e).await;
+    let Some(body) = body.take() else {
+        return Err(ApiError::Internal("the upload body was taken twice".into()));
+    };
+    if let Err(e) = receive_payload(state, &record, body, check).await {
+        super::log::log_refusal(state, caller, Some(id), &e).await;
         return Err(e);
     }
 
     let accepted_at = api::now_rfc3339();
-    let make_receipt = receipt_maker(&state, &record, &accepted_at);
+    let make_receipt = receipt_maker(state, &record, &accepted_at);
     match state
         .store
         .accept_payload(&id, &accepted_at, make_receipt)
