@@ -566,6 +566,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_checkpoint_memory_is_beside_the_data_directory_unless_configured() {
+        let mut config = ServerConfig::embedded_default(Path::new("/srv/congvan")).unwrap();
+        config.data_dir = PathBuf::from("/var/lib/congvan/data");
+        assert_eq!(
+            config.checkpoint_memory_path(),
+            Path::new("/var/lib/congvan/latest-checkpoint.note")
+        );
+        let text = EMBEDDED_SERVER_CONFIG.replace(
+            "checkpoint_interval_s = 60\n",
+            "checkpoint_interval_s = 60\ncheckpoint_memory = \"state/memory.note\"\n",
+        );
+        let config = ServerConfig::parse(&text, Path::new("/etc/congvan"), "test").unwrap();
+        assert_eq!(
+            config.checkpoint_memory_path(),
+            Path::new("/etc/congvan/state/memory.note")
+        );
+        assert!(!config.acknowledge_rollback, "never from the file");
+    }
+
+    #[test]
     fn embedded_default_resolves_under_cwd() {
         let cwd = Path::new("/srv/congvan");
         let config = ServerConfig::embedded_default(cwd).unwrap();
