@@ -293,6 +293,22 @@ pub fn take(
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<BackupSummary, BackupError> {
     create_private_dir(&sets_dir(dir))?;
+    // One backup into a directory at a time: a second one would discard the first's
+    // unfinished set as if it had been interrupted. The lock ends with the process, so a
+    // killed backup never leaves it held.
+    let lock_path = dir.join("lock");
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io(&lock_path))?;
+    fs2::FileExt::try_lock_exclusive(&lock).map_err(|_| {
+        BackupError::Server(format!(
+            "another backup into {} is running; wait for it to finish",
+            dir.display()
+        ))
+    })?;
     let (complete, partial) = list_sets(dir)?;
     // An interrupted set is discarded: the backup is taken again from the last good one.
     for name in &partial {

@@ -466,6 +466,15 @@ async fn the_backup_socket_refuses_bad_requests_and_another_servers_backup_direc
     // Nothing was left behind: the directory still verifies, and the server still backs up.
     assert_ok(&congvan(&["backup", "verify", s(&out)]));
     assert_ok(&backup(&server, &out));
+    // One backup into a directory at a time (here the test holds its lock).
+    let lock = std::fs::File::open(out.join("lock")).unwrap();
+    fs2::FileExt::lock_exclusive(&lock).unwrap();
+    let busy = backup(&server, &out);
+    assert!(!busy.status.success());
+    assert!(text(&busy).contains("another backup"), "{}", text(&busy));
+    drop(lock);
+    assert_ok(&backup(&server, &out));
+    assert_ok(&congvan(&["backup", "verify", s(&out)]));
 }
 
 /// The real server, killed with SIGKILL while a backup streams from it: the backup fails
