@@ -183,6 +183,16 @@ async fn backup_under_continuous_submissions_restores_to_a_server_that_starts() 
 
     let server = Arc::into_inner(server).unwrap();
     let (dir, pki) = server.stop().await;
+    // The operator's offline check of the restored store passes too.
+    let store_check = congvan(&[
+        "audit",
+        "verify-store",
+        "--config",
+        s(&pki.server_config()),
+        "--data",
+        s(&restored),
+    ]);
+    assert_ok(&store_check);
     let server = TestServer::start_in_with(dir, pki, |c| {
         unlimited(c);
         c.data_dir = restored.clone();
