@@ -55,10 +55,29 @@ pub enum ConfigError {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
-    /// Open connections at most; further ones wait in the kernel's backlog.
+    /// Established (handshake complete) connections at most. At the cap, the oldest
+    /// connection idle for at least `connection_evictable_idle_ms` is closed to make
+    /// room; when none is, the newcomer gets `503 server_busy` and is closed.
     pub connections_max: usize,
+    /// Established connections at most per identity (client certificate); more get
+    /// `429 too_many_connections` and are closed.
+    pub connections_per_identity_max: usize,
+    /// A keep-alive connection with no request in flight and no traffic for this long may
+    /// be closed when the server needs its slot for someone else.
+    pub connection_evictable_idle_ms: u64,
+    /// A connection is closed (after its request in flight) when it is this old, so that
+    /// nothing stays open on trust decided long ago.
+    pub connection_age_max_ms: u64,
+    /// Connections still in their TLS handshake at most; at the cap the oldest is cut.
+    pub handshakes_max: usize,
+    /// Connections still in their TLS handshake at most from one IP address; at the cap
+    /// that address's oldest is cut.
+    pub handshakes_per_address_max: usize,
     /// Time allowed for a TLS handshake.
     pub handshake_timeout_ms: u64,
+    /// Time allowed for a TLS handshake while at least half of `handshakes_max` are in
+    /// progress: older ones are cut when a new connection arrives.
+    pub handshake_timeout_pressure_ms: u64,
     /// Time allowed for a client to send a request's headers.
     pub header_read_timeout_ms: u64,
     /// On shutdown, time allowed for in-flight requests to finish.
@@ -86,7 +105,13 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             connections_max: 1024,
+            connections_per_identity_max: 64,
+            connection_evictable_idle_ms: 1_000,
+            connection_age_max_ms: 3_600_000,
+            handshakes_max: 256,
+            handshakes_per_address_max: 64,
             handshake_timeout_ms: 10_000,
+            handshake_timeout_pressure_ms: 1_000,
             header_read_timeout_ms: 30_000,
             shutdown_grace_ms: 30_000,
             idle_timeout_ms: 120_000,
@@ -105,6 +130,18 @@ impl Limits {
     /// [`Limits::handshake_timeout_ms`] as a duration.
     pub fn handshake_timeout(&self) -> Duration {
         Duration::from_millis(self.handshake_timeout_ms)
+    }
+    /// [`Limits::handshake_timeout_pressure_ms`] as a duration.
+    pub fn handshake_timeout_pressure(&self) -> Duration {
+        Duration::from_millis(self.handshake_timeout_pressure_ms)
+    }
+    /// [`Limits::connection_age_max_ms`] as a duration.
+    pub fn connection_age_max(&self) -> Duration {
+        Duration::from_millis(self.connection_age_max_ms)
+    }
+    /// [`Limits::connection_evictable_idle_ms`] as a duration.
+    pub fn connection_evictable_idle(&self) -> Duration {
+        Duration::from_millis(self.connection_evictable_idle_ms)
     }
     /// [`Limits::header_read_timeout_ms`] as a duration.
     pub fn header_read_timeout(&self) -> Duration {
@@ -157,6 +194,10 @@ pub struct LogConfig {
     pub origin: String,
     /// How often a checkpoint is issued when the log has grown.
     pub checkpoint_interval_s: u64,
+    /// Where the server remembers the latest checkpoint it signed, outside the data
+    /// directory so that restoring an older data directory cannot make it forget (see
+    /// `ledger::memory`). Default: `latest-checkpoint.note` beside the data directory.
+    pub checkpoint_memory: Option<PathBuf>,
 }
 
 impl Default for LogConfig {
@@ -164,6 +205,7 @@ impl Default for LogConfig {
         LogConfig {
             origin: "congvan.invalid/log".into(),
             checkpoint_interval_s: 60,
+            checkpoint_memory: None,
         }
     }
 }
@@ -282,6 +324,10 @@ pub struct ServerConfig {
     pub log: LogConfig,
     /// The cipher for classified documents and what it is certified for (`[seal]`).
     pub seal: SealPolicy,
+    /// Start even though the log does not extend the latest checkpoint this server
+    /// signed (after restoring an older backup); set by `serve --acknowledge-rollback`,
+    /// never by the file.
+    pub acknowledge_rollback: bool,
 }
 
 impl ServerConfig {
@@ -342,8 +388,11 @@ impl ServerConfig {
             path: name.to_owned(),
             message: e.to_string(),
         })?;
+        let mut log = file.log;
+        log.checkpoint_memory = log.checkpoint_memory.map(resolve);
         Ok(ServerConfig {
-            log: file.log,
+            log,
+            acknowledge_rollback: false,
             seal: file.seal,
             documents: file.documents,
             signing_anchors,
@@ -364,6 +413,19 @@ impl ServerConfig {
             demo_pki: file.demo_pki.map(|d| resolve(d.dir)),
             limits: file.limits,
         })
+    }
+
+    /// Where the latest signed checkpoint is remembered: `[log] checkpoint_memory`, or
+    /// `latest-checkpoint.note` in the directory that holds the data directory.
+    pub fn checkpoint_memory_path(&self) -> PathBuf {
+        match &self.log.checkpoint_memory {
+            Some(path) => path.clone(),
+            None => self
+                .data_dir
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join("latest-checkpoint.note"),
+        }
     }
 
     /// Reads the organisation tree; returns it with the text it was parsed from.
@@ -673,6 +735,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_checkpoint_memory_is_beside_the_data_directory_unless_configured() {
+        let mut config = ServerConfig::embedded_default(Path::new("/srv/congvan")).unwrap();
+        config.data_dir = PathBuf::from("/var/lib/congvan/data");
+        assert_eq!(
+            config.checkpoint_memory_path(),
+            Path::new("/var/lib/congvan/latest-checkpoint.note")
+        );
+        let text = EMBEDDED_SERVER_CONFIG.replace(
+            "checkpoint_interval_s = 60\n",
+            "checkpoint_interval_s = 60\ncheckpoint_memory = \"state/memory.note\"\n",
+        );
+        let config = ServerConfig::parse(&text, Path::new("/etc/congvan"), "test").unwrap();
+        assert_eq!(
+            config.checkpoint_memory_path(),
+            Path::new("/etc/congvan/state/memory.note")
+        );
+        assert!(!config.acknowledge_rollback, "never from the file");
+    }
+
+    #[test]
     fn embedded_default_resolves_under_cwd() {
         let cwd = Path::new("/srv/congvan");
         let config = ServerConfig::embedded_default(cwd).unwrap();
@@ -681,6 +763,45 @@ mod tests {
         assert!(config.demo_pki.is_some());
         let (dir, _) = config.load_directory().unwrap();
         assert!(dir.orgs().count() >= 8);
+    }
+
+    #[test]
+    fn embedded_limits_are_the_defaults_and_name_every_limit() {
+        // The shipped file documents every limit; a new field must be added there too.
+        let config = ServerConfig::embedded_default(Path::new("/srv")).unwrap();
+        assert_eq!(
+            format!("{:?}", config.limits),
+            format!("{:?}", Limits::default())
+        );
+        let section = EMBEDDED_SERVER_CONFIG
+            .split("[limits]")
+            .nth(1)
+            .unwrap_or_default();
+        let debug = format!("{:?}", Limits::default());
+        for field in debug
+            .trim_start_matches("Limits {")
+            .split(',')
+            .filter_map(|f| f.split(':').next())
+            .map(str::trim)
+            .filter(|f| !f.is_empty() && *f != "}")
+        {
+            assert!(
+                section.contains(&format!("\n{field} = ")),
+                "{field} is missing from config/congvan.toml"
+            );
+        }
+    }
+
+    #[test]
+    fn embedded_documents_section_is_the_default() {
+        let config = ServerConfig::embedded_default(Path::new("/srv")).unwrap();
+        let default = DocumentsConfig::default();
+        assert_eq!(config.documents.types, default.types);
+        assert_eq!(
+            config.documents.payload_bytes_max,
+            default.payload_bytes_max
+        );
+        assert!(EMBEDDED_SERVER_CONFIG.contains("\n[documents]\n"));
     }
 
     #[test]

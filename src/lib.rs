@@ -9,6 +9,7 @@
 //! - [`notary`]: statements the server signs (receipts, directory) with its Ed25519 keys.
 //! - [`seal`]: OpenPGP (sequoia) behind a small interface: keys, and later seal/open.
 //! - [`store`]: durable state in sled.
+//! - [`backup`]: `congvan backup`, `backup verify` and `restore` (online, incremental).
 //! - [`server`]: TLS 1.3 accept loop with client certificates, routes, errors, limits.
 //! - [`client`]: the HTTPS client over mutual TLS used by the CLI.
 //! - [`bench`]: `congvan bench`, the load generator.
@@ -16,6 +17,7 @@
 //! `src/main.rs` only parses arguments, calls into these modules and reports errors.
 
 pub mod api;
+pub mod backup;
 pub mod bench;
 pub mod client;
 pub mod config;

@@ -223,8 +223,10 @@ person_key = {{ id = "02" }}
                     .unwrap(),
                 "key csr",
             );
+            // The seal names the organisation; the person's certificate is of its own kind.
             let mut spec = LeafSpec::new(LeafKind::DocumentSigning, name).uri(&uri);
             if role == "person" {
+                spec = spec.uri(format!("urn:congvan:person:{SENDER}"));
                 spec.title = Some("Phó Bí thư".into());
             }
             let chain = ca
