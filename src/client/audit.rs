@@ -572,6 +572,7 @@ mod tests {
             recipients: vec!["a".into(), "b".into(), "c".into()],
             classification: "thuong".into(),
             sealed_with: None,
+            business: None,
             urgency,
             deadline: None,
             manifest_sha256: String::new(),

@@ -15,7 +15,8 @@ use crate::pki::Identity;
 use crate::server::AppState;
 use crate::server::auth::Caller;
 use crate::server::error::ApiError;
-use crate::store::{DocState, ReceiptRecord};
+use crate::document::status::{self, Request};
+use crate::store::{DocState, ReceiptRecord, ReceiptWrite, StoreError};
 
 /// Largest receipt request body.
 const RECEIPT_BODY_BYTES_MAX: usize = 128 * 1024;
@@ -125,27 +126,11 @@ pub async fn post(
     }
 
     let signed = serde_json::json!({"receipt": statement, "signature": request.signature});
-    let existing = state.store.delivery(&id, org.as_str())?;
-    if let Some(same) = existing
-        .receipts
-        .iter()
-        .find(|r| r.receipt["receipt"] == signed["receipt"])
-    {
-        // The same statement again: an idempotent retry.
-        return Ok((
-            StatusCode::OK,
-            Json(ReceiptResponse {
-                document_id: id,
-                recipient: org.to_string(),
-                status: same.status.clone(),
-                recorded_at: same.recorded_at.clone(),
-                log_index: same.log_index.unwrap_or_default(),
-            }),
-        ));
-    }
+    let pending = pending_request(&state, &id, org.as_str())?;
     super::documents::ensure_space(&state, 0)?;
     let recorded_at = api::now_rfc3339();
-    let (_, log_index) = state
+    let new_status = receipt.status.clone();
+    let written = state
         .store
         .record_receipt(
             &record,
@@ -158,8 +143,33 @@ pub async fn post(
                 receipt: signed,
                 log_index: None,
             },
+            |delivery| {
+                let recorded: Vec<&str> =
+                    delivery.receipts.iter().map(|r| r.status.as_str()).collect();
+                status::judge(&recorded, delivery.fetch_count > 0, pending, &new_status)
+            },
         )
-        .await?;
+        .await
+        .map_err(|e| match e {
+            StoreError::Status(refusal) => ApiError::Status(refusal),
+            other => other.into(),
+        })?;
+    let log_index = match written {
+        ReceiptWrite::Recorded(_, index) => index,
+        ReceiptWrite::Replayed(same) => {
+            // The same status again: an idempotent retry, answered with the first entry.
+            return Ok((
+                StatusCode::OK,
+                Json(ReceiptResponse {
+                    document_id: id,
+                    recipient: org.to_string(),
+                    status: same.status.clone(),
+                    recorded_at: same.recorded_at.clone(),
+                    log_index: same.log_index.unwrap_or_default(),
+                }),
+            ));
+        }
+    };
     tracing::info!(document = %id, recipient = %org, status = %receipt.status, "receipt recorded");
     Ok((
         StatusCode::CREATED,
@@ -171,6 +181,28 @@ pub async fn post(
             log_index,
         }),
     ))
+}
+
+/// The recall or update of document `id` that is pending for `recipient`, if any: the
+/// latest accepted recall or update whose recipients include it. A recall outweighs an
+/// update, since agreeing to it cancels the document.
+pub fn pending_request(
+    state: &AppState,
+    id: &uuid::Uuid,
+    recipient: &str,
+) -> Result<Option<Request>, ApiError> {
+    let mut pending = None;
+    for link in state.store.links_to(id)? {
+        if !link.recipients.iter().any(|r| r == recipient) {
+            continue;
+        }
+        match link.kind.as_str() {
+            "recall" => pending = Some(Request::Recall),
+            "update" if pending.is_none() => pending = Some(Request::Update),
+            _ => {}
+        }
+    }
+    Ok(pending)
 }
 
 /// `GET /v1/documents/{id}/status`: each recipient's fetches and latest receipt, for the
