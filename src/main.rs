@@ -85,6 +85,10 @@ enum Command {
         /// Show acknowledged documents too.
         #[arg(long)]
         all: bool,
+        /// Show the whole history: also documents recalled with this organisation's
+        /// agreement (15).
+        #[arg(long, conflicts_with = "all")]
+        history: bool,
         /// At most this many documents.
         #[arg(long, default_value_t = 100)]
         limit: usize,
@@ -105,9 +109,10 @@ enum Command {
         client: ClientArgs,
         /// The document id.
         id: uuid::Uuid,
-        /// edXML status: 01 arrived, 02 rejected, 03 accepted, 04 assigned, 05 processing,
-        /// 06 completed, 13 recall requested, 15 recall/update agreed, 16 refused.
-        #[arg(long, value_parser = ["01", "02", "03", "04", "05", "06", "13", "15", "16"])]
+        /// edXML status: 01 arrived, 02 returned, 03 accepted, 04 assigned, 05 processing,
+        /// 06 completed, 15 recall/update agreed, 16 refused (13, recall requested, is the
+        /// sender's recall). The order rules are in docs/API.md, "Status rules".
+        #[arg(long, value_parser = ["01", "02", "03", "04", "05", "06", "15", "16"])]
         status: String,
         /// A note (the reason, for 02).
         #[arg(long, default_value = "")]
@@ -641,9 +646,18 @@ fn run(command: Command) -> Result<()> {
             println!("{}", outcome.id);
             Ok(())
         }
-        Command::Inbox { client, all, limit } => {
+        Command::Inbox {
+            client,
+            all,
+            history,
+            limit,
+        } => {
             let client = client.client()?;
-            let state = if all { "all" } else { "new" };
+            let state = match (all, history) {
+                (_, true) => "history",
+                (true, _) => "all",
+                _ => "new",
+            };
             let mut page: congvan::api::ListPage = runtime()?.block_on(client.get_json(
                 &format!("/v1/inbox?state={state}&limit={}", limit.clamp(1, 500)),
             ))?;
@@ -716,14 +730,23 @@ fn run(command: Command) -> Result<()> {
                 "recipient", "fetched", "status", "status time"
             );
             for r in view.recipients {
+                // A pending recall or update shows as 13 until the recipient answers.
+                let status = match (r.status, r.request.as_deref()) {
+                    (Some(s), Some(_)) if s == "15" || s == "16" => s,
+                    (_, Some(kind)) => format!("13 ({kind} requested)"),
+                    (s, None) => s.unwrap_or_else(|| "-".into()),
+                };
                 println!(
                     "{:<24} {:<22} {:<6} {:<22} {}",
                     r.org,
                     r.fetched_at.unwrap_or_else(|| "-".into()),
-                    r.status.unwrap_or_else(|| "-".into()),
+                    status,
                     r.status_time.unwrap_or_else(|| "-".into()),
                     r.note.unwrap_or_default()
                 );
+            }
+            if !view.links.is_empty() {
+                println!("{}", links_text(&view.links));
             }
             Ok(())
         }
@@ -943,11 +966,11 @@ fn print_report(rows: &[congvan::client::audit::ReportRow], format: ReportFormat
         ReportFormat::Json => println!("{}", serde_json::to_string_pretty(rows)?),
         ReportFormat::Csv => {
             println!(
-                "recipient,document_id,sender,urgency,submitted_at,fetched_at,status,due_at,overdue,classification,uncertified_cipher"
+                "recipient,document_id,sender,urgency,submitted_at,fetched_at,status,due_at,overdue,classification,uncertified_cipher,returned_reason,links"
             );
             for r in rows {
                 println!(
-                    "{},{},{},{},{},{},{},{},{},{},{}",
+                    "{},{},{},{},{},{},{},{},{},{},{},{},{}",
                     r.recipient,
                     r.document_id,
                     r.sender,
@@ -958,7 +981,9 @@ fn print_report(rows: &[congvan::client::audit::ReportRow], format: ReportFormat
                     r.due_at,
                     r.overdue,
                     r.classification,
-                    r.sealed_with.as_ref().is_some_and(|m| !m.certified)
+                    r.sealed_with.as_ref().is_some_and(|m| !m.certified),
+                    csv_field(r.returned.as_deref().unwrap_or_default()),
+                    csv_field(&links_text(&r.links))
                 );
             }
         }
@@ -973,6 +998,7 @@ fn print_report(rows: &[congvan::client::audit::ReportRow], format: ReportFormat
                     current = &r.recipient;
                 }
                 let state = match (&r.fetched_at, &r.status) {
+                    _ if r.returned.is_some() => "returned (02)".to_owned(),
                     (None, _) => "not fetched".to_owned(),
                     (Some(_), None) => "not acknowledged".to_owned(),
                     (Some(_), Some(s)) => format!("only status {s}"),
@@ -994,10 +1020,34 @@ fn print_report(rows: &[congvan::client::audit::ReportRow], format: ReportFormat
                         println!("      {note}");
                     }
                 }
+                if let Some(reason) = &r.returned {
+                    println!("      reason: {reason}");
+                }
+                if !r.links.is_empty() {
+                    println!("      {}", links_text(&r.links));
+                }
             }
         }
     }
     Ok(())
+}
+
+/// Links as people read them: "replaced by ID; updates ID".
+fn links_text(links: &[congvan::api::DocLink]) -> String {
+    links
+        .iter()
+        .map(|l| format!("{} {}", l.relation.replace('_', " "), l.id))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A CSV field, quoted when it holds a comma, a quote or a line break (RFC 4180).
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
 }
 
 fn verify_store(config: Option<PathBuf>, data: Option<PathBuf>) -> Result<()> {
@@ -1219,10 +1269,20 @@ fn print_list(items: &[congvan::api::ListItem], sent: bool) {
                 _ => format!("[{label}]"),
             }
         };
+        let state = if item.recalled {
+            "recalled".to_owned()
+        } else {
+            item.receipt_status
+                .as_ref()
+                .map_or_else(|| item.state.clone(), |s| format!("status {s}"))
+        };
         println!(
             "{}  {} {}-{}  {:<11} {:<16} {}  {}",
-            item.id, item.doc_type, item.number, item.notation, urgency, item.state, who, subject
+            item.id, item.doc_type, item.number, item.notation, urgency, state, who, subject
         );
+        if !item.links.is_empty() {
+            println!("    {}", links_text(&item.links));
+        }
     }
 }
 

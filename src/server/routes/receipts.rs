@@ -8,7 +8,8 @@ use rustls_pki_types::UnixTime;
 
 use super::documents::{parse_id, read_limited, visible_document};
 use crate::api::{
-    self, DELIVERY_RECEIPT_TYPE, ReceiptRequest, ReceiptResponse, RecipientStatus, StatusView,
+    self, DELIVERY_RECEIPT_TYPE, DocLink, ReceiptRequest, ReceiptResponse, RecipientStatus,
+    StatusView,
 };
 use crate::document::Role;
 use crate::pki::Identity;
@@ -205,6 +206,46 @@ pub fn pending_request(
     Ok(pending)
 }
 
+/// The links of `record` to other documents. For a recipient (`viewer`), only links to
+/// documents it received itself: a recipient must not learn of documents sent to others.
+pub fn links_of(
+    state: &AppState,
+    record: &crate::store::DocumentRecord,
+    viewer: Option<&str>,
+) -> Result<Vec<DocLink>, ApiError> {
+    let mut out = Vec::new();
+    if let Some(business) = &record.business {
+        let visible = match viewer {
+            None => true,
+            Some(org) => state
+                .store
+                .document(&business.target)?
+                .is_some_and(|d| d.recipients.iter().any(|r| r == org)),
+        };
+        if visible {
+            out.push(DocLink {
+                relation: format!("{}s", business.kind),
+                id: business.target,
+            });
+        }
+    }
+    for link in state.store.links_to(&record.id)? {
+        if viewer.is_some_and(|org| !link.recipients.iter().any(|r| r == org)) {
+            continue;
+        }
+        out.push(DocLink {
+            relation: match link.kind.as_str() {
+                "recall" => "recalled_by",
+                "update" => "updated_by",
+                _ => "replaced_by",
+            }
+            .to_owned(),
+            id: link.document_id,
+        });
+    }
+    Ok(out)
+}
+
 /// `GET /v1/documents/{id}/status`: each recipient's fetches and latest receipt, for the
 /// sender and for security officers in scope.
 pub async fn status(
@@ -237,6 +278,10 @@ pub async fn status(
                 .iter()
                 .map(|r| r.receipt.clone())
                 .collect(),
+            request: pending_request(&state, &id, org)?.map(|r| match r {
+                Request::Recall => "recall".to_owned(),
+                Request::Update => "update".to_owned(),
+            }),
         });
     }
     Ok(Json(StatusView {
@@ -245,5 +290,6 @@ pub async fn status(
         urgency: record.urgency,
         accepted_at: record.accepted_at.clone(),
         recipients,
+        links: links_of(&state, &record, None)?,
     }))
 }
