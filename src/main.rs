@@ -1001,6 +1001,7 @@ fn print_report(rows: &[congvan::client::audit::ReportRow], format: ReportFormat
                     _ if r.returned.is_some() => "returned (02)".to_owned(),
                     (None, _) => "not fetched".to_owned(),
                     (Some(_), None) => "not acknowledged".to_owned(),
+                    (Some(_), Some(s)) if s == "01" => "not acknowledged".to_owned(),
                     (Some(_), Some(s)) => format!("only status {s}"),
                 };
                 let urgency = congvan::document::manifest::Urgency::try_from(r.urgency)

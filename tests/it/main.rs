@@ -20,6 +20,7 @@ mod fuzz_corpus;
 mod gpg;
 mod hostile;
 mod matrix;
+mod status_rules;
 mod submit;
 mod support;
 mod tls;
