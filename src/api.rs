@@ -233,6 +233,9 @@ pub struct DirectoryOrg {
     /// The successor, for a merged organisation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged_into: Option<String>,
+    /// The government identifier code (mã định danh), the edXML `OrganId`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
     /// Signature roles its documents must carry.
     pub required_signatures: Vec<String>,
     /// Its registered encryption certificate (ASCII-armoured OpenPGP), if any.
