@@ -136,6 +136,12 @@ enum Command {
         #[command(subcommand)]
         command: Option<DirectoryCommand>,
     },
+    /// Exchange with e-office systems in edXML (QCVN 102:2016): `edxml export`; sending
+    /// an edXML file is `send --edxml FILE`.
+    Edxml {
+        #[command(subcommand)]
+        command: EdxmlCommand,
+    },
     /// Manage this organisation's own encryption key.
     Key {
         #[command(subcommand)]
@@ -212,6 +218,21 @@ enum ReportFormat {
     Table,
     Csv,
     Json,
+}
+
+#[derive(Subcommand)]
+enum EdxmlCommand {
+    /// Write a document (verified as `fetch` verifies it) as an edXML envelope; the sender
+    /// also gets one status packet per receipt in FILE.status/.
+    Export {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The document id.
+        id: uuid::Uuid,
+        /// The envelope to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -378,17 +399,17 @@ struct SendArgs {
     #[arg(long = "to-children", value_name = "ORG")]
     to_children: Vec<congvan::directory::OrgId>,
     /// Document type: NQ, QĐ, CT, KL, HD, TB, BC, CV, …
-    #[arg(long = "type", value_name = "TYPE")]
-    doc_type: String,
+    #[arg(long = "type", value_name = "TYPE", required_unless_present = "edxml")]
+    doc_type: Option<String>,
     /// Number (số), e.g. 12.
-    #[arg(long)]
-    number: String,
+    #[arg(long, required_unless_present = "edxml")]
+    number: Option<String>,
     /// Notation (ký hiệu), e.g. CV/HU.
-    #[arg(long)]
-    notation: String,
+    #[arg(long, required_unless_present = "edxml")]
+    notation: Option<String>,
     /// Subject (trích yếu).
-    #[arg(long)]
-    subject: String,
+    #[arg(long, required_unless_present = "edxml")]
+    subject: Option<String>,
     /// thuong|khan|thuong_khan|hoa_toc|hoa_toc_hen_gio, or the edXML number 0-4.
     #[arg(long, default_value = "thuong", value_parser = parse_urgency)]
     urgency: congvan::document::manifest::Urgency,
@@ -434,8 +455,12 @@ struct SendArgs {
     /// Reuse this document id, to retry an interrupted send.
     #[arg(long)]
     id: Option<uuid::Uuid>,
+    /// Send the document in this edXML envelope (exported by an e-office system)
+    /// instead: its fields, recipients and files come from the envelope.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["to", "to_children", "doc_type", "number", "notation", "subject", "files", "recall", "update", "replace", "classification"])]
+    edxml: Option<PathBuf>,
     /// The files to send.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "edxml")]
     files: Vec<PathBuf>,
 }
 
@@ -473,10 +498,10 @@ impl SendArgs {
         congvan::client::send::SendRequest {
             to: self.to,
             to_children: self.to_children,
-            doc_type: self.doc_type,
-            number: self.number,
-            notation: self.notation,
-            subject: self.subject,
+            doc_type: self.doc_type.unwrap_or_default(),
+            number: self.number.unwrap_or_default(),
+            notation: self.notation.unwrap_or_default(),
+            subject: self.subject.unwrap_or_default(),
             urgency: self.urgency,
             deadline: self.deadline,
             classification: self.classification,
@@ -623,8 +648,10 @@ fn run(command: Command) -> Result<()> {
         }
         Command::Send { client, doc } => {
             let client = client.client()?;
-            let request = (*doc).into_request();
-            let outcome = runtime()?.block_on(client.send_document(&request))?;
+            let outcome = match doc.edxml.clone() {
+                Some(path) => runtime()?.block_on(client.send_edxml(&path))?,
+                None => runtime()?.block_on(client.send_document(&(*doc).into_request()))?,
+            };
             for notice in &outcome.notices {
                 eprintln!("{notice}");
             }
@@ -774,6 +801,17 @@ fn run(command: Command) -> Result<()> {
             }
         },
         Command::Audit { command } => audit(command),
+        Command::Edxml {
+            command: EdxmlCommand::Export { client, id, out },
+        } => {
+            let client = client.client()?;
+            let exported = runtime()?.block_on(client.edxml_export(&id, &out))?;
+            println!("wrote {}", exported.envelope.display());
+            for packet in &exported.status_packets {
+                println!("wrote {}", packet.display());
+            }
+            Ok(())
+        }
         Command::Key {
             command:
                 KeyCommand::Endorse {

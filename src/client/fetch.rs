@@ -66,7 +66,7 @@ fn client_rules() -> ManifestRules {
     }
 }
 
-fn parse_manifest_any_type(
+pub(super) fn parse_manifest_any_type(
     text: &str,
     layer: manifest::Layer,
 ) -> Result<manifest::ParsedManifest, ClientError> {
@@ -316,7 +316,7 @@ impl Client {
         })
     }
 
-    fn own_org(&self) -> Result<OrgId, ClientError> {
+    pub(super) fn own_org(&self) -> Result<OrgId, ClientError> {
         let chain = crate::pki::pem::read_certs(&self.profile().tls_cert)?;
         let leaf = chain
             .first()
@@ -416,7 +416,7 @@ pub fn signed_receipt(
     Ok(ReceiptRequest { receipt, signature })
 }
 
-fn verify_signatures(
+pub(super) fn verify_signatures(
     trust: &SigningTrust,
     canonical: &[u8],
     signatures: &[DocSignature],

@@ -76,6 +76,11 @@ pub enum EdxmlError {
     /// Well-formed edXML that lacks a required field or has a bad value.
     #[error("{0}")]
     Invalid(String),
+    /// Valid edXML that congvan cannot map: an organisation code not in the directory,
+    /// an unknown document type, another sender, a target not found; or a congvan
+    /// document edXML cannot carry (a classified one).
+    #[error("{0}")]
+    Unmapped(String),
 }
 
 impl EdxmlError {
@@ -88,6 +93,7 @@ impl EdxmlError {
             EdxmlError::TooDeep(_) => "edxml_too_deep",
             EdxmlError::TooLarge(_) => "edxml_too_large",
             EdxmlError::Invalid(_) => "edxml_invalid",
+            EdxmlError::Unmapped(_) => "edxml_unmapped",
         }
     }
 }

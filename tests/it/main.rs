@@ -15,6 +15,7 @@ mod cipher_policy;
 mod classified;
 mod cli;
 mod durability;
+mod edxml;
 mod endorse;
 mod fuzz_corpus;
 mod gpg;
