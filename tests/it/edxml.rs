@@ -339,7 +339,8 @@ async fn hostile_and_unmappable_edxml_is_refused_and_sends_nothing() {
     let out = tokio::task::block_in_place(|| {
         congvan(&server, "hn/cm", &["send", "--edxml", huge.to_str().unwrap()])
     });
-    assert!(String::from_utf8_lossy(&out.stderr).contains("[edxml_too_large]"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("[{}]", "edxml_too_large")), "{stderr}");
     assert_eq!(sent_count(&server).await, before);
     // Not XML, not edXML, missing fields.
     refused(&server, dir, "cut.edxml", &good.as_bytes()[..good.len() / 2], "edxml_malformed").await;
