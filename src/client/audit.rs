@@ -480,14 +480,20 @@ pub fn report(
                         "update" => ("updates", "updated_by"),
                         _ => ("replaces", "replaced_by"),
                     };
-                    links.entry(*document_id).or_default().push(crate::api::DocLink {
-                        relation: forward.to_owned(),
-                        id: b.target,
-                    });
-                    links.entry(b.target).or_default().push(crate::api::DocLink {
-                        relation: backward.to_owned(),
-                        id: *document_id,
-                    });
+                    links
+                        .entry(*document_id)
+                        .or_default()
+                        .push(crate::api::DocLink {
+                            relation: forward.to_owned(),
+                            id: b.target,
+                        });
+                    links
+                        .entry(b.target)
+                        .or_default()
+                        .push(crate::api::DocLink {
+                            relation: backward.to_owned(),
+                            id: *document_id,
+                        });
                 }
                 if let Some(t) = parse(time) {
                     docs.insert(

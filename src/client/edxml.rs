@@ -126,7 +126,9 @@ impl Client {
         let parsed = parse_manifest_any_type(text, manifest::Layer::Outer)?;
         let m = parsed.manifest.clone();
         if m.id != *id {
-            return Err(ClientError::Trust("the server returned another document".into()));
+            return Err(ClientError::Trust(
+                "the server returned another document".into(),
+            ));
         }
         if m.classification.is_classified() {
             return Err(unmapped(format!(
@@ -362,7 +364,9 @@ impl Client {
         let type_name: String = envelope.type_name.nfc().collect();
         let doc_type = DOC_TYPE_NAMES
             .iter()
-            .find(|(code, name)| name.to_lowercase() == type_name.to_lowercase() || *code == type_name)
+            .find(|(code, name)| {
+                name.to_lowercase() == type_name.to_lowercase() || *code == type_name
+            })
             .map(|(code, _)| (*code).to_owned())
             .ok_or_else(|| {
                 unmapped(format!(
@@ -375,8 +379,9 @@ impl Client {
                         .join(", ")
                 ))
             })?;
-        let urgency = Urgency::try_from(envelope.priority)
-            .map_err(|_| EdxmlError::Invalid(format!("Priority {} is not 0–4", envelope.priority)))?;
+        let urgency = Urgency::try_from(envelope.priority).map_err(|_| {
+            EdxmlError::Invalid(format!("Priority {} is not 0–4", envelope.priority))
+        })?;
         if urgency == Urgency::HoaTocHenGio {
             return Err(unmapped(
                 "priority 4 (hỏa tốc hẹn giờ) needs a deadline time, which edXML does not carry: send it with `congvan send --urgency hoa_toc_hen_gio --deadline …`",

@@ -149,8 +149,12 @@ impl Client {
             .filter(|c| !c.is_control())
             .take(RETURN_NOTE_CHARS_MAX)
             .collect();
-        self.acknowledge(id, "02", &format!("refused by the recipient's client: {note}"))
-            .await?;
+        self.acknowledge(
+            id,
+            "02",
+            &format!("refused by the recipient's client: {note}"),
+        )
+        .await?;
         Ok(())
     }
 
@@ -228,13 +232,14 @@ impl Client {
 
         // The payload, hashed as it arrives.
         let payload_path = staging.path().join("payload");
-        let download = self.download(
-            id,
-            &payload_path,
-            &manifest.payload.sha256,
-            manifest.payload.size,
-        )
-        .await;
+        let download = self
+            .download(
+                id,
+                &payload_path,
+                &manifest.payload.sha256,
+                manifest.payload.size,
+            )
+            .await;
         // The server recorded the fetch as soon as it started sending.
         *downloaded = true;
         download?;

@@ -158,19 +158,44 @@ mod tests {
         assert_eq!(code(judge(&[], true, None, "01")), "record");
         assert_eq!(code(judge(&[], false, None, "01")), "status_not_fetched");
         for s in ["02", "03", "04", "05", "06"] {
-            assert_eq!(code(judge(&[], true, None, s)), "status_out_of_order", "{s}");
+            assert_eq!(
+                code(judge(&[], true, None, s)),
+                "status_out_of_order",
+                "{s}"
+            );
         }
         assert_eq!(code(judge(&["01"], true, None, "02")), "record");
         assert_eq!(code(judge(&["01"], true, None, "03")), "record");
-        assert_eq!(code(judge(&["01"], true, None, "04")), "status_out_of_order");
-        assert_eq!(code(judge(&["01", "03"], true, None, "02")), "status_out_of_order");
-        assert_eq!(code(judge(&["01", "02"], true, None, "03")), "status_out_of_order");
-        assert_eq!(code(judge(&["01", "02"], true, None, "04")), "status_out_of_order");
+        assert_eq!(
+            code(judge(&["01"], true, None, "04")),
+            "status_out_of_order"
+        );
+        assert_eq!(
+            code(judge(&["01", "03"], true, None, "02")),
+            "status_out_of_order"
+        );
+        assert_eq!(
+            code(judge(&["01", "02"], true, None, "03")),
+            "status_out_of_order"
+        );
+        assert_eq!(
+            code(judge(&["01", "02"], true, None, "04")),
+            "status_out_of_order"
+        );
         assert_eq!(code(judge(&["01", "03"], true, None, "05")), "record");
-        assert_eq!(code(judge(&["01", "03", "05"], true, None, "04")), "status_out_of_order");
-        assert_eq!(code(judge(&["01", "03", "05", "06"], true, None, "05")), "replay");
+        assert_eq!(
+            code(judge(&["01", "03", "05"], true, None, "04")),
+            "status_out_of_order"
+        );
+        assert_eq!(
+            code(judge(&["01", "03", "05", "06"], true, None, "05")),
+            "replay"
+        );
         assert_eq!(code(judge(&["01", "03", "05"], true, None, "01")), "replay");
-        assert_eq!(code(judge(&["01", "03", "06"], true, None, "04")), "status_out_of_order");
+        assert_eq!(
+            code(judge(&["01", "03", "06"], true, None, "04")),
+            "status_out_of_order"
+        );
     }
 
     #[test]
@@ -194,17 +219,32 @@ mod tests {
             "status_out_of_order"
         );
         assert_eq!(
-            code(judge(&["01", "03", "15"], true, Some(Request::Recall), "04")),
+            code(judge(
+                &["01", "03", "15"],
+                true,
+                Some(Request::Recall),
+                "04"
+            )),
             "status_out_of_order"
         );
         // A refused recall leaves the document in force: work goes on.
         assert_eq!(
-            code(judge(&["01", "03", "16"], true, Some(Request::Recall), "04")),
+            code(judge(
+                &["01", "03", "16"],
+                true,
+                Some(Request::Recall),
+                "04"
+            )),
             "record"
         );
         // An agreed update does not cancel the document.
         assert_eq!(
-            code(judge(&["01", "03", "15"], true, Some(Request::Update), "06")),
+            code(judge(
+                &["01", "03", "15"],
+                true,
+                Some(Request::Update),
+                "06"
+            )),
             "record"
         );
     }

@@ -62,10 +62,14 @@ pub enum EdxmlError {
     #[error("not a well-formed edXML document: {0}")]
     Malformed(String),
     /// A document type declaration: refused, with every entity it could define.
-    #[error("a document type declaration (<!DOCTYPE …>) is not allowed in edXML: entity definitions are refused")]
+    #[error(
+        "a document type declaration (<!DOCTYPE …>) is not allowed in edXML: entity definitions are refused"
+    )]
     Dtd,
     /// An entity reference other than the XML predefined ones or a character reference.
-    #[error("entity reference &{0}; is not allowed: only &amp; &lt; &gt; &quot; &apos; and character references are")]
+    #[error(
+        "entity reference &{0}; is not allowed: only &amp; &lt; &gt; &quot; &apos; and character references are"
+    )]
     Entity(String),
     /// Nesting deeper than the limit.
     #[error("elements are nested deeper than {0} levels")]
@@ -233,10 +237,13 @@ pub fn edxml_date(iso: &str) -> String {
 pub fn iso_date(edxml: &str) -> Result<String, EdxmlError> {
     let iso = edxml.trim().replace('/', "-");
     let ok = iso.len() == 10
-        && iso
-            .bytes()
-            .enumerate()
-            .all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+        && iso.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
     if ok {
         Ok(iso)
     } else {
@@ -326,8 +333,8 @@ fn parse_tree(input: &[u8], limits: &Limits) -> Result<Node, EdxmlError> {
             limits.input_bytes_max
         )));
     }
-    let text = std::str::from_utf8(input)
-        .map_err(|e| EdxmlError::Malformed(format!("not UTF-8: {e}")))?;
+    let text =
+        std::str::from_utf8(input).map_err(|e| EdxmlError::Malformed(format!("not UTF-8: {e}")))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let offset = input.len() - text.len();
     let mut reader = NsReader::from_str(text);
@@ -343,7 +350,8 @@ fn parse_tree(input: &[u8], limits: &Limits) -> Result<Node, EdxmlError> {
         let (ns, event) = reader
             .read_resolved_event()
             .map_err(|e| EdxmlError::Malformed(e.to_string()))?;
-        let in_edxml_ns = matches!(ns, ResolveResult::Bound(n) if n.as_ref() == NAMESPACE.as_bytes());
+        let in_edxml_ns =
+            matches!(ns, ResolveResult::Bound(n) if n.as_ref() == NAMESPACE.as_bytes());
         let after = usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
         match event {
             Event::DocType(_) => return Err(EdxmlError::Dtd),
@@ -410,9 +418,7 @@ fn parse_tree(input: &[u8], limits: &Limits) -> Result<Node, EdxmlError> {
                             .decode()
                             .map_err(|e| EdxmlError::Malformed(e.to_string()))?;
                         quick_xml::escape::resolve_predefined_entity(&name)
-                            .ok_or_else(|| {
-                                EdxmlError::Entity(name.chars().take(64).collect())
-                            })?
+                            .ok_or_else(|| EdxmlError::Entity(name.chars().take(64).collect()))?
                             .to_owned()
                     }
                 };
@@ -423,7 +429,9 @@ fn parse_tree(input: &[u8], limits: &Limits) -> Result<Node, EdxmlError> {
         }
     }
     if !stack.is_empty() {
-        return Err(EdxmlError::Malformed("the document ends inside an element".into()));
+        return Err(EdxmlError::Malformed(
+            "the document ends inside an element".into(),
+        ));
     }
     root.ok_or_else(|| EdxmlError::Malformed("no root element".into()))
 }
@@ -449,7 +457,9 @@ fn append_text(stack: &mut [Node], text: &str, limit: usize) -> Result<(), Edxml
             Ok(())
         }
         None if text.trim().is_empty() => Ok(()),
-        None => Err(EdxmlError::Malformed("text outside the root element".into())),
+        None => Err(EdxmlError::Malformed(
+            "text outside the root element".into(),
+        )),
     }
 }
 
@@ -509,8 +519,9 @@ pub fn read_envelope(input: &[u8], limits: &Limits) -> Result<Envelope, EdxmlErr
     let promulgation = message
         .child("PromulgationInfo")
         .ok_or_else(|| EdxmlError::Invalid("PromulgationInfo is missing".into()))?;
-    let promulgation_date =
-        edxml_date(&iso_date(&promulgation.required("PromulgationDate", "PromulgationDate")?)?);
+    let promulgation_date = edxml_date(&iso_date(
+        &promulgation.required("PromulgationDate", "PromulgationDate")?,
+    )?);
     let doc_type = message.child("DocumentType");
     let subject = message.required("Subject", "Subject")?;
     if subject.chars().count() > 500 {
@@ -550,26 +561,27 @@ pub fn read_envelope(input: &[u8], limits: &Limits) -> Result<Envelope, EdxmlErr
                 .collect()
         })
         .unwrap_or_default();
-    let business = match trace_list.and_then(|l| l.child("Bussiness").or_else(|| l.child("Business"))) {
-        None => Business::default(),
-        Some(b) => {
-            let kind = match b.text_of("BussinessDocType") {
-                k if k.is_empty() => b.text_of("BusinessDocType"),
-                k => k,
-            };
-            let doc_type = small_number(&kind, "BussinessDocType", 3)?;
-            let reason = match b.text_of("BussinessDocReason") {
-                r if r.is_empty() => b.text_of("BusinessDocReason"),
-                r => r,
-            };
-            let target = b.text_of("DocumentId");
-            Business {
-                doc_type,
-                reason,
-                document_id: (doc_type != 0 && !target.is_empty()).then_some(target),
+    let business =
+        match trace_list.and_then(|l| l.child("Bussiness").or_else(|| l.child("Business"))) {
+            None => Business::default(),
+            Some(b) => {
+                let kind = match b.text_of("BussinessDocType") {
+                    k if k.is_empty() => b.text_of("BusinessDocType"),
+                    k => k,
+                };
+                let doc_type = small_number(&kind, "BussinessDocType", 3)?;
+                let reason = match b.text_of("BussinessDocReason") {
+                    r if r.is_empty() => b.text_of("BusinessDocReason"),
+                    r => r,
+                };
+                let target = b.text_of("DocumentId");
+                Business {
+                    doc_type,
+                    reason,
+                    document_id: (doc_type != 0 && !target.is_empty()).then_some(target),
+                }
             }
-        }
-    };
+        };
     let signature = header
         .child("Signature")
         .map(|s| input.get(s.start..s.end).unwrap_or_default().to_vec());
@@ -609,7 +621,12 @@ pub fn read_envelope(input: &[u8], limits: &Limits) -> Result<Envelope, EdxmlErr
         };
         let base64: String = data_node
             .child("ContentTransferEncoded")
-            .map(|c| c.text.chars().filter(|c| !c.is_ascii_whitespace()).collect())
+            .map(|c| {
+                c.text
+                    .chars()
+                    .filter(|c| !c.is_ascii_whitespace())
+                    .collect()
+            })
             .unwrap_or_default();
         if base64.len() / 4 * 3 > limits.attachment_bytes_max {
             return Err(EdxmlError::TooLarge(format!(

@@ -681,7 +681,10 @@ impl Store {
             let mut entry = receipt.clone();
             entry.log_index = Some(index);
             record.receipts.push(entry);
-            deliveries.insert(key.as_slice(), serde_json::to_vec(&record).map_err(corrupt)?)?;
+            deliveries.insert(
+                key.as_slice(),
+                serde_json::to_vec(&record).map_err(corrupt)?,
+            )?;
             Ok(ReceiptWrite::Recorded(record, index))
         });
         let out = finish(result, &self.dir)?;

@@ -108,7 +108,9 @@ async fn an_edxml_export_imported_back_is_an_equal_document() {
     };
     let sent = first.client("hn/cm").send_document(&request).await.unwrap();
     let cs = first.client("hn/cm/chuc-son");
-    cs.fetch_document(&sent.id, &work.path().join("cs")).await.unwrap();
+    cs.fetch_document(&sent.id, &work.path().join("cs"))
+        .await
+        .unwrap();
     cs.acknowledge(&sent.id, "03", "Đã vào sổ").await.unwrap();
 
     let file = work.path().join("ct12.edxml");
@@ -159,7 +161,11 @@ async fn an_edxml_export_imported_back_is_an_equal_document() {
     // Into another server, as an e-office system's export would come in.
     let (second, _tree2) = server_with_codes().await;
     let out = ok(&tokio::task::block_in_place(|| {
-        congvan(&second, "hn/cm", &["send", "--edxml", file.to_str().unwrap()])
+        congvan(
+            &second,
+            "hn/cm",
+            &["send", "--edxml", file.to_str().unwrap()],
+        )
     }));
     let imported: Uuid = out.trim().parse().unwrap();
     let original = manifest(&first, &sent.id).await;
@@ -180,7 +186,9 @@ async fn an_edxml_export_imported_back_is_an_equal_document() {
     assert_eq!(fetched.signers.len(), 2);
     assert_eq!(
         std::fs::read(&fetched.files[1]).unwrap(),
-        "Danh sách <đơn vị> \"thực hiện\"\r\n".repeat(200).as_bytes()
+        "Danh sách <đơn vị> \"thực hiện\"\r\n"
+            .repeat(200)
+            .as_bytes()
     );
 }
 
@@ -253,12 +261,19 @@ async fn an_e_office_envelope_is_sent_signed_with_its_signature_carried_along() 
     )
     .unwrap();
     let out = ok(&tokio::task::block_in_place(|| {
-        congvan(&server, "hn/cm", &["send", "--edxml", file.to_str().unwrap()])
+        congvan(
+            &server,
+            "hn/cm",
+            &["send", "--edxml", file.to_str().unwrap()],
+        )
     }));
     let id: Uuid = out.trim().parse().unwrap();
     let m = manifest(&server, &id).await;
     assert_eq!(m.subject, "V/v triển khai & báo cáo kết quả");
-    assert_eq!((m.code.number.as_str(), m.code.notation.as_str()), ("15", "CV/HU"));
+    assert_eq!(
+        (m.code.number.as_str(), m.code.notation.as_str()),
+        ("15", "CV/HU")
+    );
     assert_eq!(m.doc_type, "CV");
     assert_eq!(m.promulgated.date, "2026-11-30");
     assert_eq!(m.urgency, Urgency::Khan);
@@ -294,7 +309,11 @@ async fn refused(server: &TestServer, dir: &Path, name: &str, text: &[u8], code:
     std::fs::write(&file, text).unwrap();
     let before = sent_count(server).await;
     let out = tokio::task::block_in_place(|| {
-        congvan(server, "hn/cm", &["send", "--edxml", file.to_str().unwrap()])
+        congvan(
+            server,
+            "hn/cm",
+            &["send", "--edxml", file.to_str().unwrap()],
+        )
     });
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{name} was accepted");
@@ -323,13 +342,31 @@ async fn hostile_and_unmappable_edxml_is_refused_and_sends_nothing() {
     refused(&server, dir, "xxe.edxml", xxe.as_bytes(), "edxml_dtd").await;
     // An undeclared entity is not expanded to nothing: it is refused.
     let entity = good.replace("<edXML:Subject>Công văn", "<edXML:Subject>&xxe;");
-    refused(&server, dir, "entity.edxml", entity.as_bytes(), "edxml_entity").await;
+    refused(
+        &server,
+        dir,
+        "entity.edxml",
+        entity.as_bytes(),
+        "edxml_entity",
+    )
+    .await;
     // Deep nesting.
     let deep = good.replace(
         "<edXML:SteeringType>",
-        &format!("{}{}<edXML:SteeringType>", "<x>".repeat(5000), "</x>".repeat(5000)),
+        &format!(
+            "{}{}<edXML:SteeringType>",
+            "<x>".repeat(5000),
+            "</x>".repeat(5000)
+        ),
     );
-    refused(&server, dir, "deep.edxml", deep.as_bytes(), "edxml_too_deep").await;
+    refused(
+        &server,
+        dir,
+        "deep.edxml",
+        deep.as_bytes(),
+        "edxml_too_deep",
+    )
+    .await;
     // A huge file (its base64 would be over the limit) is refused before it is read.
     let huge = dir.join("huge.edxml");
     let f = std::fs::File::create(&huge).unwrap();
@@ -337,23 +374,77 @@ async fn hostile_and_unmappable_edxml_is_refused_and_sends_nothing() {
     drop(f);
     let before = sent_count(&server).await;
     let out = tokio::task::block_in_place(|| {
-        congvan(&server, "hn/cm", &["send", "--edxml", huge.to_str().unwrap()])
+        congvan(
+            &server,
+            "hn/cm",
+            &["send", "--edxml", huge.to_str().unwrap()],
+        )
     });
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(&format!("[{}]", "edxml_too_large")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("[{}]", "edxml_too_large")),
+        "{stderr}"
+    );
     assert_eq!(sent_count(&server).await, before);
     // Not XML, not edXML, missing fields.
-    refused(&server, dir, "cut.edxml", &good.as_bytes()[..good.len() / 2], "edxml_malformed").await;
-    refused(&server, dir, "empty-subject.edxml", good.replace(">Công văn</edXML:Subject>", "></edXML:Subject>").as_bytes(), "edxml_invalid").await;
-    refused(&server, dir, "bad-base64.edxml", good.replace("\r\n</edXML:ContentTransferEncoded>", "@@@</edXML:ContentTransferEncoded>").as_bytes(), "edxml_invalid").await;
+    refused(
+        &server,
+        dir,
+        "cut.edxml",
+        &good.as_bytes()[..good.len() / 2],
+        "edxml_malformed",
+    )
+    .await;
+    refused(
+        &server,
+        dir,
+        "empty-subject.edxml",
+        good.replace(">Công văn</edXML:Subject>", "></edXML:Subject>")
+            .as_bytes(),
+        "edxml_invalid",
+    )
+    .await;
+    refused(
+        &server,
+        dir,
+        "bad-base64.edxml",
+        good.replace(
+            "\r\n</edXML:ContentTransferEncoded>",
+            "@@@</edXML:ContentTransferEncoded>",
+        )
+        .as_bytes(),
+        "edxml_invalid",
+    )
+    .await;
     // Valid edXML that congvan cannot map: another sender, an unknown recipient code, an
     // unknown document type.
     let other = e_office_envelope("000.01.31.H26", &["000.00.31.H26"], "Báo cáo", "");
-    refused(&server, dir, "other-sender.edxml", other.as_bytes(), "edxml_unmapped").await;
+    refused(
+        &server,
+        dir,
+        "other-sender.edxml",
+        other.as_bytes(),
+        "edxml_unmapped",
+    )
+    .await;
     let stranger = e_office_envelope("000.00.31.H26", &["000.99.99.H99"], "Công văn", "");
-    refused(&server, dir, "stranger.edxml", stranger.as_bytes(), "edxml_unmapped").await;
+    refused(
+        &server,
+        dir,
+        "stranger.edxml",
+        stranger.as_bytes(),
+        "edxml_unmapped",
+    )
+    .await;
     let kind = good.replace("<edXML:TypeName>Công văn", "<edXML:TypeName>Điện mật");
-    refused(&server, dir, "type.edxml", kind.as_bytes(), "edxml_unmapped").await;
+    refused(
+        &server,
+        dir,
+        "type.edxml",
+        kind.as_bytes(),
+        "edxml_unmapped",
+    )
+    .await;
 
     // A classified document is not exported: edXML would carry its files in the clear.
     let secret = dir.join("mat.txt");

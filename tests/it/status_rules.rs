@@ -87,8 +87,14 @@ async fn every_illegal_status_transition_is_refused_and_changes_nothing() {
     for s in ["02", "03", "04", "05", "06"] {
         assert_code(a.acknowledge(&id, s, "lý do").await, "status_out_of_order");
     }
-    assert_code(a.acknowledge(&id, "15", "").await, "status_nothing_to_answer");
-    assert_code(a.acknowledge(&id, "16", "").await, "status_nothing_to_answer");
+    assert_code(
+        a.acknowledge(&id, "15", "").await,
+        "status_nothing_to_answer",
+    );
+    assert_code(
+        a.acknowledge(&id, "16", "").await,
+        "status_nothing_to_answer",
+    );
     assert_code(a.acknowledge(&id, "13", "").await, "status_out_of_order");
     assert!(statuses(&status(&server, &id).await, A).is_empty());
     assert_eq!(log_size(&server).await, before, "refusals are not logged");
@@ -100,7 +106,11 @@ async fn every_illegal_status_transition_is_refused_and_changes_nothing() {
     let replay = a.acknowledge(&id, "01", "").await.unwrap();
     assert_eq!(replay.status, "01");
     assert_eq!(statuses(&status(&server, &id).await, A), ["01"]);
-    assert_eq!(log_size(&server).await, before, "a replay is not a new entry");
+    assert_eq!(
+        log_size(&server).await,
+        before,
+        "a replay is not a new entry"
+    );
 
     let before = log_size(&server).await;
     for s in ["04", "05", "06"] {
@@ -118,7 +128,10 @@ async fn every_illegal_status_transition_is_refused_and_changes_nothing() {
 
     let before = log_size(&server).await;
     assert_code(a.acknowledge(&id, "04", "").await, "status_out_of_order");
-    assert_code(a.acknowledge(&id, "15", "").await, "status_nothing_to_answer");
+    assert_code(
+        a.acknowledge(&id, "15", "").await,
+        "status_nothing_to_answer",
+    );
     // The same status twice: the first entry answers, nothing new is recorded.
     let again = a.acknowledge(&id, "03", "một lần nữa").await.unwrap();
     assert_eq!(again.recorded_at, accepted.recorded_at);
@@ -126,7 +139,10 @@ async fn every_illegal_status_transition_is_refused_and_changes_nothing() {
     assert_eq!(log_size(&server).await, before);
     a.acknowledge(&id, "06", "").await.unwrap();
     assert_code(a.acknowledge(&id, "04", "").await, "status_out_of_order");
-    assert_code(a.acknowledge(&id, "02", "muộn").await, "status_out_of_order");
+    assert_code(
+        a.acknowledge(&id, "02", "muộn").await,
+        "status_out_of_order",
+    );
     assert_eq!(
         statuses(&status(&server, &id).await, A),
         ["01", "03", "05", "06"]
@@ -182,9 +198,11 @@ async fn a_document_the_client_refuses_is_returned_with_the_reason_and_stays_in_
         "{message}"
     );
     assert!(
-        std::fs::read_dir(work.path().join("b"))
+        std::fs::read_dir(work.path().join("b")).unwrap().all(|e| e
             .unwrap()
-            .all(|e| e.unwrap().file_name().to_string_lossy().starts_with(".congvan-fetch")),
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".congvan-fetch")),
         "nothing written"
     );
     let view = status(&server, &id).await;
@@ -283,7 +301,13 @@ async fn recall_agreed_leaves_the_inbox_and_recall_refused_is_shown_to_the_sende
     assert_code(
         server
             .client("hn/cm")
-            .send_document(&acting(BusinessKind::Recall, original, &[C], "15", work.path()))
+            .send_document(&acting(
+                BusinessKind::Recall,
+                original,
+                &[C],
+                "15",
+                work.path(),
+            ))
             .await,
         "business_target_invalid",
     );
@@ -308,14 +332,30 @@ async fn recall_agreed_leaves_the_inbox_and_recall_refused_is_shown_to_the_sende
     )
     .await;
     let view = status(&server, &original).await;
-    assert!(view.recipients.iter().all(|r| r.request.as_deref() == Some("recall")));
-    assert!(view.links.iter().any(|l| l.relation == "recalled_by" && l.id == recall));
+    assert!(
+        view.recipients
+            .iter()
+            .all(|r| r.request.as_deref() == Some("recall"))
+    );
+    assert!(
+        view.links
+            .iter()
+            .any(|l| l.relation == "recalled_by" && l.id == recall)
+    );
 
     // Chúc Sơn agrees; Xuân Mai refuses, with a reason.
     let a = server.client(A);
-    a.acknowledge(&original, "15", "Đồng ý thu hồi").await.unwrap();
-    assert_code(a.acknowledge(&original, "16", "").await, "status_out_of_order");
-    assert_code(a.acknowledge(&original, "04", "").await, "status_out_of_order");
+    a.acknowledge(&original, "15", "Đồng ý thu hồi")
+        .await
+        .unwrap();
+    assert_code(
+        a.acknowledge(&original, "16", "").await,
+        "status_out_of_order",
+    );
+    assert_code(
+        a.acknowledge(&original, "04", "").await,
+        "status_out_of_order",
+    );
     server
         .client(B)
         .acknowledge(&original, "16", "Đã triển khai, không thu hồi")
@@ -331,7 +371,13 @@ async fn recall_agreed_leaves_the_inbox_and_recall_refused_is_shown_to_the_sende
     assert!(kept.recalled);
     assert!(kept.links.iter().any(|l| l.relation == "recalled_by"));
     // Refused: still in force at Xuân Mai, and the sender sees the refusal.
-    assert!(inbox(&server, B, "all").await.items.iter().any(|i| i.id == original));
+    assert!(
+        inbox(&server, B, "all")
+            .await
+            .items
+            .iter()
+            .any(|i| i.id == original)
+    );
     let view = status(&server, &original).await;
     let b = view.recipients.iter().find(|r| r.org == B).unwrap();
     assert_eq!(b.status.as_deref(), Some("16"));
@@ -341,7 +387,13 @@ async fn recall_agreed_leaves_the_inbox_and_recall_refused_is_shown_to_the_sende
     assert_code(
         server
             .client("hn/cm")
-            .send_document(&acting(BusinessKind::Recall, recall, &[A], "16", work.path()))
+            .send_document(&acting(
+                BusinessKind::Recall,
+                recall,
+                &[A],
+                "16",
+                work.path(),
+            ))
             .await,
         "business_target_invalid",
     );
@@ -386,17 +438,31 @@ async fn replacement_and_update_are_linked_both_ways_in_inbox_status_and_audit()
     assert_eq!(links(update), [("updates".to_owned(), original)]);
 
     let view = status(&server, &original).await;
-    assert!(view.links.iter().any(|l| l.relation == "replaced_by" && l.id == replacement));
+    assert!(
+        view.links
+            .iter()
+            .any(|l| l.relation == "replaced_by" && l.id == replacement)
+    );
     assert_eq!(view.recipients[0].request.as_deref(), Some("update"));
     let view = status(&server, &replacement).await;
-    assert!(view.links.iter().any(|l| l.relation == "replaces" && l.id == original));
+    assert!(
+        view.links
+            .iter()
+            .any(|l| l.relation == "replaces" && l.id == original)
+    );
     // The update is answered on the document it updates.
     server
         .client(A)
         .acknowledge(&original, "15", "Đồng ý cập nhật")
         .await
         .unwrap();
-    assert!(inbox(&server, A, "all").await.items.iter().any(|i| i.id == original));
+    assert!(
+        inbox(&server, A, "all")
+            .await
+            .items
+            .iter()
+            .any(|i| i.id == original)
+    );
 
     // The officer's report (nothing was fetched) shows the links from the log alone.
     let rows: Vec<serde_json::Value> = serde_json::from_str(&report(&server, "json")).unwrap();
@@ -417,7 +483,10 @@ async fn replacement_and_update_are_linked_both_ways_in_inbox_status_and_audit()
             .contains(&serde_json::json!({"relation": "replaced_by", "id": replacement}))
     );
     let table = report(&server, "table");
-    assert!(table.contains(&format!("replaced by {replacement}")), "{table}");
+    assert!(
+        table.contains(&format!("replaced by {replacement}")),
+        "{table}"
+    );
 
     // `congvan inbox` prints the links too.
     let profile = server.pki.org_profile(&A.parse().unwrap());

@@ -199,7 +199,11 @@ fn business_ref(
     if earlier.state != DocState::Accepted {
         return invalid(format!("{kind}: {target} was never delivered (no payload)"));
     }
-    if earlier.business.as_ref().is_some_and(|b| b.kind == "recall") {
+    if earlier
+        .business
+        .as_ref()
+        .is_some_and(|b| b.kind == "recall")
+    {
         return invalid(format!("{kind}: {target} is itself a recall"));
     }
     if kind != "replace" {

@@ -12,11 +12,11 @@ use crate::api::{
     StatusView,
 };
 use crate::document::Role;
+use crate::document::status::{self, Request};
 use crate::pki::Identity;
 use crate::server::AppState;
 use crate::server::auth::Caller;
 use crate::server::error::ApiError;
-use crate::document::status::{self, Request};
 use crate::store::{DocState, ReceiptRecord, ReceiptWrite, StoreError};
 
 /// Largest receipt request body.
@@ -145,8 +145,11 @@ pub async fn post(
                 log_index: None,
             },
             |delivery| {
-                let recorded: Vec<&str> =
-                    delivery.receipts.iter().map(|r| r.status.as_str()).collect();
+                let recorded: Vec<&str> = delivery
+                    .receipts
+                    .iter()
+                    .map(|r| r.status.as_str())
+                    .collect();
                 status::judge(&recorded, delivery.fetch_count > 0, pending, &new_status)
             },
         )
