@@ -70,12 +70,19 @@ pub enum ClientError {
         /// Why.
         error: crate::directory::endorsement::EndorsementError,
     },
-    /// An edXML file was refused (or a document cannot be written as one).
+    /// An edXML file was refused (or a document cannot be written as one). The cause is
+    /// in the message, not in `source()`, so that it is printed once.
     #[error("refusing the edXML file [{code}]: {0}", code = .0.code())]
-    Edxml(#[from] crate::edxml::EdxmlError),
+    Edxml(crate::edxml::EdxmlError),
     /// The server's log is not consistent with what this client saw before.
     #[error("LOG INCONSISTENCY: {0}")]
     LogInconsistent(String),
+}
+
+impl From<crate::edxml::EdxmlError> for ClientError {
+    fn from(e: crate::edxml::EdxmlError) -> Self {
+        ClientError::Edxml(e)
+    }
 }
 
 impl ClientError {
