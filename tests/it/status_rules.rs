@@ -244,6 +244,43 @@ async fn a_document_the_client_refuses_is_returned_with_the_reason_and_stays_in_
     );
 }
 
+#[tokio::test]
+async fn a_document_whose_signature_fails_at_the_recipient_is_fetched_and_returned() {
+    let server = TestServer::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let id = send(
+        &server,
+        &request(&[A], "20", vec![file(work.path(), "a.txt", "x")]),
+    )
+    .await;
+    // The competent person's certificate is revoked after the server accepted the
+    // document: the recipient's own check (with the CAs' current CRLs) refuses it on
+    // the manifest, before any download.
+    congvan::pki::crl::revoke(
+        &server.pki,
+        &server.org_dir("hn/cm").join("person.crt"),
+        None,
+    )
+    .unwrap();
+    server.tls.reload().unwrap();
+    let err = server
+        .client(A)
+        .fetch_document(&id, &work.path().join("a"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("returned to the sender with status 02"),
+        "{err}"
+    );
+    // The client fetched the payload first so that 01 (arrived) is true, then returned it.
+    let view = status(&server, &id).await;
+    assert_eq!(statuses(&view, A), ["01", "02"]);
+    let row = &view.recipients[0];
+    assert!(row.fetched_at.is_some());
+    assert!(row.note.as_deref().unwrap().contains("revoked"), "{row:?}");
+}
+
 /// `congvan audit report` as the district's security officer.
 fn report(server: &TestServer, format: &str) -> String {
     let profile = server.pki.auditor_profile(&"hn/cm".parse().unwrap());
