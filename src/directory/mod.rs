@@ -191,6 +191,10 @@ pub struct Org {
     pub parent: Option<OrgId>,
     /// Active, merged or retired.
     pub status: OrgStatus,
+    /// The government identifier code (mã định danh, Decision 20/2020/QĐ-TTg), e.g.
+    /// `000.00.00.H26`: the edXML `OrganId`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
     /// The competent signer's full name, used by the demo PKI for `person.crt`.
     #[serde(skip)]
     pub signer_name: Option<String>,
@@ -213,6 +217,18 @@ pub struct Org {
     /// The organisation's document-signing certificates (PEM), for clients to see.
     #[serde(skip)]
     pub signing_certs_pem: Option<String>,
+}
+
+/// Whether `code` has the shape of a government identifier code (mã định danh): groups
+/// of ASCII letters and digits separated by dots. The standard form has four groups
+/// (`NNN.NN.NN.ANN`); shorter ones are seen in the field, so two to five are accepted.
+pub fn is_org_code(code: &str) -> bool {
+    let groups: Vec<&str> = code.split('.').collect();
+    code.len() <= 32
+        && (2..=5).contains(&groups.len())
+        && groups
+            .iter()
+            .all(|g| !g.is_empty() && g.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
 /// File name, in the keys directory, of an organisation's encryption certificate.
@@ -287,6 +303,7 @@ struct OrgEntry {
     parent: Option<OrgId>,
     status: StatusEntry,
     merged_into: Option<OrgId>,
+    code: Option<String>,
     signer_name: Option<String>,
     signer_position: Option<String>,
     required_signatures: Option<Vec<String>>,
@@ -362,7 +379,16 @@ impl Directory {
                     roles
                 }
             };
+            if let Some(code) = &entry.code {
+                if !is_org_code(code) {
+                    return Err(DirectoryError::InvalidStatus {
+                        id: entry.id.to_string(),
+                        reason: "code must be a government identifier: 2 to 5 groups of ASCII letters and digits separated by dots, at most 32 characters (e.g. 000.00.00.H26)",
+                    });
+                }
+            }
             let org = Org {
+                code: entry.code,
                 encryption_cert: None,
                 encryption_endorsement: None,
                 signing_certs_pem: None,
