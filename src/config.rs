@@ -178,6 +178,33 @@ struct ServerFile {
     /// Absent: the bundled cipher, uncertified, carrying no classified level.
     #[serde(default)]
     seal: SealPolicy,
+    #[serde(default)]
+    ocsp: OcspConfig,
+}
+
+/// OCSP checks of document signers (`[ocsp]`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OcspConfig {
+    /// Ask a signer's OCSP responder (named in its certificate's authorityInfoAccess)
+    /// when no loaded CRL covers the certificate. Off: such a signer is refused as
+    /// `signature_revocation_unknown`.
+    pub enabled: bool,
+    /// Ask the responder even when a CRL covers the certificate; both must then say it is
+    /// not revoked.
+    pub prefer: bool,
+    /// How long one exchange with a responder may take, connection included.
+    pub timeout_ms: u64,
+}
+
+impl Default for OcspConfig {
+    fn default() -> Self {
+        OcspConfig {
+            enabled: true,
+            prefer: false,
+            timeout_ms: 5_000,
+        }
+    }
 }
 
 /// The delivery log.
@@ -314,6 +341,8 @@ pub struct ServerConfig {
     pub log: LogConfig,
     /// The cipher for classified documents and what it is certified for (`[seal]`).
     pub seal: SealPolicy,
+    /// OCSP checks of document signers (`[ocsp]`).
+    pub ocsp: OcspConfig,
 }
 
 impl ServerConfig {
@@ -375,6 +404,7 @@ impl ServerConfig {
             message: e.to_string(),
         })?;
         Ok(ServerConfig {
+            ocsp: file.ocsp,
             log: file.log,
             seal: file.seal,
             documents: file.documents,

@@ -9,6 +9,7 @@ pub mod cms;
 pub mod crl;
 pub mod demo;
 pub mod identity;
+pub mod ocsp;
 pub mod pem;
 pub mod signing;
 

@@ -38,6 +38,7 @@ pub mod auth;
 pub mod error;
 pub mod limits;
 pub mod metrics;
+pub mod ocsp;
 pub mod registry;
 pub mod routes;
 pub mod tls;
@@ -103,6 +104,8 @@ pub struct AppState {
     pub uploads: Arc<limits::UploadSlots>,
     /// Refusals logged per identity (the rest are answered but not logged).
     pub refusals: Arc<limits::RateLimiter>,
+    /// OCSP responses for document signers, fetched and cached.
+    pub ocsp: Arc<ocsp::OcspClient>,
 }
 
 impl AppState {
@@ -209,6 +212,7 @@ impl Server {
                     routes::log::REFUSALS_LOGGED_PER_MINUTE,
                     routes::log::REFUSALS_LOGGED_BURST,
                 )),
+                ocsp: Arc::new(ocsp::OcspClient::new(&config.ocsp)),
                 rules: Arc::new(ManifestRules {
                     doc_types: config.documents.types.clone(),
                     payload_bytes_max: config.documents.payload_bytes_max,

@@ -167,6 +167,11 @@ pub struct DocumentRecord {
     /// when it accepted the manifest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sealed_with: Option<SealMark>,
+    /// The OCSP responses (base64 DER, as the responder signed them) that judged the
+    /// signers at submission: evidence that lets a recipient judge the signatures as they
+    /// were then, years later.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ocsp: Vec<String>,
 }
 
 /// A recipient's signed receipt, as recorded.
