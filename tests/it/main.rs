@@ -22,6 +22,7 @@ mod fuzz_corpus;
 mod gpg;
 mod hostile;
 mod matrix;
+mod ocsp;
 mod revocation;
 mod roles;
 mod submit;
