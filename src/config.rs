@@ -44,6 +44,16 @@ pub enum ConfigError {
     /// The organisation tree is invalid.
     #[error(transparent)]
     Directory(#[from] DirectoryError),
+    /// The configuration file names a data directory and `--data` names another.
+    #[error(
+        "the configuration sets data_dir = {configured} but --data says {given}: give the data directory in one place only (remove data_dir from the configuration, or drop --data)"
+    )]
+    DataDirConflict {
+        /// The configured directory.
+        configured: String,
+        /// The one given on the command line.
+        given: String,
+    },
 }
 
 /// Limits of the server; every one has a safe default.
@@ -161,8 +171,7 @@ impl Limits {
 struct ServerFile {
     #[serde(default = "default_listen")]
     listen: SocketAddr,
-    #[serde(default = "default_data_dir")]
-    data_dir: PathBuf,
+    data_dir: Option<PathBuf>,
     orgs: PathBuf,
     tls: TlsFile,
     demo_pki: Option<DemoPkiFile>,
@@ -262,6 +271,20 @@ fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8443))
 }
 
+/// Whether two paths name one directory: the same after resolving symbolic links and
+/// `..` where they exist, or the same absolute path written out where they do not.
+fn same_dir(a: &Path, b: &Path) -> bool {
+    let absolute = |p: &Path| match p.canonicalize() {
+        Ok(p) => p,
+        Err(_) => std::env::current_dir()
+            .map(|cwd| cwd.join(p))
+            .unwrap_or_else(|_| p.to_path_buf())
+            .components()
+            .collect(),
+    };
+    absolute(a) == absolute(b)
+}
+
 fn default_data_dir() -> PathBuf {
     PathBuf::from("data")
 }
@@ -318,6 +341,9 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Where data lives.
     pub data_dir: PathBuf,
+    /// Whether the configuration file set `data_dir` (rather than the default `data`
+    /// next to it): then `--data` may only repeat it ([`ServerConfig::use_data_dir`]).
+    pub data_dir_configured: bool,
     /// The organisation tree file.
     pub orgs: PathBuf,
     /// Where organisations' registered certificates live (`<id>.openpgp.asc`,
@@ -411,7 +437,8 @@ impl ServerConfig {
             signing_anchors,
             signing_crls,
             listen: file.listen,
-            data_dir: resolve(file.data_dir),
+            data_dir_configured: file.data_dir.is_some(),
+            data_dir: resolve(file.data_dir.unwrap_or_else(default_data_dir)),
             orgs: resolve(file.orgs),
             keys_dir: resolve(file.keys_dir),
             orgs_fallback_embedded: false,
@@ -426,6 +453,21 @@ impl ServerConfig {
             demo_pki: file.demo_pki.map(|d| resolve(d.dir)),
             limits: file.limits,
         })
+    }
+
+    /// Applies `--data DIR`. A data directory is named in one place: if the configuration
+    /// file sets `data_dir` too, the two must name the same directory, because a server
+    /// that silently used the other one would start on an empty store (a new log, new
+    /// keys) while the real one sat unused.
+    pub fn use_data_dir(&mut self, given: PathBuf) -> Result<(), ConfigError> {
+        if self.data_dir_configured && !same_dir(&self.data_dir, &given) {
+            return Err(ConfigError::DataDirConflict {
+                configured: self.data_dir.display().to_string(),
+                given: given.display().to_string(),
+            });
+        }
+        self.data_dir = given;
+        Ok(())
     }
 
     /// Reads the organisation tree; returns it with the text it was parsed from.

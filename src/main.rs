@@ -863,7 +863,7 @@ fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>, data: Option<PathB
         config.listen = listen;
     }
     if let Some(data) = data {
-        config.data_dir = data;
+        config.use_data_dir(data)?;
     }
     let rt = runtime()?;
     rt.block_on(async move {
@@ -1129,7 +1129,13 @@ fn verify_store(config: Option<PathBuf>, data: Option<PathBuf>) -> Result<()> {
         Some(path) => ServerConfig::load(&path)?,
         None => ServerConfig::load(Path::new(DEFAULT_CONFIG_PATH))?,
     };
-    let data = data.unwrap_or(config.data_dir.clone());
+    let mut config = config;
+    if let Some(data) = data {
+        config
+            .use_data_dir(data)
+            .map_err(|e| audit_exit(congvan::client::audit::exit::UNREADABLE, e.to_string()))?;
+    }
+    let data = config.data_dir.clone();
     // Opening a store creates one, and the keys are made when missing: on a directory
     // without them the scan would "verify" an empty log it just made. Refuse instead.
     for (what, path) in [
