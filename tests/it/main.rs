@@ -23,6 +23,7 @@ mod gpg;
 mod hostile;
 mod matrix;
 mod ocsp;
+mod recipe;
 mod revocation;
 mod roles;
 mod submit;

@@ -156,18 +156,29 @@ impl OcspPki {
     /// number only and listens on every address; the test connects over loopback), signing with
     /// `signer`/`key` (the CA itself, unless a test says otherwise).
     fn responder(&self, signer: &str, key: &str) -> Responder {
-        let mut child = Command::new("openssl")
-            .current_dir(&self.dir)
-            .args([
-                "ocsp", "-index", "index.txt", "-port", &self.port.to_string(),
-                "-CA", "ca.crt", "-rsigner", signer, "-rkey", key, "-nmin", "10",
-            ])
+        let mut command = Command::new("openssl");
+        command.current_dir(&self.dir).args([
+            "ocsp", "-index", "index.txt", "-port", &self.port.to_string(),
+            "-CA", "ca.crt", "-rsigner", signer, "-rkey", key, "-nmin", "10",
+        ]);
+        Responder::start(command)
+    }
+}
+
+/// A running `openssl ocsp`, killed (by its own id) when dropped.
+pub struct Responder(Child);
+
+impl Responder {
+    /// Starts `command` (an `openssl ocsp` responder, or a shell that execs one) and waits
+    /// until it listens. Readiness is read from its output, not probed with a connection:
+    /// the responder serves one connection at a time, and a probe that sends nothing
+    /// would hold it.
+    pub fn start(mut command: Command) -> Responder {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        // Readiness is read from its output, not probed with a connection: the responder
-        // serves one connection at a time, and a probe that sends nothing would hold it.
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         for pipe in [
             child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
@@ -192,9 +203,6 @@ impl OcspPki {
         Responder(child)
     }
 }
-
-/// A running `openssl ocsp`, killed (by its own id) when dropped.
-struct Responder(Child);
 
 impl Drop for Responder {
     fn drop(&mut self) {
