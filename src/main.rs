@@ -923,14 +923,16 @@ fn pki_bundle(
          on its machine: congvan profile install {}",
         out.display(),
         bytes.len(),
-        out.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+        out.file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
     );
     Ok(())
 }
 
 /// `congvan profile install`.
 fn profile_install(file: &Path, dir: Option<PathBuf>, password_file: Option<&Path>) -> Result<()> {
-    let meta = std::fs::metadata(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let meta =
+        std::fs::metadata(file).with_context(|| format!("cannot read {}", file.display()))?;
     if meta.len() > congvan::client::bundle::BUNDLE_BYTES_MAX {
         bail!("{} is too large to be a profile bundle", file.display());
     }

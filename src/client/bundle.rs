@@ -67,7 +67,9 @@ pub enum BundleError {
     #[error("not a congvan profile bundle: {0}")]
     NotABundle(String),
     /// The target directory already exists.
-    #[error("{0} already exists: congvan does not overwrite a profile; choose another --dir or move it away")]
+    #[error(
+        "{0} already exists: congvan does not overwrite a profile; choose another --dir or move it away"
+    )]
     Exists(String),
     /// The profile to pack is unusable.
     #[error("the profile cannot be bundled: {0}")]
@@ -222,7 +224,8 @@ pub fn install(bundle: &[u8], password: &str, dir: &Path) -> Result<Installed, B
             "the age file is not encrypted to a password".into(),
         ));
     }
-    let identity = age::scrypt::Identity::new(age::secrecy::SecretString::from(password.to_owned()));
+    let identity =
+        age::scrypt::Identity::new(age::secrecy::SecretString::from(password.to_owned()));
     let mut reader = decryptor
         .decrypt(std::iter::once(&identity as &dyn age::Identity))
         .map_err(|e| match e {

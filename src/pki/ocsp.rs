@@ -19,14 +19,15 @@ use webpki::EndEntityCert;
 use x509_cert::Certificate;
 use x509_cert::spki::AlgorithmIdentifierOwned;
 use x509_ocsp::{
-    BasicOcspResponse, CertId, CertStatus, OcspRequest, OcspResponse, OcspResponseStatus,
-    Request, TbsRequest, Version,
+    BasicOcspResponse, CertId, CertStatus, OcspRequest, OcspResponse, OcspResponseStatus, Request,
+    TbsRequest, Version,
 };
 use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificate};
 
 /// id-sha1 (1.3.14.3.2.26): the CertID hash. SHA-1 only names the certificate here (the
 /// issuer's name and key); nothing is signed or trusted on it.
-const OID_SHA1: der::oid::ObjectIdentifier = der::oid::ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
+const OID_SHA1: der::oid::ObjectIdentifier =
+    der::oid::ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
 /// id-pkix-ocsp-basic.
 const OID_OCSP_BASIC: der::oid::ObjectIdentifier =
     der::oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.1");
@@ -53,7 +54,9 @@ pub enum OcspError {
     #[error("the OCSP response is about another certificate (serial or issuer differ)")]
     OtherCertificate,
     /// Neither the issuer nor a responder it delegated signed the response.
-    #[error("the OCSP response is not signed by the certificate's issuer or a responder it delegated")]
+    #[error(
+        "the OCSP response is not signed by the certificate's issuer or a responder it delegated"
+    )]
     BadSignature,
     /// The response is not current at the time it is judged at.
     #[error("the OCSP response is not current: {0}")]
@@ -216,14 +219,19 @@ pub fn request_der(leaf: &[u8], issuer: &[u8]) -> Result<Vec<u8>, OcspError> {
 /// Checks that `der` is a successful OCSP response about `leaf`, signed by `issuer` or by
 /// a responder certificate `issuer` issued for OCSP signing (valid when the response was
 /// produced), and says what it states. Time is not judged here.
-pub fn check_response(der: &[u8], leaf: &[u8], issuer: &[u8]) -> Result<CheckedResponse, OcspError> {
+pub fn check_response(
+    der: &[u8],
+    leaf: &[u8],
+    issuer: &[u8],
+) -> Result<CheckedResponse, OcspError> {
     if der.len() > RESPONSE_BYTES_MAX {
         return Err(OcspError::Malformed(format!(
             "{} bytes, more than {RESPONSE_BYTES_MAX}",
             der.len()
         )));
     }
-    let response = <OcspResponse as Decode>::from_der(der).map_err(|e| OcspError::Malformed(e.to_string()))?;
+    let response =
+        <OcspResponse as Decode>::from_der(der).map_err(|e| OcspError::Malformed(e.to_string()))?;
     if response.response_status != OcspResponseStatus::Successful {
         return Err(OcspError::Status(format!("{:?}", response.response_status)));
     }
@@ -241,8 +249,8 @@ pub fn check_response(der: &[u8], leaf: &[u8], issuer: &[u8]) -> Result<CheckedR
         .map_err(|e| OcspError::Malformed(e.to_string()))?;
     // The signed bytes exactly as received: the first element of the BasicOCSPResponse
     // SEQUENCE (a DER decoder has already refused any non-minimal encoding).
-    let elements: Vec<AnyRef<'_>> =
-        <Vec<AnyRef<'_>> as Decode>::from_der(basic_der).map_err(|e| OcspError::Malformed(e.to_string()))?;
+    let elements: Vec<AnyRef<'_>> = <Vec<AnyRef<'_>> as Decode>::from_der(basic_der)
+        .map_err(|e| OcspError::Malformed(e.to_string()))?;
     let tbs = elements
         .first()
         .ok_or_else(|| OcspError::Malformed("empty BasicOCSPResponse".into()))?
@@ -334,7 +342,9 @@ fn delegated_responder(responder: &[u8], issuer: &[u8], at: i64) -> bool {
         return false;
     };
     responder.issuer().as_raw() == issuer.subject().as_raw()
-        && responder.verify_signature(Some(issuer.public_key())).is_ok()
+        && responder
+            .verify_signature(Some(issuer.public_key()))
+            .is_ok()
         && responder.validity().not_before.timestamp() <= at + CLOCK_SKEW_SECONDS
         && at <= responder.validity().not_after.timestamp() + CLOCK_SKEW_SECONDS
         && matches!(responder.extended_key_usage(), Ok(Some(eku)) if eku.value.ocsp_signing)

@@ -449,7 +449,10 @@ impl SigningTrust {
             )
             .map_err(map_webpki)?;
         let mut ders = vec![leaf.to_vec()];
-        ders.extend(path.intermediate_certificates().map(|c| c.der().as_ref().to_vec()));
+        ders.extend(
+            path.intermediate_certificates()
+                .map(|c| c.der().as_ref().to_vec()),
+        );
         let top = ders.last().cloned().unwrap_or_else(|| leaf.to_vec());
         ders.push(self.anchor_of(&top)?.to_vec());
         Ok(ders)
@@ -465,8 +468,7 @@ impl SigningTrust {
                 crl.issuer().as_raw() == cert.issuer().as_raw()
                     && !crl.extensions().iter().any(|e| {
                         e.oid == x509_parser::oid_registry::OID_X509_EXT_ISSUER_DISTRIBUTION_POINT
-                            || e.oid
-                                == x509_parser::oid_registry::OID_X509_EXT_DELTA_CRL_INDICATOR
+                            || e.oid == x509_parser::oid_registry::OID_X509_EXT_DELTA_CRL_INDICATOR
                     })
             })
         }))
@@ -691,13 +693,15 @@ impl SigningTrust {
     ) -> Result<(bool, Option<LaterRevocation>), SignatureError> {
         use super::ocsp::{OcspError, OcspStatus, check_response};
         let mut last = OcspError::OtherCertificate;
-        let checked = ocsp.iter().find_map(|der| match check_response(der, cert_der, issuer_der) {
-            Ok(checked) => Some(checked),
-            Err(e) => {
-                last = e;
-                None
-            }
-        });
+        let checked = ocsp
+            .iter()
+            .find_map(|der| match check_response(der, cert_der, issuer_der) {
+                Ok(checked) => Some(checked),
+                Err(e) => {
+                    last = e;
+                    None
+                }
+            });
         let Some(checked) = checked else {
             return Err(last.into());
         };

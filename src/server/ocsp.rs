@@ -88,7 +88,13 @@ impl OcspClient {
                 if cache.len() >= CACHE_ENTRIES_MAX {
                     cache.clear();
                 }
-                cache.insert(key, Cached { der: der.clone(), until });
+                cache.insert(
+                    key,
+                    Cached {
+                        der: der.clone(),
+                        until,
+                    },
+                );
             }
         }
         Ok(der)
@@ -96,7 +102,8 @@ impl OcspClient {
 
     /// One POST to the responder (RFC 6960 appendix A.1), bounded in time and size.
     async fn fetch(&self, target: &OcspTarget) -> Result<Vec<u8>, SignatureError> {
-        let unavailable = |why: String| SignatureError::OcspUnavailable(format!("{}: {why}", target.url));
+        let unavailable =
+            |why: String| SignatureError::OcspUnavailable(format!("{}: {why}", target.url));
         if !target.url.starts_with("http://") {
             return Err(unavailable("only http:// responders are supported".into()));
         }

@@ -69,8 +69,15 @@ async fn a_bundled_profile_installs_on_the_communes_machine_and_works() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(mode(&file), 0o600, "the bundle holds keys: owner only");
     let bytes = std::fs::read(&file).unwrap();
-    assert!(bytes.starts_with(b"age-encryption.org/v1\n-> scrypt "), "an age file");
-    let key = std::fs::read(pki.org_dir(&"hn/cm/chuc-son".parse().unwrap()).join("tls.key")).unwrap();
+    assert!(
+        bytes.starts_with(b"age-encryption.org/v1\n-> scrypt "),
+        "an age file"
+    );
+    let key = std::fs::read(
+        pki.org_dir(&"hn/cm/chuc-son".parse().unwrap())
+            .join("tls.key"),
+    )
+    .unwrap();
     assert!(
         !bytes.windows(32).any(|w| key.windows(32).any(|k| k == w)),
         "no key material in the clear"
@@ -79,7 +86,11 @@ async fn a_bundled_profile_installs_on_the_communes_machine_and_works() {
     // Refused without overwriting: the bundle again to the same file.
     let again = bundle(&pki.dir, "hn/cm/chuc-son", &file, &password);
     assert!(!again.status.success());
-    assert!(stderr(&again).contains("already exists"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("already exists"),
+        "{}",
+        stderr(&again)
+    );
 
     // A wrong password: a clear message, nothing written.
     let wrong = work.path().join("wrong");
@@ -113,7 +124,10 @@ async fn a_bundled_profile_installs_on_the_communes_machine_and_works() {
         .map(|e| e.unwrap().file_name())
         .filter(|n| n.to_string_lossy().starts_with(".congvan-profile-"))
         .collect();
-    assert!(leftovers.is_empty(), "no staging directory left: {leftovers:?}");
+    assert!(
+        leftovers.is_empty(),
+        "no staging directory left: {leftovers:?}"
+    );
 
     // Installing again refuses and leaves the installed profile as it was.
     let before = std::fs::read(target.join("client.toml")).unwrap();
@@ -155,6 +169,10 @@ async fn bundle_refuses_another_organisations_profile_and_a_short_password() {
     std::fs::write(&password, "short\n").unwrap();
     let out = bundle(&pki.dir, "hn/cm/chuc-son", &out_file, &password);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("at least 12 characters"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("at least 12 characters"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!out_file.exists());
 }

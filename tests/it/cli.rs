@@ -292,6 +292,12 @@ fn serve_refuses_data_dir_and_a_different_data_flag() {
         stderr.contains("data_dir") && stderr.contains("--data"),
         "the message names both: {stderr}"
     );
-    assert!(!other.exists(), "nothing was created in the --data directory");
-    assert!(!configured.exists(), "nothing was created in data_dir either");
+    assert!(
+        !other.exists(),
+        "nothing was created in the --data directory"
+    );
+    assert!(
+        !configured.exists(),
+        "nothing was created in data_dir either"
+    );
 }

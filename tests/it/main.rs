@@ -11,8 +11,8 @@
 
 mod audit;
 mod audit_trust;
-mod bundle;
 mod bench;
+mod bundle;
 mod cipher_policy;
 mod classified;
 mod cli;

@@ -71,16 +71,40 @@ impl OcspPki {
         openssl(
             &dir,
             &[
-                "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                "-keyout", "ca.key", "-out", "ca.csr", "-subj", "/CN=congvan TEST OCSP-only CA",
+                "req",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.csr",
+                "-subj",
+                "/CN=congvan TEST OCSP-only CA",
             ],
         );
         openssl(
             &dir,
             &[
-                "x509", "-req", "-in", "ca.csr", "-CA", root_cert.to_str().unwrap(), "-CAkey",
-                root_key.to_str().unwrap(), "-CAcreateserial", "-days", "30", "-sha256",
-                "-extfile", "ca.ext", "-out", "ca.crt",
+                "x509",
+                "-req",
+                "-in",
+                "ca.csr",
+                "-CA",
+                root_cert.to_str().unwrap(),
+                "-CAkey",
+                root_key.to_str().unwrap(),
+                "-CAcreateserial",
+                "-days",
+                "30",
+                "-sha256",
+                "-extfile",
+                "ca.ext",
+                "-out",
+                "ca.crt",
             ],
         );
         let url = format!("http://127.0.0.1:{port}");
@@ -99,17 +123,40 @@ impl OcspPki {
             openssl(
                 &dir,
                 &[
-                    "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                    "-nodes", "-keyout", &format!("{stem}.key"), "-out", &format!("{stem}.csr"),
-                    "-subj", "/CN=Huyen uy Chuong My",
+                    "req",
+                    "-new",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-256",
+                    "-nodes",
+                    "-keyout",
+                    &format!("{stem}.key"),
+                    "-out",
+                    &format!("{stem}.csr"),
+                    "-subj",
+                    "/CN=Huyen uy Chuong My",
                 ],
             );
             openssl(
                 &dir,
                 &[
-                    "x509", "-req", "-in", &format!("{stem}.csr"), "-CA", "ca.crt", "-CAkey",
-                    "ca.key", "-CAcreateserial", "-days", "20", "-sha256", "-extfile",
-                    "seal.ext", "-out", &format!("{stem}.crt"),
+                    "x509",
+                    "-req",
+                    "-in",
+                    &format!("{stem}.csr"),
+                    "-CA",
+                    "ca.crt",
+                    "-CAkey",
+                    "ca.key",
+                    "-CAcreateserial",
+                    "-days",
+                    "20",
+                    "-sha256",
+                    "-extfile",
+                    "seal.ext",
+                    "-out",
+                    &format!("{stem}.crt"),
                 ],
             );
         }
@@ -135,7 +182,10 @@ impl OcspPki {
     fn index(&self, revoked: Option<&str>) {
         let expiry = "491231235959Z";
         let line = match revoked {
-            None => format!("V\t{expiry}\t\t{}\tunknown\t/CN=Huyen uy Chuong My\n", self.serial),
+            None => format!(
+                "V\t{expiry}\t\t{}\tunknown\t/CN=Huyen uy Chuong My\n",
+                self.serial
+            ),
             Some(reason) => {
                 let when = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
                 let when = when
@@ -158,8 +208,19 @@ impl OcspPki {
     fn responder(&self, signer: &str, key: &str) -> Responder {
         let mut command = Command::new("openssl");
         command.current_dir(&self.dir).args([
-            "ocsp", "-index", "index.txt", "-port", &self.port.to_string(),
-            "-CA", "ca.crt", "-rsigner", signer, "-rkey", key, "-nmin", "10",
+            "ocsp",
+            "-index",
+            "index.txt",
+            "-port",
+            &self.port.to_string(),
+            "-CA",
+            "ca.crt",
+            "-rsigner",
+            signer,
+            "-rkey",
+            key,
+            "-nmin",
+            "10",
         ]);
         Responder::start(command)
     }
@@ -181,8 +242,14 @@ impl Responder {
             .unwrap();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         for pipe in [
-            child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
-            child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
         ]
         .into_iter()
         .flatten()
@@ -254,8 +321,7 @@ fn congvan_fetch(server: &TestServer, doc: &TestDoc, out: &Path) -> std::process
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ocsp_good_signer_is_accepted_and_the_stored_response_lets_the_recipient_verify_later()
-{
+async fn ocsp_good_signer_is_accepted_and_the_stored_response_lets_the_recipient_verify_later() {
     if !require("openssl") {
         return;
     }
@@ -276,7 +342,9 @@ async fn ocsp_good_signer_is_accepted_and_the_stored_response_lets_the_recipient
         .get_json(&format!("/v1/documents/{}", doc.id()))
         .await
         .unwrap();
-    let evidence = view["ocsp"].as_array().expect("the OCSP response is stored");
+    let evidence = view["ocsp"]
+        .as_array()
+        .expect("the OCSP response is stored");
     assert_eq!(evidence.len(), 1, "one OCSP-checked signer: {view}");
 
     // The responder goes away. A second document within the response's nextUpdate is
@@ -330,7 +398,10 @@ async fn ocsp_responder_down_fails_closed() {
     let result = submit(&server, &doc).await;
     let message = format!("{:?}", result.as_ref().err());
     assert_code(result, "ocsp_unavailable");
-    assert!(message.contains("127.0.0.1"), "the message names the responder: {message}");
+    assert!(
+        message.contains("127.0.0.1"),
+        "the message names the responder: {message}"
+    );
     assert_not_stored(&server, &doc).await;
 }
 
@@ -376,9 +447,23 @@ async fn ocsp_response_signed_by_an_undelegated_key_is_refused() {
     openssl(
         &pki.dir,
         &[
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", "rogue.key", "-out", "rogue.crt", "-days", "5", "-subj",
-            "/CN=congvan TEST OCSP-only CA", "-addext", "extendedKeyUsage = OCSPSigning",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "rogue.key",
+            "-out",
+            "rogue.crt",
+            "-days",
+            "5",
+            "-subj",
+            "/CN=congvan TEST OCSP-only CA",
+            "-addext",
+            "extendedKeyUsage = OCSPSigning",
         ],
     );
     let _responder = pki.responder("rogue.crt", "rogue.key");
@@ -419,8 +504,16 @@ async fn ocsp_response_about_another_certificate_is_refused() {
     openssl(
         &pki.dir,
         &[
-            "ocsp", "-issuer", "ca.crt", "-cert", "other.crt", "-url", &real.url, "-respout",
-            "other.der", "-noverify",
+            "ocsp",
+            "-issuer",
+            "ca.crt",
+            "-cert",
+            "other.crt",
+            "-url",
+            &real.url,
+            "-respout",
+            "other.der",
+            "-noverify",
         ],
     );
     drop(responder);

@@ -3,12 +3,12 @@
 use std::collections::BTreeSet;
 
 use axum::Json;
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
 use futures_util::StreamExt;
 use rustls_pki_types::UnixTime;
 use uuid::Uuid;
@@ -309,7 +309,11 @@ async fn verify_signatures(
                 fingerprint_sha256: signer.cert.fingerprint_sha256,
             });
         }
-        let stored = evidence.iter().flatten().map(|der| B64.encode(der)).collect();
+        let stored = evidence
+            .iter()
+            .flatten()
+            .map(|der| B64.encode(der))
+            .collect();
         Ok((records, stored))
     })
     .await
