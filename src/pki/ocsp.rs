@@ -371,3 +371,66 @@ fn verify_signature(signer: &[u8], algorithm: &str, message: &[u8], signature: &
         .iter()
         .any(|a| cert.verify_signature(*a, message, signature).is_ok())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(this_update: i64, next_update: Option<i64>) -> CheckedResponse {
+        CheckedResponse {
+            status: OcspStatus::Good,
+            this_update,
+            next_update,
+        }
+    }
+
+    #[test]
+    fn a_response_is_current_between_this_update_and_next_update_within_the_skew() {
+        let r = response(1_000_000, Some(1_003_600));
+        assert!(r.current_at(1_000_000).is_ok());
+        assert!(r.current_at(1_000_000 - CLOCK_SKEW_SECONDS).is_ok());
+        assert!(
+            r.current_at(1_000_000 - CLOCK_SKEW_SECONDS - 1).is_err(),
+            "from the future"
+        );
+        assert!(r.current_at(1_003_600 + CLOCK_SKEW_SECONDS).is_ok());
+        assert!(
+            r.current_at(1_003_600 + CLOCK_SKEW_SECONDS + 1).is_err(),
+            "expired"
+        );
+        let without = response(1_000_000, None);
+        assert!(
+            without
+                .current_at(1_000_000 + NO_NEXT_UPDATE_SECONDS)
+                .is_ok()
+        );
+        assert!(
+            without
+                .current_at(1_000_000 + NO_NEXT_UPDATE_SECONDS + CLOCK_SKEW_SECONDS + 1)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn stored_evidence_must_predate_the_acceptance_and_be_current_shortly_before_it() {
+        let r = response(1_000_000, Some(1_003_600));
+        assert!(r.covers(1_000_100, 0).is_ok());
+        assert!(
+            r.covers(1_000_000 - CLOCK_SKEW_SECONDS - 1, 0).is_err(),
+            "made after"
+        );
+        assert!(r.covers(1_003_600 + 10, 0).is_err(), "stale at acceptance");
+        assert!(
+            r.covers(1_003_600 + 10, 60).is_ok(),
+            "within the upload grace"
+        );
+    }
+
+    #[test]
+    fn garbage_is_malformed_not_a_panic() {
+        for bytes in [&b""[..], b"\x30\x03\x0a\x01\x00", b"\x30\x80", &[0xff; 100]] {
+            assert!(check_response(bytes, b"x", b"y").is_err());
+            assert!(!names_certificate(bytes, b"x"));
+        }
+    }
+}

@@ -542,3 +542,88 @@ async fn ocsp_response_about_another_certificate_is_refused() {
     assert_not_stored(&server, &doc).await;
     replay.abort();
 }
+
+/// The recipient's own check of the stored evidence, with no server in between: without
+/// the response an OCSP-only signer is refused (the server can withhold evidence), with
+/// one byte of it changed it is refused (the server cannot forge it), and with the
+/// response as stored it verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recipient_refuses_withheld_or_altered_ocsp_evidence() {
+    use base64::Engine as _;
+    use congvan::pki::signing::{JudgedAt, SigningTrust};
+    use rustls_pki_types::UnixTime;
+
+    if !require("openssl") {
+        return;
+    }
+    let server = TestServer::start().await;
+    let pki = OcspPki::make(&server, free_port());
+    pki.index(None);
+    let responder = pki.responder("ca.crt", "ca.key");
+    let doc = TestDoc::new("hn/cm", &["hn/cm/chuc-son"]);
+    let (status, answer) = submit(&server, &doc).await.unwrap();
+    assert_eq!(status, 201, "{answer}");
+    drop(responder);
+    let view: serde_json::Value = server
+        .client("hn/cm")
+        .get_json(&format!("/v1/documents/{}", doc.id()))
+        .await
+        .unwrap();
+    let evidence: Vec<Vec<u8>> = view["ocsp"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.as_str().unwrap())
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(evidence.len(), 1);
+
+    let trust = SigningTrust::load(
+        &[server.pki.root_cert()],
+        &[server.pki.root_crl(), server.pki.intermediate_crl()],
+    )
+    .unwrap();
+    let canonical = doc.canonical();
+    let text = String::from_utf8(canonical.clone()).unwrap();
+    let manifest = congvan::document::manifest::parse(
+        &text,
+        &congvan::document::ManifestRules {
+            doc_types: vec!["CT".into()],
+            payload_bytes_max: u64::MAX,
+        },
+    )
+    .unwrap()
+    .manifest;
+    let sigs = signatures(&server, &doc);
+    let check = |ocsp: &[Vec<u8>]| {
+        let now = UnixTime::now();
+        congvan::client::fetch::verify_outer_signatures_with_ocsp(
+            &trust,
+            &canonical,
+            &manifest,
+            &sigs,
+            &["person".into(), "organization".into()],
+            JudgedAt::Signed {
+                signed: now,
+                crls_current_at: now,
+            },
+            ocsp,
+        )
+        .map(|v| v.signers.len())
+        .map_err(|e| e.to_string())
+    };
+    assert_eq!(check(&evidence), Ok(2));
+    let withheld = check(&[]).unwrap_err();
+    assert!(withheld.contains("no current CRL"), "{withheld}");
+    // Bytes inside the signed tbsResponseData (responder id, times, CertID); the
+    // certificates appended after the signature are not signed and not relied on.
+    for i in [60, 100, 140] {
+        let mut altered = evidence[0].clone();
+        altered[i] ^= 0x01;
+        let refused = check(&[altered]).unwrap_err();
+        assert!(refused.contains("organization signature"), "{refused}");
+    }
+}
