@@ -3,8 +3,8 @@
 //! unpacks it (`congvan profile install`).
 //!
 //! The file is an [age](https://age-encryption.org/v1) file encrypted to a passphrase
-//! (age's scrypt recipient: scrypt with a work factor calibrated to about a second on the
-//! machine that packs it, then ChaCha20-Poly1305 over the whole content, so a wrong
+//! (age's scrypt recipient: scrypt with a fixed work factor, [`SCRYPT_LOG_N`], then
+//! ChaCha20-Poly1305 over the whole content, so a wrong
 //! password and any change to the file are both refused before anything is written).
 //! age was chosen over PKCS#12 because it is one small, specified, audited format with
 //! authenticated encryption of everything (PKCS#12 as CA tools write it still uses
@@ -33,6 +33,14 @@ pub const BUNDLE_TYPE: &str = "congvan.profile-bundle/v1";
 pub const BUNDLE_BYTES_MAX: u64 = 4 << 20;
 /// Most files in a bundle.
 pub const BUNDLE_FILES_MAX: usize = 32;
+/// The scrypt work factor of a bundle (N = 2^17: 128 MiB and about half a second on a
+/// current PC). Fixed, not calibrated like age's default: a bundle made on a fast
+/// district server must open on an old commune PC, which age's own bound (calibrated on
+/// the opening machine) would refuse.
+pub const SCRYPT_LOG_N: u8 = 17;
+/// The largest work factor `profile install` accepts (N = 2^20, about 8× the above):
+/// a hostile file cannot make it work longer than that.
+pub const SCRYPT_LOG_N_MAX: u8 = 20;
 /// Shortest password accepted when packing.
 pub const PASSWORD_CHARS_MIN: usize = 12;
 /// The profile's fields that name files, and whether the file is secret.
@@ -176,8 +184,11 @@ pub fn pack(profile_path: &Path, org: &str, password: &str) -> Result<Vec<u8>, B
     })
     .map_err(|e| BundleError::Profile(e.to_string()))?;
 
-    let encryptor =
-        age::Encryptor::with_user_passphrase(age::secrecy::SecretString::from(password.to_owned()));
+    let mut recipient =
+        age::scrypt::Recipient::new(age::secrecy::SecretString::from(password.to_owned()));
+    recipient.set_work_factor(SCRYPT_LOG_N);
+    let encryptor = age::Encryptor::with_recipients(std::iter::once(&recipient as _))
+        .map_err(|e| BundleError::Profile(e.to_string()))?;
     let mut out = Vec::new();
     let io = |e: std::io::Error| BundleError::Io {
         path: "bundle".into(),

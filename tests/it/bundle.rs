@@ -83,6 +83,20 @@ async fn a_bundled_profile_installs_on_the_communes_machine_and_works() {
         "no key material in the clear"
     );
 
+    // A bare file name in the current directory works too.
+    let bare = tokio::task::block_in_place(|| {
+        Command::new(env!("CARGO_BIN_EXE_congvan"))
+            .current_dir(work.path())
+            .args(["pki", "bundle", "hn/cm/chuc-son", "--pki"])
+            .arg(&pki.dir)
+            .args(["--out", "bare.congvan", "--password-file"])
+            .arg(&password)
+            .output()
+            .unwrap()
+    });
+    assert!(bare.status.success(), "{}", stderr(&bare));
+    assert!(work.path().join("bare.congvan").is_file());
+
     // Refused without overwriting: the bundle again to the same file.
     let again = bundle(&pki.dir, "hn/cm/chuc-son", &file, &password);
     assert!(!again.status.success());
