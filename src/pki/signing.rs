@@ -398,22 +398,28 @@ impl SigningTrust {
     }
 
     /// Where to ask about the signer of a chain over OCSP: `Ok(None)` when its certificate
-    /// names no OCSP responder. The path is built (without revocation) to find the
-    /// leaf's issuer, so a chain that does not verify is refused here already.
+    /// names no OCSP responder, or when a loaded CRL covers it and `even_if_crl_covers` is
+    /// false (both cheap checks, made first). Otherwise the path is built (without
+    /// revocation) to find the leaf's issuer, so a chain that does not verify is refused
+    /// here already.
     pub fn ocsp_target(
         &self,
         leaf: &[u8],
         intermediates: &[Vec<u8>],
         now: UnixTime,
+        even_if_crl_covers: bool,
     ) -> Result<Option<OcspTarget>, SignatureError> {
         let Some(url) = super::ocsp::responder_url(leaf)? else {
             return Ok(None);
         };
+        let crl_covers = self.crl_covers(leaf)?;
+        if crl_covers && !even_if_crl_covers {
+            return Ok(None);
+        }
         let path = self.path_of(leaf, intermediates, now)?;
         let issuer = path.get(1).cloned().ok_or_else(|| {
             SignatureError::UntrustedChain("the signer's certificate has no issuer".into())
         })?;
-        let crl_covers = self.crl_covers(leaf)?;
         Ok(Some(OcspTarget {
             leaf: leaf.to_vec(),
             issuer,

@@ -65,10 +65,15 @@ impl OcspClient {
         }
     }
 
-    /// Whether `target` is to be asked over OCSP: the server is configured to use OCSP,
-    /// and no CRL covers the certificate or OCSP is preferred.
-    pub fn wanted(&self, target: &OcspTarget) -> bool {
-        self.config.enabled && (self.config.prefer || !target.crl_covers)
+    /// Whether the server asks responders at all (`[ocsp] enabled`).
+    pub fn enabled(&self) -> bool {
+        self.config.enabled
+    }
+
+    /// Whether responders are asked even about certificates a CRL covers
+    /// (`[ocsp] prefer`).
+    pub fn preferred(&self) -> bool {
+        self.config.prefer
     }
 
     /// A response about `target`'s certificate that verified and is current at `now`

@@ -265,18 +265,23 @@ async fn verify_signatures(
     let mut evidence: Vec<Vec<Vec<u8>>> = Vec::with_capacity(signatures.len());
     for sig in signatures {
         let mut responses = Vec::new();
-        if let Ok((leaf, others)) = sig.signer_chain() {
-            if let Ok(Some(target)) = trust.signing.ocsp_target(&leaf, &others, UnixTime::now()) {
-                if state.ocsp.wanted(&target) {
-                    let now = i64::try_from(UnixTime::now().as_secs()).unwrap_or(i64::MAX);
-                    let der = state.ocsp.response(&target, now).await.map_err(|error| {
-                        ApiError::Signature {
-                            role: sig.role,
-                            error,
-                        }
+        if let (true, Ok((leaf, others))) = (state.ocsp.enabled(), sig.signer_chain()) {
+            let now = UnixTime::now();
+            if let Ok(Some(target)) =
+                trust
+                    .signing
+                    .ocsp_target(&leaf, &others, now, state.ocsp.preferred())
+            {
+                let seconds = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+                let der = state
+                    .ocsp
+                    .response(&target, seconds)
+                    .await
+                    .map_err(|error| ApiError::Signature {
+                        role: sig.role,
+                        error,
                     })?;
-                    responses.push(der);
-                }
+                responses.push(der);
             }
         }
         evidence.push(responses);
