@@ -10,7 +10,7 @@ cd "$(dirname "$0")/../.."
 command -v dpkg-shlibdeps >/dev/null || { apt-get update -q && apt-get install -y -q dpkg-dev; }
 command -v cargo-deb >/dev/null || cargo install cargo-deb --locked
 [ -x target/release/congvan ] || cargo build --release
-cargo deb --no-build --no-strip --output target/debian/congvan.deb >/dev/null
+cargo deb --no-build --output target/debian/congvan.deb >/dev/null
 
 deb=target/debian/congvan.deb
 root=$(mktemp -d)
