@@ -109,6 +109,11 @@ pub struct DocumentView {
     /// For a classified document, the cipher that sealed it and whether it is certified.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sealed_with: Option<crate::seal::policy::SealMark>,
+    /// OCSP responses (base64 DER) the server judged the signers by at submission, signed
+    /// by their CAs' responders: a recipient judges the signatures with them as of the
+    /// acceptance time (long-term validation).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ocsp: Vec<String>,
 }
 
 /// A link between two documents made by a recall, an update or a replacement. Both

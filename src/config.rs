@@ -49,6 +49,16 @@ pub enum ConfigError {
     /// The organisation tree is invalid.
     #[error(transparent)]
     Directory(#[from] DirectoryError),
+    /// The configuration file names a data directory and `--data` names another.
+    #[error(
+        "the configuration sets data_dir = {configured} but --data says {given}: give the data directory in one place only (remove data_dir from the configuration, or drop --data)"
+    )]
+    DataDirConflict {
+        /// The configured directory.
+        configured: String,
+        /// The one given on the command line.
+        given: String,
+    },
 }
 
 /// Limits of the server; every one has a safe default.
@@ -166,8 +176,7 @@ impl Limits {
 struct ServerFile {
     #[serde(default = "default_listen")]
     listen: SocketAddr,
-    #[serde(default = "default_data_dir")]
-    data_dir: PathBuf,
+    data_dir: Option<PathBuf>,
     orgs: PathBuf,
     tls: TlsFile,
     demo_pki: Option<DemoPkiFile>,
@@ -183,6 +192,33 @@ struct ServerFile {
     /// Absent: the bundled cipher, uncertified, carrying no classified level.
     #[serde(default)]
     seal: SealPolicy,
+    #[serde(default)]
+    ocsp: OcspConfig,
+}
+
+/// OCSP checks of document signers (`[ocsp]`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OcspConfig {
+    /// Ask a signer's OCSP responder (named in its certificate's authorityInfoAccess)
+    /// when no loaded CRL covers the certificate. Off: such a signer is refused as
+    /// `signature_revocation_unknown`.
+    pub enabled: bool,
+    /// Ask the responder even when a CRL covers the certificate; both must then say it is
+    /// not revoked.
+    pub prefer: bool,
+    /// How long one exchange with a responder may take, connection included.
+    pub timeout_ms: u64,
+}
+
+impl Default for OcspConfig {
+    fn default() -> Self {
+        OcspConfig {
+            enabled: true,
+            prefer: false,
+            timeout_ms: 5_000,
+        }
+    }
 }
 
 /// The delivery log.
@@ -245,6 +281,20 @@ fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8443))
 }
 
+/// Whether two paths name one directory: the same after resolving symbolic links and
+/// `..` where they exist, or the same absolute path written out where they do not.
+fn same_dir(a: &Path, b: &Path) -> bool {
+    let absolute = |p: &Path| match p.canonicalize() {
+        Ok(p) => p,
+        Err(_) => std::env::current_dir()
+            .map(|cwd| cwd.join(p))
+            .unwrap_or_else(|_| p.to_path_buf())
+            .components()
+            .collect(),
+    };
+    absolute(a) == absolute(b)
+}
+
 fn default_data_dir() -> PathBuf {
     PathBuf::from("data")
 }
@@ -301,6 +351,9 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Where data lives.
     pub data_dir: PathBuf,
+    /// Whether the configuration file set `data_dir` (rather than the default `data`
+    /// next to it): then `--data` may only repeat it ([`ServerConfig::use_data_dir`]).
+    pub data_dir_configured: bool,
     /// The organisation tree file.
     pub orgs: PathBuf,
     /// Where organisations' registered certificates live (`<id>.openpgp.asc`,
@@ -328,6 +381,8 @@ pub struct ServerConfig {
     /// signed (after restoring an older backup); set by `serve --acknowledge-rollback`,
     /// never by the file.
     pub acknowledge_rollback: bool,
+    /// OCSP checks of document signers (`[ocsp]`).
+    pub ocsp: OcspConfig,
 }
 
 impl ServerConfig {
@@ -391,6 +446,7 @@ impl ServerConfig {
         let mut log = file.log;
         log.checkpoint_memory = log.checkpoint_memory.map(resolve);
         Ok(ServerConfig {
+            ocsp: file.ocsp,
             log,
             acknowledge_rollback: false,
             seal: file.seal,
@@ -398,7 +454,8 @@ impl ServerConfig {
             signing_anchors,
             signing_crls,
             listen: file.listen,
-            data_dir: resolve(file.data_dir),
+            data_dir_configured: file.data_dir.is_some(),
+            data_dir: resolve(file.data_dir.unwrap_or_else(default_data_dir)),
             orgs: resolve(file.orgs),
             keys_dir: resolve(file.keys_dir),
             orgs_fallback_embedded: false,
@@ -426,6 +483,21 @@ impl ServerConfig {
                 .unwrap_or(Path::new("."))
                 .join("latest-checkpoint.note"),
         }
+    }
+
+    /// Applies `--data DIR`. A data directory is named in one place: if the configuration
+    /// file sets `data_dir` too, the two must name the same directory, because a server
+    /// that silently used the other one would start on an empty store (a new log, new
+    /// keys) while the real one sat unused.
+    pub fn use_data_dir(&mut self, given: PathBuf) -> Result<(), ConfigError> {
+        if self.data_dir_configured && !same_dir(&self.data_dir, &given) {
+            return Err(ConfigError::DataDirConflict {
+                configured: self.data_dir.display().to_string(),
+                given: given.display().to_string(),
+            });
+        }
+        self.data_dir = given;
+        Ok(())
     }
 
     /// Reads the organisation tree; returns it with the text it was parsed from.

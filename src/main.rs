@@ -117,6 +117,11 @@ enum Command {
         #[command(subcommand)]
         command: PkiCommand,
     },
+    /// Client profiles on this machine.
+    Profile {
+        #[command(subcommand)]
+        command: ProfileCommand,
+    },
     /// Ask the server who this profile's certificate says we are.
     Whoami {
         #[command(flatten)]
@@ -718,6 +723,41 @@ enum PkiCommand {
         #[arg(long, value_name = "TIME")]
         invalid_since: Option<String>,
     },
+    /// Write one password-protected file (age, scrypt) with an organisation's profile,
+    /// certificates and key files, for `congvan profile install` on its machine.
+    Bundle {
+        /// The organisation id, e.g. hn/cm/chuc-son.
+        org: String,
+        /// The PKI directory holding orgs/<id, / as .>/client.toml.
+        #[arg(long, default_value = "certs/demo")]
+        pki: PathBuf,
+        /// A client.toml to bundle instead of the one under --pki.
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        /// The bundle to write; refused if it exists.
+        #[arg(long)]
+        out: PathBuf,
+        /// Read the password from the first line of this file instead of the terminal.
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProfileCommand {
+    /// Unpack a profile bundle made by `congvan pki bundle` into a new directory (keys
+    /// 0600); never overwrites.
+    Install {
+        /// The bundle file.
+        file: PathBuf,
+        /// Where to put the profile; must not exist. Default: congvan-<org, / as .> in the
+        /// current directory.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Read the password from the first line of this file instead of the terminal.
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -917,6 +957,20 @@ fn run(command: Command) -> Result<()> {
                 }
                 Ok(())
             }
+            PkiCommand::Bundle {
+                org,
+                pki,
+                profile,
+                out,
+                password_file,
+            } => pki_bundle(&org, &pki, profile, &out, password_file.as_deref()),
+        },
+        Command::Profile { command } => match command {
+            ProfileCommand::Install {
+                file,
+                dir,
+                password_file,
+            } => profile_install(&file, dir, password_file.as_deref()),
         },
         Command::Whoami { client } => {
             let client = client.client()?;
@@ -1285,6 +1339,116 @@ fn restore(dir: &Path, data: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `congvan pki bundle`.
+fn pki_bundle(
+    org: &str,
+    pki: &Path,
+    profile: Option<PathBuf>,
+    out: &Path,
+    password_file: Option<&Path>,
+) -> Result<()> {
+    let id = congvan::directory::OrgId::parse(org)
+        .map_err(|e| anyhow::anyhow!("{org:?} is not an organisation id: {e}"))?;
+    let profile = profile.unwrap_or_else(|| pki::demo::Layout::new(pki).org_profile(&id));
+    if out.exists() {
+        bail!("{} already exists: choose another --out", out.display());
+    }
+    let password = read_password(password_file, "password for the bundle", true)?;
+    let bytes = congvan::client::bundle::pack(&profile, id.as_str(), &password)?;
+    // The atomic write syncs the file's directory, which a bare file name must spell.
+    let out = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => out.to_path_buf(),
+        _ => Path::new(".").join(out),
+    };
+    let out = out.as_path();
+    pki::pem::write_secret(out, &bytes)?;
+    println!(
+        "wrote {} for {id} ({} bytes). Give the commune the file and, separately, the password; \
+         on its machine: congvan profile install {}",
+        out.display(),
+        bytes.len(),
+        out.file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    );
+    Ok(())
+}
+
+/// `congvan profile install`.
+fn profile_install(file: &Path, dir: Option<PathBuf>, password_file: Option<&Path>) -> Result<()> {
+    let meta =
+        std::fs::metadata(file).with_context(|| format!("cannot read {}", file.display()))?;
+    if meta.len() > congvan::client::bundle::BUNDLE_BYTES_MAX {
+        bail!("{} is too large to be a profile bundle", file.display());
+    }
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let password = read_password(password_file, "password of the bundle", false)?;
+    // The default directory is named after the organisation, which is only known once
+    // the bundle is open; open it into a name that cannot exist yet, then say where.
+    let target = match dir {
+        Some(dir) => dir,
+        None => PathBuf::from(format!(
+            "congvan-{}",
+            bundle_org_hint(file).unwrap_or_else(|| "profile".into())
+        )),
+    };
+    let installed = congvan::client::bundle::install(&bytes, &password, &target)?;
+    println!(
+        "installed the profile of {} in {} ({} files; keys readable by you only). Try: congvan whoami --profile {}",
+        installed.org,
+        target.display(),
+        installed.files.len(),
+        installed.profile.display()
+    );
+    Ok(())
+}
+
+/// The organisation part of a bundle's file name as `pki bundle` suggests it
+/// (`<org, / as .>.congvan`), for the default install directory.
+fn bundle_org_hint(file: &Path) -> Option<String> {
+    let stem = file.file_stem()?.to_str()?;
+    let ok = !stem.is_empty()
+        && stem
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_');
+    ok.then(|| stem.to_owned())
+}
+
+/// Reads a password from the first line of `file`, or from the terminal without echo
+/// (twice when `confirm`). Never from an argument: arguments are visible to every user
+/// of the machine.
+fn read_password(file: Option<&Path>, prompt: &str, confirm: bool) -> Result<String> {
+    if let Some(file) = file {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read the password file {}", file.display()))?;
+        return Ok(text.lines().next().unwrap_or("").to_owned());
+    }
+    let first = prompt_hidden(prompt)?;
+    if confirm && prompt_hidden("again")? != first {
+        bail!("the two passwords differ; nothing was written");
+    }
+    Ok(first)
+}
+
+fn prompt_hidden(prompt: &str) -> Result<String> {
+    use rustix::termios::{LocalModes, OptionalActions, isatty, tcgetattr, tcsetattr};
+    let stdin = std::io::stdin();
+    if !isatty(&stdin) {
+        bail!("no terminal to ask for the password: give --password-file FILE");
+    }
+    eprint!("{prompt}: ");
+    let saved = tcgetattr(&stdin).context("cannot read the terminal's settings")?;
+    let mut quiet = saved.clone();
+    quiet.local_modes.remove(LocalModes::ECHO);
+    tcsetattr(&stdin, OptionalActions::Now, &quiet).context("cannot turn echo off")?;
+    let mut line = String::new();
+    let read = stdin.read_line(&mut line);
+    let restored = tcsetattr(&stdin, OptionalActions::Now, &saved);
+    eprintln!();
+    read.context("cannot read the password")?;
+    restored.context("cannot restore the terminal")?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+}
+
 fn serve(
     config: Option<PathBuf>,
     listen: Option<SocketAddr>,
@@ -1306,7 +1470,7 @@ fn serve(
         config.listen = listen;
     }
     if let Some(data) = data {
-        config.data_dir = data;
+        config.use_data_dir(data)?;
     }
     config.acknowledge_rollback = acknowledge_rollback;
     let rt = runtime()?;
@@ -1601,7 +1765,13 @@ fn verify_store(config: Option<PathBuf>, data: Option<PathBuf>) -> Result<()> {
         Some(path) => ServerConfig::load(&path)?,
         None => ServerConfig::load(Path::new(DEFAULT_CONFIG_PATH))?,
     };
-    let data = data.unwrap_or(config.data_dir.clone());
+    let mut config = config;
+    if let Some(data) = data {
+        config
+            .use_data_dir(data)
+            .map_err(|e| audit_exit(congvan::client::audit::exit::UNREADABLE, e.to_string()))?;
+    }
+    let data = config.data_dir.clone();
     // Opening a store creates one, and the keys are made when missing: on a directory
     // without them the scan would "verify" an empty log it just made. Refuse instead.
     for (what, path) in [

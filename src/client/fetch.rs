@@ -18,6 +18,8 @@ use std::fs::{self, File};
 use std::io::{BufReader, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
 use ring::digest;
 use rustls_pki_types::UnixTime;
 use uuid::Uuid;
@@ -220,6 +222,13 @@ impl Client {
         // Outer signatures, verified here against our own trust anchor.
         let trust = self.signing_trust().await?;
         let signatures = view.signatures.clone();
+        let ocsp = view
+            .ocsp
+            .iter()
+            .take(crate::document::signature::SIGNATURES_MAX)
+            .map(|b| B64.decode(b))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| refuse(format!("a stored OCSP response is not base64: {e}")))?;
         let required = sender_entry.required_signatures.clone();
         let checked_manifest = manifest.clone();
         let canonical = outer.canonical.clone();
@@ -229,7 +238,7 @@ impl Client {
         let sender_entry_owned = sender_entry.clone();
         let classified = manifest.classification.is_classified();
         let (verified, own_notices, sender_cert) = tokio::task::spawn_blocking(move || {
-            let verified = verify_outer_signatures(
+            let verified = verify_outer_signatures_with_ocsp(
                 &trust,
                 &canonical,
                 &checked_manifest,
@@ -239,6 +248,7 @@ impl Client {
                     signed: accepted,
                     crls_current_at: UnixTime::now(),
                 },
+                &ocsp,
             )?;
             // Our own entry: the owner is the one party who can tell that the server
             // lists another key in its name.
@@ -500,13 +510,41 @@ pub fn verify_outer_signatures(
     required: &[String],
     at: JudgedAt,
 ) -> Result<VerifiedSignatures, ClientError> {
+    verify_outer_signatures_with_ocsp(trust, canonical, manifest, signatures, required, at, &[])
+}
+
+/// [`verify_outer_signatures`], with the OCSP responses the server stored with the
+/// document (DER): each signer whose certificate one of them names is judged by it as of
+/// the acceptance time, and by its issuer's CRL where the client has one. The responses
+/// are signed by the signers' CAs, so the server can withhold them (the signature then
+/// has no revocation evidence and is refused) but not forge them.
+pub fn verify_outer_signatures_with_ocsp(
+    trust: &SigningTrust,
+    canonical: &[u8],
+    manifest: &Manifest,
+    signatures: &[DocSignature],
+    required: &[String],
+    at: JudgedAt,
+    ocsp: &[Vec<u8>],
+) -> Result<VerifiedSignatures, ClientError> {
     let mut signers = Vec::new();
     let mut notices = Vec::new();
     let mut fingerprints = Vec::new();
     for sig in signatures {
-        let signer = sig
-            .verify_at(trust, canonical, at)
-            .map_err(|e| refuse(format!("{} signature: {e}", sig.role.name())))?;
+        let signer = match sig.signer_chain() {
+            // Only the responses about this signer: a response about another is no
+            // evidence for it, and would refuse it as "about another certificate".
+            Ok((leaf, _)) if !ocsp.is_empty() => {
+                let mine: Vec<Vec<u8>> = ocsp
+                    .iter()
+                    .filter(|der| crate::pki::ocsp::names_certificate(der, &leaf))
+                    .cloned()
+                    .collect();
+                sig.verify_at_with_ocsp(trust, canonical, at, &mine)
+            }
+            _ => sig.verify_at(trust, canonical, at),
+        }
+        .map_err(|e| refuse(format!("{} signature: {e}", sig.role.name())))?;
         if signers.iter().any(|(r, _)| *r == sig.role)
             || fingerprints.contains(&signer.cert.fingerprint_sha256)
         {

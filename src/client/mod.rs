@@ -2,6 +2,7 @@
 //! commands the CLI offers on top of it.
 
 pub mod audit;
+pub mod bundle;
 pub mod edxml;
 pub mod fetch;
 pub mod keys;

@@ -121,17 +121,21 @@ impl DocSignature {
         message: &[u8],
         at: JudgedAt,
     ) -> Result<VerifiedSigner, SignatureError> {
+        self.verify_at_with_ocsp(trust, message, at, &[])
+    }
+
+    /// [`Self::verify_at`], with OCSP responses (DER) that judge the signer's
+    /// certificate too, or alone where no CRL covers it
+    /// ([`SigningTrust::verify_raw_with_ocsp`]).
+    pub fn verify_at_with_ocsp(
+        &self,
+        trust: &SigningTrust,
+        message: &[u8],
+        at: JudgedAt,
+        ocsp: &[Vec<u8>],
+    ) -> Result<VerifiedSigner, SignatureError> {
         let value = decode_b64("value", &self.value)?;
-        if self.chain.len() > CHAIN_CERTS_MAX {
-            return Err(SignatureError::Malformed(format!(
-                "more than {CHAIN_CERTS_MAX} certificates in the chain"
-            )));
-        }
-        let chain = self
-            .chain
-            .iter()
-            .map(|c| decode_b64("chain", c))
-            .collect::<Result<Vec<_>, _>>()?;
+        let chain = self.decoded_chain()?;
         match self.format {
             SignatureFormat::Raw => {
                 let name = self.algorithm.as_deref().ok_or_else(|| {
@@ -139,7 +143,7 @@ impl DocSignature {
                 })?;
                 let algorithm = RawAlgorithm::from_name(name)
                     .ok_or_else(|| SignatureError::Unsupported(name.chars().take(40).collect()))?;
-                trust.verify_raw(message, algorithm, &value, &chain, at)
+                trust.verify_raw_with_ocsp(message, algorithm, &value, &chain, at, ocsp)
             }
             SignatureFormat::Cms => {
                 if self.algorithm.is_some() {
@@ -147,9 +151,39 @@ impl DocSignature {
                         "a CMS signature names its algorithm inside".into(),
                     ));
                 }
-                trust.verify_cms(message, &value, &chain, at)
+                trust.verify_cms_with_ocsp(message, &value, &chain, at, ocsp)
             }
         }
+    }
+
+    /// The signer's certificate and the other certificates the signature carries (DER),
+    /// unverified: what the server needs to ask the signer's OCSP responder.
+    pub fn signer_chain(&self) -> Result<(Vec<u8>, Vec<Vec<u8>>), SignatureError> {
+        let chain = self.decoded_chain()?;
+        match self.format {
+            SignatureFormat::Raw => {
+                let (leaf, rest) = chain
+                    .split_first()
+                    .ok_or_else(|| SignatureError::Malformed("empty certificate chain".into()))?;
+                Ok((leaf.clone(), rest.to_vec()))
+            }
+            SignatureFormat::Cms => {
+                let value = decode_b64("value", &self.value)?;
+                let parsed = crate::pki::cms::parse_detached(&value)?;
+                let mut others = parsed.other_certs.clone();
+                others.extend(chain);
+                Ok((parsed.signer_cert, others))
+            }
+        }
+    }
+
+    fn decoded_chain(&self) -> Result<Vec<Vec<u8>>, SignatureError> {
+        if self.chain.len() > CHAIN_CERTS_MAX {
+            return Err(SignatureError::Malformed(format!(
+                "more than {CHAIN_CERTS_MAX} certificates in the chain"
+            )));
+        }
+        self.chain.iter().map(|c| decode_b64("chain", c)).collect()
     }
 }
 

@@ -614,7 +614,8 @@ fn server_config_text(listen: SocketAddr) -> String {
 # this file. Start the server with: congvan serve --config <this file>
 
 listen = "{listen}"
-data_dir = "data"
+# Data lives in "data" next to this file unless `serve --data DIR` says otherwise. Set
+# data_dir here instead if you prefer; then --data may only repeat it.
 orgs = "orgs.toml"
 keys_dir = "keys"
 

@@ -10,6 +10,7 @@ pub mod crl;
 pub mod demo;
 pub mod identity;
 pub mod keystore;
+pub mod ocsp;
 pub mod pem;
 pub mod signing;
 pub mod token;

@@ -127,6 +127,43 @@ pub enum SignatureError {
     /// (the message says which certificate, why and since when).
     #[error("{0}")]
     RevokedAtSigning(String),
+    /// The signer's OCSP responder could not be reached, timed out, or answered with an
+    /// error status, and no CRL covers the certificate.
+    #[error("the signer's OCSP responder cannot answer: {0}")]
+    OcspUnavailable(String),
+    /// An OCSP response cannot be used: malformed, about another certificate, not signed
+    /// by the issuer or its delegated responder, or not current.
+    #[error("{0}")]
+    OcspInvalid(String),
+}
+
+impl From<super::ocsp::OcspError> for SignatureError {
+    fn from(e: super::ocsp::OcspError) -> Self {
+        use super::ocsp::OcspError as E;
+        match e {
+            E::Status(_) | E::NoResponder(_) => SignatureError::OcspUnavailable(e.to_string()),
+            _ => SignatureError::OcspInvalid(e.to_string()),
+        }
+    }
+}
+
+/// How long after an OCSP response's nextUpdate it still stands as evidence for a
+/// document accepted then, in seconds: the payload's upload may take that long after the
+/// manifest's signatures were checked (its body timeouts bound a live upload; a sender
+/// may also upload later, and the window says how much later is still covered).
+pub const OCSP_EVIDENCE_GRACE_SECONDS: i64 = 24 * 3600;
+
+/// Where to ask about a signer's certificate over OCSP.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OcspTarget {
+    /// The signer's certificate, DER.
+    pub leaf: Vec<u8>,
+    /// Its issuer's certificate, DER (the CertID names it).
+    pub issuer: Vec<u8>,
+    /// The responder URL from the leaf's authorityInfoAccess.
+    pub url: String,
+    /// Whether a loaded CRL of the issuer already covers the leaf.
+    pub crl_covers: bool,
 }
 
 /// The time a signature is judged at.
@@ -299,10 +336,25 @@ impl SigningTrust {
         chain: &[Vec<u8>],
         at: JudgedAt,
     ) -> Result<VerifiedSigner, SignatureError> {
+        self.verify_raw_with_ocsp(message, algorithm, signature, chain, at, &[])
+    }
+
+    /// [`Self::verify_raw`], judging the signer's certificate also (or, where no CRL
+    /// covers it, only) by the OCSP responses in `ocsp` (DER), see
+    /// [`Self::verify_chain`].
+    pub fn verify_raw_with_ocsp(
+        &self,
+        message: &[u8],
+        algorithm: RawAlgorithm,
+        signature: &[u8],
+        chain: &[Vec<u8>],
+        at: JudgedAt,
+        ocsp: &[Vec<u8>],
+    ) -> Result<VerifiedSigner, SignatureError> {
         let (leaf, rest) = chain
             .split_first()
             .ok_or_else(|| SignatureError::Malformed("empty certificate chain".into()))?;
-        let signer = self.verify_chain(leaf, rest, at)?;
+        let signer = self.verify_chain(leaf, rest, at, ocsp)?;
         let leaf_der = CertificateDer::from(leaf.as_slice());
         let ee = EndEntityCert::try_from(&leaf_der)
             .map_err(|e| SignatureError::Malformed(format!("certificate: {e}")))?;
@@ -327,22 +379,121 @@ impl SigningTrust {
         extra_chain: &[Vec<u8>],
         at: JudgedAt,
     ) -> Result<VerifiedSigner, SignatureError> {
+        self.verify_cms_with_ocsp(message, cms_der, extra_chain, at, &[])
+    }
+
+    /// [`Self::verify_cms`] with OCSP responses, as [`Self::verify_raw_with_ocsp`].
+    pub fn verify_cms_with_ocsp(
+        &self,
+        message: &[u8],
+        cms_der: &[u8],
+        extra_chain: &[Vec<u8>],
+        at: JudgedAt,
+        ocsp: &[Vec<u8>],
+    ) -> Result<VerifiedSigner, SignatureError> {
         let parsed = super::cms::parse_detached(cms_der)?;
         let mut intermediates: Vec<Vec<u8>> = parsed.other_certs.clone();
         intermediates.extend(extra_chain.iter().cloned());
-        let signer = self.verify_chain(&parsed.signer_cert, &intermediates, at)?;
+        let signer = self.verify_chain(&parsed.signer_cert, &intermediates, at, ocsp)?;
         parsed.verify(message)?;
         Ok(signer)
     }
 
+    /// Where to ask about the signer of a chain over OCSP: `Ok(None)` when its certificate
+    /// names no OCSP responder, or when a loaded CRL covers it and `even_if_crl_covers` is
+    /// false (both cheap checks, made first). Otherwise the path is built (without
+    /// revocation) to find the leaf's issuer, so a chain that does not verify is refused
+    /// here already.
+    pub fn ocsp_target(
+        &self,
+        leaf: &[u8],
+        intermediates: &[Vec<u8>],
+        now: UnixTime,
+        even_if_crl_covers: bool,
+    ) -> Result<Option<OcspTarget>, SignatureError> {
+        let Some(url) = super::ocsp::responder_url(leaf)? else {
+            return Ok(None);
+        };
+        let crl_covers = self.crl_covers(leaf)?;
+        if crl_covers && !even_if_crl_covers {
+            return Ok(None);
+        }
+        let path = self.path_of(leaf, intermediates, now)?;
+        let issuer = path.get(1).cloned().ok_or_else(|| {
+            SignatureError::UntrustedChain("the signer's certificate has no issuer".into())
+        })?;
+        Ok(Some(OcspTarget {
+            leaf: leaf.to_vec(),
+            issuer,
+            url,
+            crl_covers,
+        }))
+    }
+
+    /// The verified path of `leaf` at `at` without revocation, leaf first and the anchor
+    /// certificate last.
+    fn path_of(
+        &self,
+        leaf: &[u8],
+        intermediates: &[Vec<u8>],
+        at: UnixTime,
+    ) -> Result<Vec<Vec<u8>>, SignatureError> {
+        let leaf_der = CertificateDer::from(leaf);
+        let ee = EndEntityCert::try_from(&leaf_der)
+            .map_err(|e| SignatureError::Malformed(format!("certificate: {e}")))?;
+        let presented: Vec<CertificateDer<'_>> = intermediates
+            .iter()
+            .map(|c| CertificateDer::from(c.as_slice()))
+            .collect();
+        let path = ee
+            .verify_for_usage(
+                webpki::ALL_VERIFICATION_ALGS,
+                &self.anchors,
+                &presented,
+                at,
+                KeyUsage::required_if_present(EKU_DOCUMENT_SIGNING_DER),
+                None,
+                None,
+            )
+            .map_err(map_webpki)?;
+        let mut ders = vec![leaf.to_vec()];
+        ders.extend(
+            path.intermediate_certificates()
+                .map(|c| c.der().as_ref().to_vec()),
+        );
+        let top = ders.last().cloned().unwrap_or_else(|| leaf.to_vec());
+        ders.push(self.anchor_of(&top)?.to_vec());
+        Ok(ders)
+    }
+
+    /// Whether a loaded CRL (of the scope this module reads, see `judge_revocation`)
+    /// was issued by the issuer of `cert_der`.
+    fn crl_covers(&self, cert_der: &[u8]) -> Result<bool, SignatureError> {
+        let (_, cert) = X509Certificate::from_der(cert_der)
+            .map_err(|e| SignatureError::Malformed(format!("certificate: {e}")))?;
+        Ok(self.crl_ders.iter().any(|der| {
+            CertificateRevocationList::from_der(der).is_ok_and(|(_, crl)| {
+                crl.issuer().as_raw() == cert.issuer().as_raw()
+                    && !crl.extensions().iter().any(|e| {
+                        e.oid == x509_parser::oid_registry::OID_X509_EXT_ISSUER_DISTRIBUTION_POINT
+                            || e.oid == x509_parser::oid_registry::OID_X509_EXT_DELTA_CRL_INDICATOR
+                    })
+            })
+        }))
+    }
+
     /// Validates a signer's chain for document signing at `at`: now (or recalls that it
     /// did, see the type's documentation), or at a past time of signing (never
-    /// remembered: recipients judge few signatures).
+    /// remembered: recipients judge few signatures). With OCSP responses the chain is
+    /// judged certificate by certificate (`validate_chain_at`), the leaf by the response
+    /// that names it and by its issuer's CRL where one is loaded, and never remembered:
+    /// the server caches responses instead.
     fn verify_chain(
         &self,
         leaf: &[u8],
         intermediates: &[Vec<u8>],
         at: JudgedAt,
+        ocsp: &[Vec<u8>],
     ) -> Result<VerifiedSigner, SignatureError> {
         if intermediates.len() + 1 > CHAIN_CERTS_MAX {
             return Err(SignatureError::Malformed(format!(
@@ -350,11 +501,27 @@ impl SigningTrust {
             )));
         }
         let now = match at {
+            JudgedAt::Now(now) if !ocsp.is_empty() => {
+                let signer = self.validate_chain_at(leaf, intermediates, now, now, ocsp, true)?;
+                if !signer.later_revocations.is_empty() {
+                    return Err(SignatureError::Revoked);
+                }
+                return Ok(signer);
+            }
             JudgedAt::Now(now) => now,
             JudgedAt::Signed {
                 signed,
                 crls_current_at,
-            } => return self.validate_chain_at(leaf, intermediates, signed, crls_current_at),
+            } => {
+                return self.validate_chain_at(
+                    leaf,
+                    intermediates,
+                    signed,
+                    crls_current_at,
+                    ocsp,
+                    false,
+                );
+            }
         };
         let key = chain_key(leaf, intermediates);
         let seconds = now.as_secs();
@@ -444,13 +611,18 @@ impl SigningTrust {
         })
     }
 
-    /// Validates a signer's chain as of `signed`, judging revocation entry by entry.
+    /// Validates a signer's chain as of `signed`, judging revocation entry by entry; the
+    /// leaf also by the OCSP response in `ocsp` that names it (`live`: the response must
+    /// be current at `signed`, which is now; otherwise it must have been current when the
+    /// document was accepted at `signed`).
     fn validate_chain_at(
         &self,
         leaf: &[u8],
         intermediates: &[Vec<u8>],
         signed: UnixTime,
         crls_current_at: UnixTime,
+        ocsp: &[Vec<u8>],
+        live: bool,
     ) -> Result<VerifiedSigner, SignatureError> {
         let leaf_der = CertificateDer::from(leaf);
         let ee = EndEntityCert::try_from(&leaf_der)
@@ -487,6 +659,18 @@ impl SigningTrust {
         let mut later = Vec::new();
         for (i, der) in path_ders.iter().enumerate() {
             let issuer = path_ders.get(i + 1).copied().unwrap_or(anchor);
+            let by_ocsp = if i == 0 && !ocsp.is_empty() {
+                let (judged, revocation) = self.judge_ocsp(der, issuer, ocsp, signed, live)?;
+                later.extend(revocation);
+                judged
+            } else {
+                false
+            };
+            // A leaf judged by OCSP is also judged by its issuer's CRL where one is
+            // loaded: either source saying revoked refuses.
+            if by_ocsp && !self.crl_covers(der)? {
+                continue;
+            }
             if let Some(revocation) =
                 self.judge_revocation(der, issuer, i == 0, signed, crls_current_at)?
             {
@@ -500,6 +684,54 @@ impl SigningTrust {
             leaf_der: leaf.to_vec(),
             later_revocations: later,
         })
+    }
+
+    /// Judges the leaf `cert_der` by the response in `ocsp` that names it: `Ok((true, _))`
+    /// when one does and it leaves a signature made at `signed` valid (with the later
+    /// revocation it reports, if any), an error when it does not. Responses about other
+    /// certificates are skipped, but if none is about this one that is an error too: the
+    /// caller gave responses because it expected them to decide.
+    fn judge_ocsp(
+        &self,
+        cert_der: &[u8],
+        issuer_der: &[u8],
+        ocsp: &[Vec<u8>],
+        signed: UnixTime,
+        live: bool,
+    ) -> Result<(bool, Option<LaterRevocation>), SignatureError> {
+        use super::ocsp::{OcspError, OcspStatus, check_response};
+        let mut last = OcspError::OtherCertificate;
+        let checked = ocsp
+            .iter()
+            .find_map(|der| match check_response(der, cert_der, issuer_der) {
+                Ok(checked) => Some(checked),
+                Err(e) => {
+                    last = e;
+                    None
+                }
+            });
+        let Some(checked) = checked else {
+            return Err(last.into());
+        };
+        let signed = unix_seconds(signed);
+        if live {
+            checked.current_at(signed)?;
+        } else {
+            checked.covers(signed, OCSP_EVIDENCE_GRACE_SECONDS)?;
+        }
+        let subject = X509Certificate::from_der(cert_der)
+            .map(|(_, c)| format!("the signer's certificate ({})", c.subject()))
+            .unwrap_or_else(|_| "the signer's certificate".into());
+        match checked.status {
+            OcspStatus::Good => Ok((true, None)),
+            OcspStatus::Unknown => Err(SignatureError::RevocationUnknown(format!(
+                "the OCSP responder does not know {subject}"
+            ))),
+            OcspStatus::Revoked { .. } if live => Err(SignatureError::Revoked),
+            OcspStatus::Revoked { revoked_at, reason } => {
+                judge_fact(reason, revoked_at, None, subject, signed).map(|l| (true, Some(l)))
+            }
+        }
     }
 
     /// The configured anchor certificate that issued `top`, the last certificate of a
@@ -636,10 +868,25 @@ fn judge_entry(
     subject: String,
     signed: i64,
 ) -> Result<LaterRevocation, SignatureError> {
-    let code = entry.reason_code().map(|(_, r)| r.0);
+    judge_fact(
+        entry.reason_code().map(|(_, r)| r.0),
+        entry.revocation_date.timestamp(),
+        invalidity_date(entry),
+        subject,
+        signed,
+    )
+}
+
+/// Judges one revocation (from a CRL entry or an OCSP response: reason code, revocation
+/// time and invalidity date, seconds since the epoch) against the time of signing.
+fn judge_fact(
+    code: Option<u8>,
+    revoked_at: i64,
+    invalid_since: Option<i64>,
+    subject: String,
+    signed: i64,
+) -> Result<LaterRevocation, SignatureError> {
     let reason = reason_name(code);
-    let revoked_at = entry.revocation_date.timestamp();
-    let invalid_since = invalidity_date(entry);
     let accepted = rfc3339(signed);
     let routine = code.is_some_and(|c| ROUTINE_REASONS.contains(&c));
     let later = LaterRevocation {
@@ -694,7 +941,7 @@ fn unix_seconds(t: UnixTime) -> i64 {
 }
 
 /// RFC 3339 for seconds since the epoch, for messages.
-fn rfc3339(seconds: i64) -> String {
+pub(crate) fn rfc3339(seconds: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(seconds)
         .ok()
         .and_then(|t| {

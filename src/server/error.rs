@@ -211,6 +211,12 @@ impl ApiError {
                 }
                 _ => (S::BAD_REQUEST, "manifest_invalid"),
             },
+            // The signer's responder being down is nobody's fault in the request, and a
+            // retry may succeed: 503, like other trust material the server cannot use.
+            ApiError::Signature {
+                error: SignatureError::OcspUnavailable(_),
+                ..
+            } => (S::SERVICE_UNAVAILABLE, "ocsp_unavailable"),
             ApiError::Signature { error, .. } => (
                 S::UNPROCESSABLE_ENTITY,
                 match error {
@@ -224,6 +230,7 @@ impl ApiError {
                     SignatureError::WrongUsage => "signature_wrong_usage",
                     SignatureError::NoIdentity(_) => "signature_no_identity",
                     SignatureError::Unsupported(_) => "signature_unsupported",
+                    SignatureError::OcspInvalid(_) => "ocsp_response_invalid",
                     _ => "signature_malformed",
                 },
             ),

@@ -40,6 +40,7 @@ pub mod auth;
 pub mod error;
 pub mod limits;
 pub mod metrics;
+pub mod ocsp;
 pub mod registry;
 pub mod routes;
 pub mod tls;
@@ -128,6 +129,8 @@ pub struct AppState {
     pub refusals: Arc<limits::RateLimiter>,
     /// The latest checkpoint signed, remembered outside the data directory.
     pub checkpoint_memory: Arc<CheckpointMemory>,
+    /// OCSP responses for document signers, fetched and cached.
+    pub ocsp: Arc<ocsp::OcspClient>,
 }
 
 impl AppState {
@@ -243,6 +246,7 @@ impl Server {
                     routes::log::REFUSALS_LOGGED_BURST,
                 )),
                 checkpoint_memory,
+                ocsp: Arc::new(ocsp::OcspClient::new(&config.ocsp)),
                 rules: Arc::new(ManifestRules {
                     doc_types: config.documents.types.clone(),
                     payload_bytes_max: config.documents.payload_bytes_max,

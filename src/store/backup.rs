@@ -582,6 +582,7 @@ mod tests {
             log_index: None,
             sealed_with: None,
             business: None,
+            ocsp: Vec::new(),
         }
     }
 

@@ -178,6 +178,11 @@ pub struct DocumentRecord {
     /// when it accepted the manifest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sealed_with: Option<SealMark>,
+    /// The OCSP responses (base64 DER, as the responder signed them) that judged the
+    /// signers at submission: evidence that lets a recipient judge the signatures as they
+    /// were then, years later.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ocsp: Vec<String>,
     /// The earlier document this one recalls, updates or replaces (from the manifest's
     /// `business`); absent for a new document.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -261,3 +261,43 @@ fn whoami_with_an_unreachable_server_explains_the_failure() {
         "{stderr}"
     );
 }
+
+/// `serve --data` naming another directory than the configuration's `data_dir` is refused
+/// before anything is created: a server on the wrong directory would start an empty store.
+#[test]
+fn serve_refuses_data_dir_and_a_different_data_flag() {
+    let (dir, pki) = crate::support::fresh_pki();
+    // Next to the DEMO configuration, whose relative paths it keeps.
+    let config = pki.server_dir().join("explicit.toml");
+    let text = std::fs::read_to_string(pki.server_config()).unwrap();
+    let configured = dir.path().join("configured-data");
+    let text = text.replacen(
+        "orgs = ",
+        &format!("data_dir = {:?}\norgs = ", configured.to_str().unwrap()),
+        1,
+    );
+    std::fs::write(&config, text).unwrap();
+    let other = dir.path().join("other-data");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_congvan"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .args(["--listen", "127.0.0.1:0", "--data"])
+        .arg(&other)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "refused: {stderr}");
+    assert!(
+        stderr.contains("data_dir") && stderr.contains("--data"),
+        "the message names both: {stderr}"
+    );
+    assert!(
+        !other.exists(),
+        "nothing was created in the --data directory"
+    );
+    assert!(
+        !configured.exists(),
+        "nothing was created in data_dir either"
+    );
+}

@@ -7,6 +7,8 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
 use futures_util::StreamExt;
 use rustls_pki_types::UnixTime;
 use uuid::Uuid;
@@ -19,6 +21,7 @@ use crate::directory::OrgId;
 use crate::document::{self, DocSignature, ParsedManifest, Role, sha256_hex};
 use crate::notary::{KeyPurpose, Signed};
 use crate::pki::Identity;
+use crate::pki::signing::JudgedAt;
 use crate::server::AppState;
 use crate::server::auth::Caller;
 use crate::server::error::ApiError;
@@ -112,7 +115,7 @@ async fn submit_parsed(
         return replay_or_conflict(existing.clone(), &manifest_sha256);
     }
 
-    let signers = verify_signatures(
+    let (signers, ocsp) = verify_signatures(
         state,
         parsed,
         &request.signatures,
@@ -148,6 +151,7 @@ async fn submit_parsed(
         log_index: None,
         sealed_with: state.seal.mark(manifest.classification),
         business: business_ref(state, manifest)?,
+        ocsp,
     };
     if let Some(encoded) = &request.payload {
         return accept_inline(state, record, manifest.deadline.as_deref(), encoded).await;
@@ -277,12 +281,14 @@ fn submit_response(record: &DocumentRecord) -> Result<SubmitResponse, ApiError> 
 }
 
 /// Verifies every signature (off the async threads) and applies the sender's role policy.
+/// Returns the signers and the OCSP responses (base64 DER) that judged them, to be stored
+/// with the document as evidence.
 async fn verify_signatures(
     state: &AppState,
     parsed: &ParsedManifest,
     signatures: &[DocSignature],
     required: &[String],
-) -> Result<Vec<SignerRecord>, ApiError> {
+) -> Result<(Vec<SignerRecord>, Vec<String>), ApiError> {
     if signatures.len() > document::signature::SIGNATURES_MAX {
         return Err(ApiError::SignatureRoleDuplicate(format!(
             "at most {} signatures are accepted",
@@ -307,6 +313,34 @@ async fn verify_signatures(
         .trust
         .current()
         .ok_or_else(|| ApiError::Unavailable("the server's trust material is unusable".into()))?;
+    // OCSP first, on the async side: a signer whose certificate names a responder and
+    // that no CRL covers (or every such signer, with `[ocsp] prefer`) is asked about
+    // before its signature is judged. A chain that does not even verify is left to the
+    // judgement below, which names its fault.
+    let mut evidence: Vec<Vec<Vec<u8>>> = Vec::with_capacity(signatures.len());
+    for sig in signatures {
+        let mut responses = Vec::new();
+        if let (true, Ok((leaf, others))) = (state.ocsp.enabled(), sig.signer_chain()) {
+            let now = UnixTime::now();
+            if let Ok(Some(target)) =
+                trust
+                    .signing
+                    .ocsp_target(&leaf, &others, now, state.ocsp.preferred())
+            {
+                let seconds = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+                let der = state
+                    .ocsp
+                    .response(&target, seconds)
+                    .await
+                    .map_err(|error| ApiError::Signature {
+                        role: sig.role,
+                        error,
+                    })?;
+                responses.push(der);
+            }
+        }
+        evidence.push(responses);
+    }
     let message = parsed.canonical.clone();
     let signatures = signatures.to_vec();
     let sender = parsed.manifest.sender.clone();
@@ -315,13 +349,13 @@ async fn verify_signatures(
         let now = UnixTime::now();
         let mut records = Vec::new();
         let mut fingerprints = BTreeSet::new();
-        for sig in &signatures {
-            let signer =
-                sig.verify(&trust.signing, &message, now)
-                    .map_err(|error| ApiError::Signature {
-                        role: sig.role,
-                        error,
-                    })?;
+        for (sig, ocsp) in signatures.iter().zip(&evidence) {
+            let signer = sig
+                .verify_at_with_ocsp(&trust.signing, &message, JudgedAt::Now(now), ocsp)
+                .map_err(|error| ApiError::Signature {
+                    role: sig.role,
+                    error,
+                })?;
             if !fingerprints.insert(signer.cert.fingerprint_sha256.clone()) {
                 return Err(ApiError::SignatureRoleDuplicate(
                     "one certificate cannot sign for two roles".into(),
@@ -335,7 +369,12 @@ async fn verify_signatures(
                 fingerprint_sha256: signer.cert.fingerprint_sha256,
             });
         }
-        Ok(records)
+        let stored = evidence
+            .iter()
+            .flatten()
+            .map(|der| B64.encode(der))
+            .collect();
+        Ok((records, stored))
     })
     .await
     .map_err(|e| ApiError::Internal(format!("signature verification task: {e}")))?
@@ -775,6 +814,7 @@ pub async fn get(
         accepted_at: record.accepted_at.clone(),
         receipt: receipt_of(&record)?,
         sealed_with: record.sealed_with.clone(),
+        ocsp: record.ocsp.clone(),
     }))
 }
 
