@@ -215,6 +215,10 @@ pub struct DirectoryOrg {
     /// The successor, for a merged organisation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged_into: Option<String>,
+    /// Its government identifier code (mã định danh, `NNN.NN.NN.ANN`), edXML's
+    /// `OrganId`, if the tree gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
     /// Signature roles its documents must carry.
     pub required_signatures: Vec<String>,
     /// Its registered encryption certificate (ASCII-armoured OpenPGP), if any.

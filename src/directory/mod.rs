@@ -65,6 +65,14 @@ pub enum DirectoryError {
         /// Why the status is inconsistent.
         reason: &'static str,
     },
+    /// An identifier code (mã định danh) is not of the form `NNN.NN.NN.ANN`.
+    #[error(
+        "invalid identifier code {code:?}: expected four groups NNN.NN.NN.ANN, e.g. 000.00.00.H26"
+    )]
+    InvalidCode {
+        /// The offending code.
+        code: String,
+    },
     /// The file could not be read.
     #[error("cannot read organisation tree {path}: {source}")]
     Io {
@@ -158,6 +166,56 @@ impl std::str::FromStr for OrgId {
     }
 }
 
+/// An organisation's government identifier code (mã định danh, Decision 20/2020/QĐ-TTg):
+/// four groups `NNN.NN.NN.ANN`, for example `000.00.00.G22` for a ministry or
+/// `000.00.00.H26` for a province.
+///
+/// The last group is a capital letter and two digits; the others are digits. The sample
+/// tree's codes are DEMO values, not the real ones.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct OrgCode(String);
+
+impl OrgCode {
+    /// Parses and validates an identifier code.
+    pub fn parse(s: &str) -> Result<Self, DirectoryError> {
+        let groups: Vec<&str> = s.split('.').collect();
+        let digits = |g: &str, n: usize| g.len() == n && g.bytes().all(|b| b.is_ascii_digit());
+        let ok = groups.len() == 4
+            && digits(groups[0], 3)
+            && digits(groups[1], 2)
+            && digits(groups[2], 2)
+            && groups[3].len() == 3
+            && groups[3].as_bytes()[0].is_ascii_uppercase()
+            && digits(&groups[3][1..], 2);
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(DirectoryError::InvalidCode {
+                code: s.chars().take(40).collect(),
+            })
+        }
+    }
+
+    /// The code as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for OrgCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for OrgCode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        OrgCode::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 /// Whether an organisation can still take part in exchanges.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
@@ -191,6 +249,9 @@ pub struct Org {
     pub parent: Option<OrgId>,
     /// Active, merged or retired.
     pub status: OrgStatus,
+    /// Its government identifier code (mã định danh, Decision 20/2020/QĐ-TTg), the
+    /// `OrganId` of edXML, if the tree gives one.
+    pub code: Option<OrgCode>,
     /// The competent signer's full name, used by the demo PKI for `person.crt`.
     #[serde(skip)]
     pub signer_name: Option<String>,
@@ -287,6 +348,7 @@ struct OrgEntry {
     parent: Option<OrgId>,
     status: StatusEntry,
     merged_into: Option<OrgId>,
+    code: Option<OrgCode>,
     signer_name: Option<String>,
     signer_position: Option<String>,
     required_signatures: Option<Vec<String>>,
@@ -371,6 +433,7 @@ impl Directory {
                 name: entry.name,
                 parent,
                 status,
+                code: entry.code,
                 signer_name: entry.signer_name,
                 signer_position: entry.signer_position,
             };
@@ -632,6 +695,36 @@ mod tests {
         assert!(may("hn/cm/chuc-son", "hn/cm/xuan-mai"));
         assert!(!may("hn/cm/xuan-mai", "hn/cm/chuc-son"));
         assert!(!may("hn/cm", "hn/cm"));
+    }
+
+    #[test]
+    fn org_code_syntax() {
+        for ok in ["000.00.00.G22", "000.00.00.H26", "000.25.30.H26"] {
+            assert!(OrgCode::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "000.00.00",
+            "000.00.00.g22",
+            "00.00.00.H26",
+            "000.00.00.H2",
+            "000.00.00.H26.1",
+            "000.0a.00.H26",
+            "000.00.00.222",
+            "000.00.00.Ĥ26",
+        ] {
+            assert!(OrgCode::parse(bad).is_err(), "{bad}");
+        }
+        let dir = Directory::from_toml(SAMPLE).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            dir.org(&id("hn/cm"))
+                .and_then(|o| o.code.as_ref())
+                .is_some()
+        );
+        check_err(
+            "[[org]]\nid='hn'\nname='x'\nstatus='active'\ncode='H26'",
+            "invalid identifier code",
+        );
     }
 
     #[test]
