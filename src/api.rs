@@ -319,6 +319,51 @@ pub struct ReceiptResponse {
     pub recorded_at: String,
     /// The index of the `receipt` event in the delivery log.
     pub log_index: u64,
+    /// The incoming number (số đến) the recipient's register gave the document, once it
+    /// has been accepted (03).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incoming_number: Option<u64>,
+}
+
+/// `GET /v1/registers/incoming?year=`: an organisation's incoming register of a year.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncomingRegisterView {
+    /// The organisation.
+    pub org: String,
+    /// Its name, for the register's cover.
+    pub org_name: String,
+    /// The year (Vietnam time).
+    pub year: i32,
+    /// When the register was closed, if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_at: Option<String>,
+    /// Every line, in number order.
+    pub entries: Vec<crate::registers::IncomingEntry>,
+}
+
+/// The answer to registering a paper document.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaperRegistered {
+    /// The register's year.
+    pub year: i32,
+    /// The incoming number given.
+    pub number: u64,
+}
+
+/// The answer to closing a register.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterClosedView {
+    /// The organisation.
+    pub org: String,
+    /// The year.
+    pub year: i32,
+    /// When it was closed (the first close, if closed twice).
+    pub closed_at: String,
+    /// How many numbers the year's register holds (1 to `count`).
+    pub count: u64,
 }
 
 /// One recipient's state in `GET /v1/documents/{id}/status`.

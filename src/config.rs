@@ -183,6 +183,11 @@ pub struct DocumentsConfig {
     pub types: Vec<String>,
     /// Largest payload accepted, in bytes.
     pub payload_bytes_max: u64,
+    /// How outgoing numbers restart: `party_term` (default: per document type within a
+    /// committee's term) or `year` (the state rule).
+    pub numbering: crate::registers::NumberingPeriod,
+    /// First days of the committees' terms (`YYYY-MM-DD`), for `party_term`.
+    pub term_starts: Vec<String>,
 }
 
 impl Default for DocumentsConfig {
@@ -190,6 +195,8 @@ impl Default for DocumentsConfig {
         DocumentsConfig {
             types: crate::document::manifest::default_doc_types(),
             payload_bytes_max: 1 << 30,
+            numbering: crate::registers::NumberingPeriod::PartyTerm,
+            term_starts: vec!["2020-10-01".into(), "2025-10-01".into()],
         }
     }
 }

@@ -8,6 +8,7 @@
 //! - [`document`]: the manifest (model, NFC, canonical bytes) and its signatures.
 //! - [`notary`]: statements the server signs (receipts, directory) with its Ed25519 keys.
 //! - [`seal`]: OpenPGP (sequoia) behind a small interface: keys, and later seal/open.
+//! - [`registers`]: incoming registers (số đến) and outgoing numbering periods.
 //! - [`store`]: durable state in sled.
 //! - [`server`]: TLS 1.3 accept loop with client certificates, routes, errors, limits.
 //! - [`client`]: the HTTPS client over mutual TLS used by the CLI.
@@ -25,6 +26,7 @@ pub mod document;
 pub mod ledger;
 pub mod notary;
 pub mod pki;
+pub mod registers;
 pub mod seal;
 pub mod server;
 pub mod store;

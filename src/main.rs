@@ -113,6 +113,11 @@ enum Command {
         #[arg(long, default_value = "")]
         note: String,
     },
+    /// The organisation's incoming register (số đến): list, CSV, paper documents, closing.
+    Register {
+        #[command(subcommand)]
+        command: RegisterCommand,
+    },
     /// Show each recipient's delivery status of a document (sender or security officer).
     Status {
         #[command(flatten)]
@@ -344,6 +349,55 @@ struct BenchArgs {
     json: bool,
 }
 
+#[derive(Subcommand)]
+enum RegisterCommand {
+    /// List a year's incoming register, or write it as CSV in the legal columns.
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The year (default: this year, Vietnam time).
+        #[arg(long)]
+        year: Option<i32>,
+        /// Write the register as CSV (Decree 30/2020 Appendix IV columns) to this file.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+    },
+    /// Register a paper document (metadata only) in the same sequence as electronic ones.
+    Paper {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Tác giả: the issuing body.
+        #[arg(long)]
+        author: String,
+        /// Số, ký hiệu văn bản, e.g. "45/UBND".
+        #[arg(long)]
+        code: String,
+        /// Ngày tháng văn bản, YYYY-MM-DD.
+        #[arg(long)]
+        date: String,
+        /// Tên loại (CV, QĐ, TB…).
+        #[arg(long = "type")]
+        doc_type: String,
+        /// Trích yếu.
+        #[arg(long)]
+        subject: String,
+        /// Đơn vị hoặc người nhận.
+        #[arg(long, default_value = "")]
+        assigned_to: String,
+        /// Ghi chú.
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Close a past year's register: nothing more can be entered in it.
+    Close {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The year to close.
+        #[arg(long)]
+        year: i32,
+    },
+}
+
 #[derive(clap::Args)]
 struct ClientArgs {
     /// Client profile (client.toml, as `pki demo` writes it).
@@ -542,6 +596,98 @@ impl From<Reason> for rcgen::RevocationReason {
     }
 }
 
+/// `congvan register …`.
+fn register(command: RegisterCommand) -> Result<()> {
+    match command {
+        RegisterCommand::List { client, year, csv } => {
+            let client = client.client()?;
+            let path = match year {
+                Some(y) => format!("/v1/registers/incoming?year={y}"),
+                None => "/v1/registers/incoming".to_owned(),
+            };
+            let view: congvan::api::IncomingRegisterView =
+                runtime()?.block_on(client.get_json(&path))?;
+            if let Some(file) = csv {
+                std::fs::write(&file, congvan::registers::incoming_csv(&view.entries))
+                    .with_context(|| format!("cannot write {}", file.display()))?;
+                println!(
+                    "wrote {} lines of the {} register of {} to {}",
+                    view.entries.len(),
+                    view.year,
+                    view.org,
+                    file.display()
+                );
+                return Ok(());
+            }
+            println!(
+                "Sổ đăng ký văn bản đến — {} ({}) — năm {}{}",
+                view.org_name,
+                view.org,
+                view.year,
+                match &view.closed_at {
+                    Some(at) => format!(" — closed {at}"),
+                    None => String::new(),
+                }
+            );
+            for entry in &view.entries {
+                let row = congvan::registers::incoming_row(entry);
+                println!(
+                    "{:>5}  {}  {:<24} {:<14} {}  {}",
+                    row[1], row[0], row[2], row[3], row[4], row[5]
+                );
+            }
+            Ok(())
+        }
+        RegisterCommand::Paper {
+            client,
+            author,
+            code,
+            date,
+            doc_type,
+            subject,
+            assigned_to,
+            note,
+        } => {
+            let client = client.client()?;
+            let paper = congvan::registers::PaperRegistration {
+                author: nfc(&author),
+                code: nfc(&code),
+                date,
+                doc_type: nfc(&doc_type),
+                subject: nfc(&subject),
+                assigned_to: nfc(&assigned_to),
+                note: nfc(&note),
+                year: None,
+            };
+            let (_, answer): (u16, congvan::api::PaperRegistered) =
+                runtime()?.block_on(client.post_json("/v1/registers/incoming", &paper))?;
+            println!(
+                "registered: số đến {} of {} (paper)",
+                answer.number, answer.year
+            );
+            Ok(())
+        }
+        RegisterCommand::Close { client, year } => {
+            let client = client.client()?;
+            let (_, answer): (u16, congvan::api::RegisterClosedView) =
+                runtime()?.block_on(client.post_json(
+                    &format!("/v1/registers/incoming/close?year={year}"),
+                    &serde_json::json!({}),
+                ))?;
+            println!(
+                "the {} register of {} is closed ({} numbers), at {}",
+                answer.year, answer.org, answer.count, answer.closed_at
+            );
+            Ok(())
+        }
+    }
+}
+
+fn nfc(s: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    s.nfc().collect()
+}
+
 fn main() -> ExitCode {
     let opts = Opts::parse();
     init_tracing(opts.log_format);
@@ -699,8 +845,12 @@ fn run(command: Command) -> Result<()> {
                 "receipt {} for {} recorded at {}",
                 answer.status, answer.document_id, answer.recorded_at
             );
+            if let Some(number) = answer.incoming_number {
+                println!("số đến (incoming number): {number}");
+            }
             Ok(())
         }
+        Command::Register { command } => register(command),
         Command::Status { client, id } => {
             let client = client.client()?;
             let view: congvan::api::StatusView =

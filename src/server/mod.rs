@@ -93,6 +93,8 @@ pub struct AppState {
     pub keys: Arc<ServerKeys>,
     /// Rules for manifests.
     pub rules: Arc<ManifestRules>,
+    /// How outgoing numbers restart (the outgoing register's period).
+    pub numbering: Arc<crate::registers::Numbering>,
     /// The delivery log's origin line.
     pub log_origin: Arc<str>,
     /// Limits.
@@ -158,6 +160,16 @@ impl Server {
                 message: e.to_string(),
             })
         })?;
+        let numbering = crate::registers::Numbering::new(
+            config.documents.numbering,
+            &config.documents.term_starts,
+        )
+        .map_err(|e| {
+            ServerError::Config(crate::config::ConfigError::Invalid {
+                path: "[documents]".into(),
+                message: e.to_string(),
+            })
+        })?;
         let (directory, orgs_text) = config.load_directory()?;
         if let Some(demo_dir) = &config.demo_pki {
             if !config.tls.cert.exists() {
@@ -203,6 +215,7 @@ impl Server {
                     config.limits.request_burst,
                 )),
                 uploads: limits::UploadSlots::new(config.limits.uploads_concurrent),
+                numbering: Arc::new(numbering),
                 rules: Arc::new(ManifestRules {
                     doc_types: config.documents.types.clone(),
                     payload_bytes_max: config.documents.payload_bytes_max,

@@ -12,7 +12,8 @@
 //! - `deliveries`: document id (16 bytes), recipient id → [`DeliveryRecord`] (JSON);
 //! - `log`: the Merkle log (see `ledger`), written in the same transactions as the state
 //!   changes it records;
-//! - `checkpoints`: tree size (u64 BE) → signed checkpoint note.
+//! - `checkpoints`: tree size (u64 BE) → signed checkpoint note;
+//! - `registers`: incoming registers and outgoing numbers in use (see [`registers`]).
 
 use std::path::{Path, PathBuf};
 
@@ -23,11 +24,13 @@ use uuid::Uuid;
 
 pub mod blobs;
 pub mod commit;
+pub mod registers;
 
 pub use blobs::{BlobError, BlobStore, BlobWriter, VerifiedBlob};
 pub use commit::Committer;
 
 use crate::ledger::{self, Event, LedgerError, Log};
+use crate::registers::{IncomingEntry, Medium};
 use crate::seal::policy::SealMark;
 
 /// sled log segment size. Values larger than a quarter of a segment go to separate blob
@@ -77,6 +80,23 @@ pub enum StoreError {
     /// The log refused an append.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// The outgoing number and notation were already used in their period by another
+    /// document of the same sender.
+    #[error("number {code} was already used in this numbering period by document {earlier}")]
+    NumberInUse {
+        /// The number and notation.
+        code: String,
+        /// The document that used them first.
+        earlier: Uuid,
+    },
+    /// The incoming register of that year is closed.
+    #[error("the incoming register of {org} for {year} is closed")]
+    RegisterClosed {
+        /// The organisation.
+        org: String,
+        /// The year.
+        year: i32,
+    },
     /// A write would eat into the disk reserve.
     #[error("{needed} bytes are needed but only {available} are free on the data disk")]
     DiskFull {
@@ -167,6 +187,22 @@ pub struct DocumentRecord {
     /// when it accepted the manifest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sealed_with: Option<SealMark>,
+    /// Its place in the sender's outgoing register: the numbering period, number and
+    /// notation (see `registers::Numbering`), unique per sender.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outgoing: Option<OutgoingNumber>,
+}
+
+/// A document's outgoing number as the register keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutgoingNumber {
+    /// The numbering period, number and notation, as one key.
+    pub key: String,
+    /// The number and notation as printed, for messages.
+    pub code: String,
+    /// The document this one updates or replaces, which may hold the same number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amends: Option<Uuid>,
 }
 
 /// A recipient's signed receipt, as recorded.
@@ -198,6 +234,9 @@ pub struct DeliveryRecord {
     pub fetch_count: u64,
     /// Its signed receipts, oldest first.
     pub receipts: Vec<ReceiptRecord>,
+    /// The incoming number (số đến) the recipient's register gave it on acceptance (03).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incoming_number: Option<u64>,
 }
 
 /// The outcome of [`Store::insert_document`].
@@ -222,6 +261,8 @@ pub struct Store {
     /// Small payloads (at most [`SMALL_PAYLOAD_BYTES_MAX`]) by SHA-256, stored in the
     /// same commit as their document.
     payloads: sled::Tree,
+    /// Incoming registers and outgoing numbers in use.
+    registers: sled::Tree,
     blobs: BlobStore,
     committer: Committer,
     dir: PathBuf,
@@ -255,6 +296,7 @@ impl Store {
         let log_tree = tree("log")?;
         let checkpoints = tree("checkpoints")?;
         let payloads = tree("payloads")?;
+        let registers = tree("registers")?;
         let blobs = BlobStore::open(data_dir)?;
         let committer =
             Committer::start(db.clone(), db_path.clone()).map_err(|source| StoreError::Io {
@@ -270,6 +312,7 @@ impl Store {
             log_tree,
             checkpoints,
             payloads,
+            registers,
             blobs,
             committer,
             dir: data_dir.to_owned(),
@@ -342,8 +385,14 @@ impl Store {
         receipt: impl Fn(u64) -> Result<serde_json::Value, String>,
     ) -> Result<(DocumentRecord, u64), StoreError> {
         let seq = self.db.generate_id().map_err(db_err(&self.dir))?;
-        let result = (&self.docs, &self.inbox, &self.sent, &self.log_tree).transaction(
-            |(docs, inbox, sent, log)| {
+        let result = (
+            &self.docs,
+            &self.inbox,
+            &self.sent,
+            &self.log_tree,
+            &self.registers,
+        )
+            .transaction(|(docs, inbox, sent, log, registers)| {
                 let abort = ConflictableTransactionError::Abort;
                 let bytes = docs
                     .get(id.as_bytes())?
@@ -358,7 +407,7 @@ impl Store {
                     serde_json::from_str(&record.manifest).unwrap_or_default();
                 let deadline = manifest["deadline"].as_str().map(str::to_owned);
                 let index = file_accepted(
-                    (docs, inbox, sent, log),
+                    (docs, inbox, sent, log, registers),
                     &mut record,
                     deadline,
                     seq,
@@ -366,8 +415,7 @@ impl Store {
                     &receipt,
                 )?;
                 Ok((record, index))
-            },
-        );
+            });
         let out = finish(result, &self.dir)?;
         self.commit().await?;
         Ok(out)
@@ -400,8 +448,9 @@ impl Store {
             &self.sent,
             &self.log_tree,
             &self.payloads,
+            &self.registers,
         )
-            .transaction(|(docs, inbox, sent, log, payloads)| {
+            .transaction(|(docs, inbox, sent, log, payloads, registers)| {
                 let abort = ConflictableTransactionError::Abort;
                 if let Some(bytes) = docs.get(id.as_bytes())? {
                     return Ok(Err(Box::new(decode(&id, &bytes).map_err(abort)?)));
@@ -411,7 +460,7 @@ impl Store {
                 }
                 let mut record = record.clone();
                 let index = file_accepted(
-                    (docs, inbox, sent, log),
+                    (docs, inbox, sent, log, registers),
                     &mut record,
                     deadline.map(str::to_owned),
                     seq,
@@ -527,6 +576,7 @@ impl Store {
         recipient: &str,
         change: impl Fn(&mut DeliveryRecord, u64),
         event: impl Fn() -> Event,
+        incoming: Option<&IncomingEntry>,
     ) -> Result<(DeliveryRecord, u64), StoreError> {
         let key = delivery_key(id, recipient);
         let corrupt = |e: serde_json::Error| {
@@ -535,19 +585,30 @@ impl Store {
                 reason: e.to_string(),
             })
         };
-        let result = (&self.deliveries, &self.log_tree).transaction(|(deliveries, log)| {
-            let mut record: DeliveryRecord = match deliveries.get(&key)? {
-                None => DeliveryRecord::default(),
-                Some(bytes) => serde_json::from_slice(&bytes).map_err(corrupt)?,
-            };
-            let index = ledger::append(log, &event())?;
-            change(&mut record, index);
-            deliveries.insert(
-                key.as_slice(),
-                serde_json::to_vec(&record).map_err(corrupt)?,
-            )?;
-            Ok((record, index))
-        });
+        let result = (&self.deliveries, &self.log_tree, &self.registers).transaction(
+            |(deliveries, log, registers)| {
+                let mut record: DeliveryRecord = match deliveries.get(&key)? {
+                    None => DeliveryRecord::default(),
+                    Some(bytes) => serde_json::from_slice(&bytes).map_err(corrupt)?,
+                };
+                // The incoming number is taken in the same transaction as the receipt that
+                // earns it: both are written, or neither, so the sequence has no gaps.
+                if let Some(entry) = incoming {
+                    record.incoming_number = Some(registers::assign_incoming(
+                        registers,
+                        recipient,
+                        entry.clone(),
+                    )?);
+                }
+                let index = ledger::append(log, &event())?;
+                change(&mut record, index);
+                deliveries.insert(
+                    key.as_slice(),
+                    serde_json::to_vec(&record).map_err(corrupt)?,
+                )?;
+                Ok((record, index))
+            },
+        );
         let out = finish(result, &self.dir)?;
         self.commit().await?;
         Ok(out)
@@ -579,17 +640,25 @@ impl Store {
                 recipients: document.recipients.clone(),
                 payload_sha256: document.payload_sha256.clone(),
             },
+            None,
         )
         .await
     }
 
     /// Records a recipient's signed receipt with its `receipt` event; durable on return.
+    /// An acceptance (03) also enters the document in the recipient's incoming register
+    /// (once: a document keeps its first number).
     pub async fn record_receipt(
         &self,
         document: &DocumentRecord,
         recipient: &str,
         receipt: ReceiptRecord,
     ) -> Result<(DeliveryRecord, u64), StoreError> {
+        let incoming = if receipt.status == "03" {
+            Some(incoming_entry(document, &receipt.recorded_at)?)
+        } else {
+            None
+        };
         self.update_delivery(
             &document.id,
             recipient,
@@ -607,6 +676,7 @@ impl Store {
                 status: receipt.status.clone(),
                 receipt: receipt.receipt.clone(),
             },
+            incoming.as_ref(),
         )
         .await
     }
@@ -685,7 +755,8 @@ fn finish<T>(result: Result<T, TransactionError<StoreError>>, dir: &Path) -> Res
 /// Inside a transaction: appends the `submitted` event for `record`, marks it accepted
 /// with its receipt, stores it and files it in the inboxes and the sent list.
 fn file_accepted(
-    (docs, inbox, sent, log): (
+    (docs, inbox, sent, log, registers): (
+        &sled::transaction::TransactionalTree,
         &sled::transaction::TransactionalTree,
         &sled::transaction::TransactionalTree,
         &sled::transaction::TransactionalTree,
@@ -698,6 +769,23 @@ fn file_accepted(
     receipt: &impl Fn(u64) -> Result<serde_json::Value, String>,
 ) -> Result<u64, ConflictableTransactionError<StoreError>> {
     let abort = ConflictableTransactionError::Abort;
+    // The outgoing number is checked here, in the transaction that accepts the document,
+    // so that two submissions racing with one number cannot both be accepted.
+    if let Some(outgoing) = &record.outgoing {
+        let key = registers::outgoing_key(&record.sender, &outgoing.key);
+        match registers::outgoing_holder(registers, &key)? {
+            Some(earlier) if earlier != record.id && outgoing.amends != Some(earlier) => {
+                return Err(abort(StoreError::NumberInUse {
+                    code: outgoing.code.clone(),
+                    earlier,
+                }));
+            }
+            Some(_) => {}
+            None => {
+                registers.insert(key, record.id.as_bytes().as_slice())?;
+            }
+        }
+    }
     let index = ledger::append(
         log,
         &Event::Submitted {
@@ -728,6 +816,34 @@ fn file_accepted(
         record.id.as_bytes().as_slice(),
     )?;
     Ok(index)
+}
+
+/// The incoming register's line for an electronic document accepted at `at` (its number
+/// is given in the transaction).
+fn incoming_entry(document: &DocumentRecord, at: &str) -> Result<IncomingEntry, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        key: document.id.to_string(),
+        reason,
+    };
+    let manifest: crate::document::Manifest =
+        serde_json::from_str(&document.manifest).map_err(|e| corrupt(e.to_string()))?;
+    let year = crate::registers::local_date(at)
+        .map_err(|e| corrupt(e.to_string()))?
+        .year();
+    Ok(IncomingEntry {
+        number: 0,
+        year,
+        received_at: at.to_owned(),
+        medium: Medium::Electronic,
+        document_id: Some(document.id),
+        author: document.sender.clone(),
+        code: format!("{}-{}", manifest.code.number, manifest.code.notation),
+        date: manifest.promulgated.date,
+        doc_type: manifest.doc_type,
+        subject: manifest.subject,
+        assigned_to: String::new(),
+        note: String::new(),
+    })
 }
 
 fn delivery_key(id: &Uuid, recipient: &str) -> Vec<u8> {

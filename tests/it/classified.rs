@@ -24,7 +24,7 @@ fn send_request(
         place: "Chương Mỹ".into(),
         ..SendRequest::new(
             "QĐ",
-            "112",
+            &crate::support::next_number(),
             "QĐ/HU",
             "Về phương án nhân sự (thử nghiệm)",
             files,

@@ -327,6 +327,14 @@ pub fn require(tool: &str) -> bool {
     );
 }
 
+/// A fresh document number for each test document: the outgoing register refuses a
+/// number and notation used twice by one sender in a numbering period.
+pub fn next_number() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1_000_000);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        .to_string()
+}
+
 /// A document under construction for tests: a manifest as JSON, its payload, and how to
 /// sign and submit it. Tests mutate `manifest` to make hostile variants.
 #[derive(Clone)]
@@ -363,7 +371,7 @@ impl TestDoc {
             "id": uuid::Uuid::now_v7(),
             "sender": sender,
             "recipients": recipients,
-            "code": {"number": "12", "notation": "CT/HU"},
+            "code": {"number": next_number(), "notation": "CT/HU"},
             "doc_type": "CT",
             "subject": "Về đẩy mạnh chuyển đổi số trong hoạt động của các cấp ủy",
             "promulgated": {"date": "2026-11-26", "place": "Chương Mỹ"},

@@ -16,15 +16,18 @@ use crate::api::{
     SubmitRequest, SubmitResponse, UploadResponse,
 };
 use crate::directory::OrgId;
-use crate::document::{self, DocSignature, ParsedManifest, Role, sha256_hex};
+use crate::document::manifest::BusinessKind;
+use crate::document::{
+    self, DocSignature, Manifest, ManifestError, ParsedManifest, Role, sha256_hex,
+};
 use crate::notary::{KeyPurpose, Signed};
 use crate::pki::Identity;
 use crate::server::AppState;
 use crate::server::auth::Caller;
 use crate::server::error::ApiError;
 use crate::store::{
-    BlobError, DocState, DocumentRecord, Inserted, SMALL_PAYLOAD_BYTES_MAX, SignerRecord,
-    StoreError,
+    BlobError, DocState, DocumentRecord, Inserted, OutgoingNumber, SMALL_PAYLOAD_BYTES_MAX,
+    SignerRecord, StoreError,
 };
 
 /// Largest `POST /v1/documents` body: a full manifest plus four signatures with chains
@@ -112,11 +115,25 @@ async fn submit_parsed(
     }
 
     let manifest_sha256 = sha256_hex(&parsed.canonical);
+    let outgoing = outgoing_number(state, manifest)?;
     // An id already in use: the same manifest is a replay, anything else a conflict.
     if let Some(existing) = state.store.document(&manifest.id)? {
         return replay_or_conflict(existing, &manifest_sha256);
     }
 
+    // The outgoing register, checked early so that a clerk learns at once; the
+    // transaction that accepts the document checks again, against racing submissions.
+    if let Some(earlier) = state
+        .store
+        .outgoing_holder(sender.as_str(), &outgoing.key)?
+    {
+        if outgoing.amends != Some(earlier) {
+            return Err(ApiError::NumberInUse {
+                code: outgoing.code.clone(),
+                earlier: earlier.to_string(),
+            });
+        }
+    }
     let signers = verify_signatures(
         state,
         parsed,
@@ -149,6 +166,7 @@ async fn submit_parsed(
         receipt: None,
         log_index: None,
         sealed_with: state.seal.mark(manifest.classification),
+        outgoing: Some(outgoing),
     };
     if let Some(encoded) = &request.payload {
         return accept_inline(state, record, manifest.deadline.as_deref(), encoded).await;
@@ -290,6 +308,32 @@ async fn verify_signatures(
     })
     .await
     .map_err(|e| ApiError::Internal(format!("signature verification task: {e}")))?
+}
+
+/// The document's place in its sender's outgoing register: numbering period (from the
+/// configured rule), number and notation. An update or replacement may reuse the number
+/// of the document it amends.
+fn outgoing_number(state: &AppState, manifest: &Manifest) -> Result<OutgoingNumber, ApiError> {
+    let period = state
+        .numbering
+        .period_of(
+            &manifest.doc_type,
+            &manifest.promulgated.date,
+            manifest.classification.is_classified(),
+        )
+        .map_err(|e| ApiError::Manifest(ManifestError::Invalid(e.to_string())))?;
+    let amends = match manifest.business.kind {
+        BusinessKind::Update | BusinessKind::Replace => manifest.business.target,
+        BusinessKind::New | BusinessKind::Recall => None,
+    };
+    Ok(OutgoingNumber {
+        key: format!(
+            "{period}\0{}\0{}",
+            manifest.code.number, manifest.code.notation
+        ),
+        code: format!("{}-{}", manifest.code.number, manifest.code.notation),
+        amends,
+    })
 }
 
 pub fn parse_id(raw: &str) -> Result<Uuid, ApiError> {

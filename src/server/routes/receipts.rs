@@ -140,12 +140,13 @@ pub async fn post(
                 status: same.status.clone(),
                 recorded_at: same.recorded_at.clone(),
                 log_index: same.log_index.unwrap_or_default(),
+                incoming_number: existing.incoming_number,
             }),
         ));
     }
     super::documents::ensure_space(&state, 0)?;
     let recorded_at = api::now_rfc3339();
-    let (_, log_index) = state
+    let (delivery, log_index) = state
         .store
         .record_receipt(
             &record,
@@ -169,6 +170,7 @@ pub async fn post(
             status: receipt.status.clone(),
             recorded_at,
             log_index,
+            incoming_number: delivery.incoming_number,
         }),
     ))
 }
