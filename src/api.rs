@@ -210,7 +210,8 @@ pub struct DirectoryOrg {
     /// Parent id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
-    /// `active`, `merged` or `retired`.
+    /// `active`, `merged`, `retired` or `planned` (listed ahead of the reform plan that
+    /// activates it).
     pub status: String,
     /// The successor, for a merged organisation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
