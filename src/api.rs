@@ -148,6 +148,10 @@ pub struct ListItem {
     /// For a classified document, the cipher that sealed it and whether it is certified.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sealed_with: Option<crate::seal::policy::SealMark>,
+    /// Inbox only: the unit the document was addressed to, when that is a unit merged
+    /// into the caller (the document is offered to its successor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addressed_to: Option<String>,
 }
 
 /// A page of a listing.
@@ -372,6 +376,10 @@ pub struct RegisterClosedView {
 pub struct RecipientStatus {
     /// The recipient.
     pub org: String,
+    /// For a recipient merged since: the successor that now holds its inbox, to which the
+    /// document is offered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offered_to: Option<String>,
     /// First fetch of the payload.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fetched_at: Option<String>,

@@ -46,6 +46,19 @@ pub enum ConfigError {
     Directory(#[from] DirectoryError),
 }
 
+/// The organisation tree in force, with the reform plans that made it.
+#[derive(Debug)]
+pub struct DirectoryInForce {
+    /// The tree, keys attached.
+    pub directory: Directory,
+    /// The tree file's text followed by each plan in force, for the directory digest.
+    pub text: String,
+    /// The plans in force, in order, with their effects.
+    pub plans: Vec<crate::directory::reform::PlanState>,
+    /// When the next plan waiting in `reforms_dir` takes effect.
+    pub next_due: Option<time::OffsetDateTime>,
+}
+
 /// Limits of the server; every one has a safe default.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -127,6 +140,8 @@ struct ServerFile {
     #[serde(default = "default_data_dir")]
     data_dir: PathBuf,
     orgs: PathBuf,
+    /// Reform plans in force, one file each; default: `reforms/` beside the tree.
+    reforms_dir: Option<PathBuf>,
     tls: TlsFile,
     demo_pki: Option<DemoPkiFile>,
     #[serde(default)]
@@ -263,6 +278,9 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// The organisation tree file.
     pub orgs: PathBuf,
+    /// Reform plans put in force (`congvan reform apply` writes them here), applied to the
+    /// tree in name order at their effective times.
+    pub reforms_dir: PathBuf,
     /// Where organisations' registered certificates live (`<id>.openpgp.asc`,
     /// `<id>.signing.pem`, with `/` in ids as `.`).
     pub keys_dir: PathBuf,
@@ -352,6 +370,13 @@ impl ServerConfig {
             signing_crls,
             listen: file.listen,
             data_dir: resolve(file.data_dir),
+            reforms_dir: match file.reforms_dir {
+                Some(dir) => resolve(dir),
+                None => resolve(file.orgs.clone())
+                    .parent()
+                    .unwrap_or(Path::new("."))
+                    .join("reforms"),
+            },
             orgs: resolve(file.orgs),
             keys_dir: resolve(file.keys_dir),
             orgs_fallback_embedded: false,
@@ -365,6 +390,35 @@ impl ServerConfig {
             },
             demo_pki: file.demo_pki.map(|d| resolve(d.dir)),
             limits: file.limits,
+        })
+    }
+
+    /// The tree in force at `now`: the tree file with every reform plan of `reforms_dir`
+    /// whose time has come applied in order. Returns it with the text it came from (tree
+    /// and plans), the plans in force with their effects, and when the next plan is due.
+    pub fn load_directory_in_force(
+        &self,
+        now: time::OffsetDateTime,
+    ) -> Result<DirectoryInForce, ConfigError> {
+        let (base, mut text) = self.load_directory()?;
+        let reform_error = |e: crate::directory::reform::ReformError| ConfigError::Invalid {
+            path: self.reforms_dir.display().to_string(),
+            message: e.to_string(),
+        };
+        let plans = crate::directory::reform::load_dir(&self.reforms_dir).map_err(reform_error)?;
+        let (directory, applied, next_due) =
+            crate::directory::reform::apply_all(&base, &plans, now).map_err(reform_error)?;
+        for (plan, plan_text) in &plans {
+            if applied.iter().any(|a| a.plan.id == plan.id) {
+                text.push_str("\n# reform plan in force\n");
+                text.push_str(plan_text);
+            }
+        }
+        Ok(DirectoryInForce {
+            directory,
+            text,
+            plans: applied,
+            next_due,
         })
     }
 

@@ -113,6 +113,11 @@ enum Command {
         #[arg(long, default_value = "")]
         note: String,
     },
+    /// Reorganise the tree: apply a reform plan (merges, divisions, new units, retirements).
+    Reform {
+        #[command(subcommand)]
+        command: ReformCommand,
+    },
     /// The organisation's incoming register (số đến): list, CSV, paper documents, closing.
     Register {
         #[command(subcommand)]
@@ -347,6 +352,28 @@ struct BenchArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Subcommand)]
+enum ReformCommand {
+    /// Check a plan against the tree and put it in the server's reforms directory; the
+    /// server applies it at its effective time and logs it. `--dry-run` only shows effects.
+    Apply {
+        /// The plan (TOML; see config/reform-2025-chuong-my.toml).
+        plan: PathBuf,
+        /// Server configuration; default: config/congvan.toml.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Show every effect, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// List the plans in the server's reforms directory, in force or waiting.
+    List {
+        /// Server configuration; default: config/congvan.toml.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -592,6 +619,74 @@ impl From<Reason> for rcgen::RevocationReason {
             Reason::AffiliationChanged => rcgen::RevocationReason::AffiliationChanged,
             Reason::Superseded => rcgen::RevocationReason::Superseded,
             Reason::CessationOfOperation => rcgen::RevocationReason::CessationOfOperation,
+        }
+    }
+}
+
+/// `congvan reform …`.
+fn reform(command: ReformCommand) -> Result<()> {
+    let load = |config: Option<PathBuf>| -> Result<ServerConfig> {
+        Ok(match config {
+            Some(path) => ServerConfig::load(&path)?,
+            None => ServerConfig::load(Path::new(DEFAULT_CONFIG_PATH))?,
+        })
+    };
+    match command {
+        ReformCommand::Apply {
+            plan,
+            config,
+            dry_run,
+        } => {
+            let config = load(config)?;
+            let text = std::fs::read_to_string(&plan)
+                .with_context(|| format!("cannot read {}", plan.display()))?;
+            let (base, _) = config.load_directory()?;
+            let outcome = congvan::directory::reform::apply_to_dir(
+                &base,
+                &config.reforms_dir,
+                &text,
+                dry_run,
+            )?;
+            println!(
+                "reform plan {} \"{}\" ({}), effective {}",
+                outcome.plan.id,
+                outcome.plan.title,
+                outcome.plan.legal_basis,
+                outcome.plan.effective_at_rfc3339()
+            );
+            for effect in &outcome.effects {
+                println!("  - {effect}");
+            }
+            match &outcome.written {
+                None => println!("dry run: nothing changed"),
+                Some(path) => println!(
+                    "written to {}: the server puts it in force at its effective time (within seconds if that has passed) and logs it as `reorganised`",
+                    path.display()
+                ),
+            }
+            Ok(())
+        }
+        ReformCommand::List { config } => {
+            let config = load(config)?;
+            let plans = congvan::directory::reform::load_dir(&config.reforms_dir)?;
+            let now = time::OffsetDateTime::now_utc();
+            for (plan, _) in &plans {
+                println!(
+                    "{}  {}  {}  {}",
+                    plan.id,
+                    plan.effective_at_rfc3339(),
+                    if plan.effective_at <= now {
+                        "in force"
+                    } else {
+                        "waiting"
+                    },
+                    plan.title
+                );
+            }
+            if plans.is_empty() {
+                println!("no reform plans in {}", config.reforms_dir.display());
+            }
+            Ok(())
         }
     }
 }
@@ -851,6 +946,7 @@ fn run(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Register { command } => register(command),
+        Command::Reform { command } => reform(command),
         Command::Status { client, id } => {
             let client = client.client()?;
             let view: congvan::api::StatusView =
@@ -1006,6 +1102,9 @@ fn audit(command: AuditCommand) -> Result<()> {
                     }
                     congvan::ledger::Event::DirectoryChanged { .. } => {
                         ("directory", String::new(), String::new())
+                    }
+                    congvan::ledger::Event::Reorganised { plan_id, .. } => {
+                        ("reform", String::new(), plan_id.clone())
                     }
                 };
                 println!(

@@ -450,8 +450,27 @@ pub fn report(
         time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
     };
     let mut docs: BTreeMap<Uuid, Doc> = BTreeMap::new();
+    // After a reform, a successor fetches and acknowledges what was sent to the units
+    // merged into it; the log's `reorganised` events say who carries on whom, so its acts
+    // count for the addressee.
+    let mut successors: BTreeMap<String, String> = BTreeMap::new();
+    let addressee = |doc: &Doc, actor: &str, successors: &BTreeMap<String, String>| {
+        if doc.recipients.iter().any(|r| r == actor) {
+            return actor.to_owned();
+        }
+        doc.recipients
+            .iter()
+            .find(|r| successors.get(*r).is_some_and(|s| s == actor))
+            .cloned()
+            .unwrap_or_else(|| actor.to_owned())
+    };
     for event in entries {
         match event {
+            Event::Reorganised {
+                successors: after, ..
+            } => {
+                successors.extend(after.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
             Event::Submitted {
                 time,
                 document_id,
@@ -488,9 +507,8 @@ pub fn report(
                 ..
             } => {
                 if let Some(doc) = docs.get_mut(document_id) {
-                    doc.fetched
-                        .entry(actor.clone())
-                        .or_insert_with(|| time.clone());
+                    let who = addressee(doc, actor, &successors);
+                    doc.fetched.entry(who).or_insert_with(|| time.clone());
                 }
             }
             Event::Receipt {
@@ -500,7 +518,8 @@ pub fn report(
                 ..
             } => {
                 if let Some(doc) = docs.get_mut(document_id) {
-                    doc.status.insert(actor.clone(), status.clone());
+                    let who = addressee(doc, actor, &successors);
+                    doc.status.insert(who, status.clone());
                 }
             }
             _ => {}

@@ -476,7 +476,13 @@ pub fn load_dir(dir: &Path) -> Result<Vec<(Plan, String)>, ReformError> {
         Ok(entries) => entries
             .flatten()
             .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+            .filter(|p| {
+                p.extension().is_some_and(|e| e == "toml")
+                    && !p
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with('.'))
+            })
             .collect(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(source) => {
@@ -513,6 +519,9 @@ pub struct PlanState {
     pub plan: Plan,
     /// Its effects on the tree it was applied to.
     pub effects: Vec<String>,
+    /// Every merged unit of the tree after it, with the active unit that now carries it
+    /// on (the archive holder): what the log needs to attribute a successor's acts.
+    pub successors: std::collections::BTreeMap<String, String>,
 }
 
 /// Applies, in order, every plan whose time has come at `now`; returns the tree, the
@@ -532,12 +541,98 @@ pub fn apply_all(
         }
         let (next, effects) = plan.apply(&dir)?;
         dir = next;
+        let successors = dir
+            .orgs()
+            .filter_map(|o| {
+                dir.successor(&o.id)
+                    .map(|s| (o.id.to_string(), s.id.to_string()))
+            })
+            .collect();
         applied.push(PlanState {
             plan: plan.clone(),
             effects,
+            successors,
         });
     }
     Ok((dir, applied, None))
+}
+
+/// What `congvan reform apply` did or would do.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// The plan.
+    pub plan: Plan,
+    /// Its effects, as the server will log them.
+    pub effects: Vec<String>,
+    /// Where it was written (not for a dry run).
+    pub written: Option<std::path::PathBuf>,
+}
+
+/// Checks `plan_text` against the tree as it will be once every plan already in
+/// `reforms_dir` is in force, and unless `dry_run`, writes it there (atomically, as the
+/// next file in order) for the server to put in force at its time. Refuses a plan whose
+/// id is already there, or that does not fit the tree; a refusal writes nothing.
+pub fn apply_to_dir(
+    base: &Directory,
+    reforms_dir: &Path,
+    plan_text: &str,
+    dry_run: bool,
+) -> Result<Outcome, ReformError> {
+    let plan = Plan::from_toml(plan_text)?;
+    let existing = load_dir(reforms_dir)?;
+    if existing.iter().any(|(p, _)| p.id == plan.id) {
+        return Err(ReformError::Invalid {
+            plan: plan.id,
+            reason: format!("is already in {}", reforms_dir.display()),
+        });
+    }
+    // Every plan already there comes first, whether its time has come or not.
+    let future = OffsetDateTime::now_utc() + time::Duration::days(365 * 1000);
+    let (current, _, _) = apply_all(base, &existing, future)?;
+    if let Some((last, _)) = existing.last() {
+        if plan.effective_at < last.effective_at {
+            return Err(ReformError::Invalid {
+                plan: plan.id,
+                reason: format!(
+                    "takes effect before plan {}, which is already there; plans apply in order",
+                    last.id
+                ),
+            });
+        }
+    }
+    let (_, effects) = plan.apply(&current)?;
+    if dry_run {
+        return Ok(Outcome {
+            plan,
+            effects,
+            written: None,
+        });
+    }
+    let io = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| ReformError::Io { path, source }
+    };
+    std::fs::create_dir_all(reforms_dir).map_err(io(reforms_dir))?;
+    let name = format!("{:04}-{}.toml", existing.len() + 1, plan.id);
+    let target = reforms_dir.join(&name);
+    // The server watches this directory: it must only ever see a whole plan, so the file
+    // is written beside it, made durable, and renamed into place.
+    let tmp = reforms_dir.join(format!(".{name}.tmp"));
+    {
+        use std::io::Write as _;
+        let mut file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        file.write_all(plan_text.as_bytes()).map_err(io(&tmp))?;
+        file.sync_all().map_err(io(&tmp))?;
+    }
+    std::fs::rename(&tmp, &target).map_err(io(&target))?;
+    if let Ok(dir) = std::fs::File::open(reforms_dir) {
+        let _ = dir.sync_all();
+    }
+    Ok(Outcome {
+        plan,
+        effects,
+        written: Some(target),
+    })
 }
 
 #[cfg(test)]

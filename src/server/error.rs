@@ -73,7 +73,7 @@ pub enum ApiError {
         manifest: String,
     },
     /// The sending organisation is merged or retired.
-    #[error("organisation {0} is not active and cannot send")]
+    #[error("organisation {0} and cannot send")]
     SenderInactive(String),
     /// The outgoing number and notation were already used in their numbering period.
     #[error(
@@ -95,7 +95,7 @@ pub enum ApiError {
     #[error("recipient {0} is not in the organisation directory")]
     RecipientUnknown(String),
     /// A recipient is merged or retired.
-    #[error("recipient {0} is not active (merged or retired)")]
+    #[error("recipient {0}")]
     RecipientInactive(String),
     /// The routing policy forbids this sender → recipient.
     #[error(

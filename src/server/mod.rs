@@ -385,6 +385,16 @@ async fn housekeeping(
     mut stop: watch::Receiver<bool>,
 ) {
     let log_directory = |state: AppState| async move {
+        // A reform plan's event first, then the new directory's digest, so that the log
+        // reads "reorganised, then the tree changed".
+        let plans = state.registry.plans();
+        if let Err(e) = state
+            .store
+            .log_reforms(&plans, &crate::api::now_rfc3339())
+            .await
+        {
+            tracing::error!(error = %e, "could not log a reform plan");
+        }
         let digest = state.registry.digest();
         if let Err(e) = state
             .store

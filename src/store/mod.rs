@@ -576,7 +576,7 @@ impl Store {
         recipient: &str,
         change: impl Fn(&mut DeliveryRecord, u64),
         event: impl Fn() -> Event,
-        incoming: Option<&IncomingEntry>,
+        incoming: Option<(&str, &IncomingEntry)>,
     ) -> Result<(DeliveryRecord, u64), StoreError> {
         let key = delivery_key(id, recipient);
         let corrupt = |e: serde_json::Error| {
@@ -593,10 +593,10 @@ impl Store {
                 };
                 // The incoming number is taken in the same transaction as the receipt that
                 // earns it: both are written, or neither, so the sequence has no gaps.
-                if let Some(entry) = incoming {
+                if let Some((register, entry)) = incoming {
                     record.incoming_number = Some(registers::assign_incoming(
                         registers,
-                        recipient,
+                        register,
                         entry.clone(),
                     )?);
                 }
@@ -622,6 +622,19 @@ impl Store {
         recipient: &str,
         at: &str,
     ) -> Result<(DeliveryRecord, u64), StoreError> {
+        self.record_fetch_as(document, recipient, recipient, at)
+            .await
+    }
+
+    /// [`Store::record_fetch`] by `actor` on behalf of the addressee `recipient` (the
+    /// successor of a merged unit fetching what was sent to that unit).
+    pub async fn record_fetch_as(
+        &self,
+        document: &DocumentRecord,
+        recipient: &str,
+        actor: &str,
+        at: &str,
+    ) -> Result<(DeliveryRecord, u64), StoreError> {
         self.update_delivery(
             &document.id,
             recipient,
@@ -635,7 +648,7 @@ impl Store {
             || Event::Delivered {
                 time: at.to_owned(),
                 document_id: document.id,
-                actor: recipient.to_owned(),
+                actor: actor.to_owned(),
                 sender: document.sender.clone(),
                 recipients: document.recipients.clone(),
                 payload_sha256: document.payload_sha256.clone(),
@@ -654,6 +667,19 @@ impl Store {
         recipient: &str,
         receipt: ReceiptRecord,
     ) -> Result<(DeliveryRecord, u64), StoreError> {
+        self.record_receipt_as(document, recipient, recipient, receipt)
+            .await
+    }
+
+    /// [`Store::record_receipt`] signed by `actor` on behalf of the addressee `recipient`
+    /// (the successor of a merged unit); the incoming number is the actor's.
+    pub async fn record_receipt_as(
+        &self,
+        document: &DocumentRecord,
+        recipient: &str,
+        actor: &str,
+        receipt: ReceiptRecord,
+    ) -> Result<(DeliveryRecord, u64), StoreError> {
         let incoming = if receipt.status == "03" {
             Some(incoming_entry(document, &receipt.recorded_at)?)
         } else {
@@ -670,13 +696,13 @@ impl Store {
             || Event::Receipt {
                 time: receipt.recorded_at.clone(),
                 document_id: document.id,
-                actor: recipient.to_owned(),
+                actor: actor.to_owned(),
                 sender: document.sender.clone(),
                 recipients: document.recipients.clone(),
                 status: receipt.status.clone(),
                 receipt: receipt.receipt.clone(),
             },
-            incoming.as_ref(),
+            incoming.as_ref().map(|entry| (actor, entry)),
         )
         .await
     }
@@ -711,6 +737,44 @@ impl Store {
             self.commit().await?;
         }
         Ok(index)
+    }
+
+    /// Appends a `reorganised` event for each plan in force not logged before; durable on
+    /// return. Returns the indexes appended.
+    pub async fn log_reforms(
+        &self,
+        plans: &[crate::directory::reform::PlanState],
+        at: &str,
+    ) -> Result<Vec<u64>, StoreError> {
+        let mut appended = Vec::new();
+        for state in plans {
+            let plan = &state.plan;
+            let result = self.log_tree.transaction(|log| {
+                if ledger::reform_logged(log, &plan.id)? {
+                    return Ok(None);
+                }
+                let index = ledger::append(
+                    log,
+                    &Event::Reorganised {
+                        time: at.to_owned(),
+                        plan_id: plan.id.clone(),
+                        plan_sha256: plan.sha256.clone(),
+                        effective_at: plan.effective_at_rfc3339(),
+                        effects: state.effects.clone(),
+                        successors: state.successors.clone(),
+                    },
+                )?;
+                ledger::set_reform_logged(log, &plan.id, index)?;
+                Ok(Some(index))
+            });
+            if let Some(index) = finish(result, &self.dir)? {
+                appended.push(index);
+            }
+        }
+        if !appended.is_empty() {
+            self.commit().await?;
+        }
+        Ok(appended)
     }
 
     /// Read access to the log.

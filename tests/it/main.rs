@@ -20,6 +20,7 @@ mod fuzz_corpus;
 mod gpg;
 mod hostile;
 mod matrix;
+mod reform;
 mod registers;
 mod submit;
 mod support;

@@ -15,7 +15,7 @@ use crate::api::{
     self, DocumentView, INLINE_PAYLOAD_BYTES_MAX, SUBMISSION_RECEIPT_TYPE, SubmissionReceipt,
     SubmitRequest, SubmitResponse, UploadResponse,
 };
-use crate::directory::OrgId;
+use crate::directory::{Directory, OrgId, OrgStatus};
 use crate::document::manifest::BusinessKind;
 use crate::document::{
     self, DocSignature, Manifest, ManifestError, ParsedManifest, Role, sha256_hex,
@@ -93,7 +93,9 @@ async fn submit_parsed(
         .org(&sender)
         .ok_or_else(|| ApiError::UnknownIdentity(caller.identity.uri()))?;
     if !sender_entry.status.is_active() {
-        return Err(ApiError::SenderInactive(sender.to_string()));
+        return Err(ApiError::SenderInactive(inactive(
+            &directory, &sender, "send as",
+        )));
     }
     state.seal.permits(manifest.classification)?;
     for recipient in &manifest.recipients {
@@ -101,7 +103,9 @@ async fn submit_parsed(
             return Err(ApiError::RecipientUnknown(recipient.to_string()));
         };
         if !org.status.is_active() {
-            return Err(ApiError::RecipientInactive(recipient.to_string()));
+            return Err(ApiError::RecipientInactive(inactive(
+                &directory, recipient, "send to",
+            )));
         }
         if !directory.may_send(&sender, recipient) {
             return Err(ApiError::RoutingDenied {
@@ -310,6 +314,50 @@ async fn verify_signatures(
     .map_err(|e| ApiError::Internal(format!("signature verification task: {e}")))?
 }
 
+/// "X is merged into S: send to S", naming the successor where there is one, so that a
+/// refusal teaches the corrected command.
+fn inactive(directory: &Directory, id: &OrgId, advice: &str) -> String {
+    match directory.org(id).map(|o| &o.status) {
+        Some(OrgStatus::Merged { into }) => match directory.successor(id) {
+            Some(s) if &s.id != into => format!(
+                "{id} is not active: it was merged into {into}, which was merged into {s}; {advice} {s} ({})",
+                s.name,
+                s = s.id
+            ),
+            Some(s) => format!(
+                "{id} is not active: it was merged into {into} ({}); {advice} {into}",
+                s.name
+            ),
+            None => format!("{id} is not active: it was merged into {into}"),
+        },
+        Some(OrgStatus::Planned) => {
+            format!("{id} is not active yet: it is planned, waiting for a reform plan")
+        }
+        Some(OrgStatus::Retired) => format!("{id} is not active: it was retired"),
+        _ => format!("{id} is not active"),
+    }
+}
+
+/// The recipient of `record` that `org` acts for: itself, or else a merged unit it
+/// succeeds (a document sent to a unit before it merged is offered to its successor).
+pub fn addressee<'a>(
+    directory: &Directory,
+    org: &OrgId,
+    record: &'a DocumentRecord,
+) -> Option<&'a str> {
+    record
+        .recipients
+        .iter()
+        .find(|r| r.as_str() == org.as_str())
+        .or_else(|| {
+            record
+                .recipients
+                .iter()
+                .find(|r| OrgId::parse(r).is_ok_and(|r| directory.speaks_for(org, &r)))
+        })
+        .map(String::as_str)
+}
+
 /// The document's place in its sender's outgoing register: numbering period (from the
 /// configured rule), number and notation. An update or replacement may reuse the number
 /// of the document it amends.
@@ -351,14 +399,15 @@ pub fn visible_document(
         .store
         .document(id)?
         .ok_or(ApiError::DocumentNotFound)?;
+    let directory = state.directory();
     let visible = match &caller.identity {
+        // A committee sees its own documents and those of the units merged into it.
         Identity::Org(org) => {
-            record.sender == org.as_str() || record.recipients.iter().any(|r| r == org.as_str())
+            let mine = |id: &str| OrgId::parse(id).is_ok_and(|id| directory.speaks_for(org, &id));
+            mine(&record.sender) || record.recipients.iter().any(|r| mine(r))
         }
         Identity::Auditor(scope) => {
-            let directory = state.directory();
-            let in_scope =
-                |id: &str| OrgId::parse(id).is_ok_and(|id| directory.in_subtree(scope, &id));
+            let in_scope = |id: &str| OrgId::parse(id).is_ok_and(|id| directory.audits(scope, &id));
             in_scope(&record.sender) || record.recipients.iter().any(|r| in_scope(r))
         }
     };
@@ -769,12 +818,13 @@ pub async fn payload(
     };
     let mut log_index = None;
     if let Some(org) = caller.org() {
-        if record.recipients.iter().any(|r| r == org.as_str()) {
+        let directory = state.directory();
+        if let Some(recipient) = addressee(&directory, org, &record) {
             ensure_space(&state, 0)?;
             // The delivery is in the log before the first byte leaves.
             let (_, index) = state
                 .store
-                .record_fetch(&record, org.as_str(), &api::now_rfc3339())
+                .record_fetch_as(&record, recipient, org.as_str(), &api::now_rfc3339())
                 .await?;
             log_index = Some(index);
         }

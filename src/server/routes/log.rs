@@ -60,17 +60,27 @@ pub async fn checkpoint(
 
 /// Whether `caller` may see `event`.
 pub fn visible(state: &AppState, caller: &Caller, event: &Event) -> bool {
-    if matches!(event, Event::DirectoryChanged { .. }) {
+    if matches!(
+        event,
+        Event::DirectoryChanged { .. } | Event::Reorganised { .. }
+    ) {
         return true;
     }
     match &caller.identity {
-        Identity::Org(org) => event.parties().contains(&org.as_str()),
+        // A committee reads the log entries of the units merged into it as its own.
+        Identity::Org(org) => {
+            let directory = state.directory();
+            event
+                .parties()
+                .into_iter()
+                .any(|p| OrgId::parse(p).is_ok_and(|id| directory.speaks_for(org, &id)))
+        }
         Identity::Auditor(scope) => {
             let directory = state.directory();
             event
                 .parties()
                 .into_iter()
-                .any(|p| OrgId::parse(p).is_ok_and(|id| directory.in_subtree(scope, &id)))
+                .any(|p| OrgId::parse(p).is_ok_and(|id| directory.audits(scope, &id)))
         }
     }
 }

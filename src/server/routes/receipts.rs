@@ -39,9 +39,12 @@ pub async fn post(
         .clone();
     let id = parse_id(&raw_id)?;
     let record = visible_document(&state, &caller, &id)?;
-    if !record.recipients.iter().any(|r| r == org.as_str()) {
+    // The recipient this receipt answers for: the caller, or a unit merged into it.
+    let directory = state.directory();
+    let Some(addressee) = super::documents::addressee(&directory, &org, &record) else {
         return Err(ApiError::DocumentNotFound);
-    }
+    };
+    let addressee = addressee.to_owned();
     if record.state != DocState::Accepted {
         return Err(ApiError::PayloadNotAvailable);
     }
@@ -125,7 +128,7 @@ pub async fn post(
     }
 
     let signed = serde_json::json!({"receipt": statement, "signature": request.signature});
-    let existing = state.store.delivery(&id, org.as_str())?;
+    let existing = state.store.delivery(&id, &addressee)?;
     if let Some(same) = existing
         .receipts
         .iter()
@@ -148,8 +151,9 @@ pub async fn post(
     let recorded_at = api::now_rfc3339();
     let (delivery, log_index) = state
         .store
-        .record_receipt(
+        .record_receipt_as(
             &record,
+            &addressee,
             org.as_str(),
             ReceiptRecord {
                 status: receipt.status.clone(),
@@ -184,8 +188,11 @@ pub async fn status(
 ) -> Result<Json<StatusView>, ApiError> {
     let id = parse_id(&raw_id)?;
     let record = visible_document(&state, &caller, &id)?;
+    let directory = state.directory();
     if let Identity::Org(org) = &caller.identity {
-        if record.sender != org.as_str() {
+        let sender_is_mine = crate::directory::OrgId::parse(&record.sender)
+            .is_ok_and(|s| directory.speaks_for(org, &s));
+        if !sender_is_mine {
             return Err(ApiError::RoleForbidden(
                 "delivery status is for the sender and security officers",
             ));
@@ -195,7 +202,14 @@ pub async fn status(
     for org in &record.recipients {
         let delivery = state.store.delivery(&id, org)?;
         let latest = delivery.receipts.last();
+        // A document still waiting at a merged unit is offered to its successor: the
+        // sender sees where it went.
+        let offered_to = crate::directory::OrgId::parse(org)
+            .ok()
+            .and_then(|id| directory.successor(&id))
+            .map(|s| s.id.to_string());
         recipients.push(RecipientStatus {
+            offered_to,
             org: org.to_string(),
             fetched_at: delivery.first_fetched_at.clone(),
             fetch_count: delivery.fetch_count,
