@@ -18,6 +18,8 @@ use crate::seal::policy::SealPolicy;
 pub const EMBEDDED_SERVER_CONFIG: &str = include_str!("../config/congvan.toml");
 /// The sample organisation tree, compiled in for the embedded default configuration.
 pub const EMBEDDED_ORGS: &str = include_str!("../config/orgs.toml");
+/// The sample reform plan (Chương Mỹ, 2025), compiled in for `congvan demo`.
+pub const EMBEDDED_REFORM_2025: &str = include_str!("../config/reform-2025-chuong-my.toml");
 /// Where `serve` looks for its configuration when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "config/congvan.toml";
 

@@ -367,7 +367,7 @@ impl Plan {
                 .collect();
             effects.push(format!(
                 "divide {} ({n}) among {}: {} can no longer send or receive; its archive and \
-                 documents not yet accepted go to {} only (one archive holder); {} receive \
+                 documents not yet accepted go to {} only (one archive holder); {} get \
                  nothing automatically",
                 s.from,
                 s.parts_to

@@ -100,7 +100,7 @@ fn archive_page(
         };
         all.extend(batch.into_iter().map(|(seq, r)| (seq, r, owner.clone())));
     }
-    all.sort_by(|a, b| b.0.cmp(&a.0));
+    all.sort_by_key(|item| std::cmp::Reverse(item.0));
     let mut seen = std::collections::BTreeSet::new();
     all.retain(|(_, r, _)| seen.insert(r.id));
     all.truncate(limit);
