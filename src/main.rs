@@ -388,6 +388,12 @@ enum RegisterCommand {
         /// Write the register as CSV (Decree 30/2020 Appendix IV columns) to this file.
         #[arg(long)]
         csv: Option<PathBuf>,
+        /// Write the register as a PDF to print, in the same columns, to this file.
+        #[arg(long)]
+        pdf: Option<PathBuf>,
+        /// TrueType font for the PDF (it must cover Vietnamese).
+        #[arg(long, default_value = congvan::registers::pdf::DEFAULT_FONT)]
+        font: PathBuf,
     },
     /// Register a paper document (metadata only) in the same sequence as electronic ones.
     Paper {
@@ -694,7 +700,13 @@ fn reform(command: ReformCommand) -> Result<()> {
 /// `congvan register …`.
 fn register(command: RegisterCommand) -> Result<()> {
     match command {
-        RegisterCommand::List { client, year, csv } => {
+        RegisterCommand::List {
+            client,
+            year,
+            csv,
+            pdf,
+            font,
+        } => {
             let client = client.client()?;
             let path = match year {
                 Some(y) => format!("/v1/registers/incoming?year={y}"),
@@ -702,6 +714,26 @@ fn register(command: RegisterCommand) -> Result<()> {
             };
             let view: congvan::api::IncomingRegisterView =
                 runtime()?.block_on(client.get_json(&path))?;
+            if let Some(file) = pdf {
+                let font = congvan::registers::pdf::read_font(&font)?;
+                let cover = congvan::registers::pdf::Cover {
+                    org_name: view.org_name.clone(),
+                    org: view.org.clone(),
+                    year: view.year,
+                    closed_at: view.closed_at.clone(),
+                };
+                let bytes = congvan::registers::pdf::incoming_pdf(&cover, &view.entries, &font)?;
+                std::fs::write(&file, bytes)
+                    .with_context(|| format!("cannot write {}", file.display()))?;
+                println!(
+                    "wrote the {} register of {} ({} lines) to {}",
+                    view.year,
+                    view.org,
+                    view.entries.len(),
+                    file.display()
+                );
+                return Ok(());
+            }
             if let Some(file) = csv {
                 std::fs::write(&file, congvan::registers::incoming_csv(&view.entries))
                     .with_context(|| format!("cannot write {}", file.display()))?;

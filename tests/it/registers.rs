@@ -333,4 +333,55 @@ async fn the_cli_writes_the_register_as_csv_in_the_legal_columns() {
         lines[2]
     );
     assert!(lines[2].ends_with("bản giấy"), "{}", lines[2]);
+
+    // The same register as a PDF to print: read back with poppler's pdftotext.
+    if !crate::support::require("pdftotext") {
+        return;
+    }
+    let pdf = work.path().join("so-den.pdf");
+    run(&["list", "--pdf", pdf.to_str().unwrap()]);
+    let out = Command::new("pdftotext")
+        .args(["-layout", pdf.to_str().unwrap(), "-"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    for expected in [
+        "SỔ ĐĂNG KÝ VĂN BẢN ĐẾN",
+        "ĐẢNG ỦY THỊ TRẤN CHÚC SƠN",
+        "Từ số 1 đến số 2",
+        "Ngày đến",
+        "Số đến",
+        "Tác giả",
+        "Ký nhận",
+        "Ghi chú",
+        "UBND huyện Chương Mỹ",
+        "45/UBND",
+        "01/03/2026",
+        "26/11/2026",
+        "bản giấy",
+        &format!("{number}-CT/HU"),
+    ] {
+        assert!(text.contains(expected), "{expected:?} not in:\n{text}");
+    }
+    // A font that is not there is named, with the package that provides it.
+    let profile_arg = profile.to_str().unwrap().to_owned();
+    let out = tokio::task::block_in_place(|| {
+        Command::new(env!("CARGO_BIN_EXE_congvan"))
+            .args(["register", "list", "--pdf", pdf.to_str().unwrap()])
+            .args(["--font", "/nonexistent/font.ttf", "--profile", &profile_arg])
+            .args(["--server", &server.url()])
+            .output()
+            .unwrap()
+    });
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("fonts-dejavu-core"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

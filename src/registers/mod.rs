@@ -7,8 +7,10 @@
 //! - The **outgoing register** (sổ đăng ký văn bản đi): a number and notation may be used
 //!   once per sender within its numbering period ([`Numbering`]).
 //!
-//! This module decides periods and years and renders registers as CSV; it knows nothing
-//! of HTTP or storage.
+//! This module decides periods and years and renders registers as CSV ([`pdf`] prints
+//! them); it knows nothing of HTTP or storage.
+
+pub mod pdf;
 
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime, UtcOffset};
