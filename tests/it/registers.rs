@@ -267,7 +267,7 @@ async fn a_number_used_twice_in_its_period_is_refused_naming_the_earlier_documen
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_cli_writes_the_register_as_csv_in_the_legal_columns() {
+async fn the_cli_writes_the_register_as_csv_and_pdf_in_the_legal_columns() {
     let server = TestServer::start().await;
     let doc = TestDoc::new(DISTRICT, &[COMMUNE]);
     send(&server, &doc).await;
