@@ -205,6 +205,26 @@ async fn the_2025_plan_applied_to_a_live_server_loses_nothing() {
             .contains("merged into hn/cm/chuc-son, which was merged into hn/chuong-my"),
         "{err}"
     );
+    // Nor does a merged unit still receive what was sent to it before: its successor does.
+    let err = chuc_son
+        .acknowledge(&directive_id, "05", "")
+        .await
+        .unwrap_err();
+    assert_eq!(err.api_code(), Some("recipient_inactive"), "{err}");
+    assert!(err.to_string().contains("hn/chuong-my"), "{err}");
+    let tan_tien = server.client("hn/cm/tan-tien");
+    let err = tan_tien
+        .fetch_document(&notice.parse().unwrap(), &work.path().join("tan-tien"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.api_code(), Some("recipient_inactive"), "{err}");
+    assert!(err.to_string().contains("hn/xuan-mai"), "{err}");
+    // Its history stays readable to it.
+    assert!(inbox(&server, "hn/cm/tan-tien")
+        .await
+        .items
+        .iter()
+        .any(|i| i.id.to_string() == notice));
     // The new units send and receive.
     send(
         &server,

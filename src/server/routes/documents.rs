@@ -338,6 +338,20 @@ fn inactive(directory: &Directory, id: &OrgId, advice: &str) -> String {
     }
 }
 
+/// Refuses a recipient that is no longer active (merged, retired) when it would receive:
+/// fetch a payload addressed to it or acknowledge it. Its successor does that now, so the
+/// document is received once, by the unit that carries on.
+pub fn ensure_active_recipient(directory: &Directory, org: &OrgId) -> Result<(), ApiError> {
+    match directory.org(org) {
+        Some(o) if !o.status.is_active() => Err(ApiError::RecipientInactive(inactive(
+            directory,
+            org,
+            "its successor receives for it:",
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// The recipient of `record` that `org` acts for: itself, or else a merged unit it
 /// succeeds (a document sent to a unit before it merged is offered to its successor).
 pub fn addressee<'a>(
@@ -441,6 +455,11 @@ pub async fn upload(
         let receipt = receipt_of(&record)?
             .ok_or_else(|| ApiError::Internal(format!("accepted {id} has no receipt")))?;
         return Ok((StatusCode::OK, Json(UploadResponse { receipt })).into_response());
+    }
+    // A document not yet accepted when its sender merged is not sent by it afterwards.
+    let directory = state.directory();
+    if directory.org(&sender).is_some_and(|o| !o.status.is_active()) {
+        return Err(ApiError::SenderInactive(inactive(&directory, &sender, "send as")));
     }
     if let Some(length) = headers
         .get(header::CONTENT_LENGTH)
@@ -820,6 +839,7 @@ pub async fn payload(
     if let Some(org) = caller.org() {
         let directory = state.directory();
         if let Some(recipient) = addressee(&directory, org, &record) {
+            ensure_active_recipient(&directory, org)?;
             ensure_space(&state, 0)?;
             // The delivery is in the log before the first byte leaves.
             let (_, index) = state

@@ -45,6 +45,7 @@ pub async fn post(
         return Err(ApiError::DocumentNotFound);
     };
     let addressee = addressee.to_owned();
+    super::documents::ensure_active_recipient(&directory, &org)?;
     if record.state != DocState::Accepted {
         return Err(ApiError::PayloadNotAvailable);
     }
