@@ -190,6 +190,34 @@ pub struct LogEntries {
     /// Where the next page starts, if the range is not exhausted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_start: Option<u64>,
+    /// For `start=&end=` reads: the entries of the page the caller may not read, as bare
+    /// leaf hashes, so that every index of the range is accounted for. Never given for
+    /// `document=` reads (the count would tell who else acted on the document).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hidden: Vec<HiddenEntry>,
+}
+
+/// An entry the caller may not read: its index and leaf hash only.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HiddenEntry {
+    /// Its index in the log.
+    pub index: u64,
+    /// The RFC 9162 leaf hash (SHA-256 of 0x00 and the leaf), base64.
+    pub leaf_hash: String,
+}
+
+/// `GET /v1/log/proofs/range?start=&end=&size=`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RangeProof {
+    /// The first index of the range.
+    pub start: u64,
+    /// One past the last index.
+    pub end: u64,
+    /// The tree size the proof is for.
+    pub size: u64,
+    /// The hashes of the subtrees outside the range, base64, in the verifier's order.
+    pub proof: Vec<String>,
 }
 
 /// A Merkle proof (`GET /v1/log/proofs/…`).

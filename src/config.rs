@@ -65,10 +65,29 @@ pub struct DirectoryInForce {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
-    /// Open connections at most; further ones wait in the kernel's backlog.
+    /// Established (handshake complete) connections at most. At the cap, the oldest
+    /// connection idle for at least `connection_evictable_idle_ms` is closed to make
+    /// room; when none is, the newcomer gets `503 server_busy` and is closed.
     pub connections_max: usize,
+    /// Established connections at most per identity (client certificate); more get
+    /// `429 too_many_connections` and are closed.
+    pub connections_per_identity_max: usize,
+    /// A keep-alive connection with no request in flight and no traffic for this long may
+    /// be closed when the server needs its slot for someone else.
+    pub connection_evictable_idle_ms: u64,
+    /// A connection is closed (after its request in flight) when it is this old, so that
+    /// nothing stays open on trust decided long ago.
+    pub connection_age_max_ms: u64,
+    /// Connections still in their TLS handshake at most; at the cap the oldest is cut.
+    pub handshakes_max: usize,
+    /// Connections still in their TLS handshake at most from one IP address; at the cap
+    /// that address's oldest is cut.
+    pub handshakes_per_address_max: usize,
     /// Time allowed for a TLS handshake.
     pub handshake_timeout_ms: u64,
+    /// Time allowed for a TLS handshake while at least half of `handshakes_max` are in
+    /// progress: older ones are cut when a new connection arrives.
+    pub handshake_timeout_pressure_ms: u64,
     /// Time allowed for a client to send a request's headers.
     pub header_read_timeout_ms: u64,
     /// On shutdown, time allowed for in-flight requests to finish.
@@ -96,7 +115,13 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             connections_max: 1024,
+            connections_per_identity_max: 64,
+            connection_evictable_idle_ms: 1_000,
+            connection_age_max_ms: 3_600_000,
+            handshakes_max: 256,
+            handshakes_per_address_max: 64,
             handshake_timeout_ms: 10_000,
+            handshake_timeout_pressure_ms: 1_000,
             header_read_timeout_ms: 30_000,
             shutdown_grace_ms: 30_000,
             idle_timeout_ms: 120_000,
@@ -115,6 +140,18 @@ impl Limits {
     /// [`Limits::handshake_timeout_ms`] as a duration.
     pub fn handshake_timeout(&self) -> Duration {
         Duration::from_millis(self.handshake_timeout_ms)
+    }
+    /// [`Limits::handshake_timeout_pressure_ms`] as a duration.
+    pub fn handshake_timeout_pressure(&self) -> Duration {
+        Duration::from_millis(self.handshake_timeout_pressure_ms)
+    }
+    /// [`Limits::connection_age_max_ms`] as a duration.
+    pub fn connection_age_max(&self) -> Duration {
+        Duration::from_millis(self.connection_age_max_ms)
+    }
+    /// [`Limits::connection_evictable_idle_ms`] as a duration.
+    pub fn connection_evictable_idle(&self) -> Duration {
+        Duration::from_millis(self.connection_evictable_idle_ms)
     }
     /// [`Limits::header_read_timeout_ms`] as a duration.
     pub fn header_read_timeout(&self) -> Duration {
@@ -575,6 +612,45 @@ mod tests {
         assert!(config.demo_pki.is_some());
         let (dir, _) = config.load_directory().unwrap();
         assert!(dir.orgs().count() >= 8);
+    }
+
+    #[test]
+    fn embedded_limits_are_the_defaults_and_name_every_limit() {
+        // The shipped file documents every limit; a new field must be added there too.
+        let config = ServerConfig::embedded_default(Path::new("/srv")).unwrap();
+        assert_eq!(
+            format!("{:?}", config.limits),
+            format!("{:?}", Limits::default())
+        );
+        let section = EMBEDDED_SERVER_CONFIG
+            .split("[limits]")
+            .nth(1)
+            .unwrap_or_default();
+        let debug = format!("{:?}", Limits::default());
+        for field in debug
+            .trim_start_matches("Limits {")
+            .split(',')
+            .filter_map(|f| f.split(':').next())
+            .map(str::trim)
+            .filter(|f| !f.is_empty() && *f != "}")
+        {
+            assert!(
+                section.contains(&format!("\n{field} = ")),
+                "{field} is missing from config/congvan.toml"
+            );
+        }
+    }
+
+    #[test]
+    fn embedded_documents_section_is_the_default() {
+        let config = ServerConfig::embedded_default(Path::new("/srv")).unwrap();
+        let default = DocumentsConfig::default();
+        assert_eq!(config.documents.types, default.types);
+        assert_eq!(
+            config.documents.payload_bytes_max,
+            default.payload_bytes_max
+        );
+        assert!(EMBEDDED_SERVER_CONFIG.contains("\n[documents]\n"));
     }
 
     #[test]

@@ -41,6 +41,7 @@ from_error!(
     crate::config::ConfigError,
     crate::directory::DirectoryError,
     crate::directory::reform::ReformError,
+    crate::client::audit::VerifyError,
     std::io::Error
 );
 

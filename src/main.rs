@@ -11,6 +11,36 @@ use congvan::config::{ClientProfile, DEFAULT_CONFIG_PATH, ServerConfig};
 use congvan::directory::Directory;
 use congvan::pki;
 
+/// `print!` and `println!` for this binary: writing to a closed pipe (`congvan inbox | head
+/// -1`) ends the process quietly with success instead of panicking as std's macros do;
+/// any other write error is reported once, with exit code 1.
+macro_rules! print {
+    ($($arg:tt)*) => {
+        write_stdout(format_args!($($arg)*))
+    };
+}
+
+/// See [`print!`].
+macro_rules! println {
+    () => {
+        print!("\n")
+    };
+    ($($arg:tt)*) => {
+        print!("{}\n", format_args!($($arg)*))
+    };
+}
+
+fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    if let Err(e) = std::io::stdout().lock().write_fmt(args) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to standard output: {e}");
+        std::process::exit(1);
+    }
+}
+
 /// mimalloc instead of the system allocator: under load the server allocates and frees
 /// many short-lived buffers from several threads, where glibc's malloc spent a fifth of
 /// the CPU (docs/PERFORMANCE.md).
@@ -172,16 +202,24 @@ enum AuditCommand {
         /// The document id.
         id: uuid::Uuid,
     },
-    /// Write every log entry this officer may see, with proofs, to a file.
+    /// Write the log (or a range of it) to a file: the entries this officer may read with
+    /// proofs, the others as leaf hashes, so that every index is accounted for.
     Export {
         #[command(flatten)]
         client: ClientArgs,
         /// The file to write.
         #[arg(long)]
         out: PathBuf,
+        /// First index of a range (default 0).
+        #[arg(long)]
+        start: Option<u64>,
+        /// One past the last index of a range (default: the current checkpoint's size).
+        #[arg(long)]
+        end: Option<u64>,
     },
-    /// Verify an export offline: checkpoint signature, every inclusion proof, every
-    /// receipt signature. Names the first bad entry.
+    /// Verify an export offline: checkpoint signature, every index of its range present,
+    /// every inclusion proof, the range's root, every receipt against its signed
+    /// statement. Names the first bad entry. Exit 3: does not verify; 4: cannot read.
     Verify {
         /// Client profile (for the pinned server keys and the CA anchor; no network).
         #[arg(long, env = "CONGVAN_PROFILE")]
@@ -453,11 +491,11 @@ impl ClientArgs {
 
 #[derive(clap::Args)]
 struct SendArgs {
-    /// A recipient organisation id (repeat for more).
-    #[arg(long = "to", value_name = "ORG")]
+    /// A recipient organisation id (repeat, or separate with commas: --to a,b).
+    #[arg(long = "to", value_name = "ORG", value_delimiter = ',')]
     to: Vec<congvan::directory::OrgId>,
     /// Send to every active child of this organisation (expanded before signing).
-    #[arg(long = "to-children", value_name = "ORG")]
+    #[arg(long = "to-children", value_name = "ORG", value_delimiter = ',')]
     to_children: Vec<congvan::directory::OrgId>,
     /// Document type: NQ, QĐ, CT, KL, HD, TB, BC, CV, …
     #[arg(long = "type", value_name = "TYPE")]
@@ -544,6 +582,30 @@ fn parse_classification(s: &str) -> Result<congvan::document::manifest::Classifi
 }
 
 impl SendArgs {
+    /// Refuses a file argument that does not exist but reads as an organisation id: the
+    /// user wrote `--to a b` meaning two recipients.
+    fn check_files(&self) -> Result<()> {
+        for file in &self.files {
+            if file.exists() {
+                continue;
+            }
+            let text = file.to_string_lossy();
+            if congvan::directory::OrgId::parse(&text).is_ok() {
+                anyhow::bail!(
+                    "{text:?} is not a file; it looks like an organisation id. Name each \
+                     recipient with its own --to (--to {first} --to {text}) or separate them \
+                     with commas (--to {first},{text})",
+                    first = self
+                        .to
+                        .last()
+                        .map_or_else(|| "ORG".to_owned(), ToString::to_string),
+                );
+            }
+            anyhow::bail!("{}: no such file", file.display());
+        }
+        Ok(())
+    }
+
     fn into_request(self) -> congvan::client::send::SendRequest {
         use congvan::document::manifest::BusinessKind;
         let (business, business_target) = match (self.recall, self.update, self.replace) {
@@ -602,9 +664,15 @@ enum PkiCommand {
         pki: PathBuf,
         /// The certificate to revoke (PEM).
         cert: PathBuf,
-        /// Revocation reason.
+        /// Revocation reason. Say `superseded` for a routine replacement: recipients keep
+        /// trusting documents accepted before it. `key-compromise` without
+        /// `--invalid-since` makes every document the key ever signed untrusted.
         #[arg(long, value_enum)]
         reason: Option<Reason>,
+        /// Since when the key is known or suspected to be compromised (RFC 3339), written
+        /// as the entry's invalidityDate; documents accepted before it stay trusted.
+        #[arg(long, value_name = "TIME")]
+        invalid_since: Option<String>,
     },
 }
 
@@ -821,10 +889,67 @@ fn main() -> ExitCode {
     match run(opts.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            eprintln!("error: {}", report(&e));
+            ExitCode::from(exit_code(&e))
         }
     }
+}
+
+/// The error and its causes on one line, each said once: many library errors already
+/// include their cause in their own message, and anyhow's chain would repeat it.
+fn report(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+/// An `audit` outcome with its own exit code (see `congvan::client::audit::exit`).
+#[derive(Debug)]
+struct AuditExit {
+    code: u8,
+    message: String,
+}
+
+impl std::fmt::Display for AuditExit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for AuditExit {}
+
+fn audit_exit(code: u8, message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(AuditExit {
+        code,
+        message: message.into(),
+    })
+}
+
+/// The exit code of a failure: the audit codes for evidence that does not verify and
+/// input that cannot be read, 1 for everything else.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    use congvan::client::audit::{VerifyError, exit};
+    for cause in e.chain() {
+        if let Some(a) = cause.downcast_ref::<AuditExit>() {
+            return a.code;
+        }
+        if let Some(v) = cause.downcast_ref::<VerifyError>() {
+            return v.exit_code();
+        }
+        if let Some(c) = cause.downcast_ref::<congvan::client::ClientError>() {
+            return c.exit_code();
+        }
+    }
+    exit::FAILED
 }
 
 fn init_tracing(format: LogFormat) {
@@ -862,9 +987,24 @@ fn run(command: Command) -> Result<()> {
                 force,
                 listen,
             } => pki_demo(&out, orgs.as_deref(), force, listen),
-            PkiCommand::Revoke { pki, cert, reason } => {
+            PkiCommand::Revoke {
+                pki,
+                cert,
+                reason,
+                invalid_since,
+            } => {
                 let layout = pki::demo::Layout::new(pki);
-                let revoked = pki::crl::revoke(&layout, &cert, reason.map(Into::into))?;
+                let invalid_since = invalid_since
+                    .map(|t| {
+                        time::OffsetDateTime::parse(
+                            &t,
+                            &time::format_description::well_known::Rfc3339,
+                        )
+                        .map_err(|e| anyhow::anyhow!("--invalid-since {t:?} is not RFC 3339: {e}"))
+                    })
+                    .transpose()?;
+                let revoked =
+                    pki::crl::revoke_with(&layout, &cert, reason.map(Into::into), invalid_since)?;
                 if revoked.newly_revoked {
                     println!(
                         "revoked serial {} in {} (CRL number {})",
@@ -890,6 +1030,7 @@ fn run(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Send { client, doc } => {
+            doc.check_files()?;
             let client = client.client()?;
             let request = (*doc).into_request();
             let outcome = runtime()?.block_on(client.send_document(&request))?;
@@ -954,6 +1095,13 @@ fn run(command: Command) -> Result<()> {
             }
             for (role, subject) in &fetched.signers {
                 println!("  signed ({}):  {subject}", role.name());
+            }
+            println!(
+                "  signatures judged as of the server's signed acceptance time {}",
+                fetched.accepted_at
+            );
+            for notice in &fetched.notices {
+                println!("  note: {notice}");
             }
             for file in &fetched.files {
                 println!("  wrote {}", file.display());
@@ -1071,8 +1219,7 @@ fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>, data: Option<PathB
     rt.block_on(async move {
         let shutdown = shutdown_signal()?;
         let server = congvan::server::Server::build(&config)?;
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
+        let listener = congvan::server::bind(config.listen)
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let reload = server.reloader();
         tokio::spawn(async move {
@@ -1113,6 +1260,16 @@ fn audit(command: AuditCommand) -> Result<()> {
         AuditCommand::Prove { client, id } => {
             let client = client.client()?;
             let (check, events) = runtime()?.block_on(client.prove_document(&id))?;
+            if events.is_empty() {
+                return Err(audit_exit(
+                    congvan::client::audit::exit::NOTHING_FOUND,
+                    format!(
+                        "no event of document {id} is visible to this profile in the log of {} \
+                         entries: the id is unknown, or concerns nobody this profile may audit",
+                        check.current.size
+                    ),
+                ));
+            }
             println!(
                 "document {id}: {} events proved in the log of {} entries",
                 events.len(),
@@ -1150,12 +1307,31 @@ fn audit(command: AuditCommand) -> Result<()> {
             }
             Ok(())
         }
-        AuditCommand::Export { client, out } => {
+        AuditCommand::Export {
+            client,
+            out,
+            start,
+            end,
+        } => {
             let client = client.client()?;
-            let export = runtime()?.block_on(client.export(&out))?;
+            let rt = runtime()?;
+            let range = match (start, end) {
+                (None, None) => None,
+                (start, end) => {
+                    let end = match end {
+                        Some(end) => end,
+                        None => rt.block_on(client.fetch_checkpoint())?.size,
+                    };
+                    Some((start.unwrap_or(0), end))
+                }
+            };
+            let export = rt.block_on(client.export_range(&out, range))?;
             println!(
-                "exported {} entries with proofs to {}",
+                "exported entries [{}, {}): {} readable with proofs, {} as leaf hashes only, to {}",
+                export.start,
+                export.end,
                 export.entries.len(),
+                export.hidden.len(),
                 out.display()
             );
             Ok(())
@@ -1164,14 +1340,28 @@ fn audit(command: AuditCommand) -> Result<()> {
             let profile = ClientProfile::load(&profile)?;
             let report = congvan::client::audit::verify_export(&file, &profile)?;
             println!(
-                "checkpoint of {} entries verified; {} entries and {} receipt signatures checked{}",
+                "checkpoint of {} entries verified; {} of entries [{}, {}){}: {} read, {} as leaf \
+                 hashes only; {} receipt signatures checked{}{}",
                 report.size,
+                if report.whole_log() {
+                    "the whole log"
+                } else {
+                    "the range"
+                },
+                report.start,
+                report.end,
+                if report.whole_log() { "" } else { " only" },
                 report.entries,
+                report.hidden,
                 report.receipts,
                 if report.recomputed_root {
-                    "; root recomputed from every leaf"
+                    "; root recomputed from every leaf hash"
                 } else {
                     ""
+                },
+                match report.remembered_size {
+                    Some(n) => format!("; reproduces the remembered checkpoint of {n} entries"),
+                    None => String::new(),
                 }
             );
             if report.problems.is_empty() {
@@ -1181,10 +1371,16 @@ fn audit(command: AuditCommand) -> Result<()> {
                 for problem in &report.problems {
                     eprintln!("  {problem}");
                 }
-                match report.first_bad_index {
-                    Some(i) => bail!("the export does not verify: first bad entry is at index {i}"),
-                    None => bail!("the export does not verify"),
-                }
+                let message = match report.first_bad_index {
+                    Some(i) => {
+                        format!("the export does not verify: first bad entry is at index {i}")
+                    }
+                    None => "the export does not verify".to_owned(),
+                };
+                Err(audit_exit(
+                    congvan::client::audit::exit::NOT_VERIFIED,
+                    message,
+                ))
             }
         }
         AuditCommand::Report {
@@ -1287,6 +1483,24 @@ fn verify_store(config: Option<PathBuf>, data: Option<PathBuf>) -> Result<()> {
         None => ServerConfig::load(Path::new(DEFAULT_CONFIG_PATH))?,
     };
     let data = data.unwrap_or(config.data_dir.clone());
+    // Opening a store creates one, and the keys are made when missing: on a directory
+    // without them the scan would "verify" an empty log it just made. Refuse instead.
+    for (what, path) in [
+        ("store", data.join("db")),
+        ("server keys", data.join("keys")),
+    ] {
+        if !path.is_dir() {
+            return Err(audit_exit(
+                congvan::client::audit::exit::UNREADABLE,
+                format!(
+                    "{} holds no {what} ({} is missing): give the server's data directory \
+                     with --data, or check data_dir in the configuration",
+                    data.display(),
+                    path.display()
+                ),
+            ));
+        }
+    }
     let store = congvan::store::Store::open(&data).with_context(|| {
         format!(
             "cannot open the store in {} (is the server still running?)",
@@ -1336,7 +1550,10 @@ fn verify_store(config: Option<PathBuf>, data: Option<PathBuf>) -> Result<()> {
         }
     }
     if bad {
-        bail!("the stored log does not verify");
+        return Err(audit_exit(
+            congvan::client::audit::exit::NOT_VERIFIED,
+            "the stored log does not verify",
+        ));
     }
     println!("the stored log verifies");
     Ok(())

@@ -19,20 +19,80 @@ use uuid::Uuid;
 
 use super::state::pinned_log_verifier_key;
 use super::{Client, ClientError};
-use crate::api::{LogEntries, LogProof};
+use crate::api::{
+    DELIVERY_RECEIPT_TYPE, DeliveryReceipt, HiddenEntry, LogEntries, LogProof, RangeProof,
+};
 use crate::config::Deadlines;
-use crate::document::DocSignature;
+use crate::directory::OrgId;
+use crate::document::{DocSignature, Role};
 use crate::ledger::{self, Event, VerifiedCheckpoint, checkpoint};
-use crate::pki::Identity;
 use crate::pki::pem::write_public;
-use crate::pki::signing::SigningTrust;
+use crate::pki::signing::{JudgedAt, SigningTrust};
 
-/// `type` of an audit export file.
-pub const EXPORT_TYPE: &str = "congvan.audit-export/v1";
+/// `type` of an audit export file. Version 2 accounts for every index of its range;
+/// version 1 files (entries the officer could read, nothing else) are refused, because
+/// nothing in them shows that an entry was left out.
+pub const EXPORT_TYPE: &str = "congvan.audit-export/v2";
+const EXPORT_TYPE_V1: &str = "congvan.audit-export/v1";
 const REMEMBERED: &str = "checkpoint.txt";
+
+/// Exit codes of `congvan audit` (documented in the README's command table).
+pub mod exit {
+    /// Everything verified (or the command did what it was asked).
+    pub const OK: u8 = 0;
+    /// Any other failure: network, server refusal, profile, usage of the files.
+    pub const FAILED: u8 = 1;
+    /// It does not verify: a forged, altered, incomplete or inconsistent export, log or
+    /// checkpoint. The evidence is bad, not the tool.
+    pub const NOT_VERIFIED: u8 = 3;
+    /// The input cannot be read: no such file, not an export, an unsupported version,
+    /// or a data directory without a store.
+    pub const UNREADABLE: u8 = 4;
+    /// Nothing to prove: no event of that document is visible to this profile.
+    pub const NOTHING_FOUND: u8 = 5;
+    /// The server could not be reached: no connection, or the TLS handshake refused.
+    pub const UNREACHABLE: u8 = 6;
+    /// The server (or, checked first by the client, the server's declared rules) refused
+    /// the request with an error code.
+    pub const REFUSED: u8 = 7;
+}
 
 fn trust_err(msg: impl Into<String>) -> ClientError {
     ClientError::Trust(msg.into())
+}
+
+/// Why `audit verify` could not say "everything verifies".
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// The file cannot be read as an export of this version.
+    #[error("cannot read the export {path}: {reason}")]
+    Unreadable {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The export's checkpoint does not verify with the pinned log key.
+    #[error("the export does not verify: {0}")]
+    NotVerified(String),
+    /// The profile or its trust material cannot be used.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+}
+
+impl VerifyError {
+    /// The process exit code for this failure (see [`exit`]).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            VerifyError::Unreadable { .. } => exit::UNREADABLE,
+            VerifyError::NotVerified(_) => exit::NOT_VERIFIED,
+            VerifyError::Client(ClientError::LogInconsistent(_) | ClientError::Trust(_)) => {
+                exit::NOT_VERIFIED
+            }
+            VerifyError::Client(_) => exit::FAILED,
+        }
+    }
 }
 
 /// What `audit checkpoint` found.
@@ -53,7 +113,8 @@ pub struct ProvedEvent {
     pub event: Event,
 }
 
-/// An export file: everything needed to verify offline.
+/// An export file: everything needed to verify offline that the entries `[start, end)`
+/// of the log the checkpoint commits to are all there, unaltered.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Export {
@@ -66,10 +127,20 @@ pub struct Export {
     pub exported_at: String,
     /// The signed checkpoint every proof is against.
     pub checkpoint: String,
+    /// The first index of the range exported.
+    pub start: u64,
+    /// One past the last index; `start = 0` and `end` = the checkpoint's size is the
+    /// whole log.
+    pub end: u64,
+    /// The hashes of the subtrees outside `[start, end)` (base64; empty for the whole
+    /// log): with every leaf hash of the range they recompute the checkpoint's root.
+    pub range_proof: Vec<String>,
     /// The CA-signed CRLs, for checking the receipts' signatures.
     pub crls: Vec<String>,
-    /// The entries the officer may see, each with its inclusion proof.
+    /// The entries of the range the officer may read, each with its inclusion proof.
     pub entries: Vec<ExportEntry>,
+    /// The entries of the range the officer may not read, as bare leaf hashes.
+    pub hidden: Vec<HiddenEntry>,
 }
 
 /// One exported entry.
@@ -89,30 +160,45 @@ pub struct ExportEntry {
 pub struct VerifyReport {
     /// The checkpoint's size.
     pub size: u64,
-    /// Entries checked.
+    /// The first index of the range.
+    pub start: u64,
+    /// One past the last index of the range.
+    pub end: u64,
+    /// Entries read and checked.
     pub entries: usize,
+    /// Entries accounted for by their leaf hash only.
+    pub hidden: usize,
     /// Receipt signatures checked.
     pub receipts: usize,
-    /// Whether the export held the whole log, so the root was recomputed from scratch.
+    /// Whether every leaf hash of the range, with the range proof, recomputed the root.
     pub recomputed_root: bool,
+    /// The size of the checkpoint remembered in the profile, when the export reproduced
+    /// its root too.
+    pub remembered_size: Option<u64>,
     /// Problems, the first bad index first.
     pub problems: Vec<String>,
     /// The first index whose entry does not verify.
     pub first_bad_index: Option<u64>,
 }
 
+impl VerifyReport {
+    /// Whether the export covers the whole log its checkpoint commits to.
+    pub fn whole_log(&self) -> bool {
+        self.start == 0 && self.end == self.size
+    }
+}
+
+fn decode_hash(text: &str) -> Result<Hash, ClientError> {
+    let bytes = B64
+        .decode(text)
+        .map_err(|e| trust_err(format!("hash: {e}")))?;
+    <[u8; 32]>::try_from(bytes.as_slice())
+        .map(Hash)
+        .map_err(|_| trust_err("hash is not 32 bytes"))
+}
+
 fn decode_proof(proof: &[String]) -> Result<Vec<Hash>, ClientError> {
-    proof
-        .iter()
-        .map(|p| {
-            let bytes = B64
-                .decode(p)
-                .map_err(|e| trust_err(format!("proof: {e}")))?;
-            <[u8; 32]>::try_from(bytes.as_slice())
-                .map(Hash)
-                .map_err(|_| trust_err("proof hash is not 32 bytes"))
-        })
-        .collect()
+    proof.iter().map(|p| decode_hash(p)).collect()
 }
 
 impl Client {
@@ -181,19 +267,31 @@ impl Client {
         &self,
         size: u64,
     ) -> Result<Vec<crate::api::LogEntry>, ClientError> {
-        let mut out = Vec::new();
-        let mut start = 0;
-        while start < size {
+        Ok(self.entries_in(0, size).await?.0)
+    }
+
+    /// The entries of `[start, end)`: those the caller may read, and the leaf hashes of
+    /// the others, each in index order.
+    pub async fn entries_in(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> Result<(Vec<crate::api::LogEntry>, Vec<HiddenEntry>), ClientError> {
+        let mut entries = Vec::new();
+        let mut hidden = Vec::new();
+        let mut at = start;
+        while at < end {
             let page: LogEntries = self
-                .get_json(&format!("/v1/log/entries?start={start}&end={size}"))
+                .get_json(&format!("/v1/log/entries?start={at}&end={end}"))
                 .await?;
-            out.extend(page.entries);
+            entries.extend(page.entries);
+            hidden.extend(page.hidden);
             match page.next_start {
-                Some(next) if next > start => start = next,
+                Some(next) if next > at => at = next,
                 _ => break,
             }
         }
-        Ok(out)
+        Ok((entries, hidden))
     }
 
     /// `audit prove ID`: the document's events, each proved included in the current
@@ -241,14 +339,46 @@ impl Client {
         Ok((check, out))
     }
 
-    /// `audit export`: the checkpoint, every visible entry with its inclusion proof, and
-    /// the CRLs, into one file.
+    /// `audit export`: the checkpoint, every entry of the whole log (those the officer
+    /// may read with their inclusion proofs, the others as leaf hashes), and the CRLs,
+    /// into one file.
     pub async fn export(&self, out: &Path) -> Result<Export, ClientError> {
+        self.export_range(out, None).await
+    }
+
+    /// `audit export --start --end`: as [`Client::export`], for the entries `[start, end)`
+    /// of the current checkpoint (the whole log when `range` is `None`), with the range
+    /// proof that ties the range to the checkpoint's root.
+    pub async fn export_range(
+        &self,
+        out: &Path,
+        range: Option<(u64, u64)>,
+    ) -> Result<Export, ClientError> {
         let check = self.audit_checkpoint().await?;
         let cp = check.current;
+        let (start, end) = range.unwrap_or((0, cp.size));
+        if (start, end) != (0, cp.size) && (start >= end || end > cp.size) {
+            return Err(ClientError::Input(format!(
+                "the range [{start}, {end}) is not inside the log of {} entries; give \
+                 --start below --end, and --end at most {}",
+                cp.size, cp.size
+            )));
+        }
         let crls: crate::api::CrlsResponse = self.get_json("/v1/crls").await?;
+        let range_proof = if (start, end) == (0, cp.size) {
+            Vec::new()
+        } else {
+            let proof: RangeProof = self
+                .get_json(&format!(
+                    "/v1/log/proofs/range?start={start}&end={end}&size={}",
+                    cp.size
+                ))
+                .await?;
+            proof.proof
+        };
+        let (visible, hidden) = self.entries_in(start, end).await?;
         let mut entries = Vec::new();
-        for entry in self.visible_entries(cp.size).await? {
+        for entry in visible {
             let proof: LogProof = self
                 .get_json(&format!(
                     "/v1/log/proofs/inclusion?index={}&size={}",
@@ -266,8 +396,12 @@ impl Client {
             server: self.base_url().to_owned(),
             exported_at: crate::api::now_rfc3339(),
             checkpoint: cp.note,
+            start,
+            end,
+            range_proof,
             crls: crls.crls,
             entries,
+            hidden,
         };
         let text =
             serde_json::to_vec_pretty(&export).map_err(|e| ClientError::Input(e.to_string()))?;
@@ -276,32 +410,63 @@ impl Client {
     }
 }
 
-/// `audit verify FILE`, offline: the checkpoint's signature with the pinned key, every
-/// entry's inclusion proof (naming the first bad index), every receipt's signature against
-/// the profile's anchor and the exported CRLs, and, when the export holds the whole log,
-/// the root recomputed from the leaves.
+/// Reads an export file; anything but a readable export of this version is
+/// [`VerifyError::Unreadable`].
+pub fn read_export(path: &Path) -> Result<Export, VerifyError> {
+    let unreadable = |reason: String| VerifyError::Unreadable {
+        path: path.display().to_string(),
+        reason,
+    };
+    let text = std::fs::read(path).map_err(|e| unreadable(e.to_string()))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|e| unreadable(format!("not JSON: {e}")))?;
+    match value.get("type").and_then(|t| t.as_str()) {
+        Some(EXPORT_TYPE) => {}
+        Some(EXPORT_TYPE_V1) => {
+            return Err(unreadable(format!(
+                "a {EXPORT_TYPE_V1} file cannot show that no entry was left out; \
+                 export again with `congvan audit export`"
+            )));
+        }
+        _ => return Err(unreadable(format!("not a {EXPORT_TYPE} file"))),
+    }
+    serde_json::from_slice(&text).map_err(|e| unreadable(e.to_string()))
+}
+
+/// One entry of an export, read or hidden, on its way through verification.
+enum Slot<'a> {
+    Read(&'a ExportEntry),
+    Hidden(&'a HiddenEntry),
+}
+
+/// `audit verify FILE`, offline. Checks the checkpoint's signature with the pinned key;
+/// that every index of the export's range is there exactly once, read or as a leaf hash;
+/// every read entry's inclusion proof (naming the first bad index); that the range's leaf
+/// hashes and the range proof recompute the checkpoint's root (so nothing was left out,
+/// added or moved); that every signed statement an entry embeds agrees with the entry
+/// field by field and verifies against the profile's anchor and the exported CRLs; that
+/// an entry agrees with its document's submission; and, for an export from index 0,
+/// that it reproduces the root of the checkpoint remembered in the profile.
 pub fn verify_export(
     export_path: &Path,
     profile: &crate::config::ClientProfile,
-) -> Result<VerifyReport, ClientError> {
-    let text = std::fs::read(export_path)
-        .map_err(|e| ClientError::Input(format!("{}: {e}", export_path.display())))?;
-    let export: Export = serde_json::from_slice(&text)
-        .map_err(|e| ClientError::Input(format!("{}: {e}", export_path.display())))?;
-    if export.kind != EXPORT_TYPE {
-        return Err(ClientError::Input(format!("not a {EXPORT_TYPE} file")));
-    }
+) -> Result<VerifyReport, VerifyError> {
+    let export = read_export(export_path)?;
     let vkey = pinned_log_verifier_key(&profile.state_dir)?;
-    let cp = checkpoint::verify(&export.checkpoint, &vkey).map_err(|e| trust_err(e.to_string()))?;
+    let cp = checkpoint::verify(&export.checkpoint, &vkey)
+        .map_err(|e| VerifyError::NotVerified(e.to_string()))?;
 
     let crl_dir = tempfile::tempdir().map_err(|e| ClientError::Input(e.to_string()))?;
     let crl_path = crl_dir.path().join("crls.pem");
     std::fs::write(&crl_path, export.crls.concat())
         .map_err(|e| ClientError::Input(e.to_string()))?;
-    let trust = SigningTrust::load(std::slice::from_ref(&profile.ca), &[crl_path])?;
+    let trust = SigningTrust::load(std::slice::from_ref(&profile.ca), &[crl_path])
+        .map_err(|e| VerifyError::NotVerified(format!("the exported CRLs: {e}")))?;
 
     let mut report = VerifyReport {
         size: cp.size,
+        start: export.start,
+        end: export.end,
         ..VerifyReport::default()
     };
     let bad = |report: &mut VerifyReport, index: u64, problem: String| {
@@ -310,21 +475,91 @@ pub fn verify_export(
         }
         report.problems.push(format!("entry {index}: {problem}"));
     };
+    let whole_empty = export.start == 0 && export.end == 0 && cp.size == 0;
+    if !whole_empty && (export.start >= export.end || export.end > cp.size) {
+        report.problems.push(format!(
+            "the range [{}, {}) is not inside the checkpoint's {} entries",
+            export.start, export.end, cp.size
+        ));
+        return Ok(report);
+    }
+
+    // Every index of the range, exactly once.
+    let mut slots: BTreeMap<u64, Slot<'_>> = BTreeMap::new();
     let mut previous = None;
     for entry in &export.entries {
-        report.entries += 1;
         if previous.is_some_and(|p| entry.index <= p) {
             bad(&mut report, entry.index, "entries are out of order".into());
         }
         previous = Some(entry.index);
+        if slots.insert(entry.index, Slot::Read(entry)).is_some() {
+            bad(&mut report, entry.index, "appears twice".into());
+        }
+    }
+    for hidden in &export.hidden {
+        if slots.insert(hidden.index, Slot::Hidden(hidden)).is_some() {
+            bad(&mut report, hidden.index, "appears twice".into());
+        }
+    }
+    for &index in slots.keys() {
+        if index < export.start || index >= export.end {
+            bad(
+                &mut report,
+                index,
+                format!(
+                    "is outside the export's range [{}, {})",
+                    export.start, export.end
+                ),
+            );
+        }
+    }
+    let mut missing = 0u64;
+    for index in export.start..export.end {
+        if !slots.contains_key(&index) {
+            missing += 1;
+            if missing <= 10 {
+                bad(
+                    &mut report,
+                    index,
+                    "is missing from the export: an entry was left out".into(),
+                );
+            }
+        }
+    }
+    if missing > 10 {
+        report.problems.push(format!(
+            "{missing} entries in all are missing from the export"
+        ));
+    }
+
+    // Each entry, and the leaf hashes of the whole range in order.
+    let mut hashes = Vec::with_capacity(slots.len());
+    let mut submissions: BTreeMap<Uuid, Event> = BTreeMap::new();
+    // Who carries on whom, from the `reorganised` entries read so far: a successor fetches
+    // and acknowledges what was sent to the units merged into it.
+    let mut successors: BTreeMap<String, String> = BTreeMap::new();
+    for (&index, slot) in &slots {
+        let entry = match slot {
+            Slot::Hidden(hidden) => {
+                report.hidden += 1;
+                match decode_hash(&hidden.leaf_hash) {
+                    Ok(h) => hashes.push(h),
+                    Err(e) => bad(&mut report, index, format!("hidden entry: {e}")),
+                }
+                continue;
+            }
+            Slot::Read(entry) => entry,
+        };
+        report.entries += 1;
         let leaf = entry.leaf.get().as_bytes();
+        hashes.push(ledger::leaf_hash(leaf));
         let included = decode_proof(&entry.proof)
-            .map(|proof| ledger::check_inclusion(&proof, cp.size, cp.root, entry.index, leaf))
+            .map(|proof| ledger::check_inclusion(&proof, cp.size, cp.root, index, leaf))
             .unwrap_or(false);
         if !included {
             bad(
                 &mut report,
-                entry.index,
+                index,
                 "not in the log the checkpoint commits to: altered or forged".into(),
             );
             continue;
@@ -332,7 +567,7 @@ pub fn verify_export(
         let event = match Event::from_leaf(leaf) {
             Ok(e) => e,
             Err(e) => {
-                bad(&mut report, entry.index, format!("not an event: {e}"));
+                bad(&mut report, index, format!("not an event: {e}"));
                 continue;
             }
         };
@@ -345,30 +580,183 @@ pub fn verify_export(
         {
             report.receipts += 1;
             if let Err(problem) = check_receipt_signature(&trust, actor, receipt, time) {
-                bad(&mut report, entry.index, problem);
+                bad(&mut report, index, problem);
+            }
+        }
+        if let Event::Reorganised {
+            successors: after, ..
+        } = &event
+        {
+            successors.extend(after.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        let submission = event.document_id().and_then(|id| submissions.get(&id));
+        for problem in disagreements(&event, submission, &successors) {
+            bad(&mut report, index, problem);
+        }
+        if let Event::Submitted { document_id, .. } = &event {
+            submissions.insert(*document_id, event);
+        }
+    }
+
+    // The range, tied to the checkpoint's root.
+    if missing == 0 && hashes.len() as u64 == export.end - export.start {
+        if whole_empty {
+            report.recomputed_root = cp.root == ledger::root_of_leaves(&[]);
+        } else {
+            report.recomputed_root = decode_proof(&export.range_proof).is_ok_and(|proof| {
+                ledger::check_range(&proof, cp.size, cp.root, export.start, &hashes)
+            });
+        }
+        if !report.recomputed_root {
+            report.problems.push(
+                "the leaf hashes of the range do not recompute the checkpoint's root: \
+                 an entry was added, removed, replaced or moved"
+                    .into(),
+            );
+        }
+    }
+
+    // The checkpoint remembered in the profile: an export from index 0 holds every leaf
+    // hash of its prefix, so it must reproduce that root too.
+    let remembered_path = profile.state_dir.join(REMEMBERED);
+    if let Ok(note) = std::fs::read_to_string(&remembered_path) {
+        if let Ok(remembered) = checkpoint::verify(&note, &vkey) {
+            if export.start == 0 && remembered.size <= export.end && missing == 0 {
+                if ledger::root_of_prefix(&hashes, remembered.size) == Some(remembered.root) {
+                    report.remembered_size = Some(remembered.size);
+                } else {
+                    report.problems.push(format!(
+                        "the export does not reproduce the checkpoint of {} entries remembered \
+                         in {}: the log was rewritten since",
+                        remembered.size,
+                        remembered_path.display()
+                    ));
+                }
             }
         }
     }
-    let whole = export.entries.len() as u64 == cp.size
-        && export
-            .entries
-            .iter()
-            .enumerate()
-            .all(|(i, e)| e.index == i as u64);
-    if whole {
-        report.recomputed_root = true;
-        let leaves: Vec<Vec<u8>> = export
-            .entries
-            .iter()
-            .map(|e| e.leaf.get().as_bytes().to_vec())
-            .collect();
-        if ledger::root_of_leaves(&leaves) != cp.root {
-            report
-                .problems
-                .push("the root recomputed from every leaf differs from the checkpoint's".into());
-        }
-    }
     Ok(report)
+}
+
+/// Where an entry disagrees with what it embeds, or with its document's submission (when
+/// the export holds it): a receipt must say what its signed statement says (document,
+/// recipient, status), and sender, recipients and digests must match the submission. The
+/// one who fetched or signed must be a recipient, or the successor (per `successors`, from
+/// the log's `reorganised` entries) of one.
+fn disagreements(
+    event: &Event,
+    submission: Option<&Event>,
+    successors: &BTreeMap<String, String>,
+) -> Vec<String> {
+    let acts_for_a_recipient = |recipients: &[String], actor: &str| {
+        recipients
+            .iter()
+            .any(|r| r == actor || successors.get(r).is_some_and(|s| s == actor))
+    };
+    let mut out = Vec::new();
+    if let Event::Receipt {
+        document_id,
+        actor,
+        sender,
+        recipients,
+        status,
+        receipt,
+        ..
+    } = event
+    {
+        match receipt
+            .get("receipt")
+            .cloned()
+            .map(serde_json::from_value::<DeliveryReceipt>)
+        {
+            Some(Ok(statement)) => {
+                if statement.kind != DELIVERY_RECEIPT_TYPE {
+                    out.push(format!(
+                        "the embedded statement is a {:?}, not a delivery receipt",
+                        statement.kind
+                    ));
+                }
+                if statement.document_id != *document_id {
+                    out.push(format!(
+                        "the entry names document {document_id}, its signed receipt {}",
+                        statement.document_id
+                    ));
+                }
+                if statement.recipient != *actor {
+                    out.push(format!(
+                        "the entry names recipient {actor}, its signed receipt {}",
+                        statement.recipient
+                    ));
+                }
+                if statement.status != *status {
+                    out.push(format!(
+                        "the entry says status {status}, its signed receipt says {}: relabelled",
+                        statement.status
+                    ));
+                }
+                if let Some(Event::Submitted {
+                    manifest_sha256,
+                    payload_sha256,
+                    ..
+                }) = submission
+                {
+                    if statement.manifest_sha256 != *manifest_sha256
+                        || statement.payload_sha256 != *payload_sha256
+                    {
+                        out.push(
+                            "the signed receipt's digests are not the submitted document's".into(),
+                        );
+                    }
+                }
+            }
+            Some(Err(e)) => out.push(format!("the embedded receipt is malformed: {e}")),
+            None => out.push("the entry embeds no signed receipt".into()),
+        }
+        if !acts_for_a_recipient(recipients, actor) {
+            out.push(format!("{actor} signed a receipt but is not a recipient"));
+        }
+        out.extend(party_disagreements(sender, recipients, submission));
+    }
+    if let Event::Delivered {
+        actor,
+        sender,
+        recipients,
+        payload_sha256,
+        ..
+    } = event
+    {
+        if !acts_for_a_recipient(recipients, actor) {
+            out.push(format!("{actor} fetched but is not a recipient"));
+        }
+        if let Some(Event::Submitted {
+            payload_sha256: submitted,
+            ..
+        }) = submission
+        {
+            if payload_sha256 != submitted {
+                out.push("the payload delivered is not the one submitted".into());
+            }
+        }
+        out.extend(party_disagreements(sender, recipients, submission));
+    }
+    out
+}
+
+fn party_disagreements(
+    sender: &str,
+    recipients: &[String],
+    submission: Option<&Event>,
+) -> Option<String> {
+    match submission {
+        Some(Event::Submitted {
+            sender: s,
+            recipients: r,
+            ..
+        }) if s != sender || r != recipients => Some(
+            "the entry's sender or recipients are not those of the document's submission".into(),
+        ),
+        _ => None,
+    }
 }
 
 fn check_receipt_signature(
@@ -389,13 +777,23 @@ fn check_receipt_signature(
     let at = UnixTime::since_unix_epoch(std::time::Duration::from_secs(
         when.unix_timestamp().max(0) as u64,
     ));
+    // Judged as of the log's time for the event (the server's signed record of when it
+    // took the receipt): a recipient's certificate retired later for a routine reason
+    // leaves its old receipts valid. The CRLs must have been current then.
     let signer = signature
-        .verify(trust, &bytes, at)
+        .verify_at(
+            trust,
+            &bytes,
+            JudgedAt::Signed {
+                signed: at,
+                crls_current_at: at,
+            },
+        )
         .map_err(|e| format!("the receipt's signature does not verify: {e}"))?;
-    match &signer.cert.identity {
-        Identity::Org(id) if id.as_str() == actor => Ok(()),
-        other => Err(format!("the receipt is signed by {other}, not by {actor}")),
-    }
+    let actor_id = OrgId::parse(actor).map_err(|e| format!("receipt actor {actor:?}: {e}"))?;
+    // A receipt is the organisation's act: its seal certificate, never a person's.
+    crate::document::check_signer(Role::Organization, &signer.cert, &actor_id, "")
+        .map_err(|e| format!("the receipt is signed by {}: {e}", signer.cert.identity))
 }
 
 /// One line of `audit report`.
@@ -578,6 +976,88 @@ mod tests {
 
     fn t(s: &str) -> time::OffsetDateTime {
         time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap()
+    }
+
+    #[test]
+    fn entries_must_agree_with_their_signed_receipt_and_their_submission() {
+        let id = Uuid::now_v7();
+        let submitted = Event::Submitted {
+            time: "2026-11-26T08:00:00Z".into(),
+            document_id: id,
+            actor: "hn/cm".into(),
+            sender: "hn/cm".into(),
+            recipients: vec!["a".into(), "b".into()],
+            classification: "thuong".into(),
+            urgency: 1,
+            deadline: None,
+            manifest_sha256: "m".into(),
+            payload_sha256: "p".into(),
+            payload_size: 1,
+            sealed_with: None,
+        };
+        let statement = |status: &str, recipient: &str| {
+            serde_json::json!({"receipt": {
+                "type": DELIVERY_RECEIPT_TYPE, "document_id": id, "recipient": recipient,
+                "manifest_sha256": "m", "payload_sha256": "p", "status": status,
+                "time": "2026-11-26T09:00:00Z", "note": "",
+            }, "signature": {}})
+        };
+        let receipt = |status: &str, signed: serde_json::Value| Event::Receipt {
+            time: "2026-11-26T09:00:01Z".into(),
+            document_id: id,
+            actor: "a".into(),
+            sender: "hn/cm".into(),
+            recipients: vec!["a".into(), "b".into()],
+            status: status.into(),
+            receipt: signed,
+        };
+        let honest = receipt("02", statement("02", "a"));
+        assert!(disagreements(&honest, Some(&submitted), &BTreeMap::new()).is_empty());
+        let relabelled =
+            disagreements(&receipt("03", statement("02", "a")), None, &BTreeMap::new());
+        assert!(relabelled[0].contains("relabelled"), "{relabelled:?}");
+        let other = disagreements(&receipt("02", statement("02", "b")), None, &BTreeMap::new());
+        assert!(other[0].contains("recipient a"), "{other:?}");
+        let bare = disagreements(
+            &receipt("02", serde_json::Value::Null),
+            None,
+            &BTreeMap::new(),
+        );
+        assert!(bare[0].contains("embeds no signed receipt"), "{bare:?}");
+        let delivered = |payload: &str, recipients: Vec<String>| Event::Delivered {
+            time: "2026-11-26T09:00:00Z".into(),
+            document_id: id,
+            actor: "a".into(),
+            sender: "hn/cm".into(),
+            recipients,
+            payload_sha256: payload.into(),
+        };
+        let both = vec!["a".to_owned(), "b".to_owned()];
+        assert!(
+            disagreements(
+                &delivered("p", both.clone()),
+                Some(&submitted),
+                &BTreeMap::new()
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            disagreements(&delivered("q", both), Some(&submitted), &BTreeMap::new()).len(),
+            1
+        );
+        assert_eq!(
+            disagreements(
+                &delivered("p", vec!["a".into()]),
+                Some(&submitted),
+                &BTreeMap::new()
+            )
+            .len(),
+            1
+        );
+        assert_eq!(
+            disagreements(&delivered("p", vec!["b".into()]), None, &BTreeMap::new()).len(),
+            1
+        );
     }
 
     #[test]

@@ -2,9 +2,13 @@
 //! decrypt a classified one, write its files; acknowledge with a signed receipt.
 //!
 //! Verification, in order: the manifest the server returns hashes to the digest in its
-//! receipt; every signature verifies against the profile's trust anchor with the CAs'
-//! current CRLs (fetched from the server, but signed by the CAs), for the sender's
-//! organisation, covering the roles the sender's policy requires; the payload hashes to
+//! receipt; the server's submission receipt verifies with its pinned receipts key and
+//! names this manifest; every signature verifies against the profile's trust anchor with
+//! the CAs' current CRLs (fetched from the server, but signed by the CAs), judged as of
+//! the receipt's acceptance time (a certificate retired since, for a routine reason, does
+//! not make the document unreadable; a compromised one does), for the sender's
+//! organisation, each role by its own kind of certificate (the person's issued to the
+//! manifest's signer), covering the roles the sender's policy requires; the payload hashes to
 //! the manifest's digest; for a classified document, the OpenPGP message decrypts with our
 //! key and carries a valid signature by the sender's registered key, and the inner
 //! manifest agrees with the outer one; every file hashes to its digest. Only then are the
@@ -29,7 +33,7 @@ use crate::document::{DocSignature, Role, sha256_hex};
 use crate::pki::Identity;
 use crate::pki::identity::hex;
 use crate::pki::pem::write_public;
-use crate::pki::signing::{SigningKey, SigningTrust};
+use crate::pki::signing::{JudgedAt, SigningKey, SigningTrust};
 use crate::seal::Cipher;
 
 /// Largest decrypted inner package accepted (guards against compression bombs).
@@ -46,9 +50,17 @@ pub struct Fetched {
     pub signers: Vec<(Role, String)>,
     /// For a classified document, the cipher that sealed it, as the server recorded it.
     pub sealed_with: Option<crate::seal::policy::SealMark>,
-    /// Loud notices for people about this organisation's own registered key.
+    /// When the server accepted the document (its signed receipt's time), the time the
+    /// signatures were judged at.
+    pub accepted_at: String,
+    /// Loud notices for people: this organisation's own registered key, and certificates
+    /// of the signers' chains revoked after acceptance in a way that leaves the
+    /// signatures valid, in plain words for the recipient.
     pub notices: Vec<String>,
 }
+
+/// How far in the future a receipt's acceptance time may lie (clock skew).
+const ACCEPTED_AT_SKEW_SECONDS: u64 = 300;
 
 fn refuse(msg: impl Into<String>) -> ClientError {
     ClientError::Trust(msg.into())
@@ -129,19 +141,39 @@ impl Client {
                 ))
             })?;
 
+        // The time the signatures are judged at: when the server accepted the document,
+        // as its receipt (signed with the pinned receipts key) says.
+        let receipt = view.receipt.as_ref().ok_or_else(|| {
+            refuse("the document has no submission receipt, so there is no time to judge its signatures at")
+        })?;
+        let keys = self.server_keys().await?;
+        let statement =
+            super::send::check_receipt(receipt, &keys, &manifest, &view.manifest_sha256)?;
+        let accepted = accepted_time(&statement.accepted_at)?;
+
         // Outer signatures, verified here against our own trust anchor.
         let trust = self.signing_trust().await?;
         let signatures = view.signatures.clone();
         let required = sender_entry.required_signatures.clone();
-        let sender = manifest.sender.clone();
+        let checked_manifest = manifest.clone();
         let canonical = outer.canonical.clone();
         let client = self.clone();
         let own_directory = directory.clone();
         let own_id = me.clone();
         let sender_entry_owned = sender_entry.clone();
         let classified = manifest.classification.is_classified();
-        let (signers, notices, sender_cert) = tokio::task::spawn_blocking(move || {
-            let signers = verify_signatures(&trust, &canonical, &signatures, &required, &sender)?;
+        let (verified, own_notices, sender_cert) = tokio::task::spawn_blocking(move || {
+            let verified = verify_outer_signatures(
+                &trust,
+                &canonical,
+                &checked_manifest,
+                &signatures,
+                &required,
+                JudgedAt::Signed {
+                    signed: accepted,
+                    crls_current_at: UnixTime::now(),
+                },
+            )?;
             // Our own entry: the owner is the one party who can tell that the server
             // lists another key in its name.
             let notices = client.own_key_notices(&trust, &own_directory, &own_id);
@@ -152,7 +184,7 @@ impl Client {
             } else {
                 None
             };
-            Ok::<_, ClientError>((signers, notices, sender_cert))
+            Ok::<_, ClientError>((verified, notices, sender_cert))
         })
         .await
         .map_err(|e| ClientError::Input(e.to_string()))??;
@@ -245,9 +277,10 @@ impl Client {
         Ok(Fetched {
             manifest: content_manifest,
             files: written,
-            signers,
+            signers: verified.signers,
             sealed_with: view.sealed_with.clone(),
-            notices,
+            accepted_at: statement.accepted_at,
+            notices: own_notices.into_iter().chain(verified.notices).collect(),
         })
     }
 
@@ -260,6 +293,9 @@ impl Client {
             Identity::Org(id) => Ok(id),
             Identity::Auditor(_) => Err(ClientError::Input(
                 "this profile is a security officer's, not a committee's".into(),
+            )),
+            Identity::Person(_) => Err(ClientError::Input(
+                "the profile's TLS certificate is a person's signing certificate".into(),
             )),
         }
     }
@@ -369,27 +405,58 @@ pub fn signed_receipt(
     Ok(ReceiptRequest { receipt, signature })
 }
 
-fn verify_signatures(
+/// Parses a receipt's acceptance time, refusing one in the future.
+fn accepted_time(text: &str) -> Result<UnixTime, ClientError> {
+    let when = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| {
+            refuse(format!(
+                "the receipt's acceptance time {text:?} is not RFC 3339"
+            ))
+        })?;
+    let seconds = u64::try_from(when.unix_timestamp()).map_err(|_| {
+        refuse(format!(
+            "the receipt's acceptance time {text} is before 1970"
+        ))
+    })?;
+    if seconds > UnixTime::now().as_secs() + ACCEPTED_AT_SKEW_SECONDS {
+        return Err(refuse(format!(
+            "the receipt's acceptance time {text} is in the future"
+        )));
+    }
+    Ok(UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+        seconds,
+    )))
+}
+
+/// The outer signatures that verified.
+#[derive(Debug)]
+pub struct VerifiedSignatures {
+    /// (role, certificate subject) of each signature.
+    pub signers: Vec<(Role, String)>,
+    /// Later revocations that leave the signatures valid, as sentences.
+    pub notices: Vec<String>,
+}
+
+/// The recipient's check of a document's outer signatures, which never trusts the
+/// server's verdict: each verifies over `canonical` with `trust` judged at `at`, is made
+/// by the sender's certificate of the kind its role needs (the person's issued to the
+/// manifest's `signer.full_name`), no role or certificate appears twice, and every role
+/// in `required` is present.
+pub fn verify_outer_signatures(
     trust: &SigningTrust,
     canonical: &[u8],
+    manifest: &Manifest,
     signatures: &[DocSignature],
     required: &[String],
-    sender: &OrgId,
-) -> Result<Vec<(Role, String)>, ClientError> {
-    let now = UnixTime::now();
+    at: JudgedAt,
+) -> Result<VerifiedSignatures, ClientError> {
     let mut signers = Vec::new();
+    let mut notices = Vec::new();
     let mut fingerprints = Vec::new();
     for sig in signatures {
         let signer = sig
-            .verify(trust, canonical, now)
+            .verify_at(trust, canonical, at)
             .map_err(|e| refuse(format!("{} signature: {e}", sig.role.name())))?;
-        if signer.cert.identity != Identity::Org(sender.clone()) {
-            return Err(refuse(format!(
-                "the {} signature is by {}, not by the sender {sender}",
-                sig.role.name(),
-                signer.cert.identity
-            )));
-        }
         if signers.iter().any(|(r, _)| *r == sig.role)
             || fingerprints.contains(&signer.cert.fingerprint_sha256)
         {
@@ -397,7 +464,17 @@ fn verify_signatures(
                 "a role or a certificate appears twice among the signatures",
             ));
         }
+        crate::document::check_signer(
+            sig.role,
+            &signer.cert,
+            &manifest.sender,
+            &manifest.signer.full_name,
+        )
+        .map_err(|e| refuse(e.to_string()))?;
         fingerprints.push(signer.cert.fingerprint_sha256.clone());
+        for later in &signer.later_revocations {
+            notices.push(format!("{} signature: {later}", sig.role.name()));
+        }
         signers.push((sig.role, signer.cert.subject.clone()));
     }
     for role in required {
@@ -407,7 +484,7 @@ fn verify_signatures(
             )));
         }
     }
-    Ok(signers)
+    Ok(VerifiedSignatures { signers, notices })
 }
 
 /// Decrypts the payload into `plain_path`, verifies the sender's inner signature, reads

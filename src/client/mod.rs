@@ -176,10 +176,10 @@ impl Client {
         request: reqwest::RequestBuilder,
         url: &str,
     ) -> Result<reqwest::Response, ClientError> {
-        request.send().await.map_err(|e| ClientError::Transport {
-            url: url.to_owned(),
-            cause: error_chain(&e),
-        })
+        request
+            .send()
+            .await
+            .map_err(|e| transport_error(url, &error_chain(&e)))
     }
 
     /// `GET path`, decoding a JSON answer or the API error.
@@ -294,13 +294,109 @@ async fn decode<T: DeserializeOwned>(response: reqwest::Response) -> Result<(u16
     }
 }
 
-/// An error and all its sources, joined with ": ".
+impl ClientError {
+    /// The command line's exit code for this error (the table in the README).
+    pub fn exit_code(&self) -> u8 {
+        use audit::exit;
+        match self {
+            ClientError::Transport { .. } => exit::UNREACHABLE,
+            ClientError::Api { .. } | ClientError::NotPermitted(_) => exit::REFUSED,
+            ClientError::Trust(_)
+            | ClientError::LogInconsistent(_)
+            | ClientError::Endorsement { .. } => exit::NOT_VERIFIED,
+            _ => exit::FAILED,
+        }
+    }
+}
+
+/// A failed connection, with what the user can do about it: the TLS alert or certificate
+/// problem in plain words, an `http://` URL, a server that is not listening.
+pub fn transport_error(url: &str, chain: &str) -> ClientError {
+    let hint = transport_hint(url, chain);
+    ClientError::Transport {
+        url: url.to_owned(),
+        cause: if hint.is_empty() {
+            chain.to_owned()
+        } else {
+            format!("{hint} ({chain})")
+        },
+    }
+}
+
+/// The plain-words explanation of a connection failure, or "" when there is none.
+fn transport_hint(url: &str, chain: &str) -> String {
+    let known: &[(&str, &str)] = &[
+        (
+            "CertificateRevoked",
+            "the server refused this profile's TLS certificate: it has been revoked. Ask the \
+             CA (the district's security officer) for a new certificate and profile",
+        ),
+        (
+            "CertificateExpired",
+            "the server refused this profile's TLS certificate: it has expired (or the \
+             server's CRL has). Ask the CA for a renewed certificate and profile",
+        ),
+        (
+            "UnknownCA",
+            "the server does not trust this profile's TLS certificate: it was not issued \
+             by a CA the server knows. Check that the profile belongs to this server",
+        ),
+        (
+            "BadCertificate",
+            "the server refused this profile's TLS certificate as unusable (wrong key \
+             usage, or not a client certificate). Use the profile's tls.crt from the CA",
+        ),
+        (
+            "CertificateRequired",
+            "the server requires a client certificate and none was sent: check tls_cert \
+             and tls_key in the profile",
+        ),
+        (
+            "invalid peer certificate: UnknownIssuer",
+            "the server's certificate is not issued by the CA in the profile's `ca`: this \
+             is not the server the profile was made for, or the `ca` file is wrong",
+        ),
+        (
+            "invalid peer certificate: Expired",
+            "the server's certificate has expired: tell the server's operator",
+        ),
+        (
+            "NotValidForName",
+            "the server's certificate is not made out for this host name: use the name in \
+             the profile's `server` exactly",
+        ),
+        (
+            "Connection refused",
+            "nothing is listening there: check that the congvan server is running and that \
+             the profile's `server` (or --server) names its address and port",
+        ),
+        (
+            "dns error",
+            "the host name cannot be resolved: check the profile's `server` (or --server)",
+        ),
+    ];
+    if url.starts_with("http://") || chain.contains("URL scheme is not allowed") {
+        return "congvan speaks only HTTPS with mutual TLS: write the server as https://… in \
+                the profile's `server` or in --server"
+            .to_owned();
+    }
+    known
+        .iter()
+        .find(|(needle, _)| chain.contains(needle))
+        .map(|(_, hint)| (*hint).to_owned())
+        .unwrap_or_default()
+}
+
+/// An error and its causes, each once, joined with ": ".
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
+        let text = cause.to_string();
+        if !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
         source = cause.source();
     }
     s

@@ -45,8 +45,13 @@ pub enum ManifestError {
     #[error("the manifest text {0:?} is not in Unicode NFC; normalise it before signing")]
     NotNfc(String),
     /// A document type not in the configured list.
-    #[error("document type {0:?} is not one of the configured types")]
-    UnknownDocType(String),
+    #[error("document type {given:?} is not one of the configured types: {}", .configured.join(", "))]
+    UnknownDocType {
+        /// The type the manifest names.
+        given: String,
+        /// The types the server accepts (`[documents] types`).
+        configured: Vec<String>,
+    },
 }
 
 /// Urgency (edXML Priority).
@@ -86,15 +91,28 @@ impl From<Urgency> for u8 {
 }
 
 impl Urgency {
-    /// Parses a CLI word (`thuong|khan|thuong_khan|hoa_toc|hoa_toc_hen_gio`) or number.
+    /// Parses a CLI word (`thuong|khan|thuong_khan|hoa_toc|hoa_toc_hen_gio`), the edXML
+    /// number, or the Vietnamese label shown in output ("Khẩn", "Hỏa tốc", any case).
     pub fn parse(s: &str) -> Option<Urgency> {
+        use unicode_normalization::UnicodeNormalization;
         Some(match s {
             "thuong" | "0" => Urgency::Thuong,
             "khan" | "1" => Urgency::Khan,
             "thuong_khan" | "2" => Urgency::ThuongKhan,
             "hoa_toc" | "3" => Urgency::HoaToc,
             "hoa_toc_hen_gio" | "4" => Urgency::HoaTocHenGio,
-            _ => return None,
+            _ => {
+                let wanted = s.nfc().collect::<String>().to_lowercase();
+                return [
+                    Urgency::Thuong,
+                    Urgency::Khan,
+                    Urgency::ThuongKhan,
+                    Urgency::HoaToc,
+                    Urgency::HoaTocHenGio,
+                ]
+                .into_iter()
+                .find(|u| u.label().to_lowercase() == wanted);
+            }
         })
     }
 
@@ -420,7 +438,10 @@ impl Manifest {
         short_text("code.number", &self.code.number, false)?;
         short_text("code.notation", &self.code.notation, false)?;
         if !rules.doc_types.contains(&self.doc_type) {
-            return Err(ManifestError::UnknownDocType(self.doc_type.clone()));
+            return Err(ManifestError::UnknownDocType {
+                given: self.doc_type.clone(),
+                configured: rules.doc_types.clone(),
+            });
         }
         let classified = self.classification.is_classified();
         if layer == Layer::Inner && !classified {

@@ -4,14 +4,25 @@
 //! `person` (the competent person). Which roles are required is a per-organisation
 //! policy; the default is both. Each signature is `raw` (algorithm + signature bytes +
 //! the signer's certificate chain) or `cms` (a detached CMS SignedData in DER).
+//!
+//! Each role must come from its own kind of certificate ([`check_signer`]): the
+//! organisation's seal (`urn:congvan:org:<sender>`) signs as `organization`, and the
+//! competent person's certificate (`urn:congvan:person:<sender>`, issued to the name the
+//! manifest prints as `signer.full_name`) signs as `person`. The State's and the Party's
+//! rules on electronic documents require both acts, each from its own kind of
+//! certificate, so two seals, two person certificates or swapped roles are not "two
+//! signatures". The server and the recipient's client run the
+//! same check.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use rustls_pki_types::UnixTime;
 use serde::{Deserialize, Serialize};
 
+use crate::directory::OrgId;
+use crate::pki::identity::{CertInfo, Identity};
 use crate::pki::signing::{
-    CHAIN_CERTS_MAX, RawAlgorithm, SignatureError, SigningTrust, VerifiedSigner,
+    CHAIN_CERTS_MAX, JudgedAt, RawAlgorithm, SignatureError, SigningTrust, VerifiedSigner,
 };
 
 /// Largest base64 text of one signature value or certificate, in bytes.
@@ -91,12 +102,24 @@ impl DocSignature {
         }
     }
 
-    /// Verifies this signature over `message` (the manifest's canonical bytes).
+    /// Verifies this signature over `message` (the manifest's canonical bytes), with the
+    /// signer's chain valid and unrevoked `now`.
     pub fn verify(
         &self,
         trust: &SigningTrust,
         message: &[u8],
         now: UnixTime,
+    ) -> Result<VerifiedSigner, SignatureError> {
+        self.verify_at(trust, message, JudgedAt::Now(now))
+    }
+
+    /// Verifies this signature over `message`, judging the signer's chain at `at` (see
+    /// [`JudgedAt`]).
+    pub fn verify_at(
+        &self,
+        trust: &SigningTrust,
+        message: &[u8],
+        at: JudgedAt,
     ) -> Result<VerifiedSigner, SignatureError> {
         let value = decode_b64("value", &self.value)?;
         if self.chain.len() > CHAIN_CERTS_MAX {
@@ -116,7 +139,7 @@ impl DocSignature {
                 })?;
                 let algorithm = RawAlgorithm::from_name(name)
                     .ok_or_else(|| SignatureError::Unsupported(name.chars().take(40).collect()))?;
-                trust.verify_raw(message, algorithm, &value, &chain, now)
+                trust.verify_raw(message, algorithm, &value, &chain, at)
             }
             SignatureFormat::Cms => {
                 if self.algorithm.is_some() {
@@ -124,10 +147,104 @@ impl DocSignature {
                         "a CMS signature names its algorithm inside".into(),
                     ));
                 }
-                trust.verify_cms(message, &value, &chain, now)
+                trust.verify_cms(message, &value, &chain, at)
             }
         }
     }
+}
+
+/// Why a signer whose signature verified may not sign in the role it claims.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RoleError {
+    /// The signer's certificate speaks for someone other than the sender.
+    #[error("the {role} signature was made by {signer}, not by the sender {sender}", role = role.name())]
+    OtherOrganisation {
+        /// The role claimed.
+        role: Role,
+        /// The signer certificate's identity URI.
+        signer: String,
+        /// The sender.
+        sender: String,
+    },
+    /// The certificate is of the wrong kind for the role: a person's certificate signing
+    /// as the organisation, or a seal signing as the person.
+    #[error(
+        "the {role} signature must be made with {wanted}, but it was made with {signer}",
+        role = role.name(),
+        wanted = match role {
+            Role::Organization => "the organisation's seal certificate (urn:congvan:org:)",
+            Role::Person => "a person certificate (urn:congvan:person:)",
+        }
+    )]
+    WrongKind {
+        /// The role claimed.
+        role: Role,
+        /// The signer certificate's identity URI.
+        signer: String,
+    },
+    /// The person certificate is issued to another name than the manifest's signer.
+    #[error(
+        "the person signature's certificate is issued to {certificate:?}, but the manifest names the signer {manifest:?}"
+    )]
+    NameMismatch {
+        /// The certificate's common name (empty when it has none, or more than one).
+        certificate: String,
+        /// The manifest's `signer.full_name`.
+        manifest: String,
+    },
+}
+
+/// Checks that a verified signer may sign in `role` for `sender`: the organisation role
+/// needs the sender's seal certificate, the person role a person certificate of the
+/// sender whose common name (in NFC) is `signer_full_name`, the name the manifest
+/// prints. Used by the server on submission and receipts, and by the recipient's client.
+pub fn check_signer(
+    role: Role,
+    cert: &CertInfo,
+    sender: &OrgId,
+    signer_full_name: &str,
+) -> Result<(), RoleError> {
+    let (holder, is_person) = match &cert.identity {
+        Identity::Org(id) => (id, false),
+        Identity::Person(id) => (id, true),
+        Identity::Auditor(_) => {
+            return Err(RoleError::OtherOrganisation {
+                role,
+                signer: cert.identity.uri(),
+                sender: sender.to_string(),
+            });
+        }
+    };
+    if holder != sender {
+        return Err(RoleError::OtherOrganisation {
+            role,
+            signer: cert.identity.uri(),
+            sender: sender.to_string(),
+        });
+    }
+    if is_person != (role == Role::Person) {
+        return Err(RoleError::WrongKind {
+            role,
+            signer: cert.identity.uri(),
+        });
+    }
+    if role == Role::Person {
+        // The manifest is NFC by construction (the parser refuses anything else); a CA
+        // may have encoded the name decomposed, which is the same name.
+        let name: String = cert
+            .common_name
+            .as_deref()
+            .map(|n| unicode_normalization::UnicodeNormalization::nfc(n).collect())
+            .unwrap_or_default();
+        if name.is_empty() || name != signer_full_name {
+            return Err(RoleError::NameMismatch {
+                certificate: name,
+                manifest: signer_full_name.to_owned(),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn decode_b64(field: &str, text: &str) -> Result<Vec<u8>, SignatureError> {

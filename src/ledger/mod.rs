@@ -136,13 +136,15 @@ pub enum Event {
         /// The document, when known.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         document_id: Option<Uuid>,
-        /// Who asked.
+        /// Who asked: the authenticated caller, the only party a refusal names.
         actor: String,
-        /// The sender named by the request, when known.
+        /// Never written since issue 11: the sender an unverified request claimed. Read
+        /// only so that leaves logged before then still parse; visibility ignores it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sender: Option<String>,
-        /// The recipients named by the request, when known.
-        #[serde(default)]
+        /// Never written since issue 11: the recipients an unverified request claimed.
+        /// Read only so that older leaves still parse; visibility ignores them.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
         recipients: Vec<String>,
         /// The API error code.
         code: String,
@@ -234,6 +236,35 @@ impl Event {
             Event::DirectoryChanged { .. } | Event::Reorganised { .. } => {}
         }
         out
+    }
+
+    /// Whether the organisation `org` may read the event, exactly as the document API
+    /// would let it: the submission to its sender and every recipient; a delivery or a
+    /// receipt to its sender and the recipient who fetched or signed (not to the other
+    /// recipients, who may not read each other's status); a refusal to the caller it
+    /// refused; directory changes to everyone.
+    pub fn readable_by_org(&self, org: &str) -> bool {
+        match self {
+            Event::Submitted {
+                sender, recipients, ..
+            } => sender == org || recipients.iter().any(|r| r == org),
+            Event::Delivered { actor, sender, .. } | Event::Receipt { actor, sender, .. } => {
+                actor == org || sender == org
+            }
+            Event::Refused { actor, .. } => actor == org,
+            Event::DirectoryChanged { .. } | Event::Reorganised { .. } => true,
+        }
+    }
+
+    /// The organisations whose security officers may read the event: any officer whose
+    /// scope holds one of them sees it, as `GET /v1/documents/{id}/status` would show it.
+    /// A refusal is under its caller alone, whatever older leaves claimed; directory
+    /// changes are for everyone and have no parties.
+    pub fn audit_parties(&self) -> Vec<&str> {
+        match self {
+            Event::Refused { actor, .. } => vec![actor.as_str()],
+            other => other.parties(),
+        }
     }
 
     /// The event's time.
@@ -493,6 +524,129 @@ impl Log {
     }
 }
 
+/// The largest power of two smaller than `n` (RFC 9162, section 2.1.1); `n` is at least 2.
+fn split_point(n: u64) -> u64 {
+    1u64 << (63 - (n - 1).leading_zeros())
+}
+
+impl Log {
+    /// The hash of the subtree over `[lo, hi)` of the RFC 9162 tree, from stored hashes:
+    /// a power-of-two subtree is one stored hash (it is always aligned), any other is
+    /// split as the RFC splits it.
+    fn subtree_hash(&self, lo: u64, hi: u64) -> Result<Hash, LedgerError> {
+        let n = hi - lo;
+        if n.is_power_of_two() {
+            let level = n.trailing_zeros() as u8;
+            let stored = tlog::stored_hash_index(level, lo >> level);
+            let hashes = self
+                .read_hashes(&[stored])
+                .map_err(|e| LedgerError::Range(e.to_string()))?;
+            return hashes.first().copied().ok_or_else(|| LedgerError::Corrupt {
+                index: lo,
+                reason: "missing subtree hash".into(),
+            });
+        }
+        let k = split_point(n);
+        Ok(tlog::node_hash(
+            self.subtree_hash(lo, lo + k)?,
+            self.subtree_hash(lo + k, hi)?,
+        ))
+    }
+
+    /// The range proof of entries `[start, end)` in the tree of `size` entries: the hashes
+    /// of the subtrees wholly outside the range, in the order [`check_range`] consumes
+    /// them. With every leaf hash of the range, they recompute the root, so a range
+    /// checked this way has no entry missing, added or moved. At most two per level.
+    pub fn range_proof(&self, start: u64, end: u64, size: u64) -> Result<Vec<Hash>, LedgerError> {
+        let stored = self.size()?;
+        if start >= end || end > size || size > stored {
+            return Err(LedgerError::Range(format!(
+                "no range [{start}, {end}) in a tree of size {size} (the log has {stored} entries)"
+            )));
+        }
+        let mut out = Vec::new();
+        self.range_walk(0, size, start, end, &mut out)?;
+        Ok(out)
+    }
+
+    fn range_walk(
+        &self,
+        lo: u64,
+        hi: u64,
+        start: u64,
+        end: u64,
+        out: &mut Vec<Hash>,
+    ) -> Result<(), LedgerError> {
+        if hi <= start || lo >= end {
+            out.push(self.subtree_hash(lo, hi)?);
+        } else if !(start <= lo && hi <= end) {
+            // Partly inside: hi - lo is at least 2 here, so there is a split.
+            let k = split_point(hi - lo);
+            self.range_walk(lo, lo + k, start, end, out)?;
+            self.range_walk(lo + k, hi, start, end, out)?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks that `leaf_hashes` are entries `[start, start + len)` of the tree of `size`
+/// entries with root `root`, given the [`Log::range_proof`] of that range. Every proof
+/// hash must be used, so a proof cannot smuggle in extra material.
+pub fn check_range(
+    proof: &[Hash],
+    size: u64,
+    root: Hash,
+    start: u64,
+    leaf_hashes: &[Hash],
+) -> bool {
+    fn walk(
+        lo: u64,
+        hi: u64,
+        start: u64,
+        leaves: &[Hash],
+        proof: &mut std::slice::Iter<'_, Hash>,
+    ) -> Option<Hash> {
+        let end = start + leaves.len() as u64;
+        if hi <= start || lo >= end {
+            return proof.next().copied();
+        }
+        if start <= lo && hi <= end {
+            let from = usize::try_from(lo - start).ok()?;
+            let to = usize::try_from(hi - start).ok()?;
+            return Some(mth(leaves.get(from..to)?));
+        }
+        let k = split_point(hi - lo);
+        let left = walk(lo, lo + k, start, leaves, proof)?;
+        let right = walk(lo + k, hi, start, leaves, proof)?;
+        Some(tlog::node_hash(left, right))
+    }
+    let Some(end) = start.checked_add(leaf_hashes.len() as u64) else {
+        return false;
+    };
+    if leaf_hashes.is_empty() || end > size {
+        return false;
+    }
+    let mut iter = proof.iter();
+    walk(0, size, start, leaf_hashes, &mut iter) == Some(root) && iter.next().is_none()
+}
+
+/// The RFC 9162 root of a list of leaf hashes.
+fn mth(hashes: &[Hash]) -> Hash {
+    match hashes {
+        [] => tlog::EMPTY_HASH,
+        [one] => *one,
+        _ => {
+            let k = split_point(hashes.len() as u64) as usize;
+            tlog::node_hash(mth(&hashes[..k]), mth(&hashes[k..]))
+        }
+    }
+}
+
+/// The leaf hash of a leaf (RFC 9162: SHA-256 of 0x00 and the leaf).
+pub fn leaf_hash(leaf: &[u8]) -> Hash {
+    tlog::record_hash(leaf)
+}
+
 /// What a full scan of the stored log found.
 #[derive(Debug)]
 pub struct StoreAudit {
@@ -576,22 +730,14 @@ pub fn check_consistency(proof: &[Hash], from: u64, old: Hash, to: u64, new: Has
 
 /// The root of a list of leaves, recomputed from scratch (offline verification).
 pub fn root_of_leaves(leaves: &[Vec<u8>]) -> Hash {
-    fn mth(hashes: &[Hash]) -> Hash {
-        match hashes.len() {
-            0 => tlog::EMPTY_HASH,
-            1 => hashes[0],
-            n => {
-                // The largest power of two smaller than n (RFC 9162, section 2.1.1).
-                let mut k = 1;
-                while k * 2 < n {
-                    k *= 2;
-                }
-                tlog::node_hash(mth(&hashes[..k]), mth(&hashes[k..]))
-            }
-        }
-    }
     let hashes: Vec<Hash> = leaves.iter().map(|l| tlog::record_hash(l)).collect();
     mth(&hashes)
+}
+
+/// The root of the first `size` of a list of leaf hashes, recomputed from scratch; `None`
+/// when there are fewer.
+pub fn root_of_prefix(hashes: &[Hash], size: u64) -> Option<Hash> {
+    hashes.get(..usize::try_from(size).ok()?).map(mth)
 }
 
 #[cfg(test)]
@@ -676,6 +822,88 @@ mod tests {
         assert!(log.inclusion_proof(70, 70).is_err());
         assert!(log.consistency_proof(0, 5).is_err());
         assert!(log.consistency_proof(5, 71).is_err());
+    }
+
+    #[test]
+    fn range_proofs_account_for_every_entry_of_every_range() {
+        let (_dir, tree) = fresh();
+        let log = Log::new(tree.clone());
+        let mut hashes = Vec::new();
+        for i in 0..37u64 {
+            let e = event(i);
+            append_one(&tree, &e);
+            hashes.push(leaf_hash(&e.leaf().unwrap()));
+        }
+        for size in [1u64, 2, 5, 8, 13, 32, 37] {
+            let root = log.root(size).unwrap();
+            assert_eq!(root_of_prefix(&hashes, size), Some(root));
+            for start in 0..size {
+                for end in start + 1..=size {
+                    let range = &hashes[start as usize..end as usize];
+                    let proof = log.range_proof(start, end, size).unwrap();
+                    assert!(
+                        check_range(&proof, size, root, start, range),
+                        "{start}..{end}/{size}"
+                    );
+                    // One entry left out, the range shifted, or the root of another
+                    // size: refused.
+                    if range.len() > 1 {
+                        let mut short = range.to_vec();
+                        short.remove(range.len() / 2);
+                        assert!(!check_range(&proof, size, root, start, &short));
+                        let mut swapped = range.to_vec();
+                        swapped.swap(0, 1);
+                        assert!(
+                            range[0] == range[1]
+                                || !check_range(&proof, size, root, start, &swapped)
+                        );
+                    }
+                    if start > 0 {
+                        assert!(!check_range(&proof, size, root, start - 1, range));
+                    }
+                }
+            }
+        }
+        assert!(log.range_proof(3, 3, 10).is_err());
+        assert!(log.range_proof(0, 38, 38).is_err());
+        assert!(!check_range(&[], 5, tlog::EMPTY_HASH, 0, &[]));
+        assert!(!check_range(
+            &[],
+            u64::MAX,
+            tlog::EMPTY_HASH,
+            u64::MAX,
+            &hashes[..2]
+        ));
+        assert!(!check_range(
+            &[Hash([1; 32]); 70],
+            u64::MAX,
+            tlog::EMPTY_HASH,
+            7,
+            &hashes[..2]
+        ));
+    }
+
+    #[test]
+    fn readers_follow_the_document_api() {
+        let id = Uuid::now_v7();
+        let receipt = Event::Receipt {
+            time: "t".into(),
+            document_id: id,
+            actor: "a".into(),
+            sender: "s".into(),
+            recipients: vec!["a".into(), "b".into()],
+            status: "02".into(),
+            receipt: serde_json::Value::Null,
+        };
+        assert!(receipt.readable_by_org("a") && receipt.readable_by_org("s"));
+        assert!(!receipt.readable_by_org("b"), "a co-recipient");
+        // A refusal logged before issue 11 with claimed parties is its caller's alone.
+        let old: Event = serde_json::from_str(
+            r#"{"type":"refused","time":"t","actor":"x","sender":"s","recipients":["a"],"code":"c"}"#,
+        )
+        .unwrap();
+        assert!(old.readable_by_org("x") && !old.readable_by_org("s"));
+        assert_eq!(old.audit_parties(), ["x"]);
     }
 
     #[test]

@@ -35,6 +35,18 @@ pub fn revoke(
     cert_path: &Path,
     reason: Option<RevocationReason>,
 ) -> Result<Revoked, PkiError> {
+    revoke_with(layout, cert_path, reason, None)
+}
+
+/// Like [`revoke`], with the entry's invalidityDate: since when the key is known or
+/// suspected to be compromised. Recipients treat signatures made before it as valid;
+/// a key-compromise entry without one invalidates every signature the key made.
+pub fn revoke_with(
+    layout: &Layout,
+    cert_path: &Path,
+    reason: Option<RevocationReason>,
+    invalid_since: Option<OffsetDateTime>,
+) -> Result<Revoked, PkiError> {
     let target = read_certs(cert_path)?
         .into_iter()
         .next()
@@ -88,7 +100,20 @@ pub fn revoke(
                     serial_number: SerialNumber::from_slice(entry.raw_serial()),
                     revocation_time: entry.revocation_date.to_datetime(),
                     reason_code: entry.reason_code().and_then(|(_, r)| reason_from_code(r.0)),
-                    invalidity_date: None,
+                    // Kept: dropping it would turn "compromised since D" into
+                    // "compromised since ever" at the next revocation.
+                    invalidity_date: entry
+                        .invalidity_date()
+                        .map(|(_, t)| t.to_datetime())
+                        .or_else(|| {
+                            // rcgen writes UTCTime here; read it back the same way.
+                            let ext = entry.find_extension(
+                                &x509_parser::oid_registry::OID_X509_EXT_INVALIDITY_DATE,
+                            )?;
+                            x509_parser::time::ASN1Time::from_der(ext.value)
+                                .ok()
+                                .map(|(_, t)| t.to_datetime())
+                        }),
                 });
             }
         }
@@ -100,7 +125,7 @@ pub fn revoke(
             serial_number: SerialNumber::from_slice(serial),
             revocation_time: OffsetDateTime::now_utc(),
             reason_code: reason,
-            invalidity_date: None,
+            invalidity_date: invalid_since,
         });
     }
     let crl_number = crl_number.saturating_add(1);

@@ -18,6 +18,11 @@
 //!                       openpgp.key openpgp.cert client.toml
 //! auditors/<scope with / as .>/tls.crt tls.key client.toml
 //! ```
+//!
+//! An organisation's two document-signing certificates are of different kinds: `sign.crt`
+//! is its seal (SAN URI `urn:congvan:org:<id>`), `person.crt` the competent person's
+//! (SAN URI `urn:congvan:person:<id>`, the person's full name as common name, the
+//! position as title).
 
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -33,10 +38,12 @@ use time::{Duration, OffsetDateTime};
 
 use super::pem::{write_public, write_secret};
 use super::signing::SigningKey;
-use super::{EKU_DOCUMENT_SIGNING, PkiError, URI_AUDITOR_PREFIX, URI_ORG_PREFIX};
+use super::{
+    EKU_DOCUMENT_SIGNING, PkiError, URI_AUDITOR_PREFIX, URI_ORG_PREFIX, URI_PERSON_PREFIX,
+};
 use crate::directory::endorsement::{EndorsementError, KeyEndorsement};
 use crate::directory::{
-    Directory, OrgId, encryption_cert_file, endorsement_file, signing_certs_file,
+    Directory, Org, OrgId, encryption_cert_file, endorsement_file, signing_certs_file,
 };
 use crate::seal;
 
@@ -463,18 +470,11 @@ pub fn generate(
         intermediate.issue(&tls)?.write(&dir, "tls")?;
         let sign = LeafSpec::new(LeafKind::DocumentSigning, org.name.clone()).uri(&uri);
         intermediate.issue(&sign)?.write(&dir, "sign")?;
-        let mut person = LeafSpec::new(
-            LeafKind::DocumentSigning,
-            org.signer_name
-                .clone()
-                .unwrap_or_else(|| format!("Người ký DEMO, {}", org.name)),
-        )
-        .uri(&uri);
-        person.title = Some(
-            org.signer_position
-                .clone()
-                .unwrap_or_else(|| "Người có thẩm quyền".to_owned()),
-        );
+        // The competent person's certificate: its own kind of URI, and the person's full
+        // name as the common name, which is what a manifest's `signer.full_name` must say.
+        let mut person = LeafSpec::new(LeafKind::DocumentSigning, person_name(org))
+            .uri(format!("{URI_PERSON_PREFIX}{}", org.id));
+        person.title = Some(person_position(org));
         person.unit = Some(org.name.clone());
         intermediate.issue(&person)?.write(&dir, "person")?;
         let key = seal::generate_key(&format!("{} ({uri})", org.name))
@@ -532,6 +532,22 @@ fn endorse_demo_key(dir: &Path, org: &OrgId, fingerprint: &str) -> Result<Vec<u8
     .and_then(|s| s.sign(&seal))
     .and_then(|s| s.to_json())
     .map_err(failed)
+}
+
+/// The competent person's full name the DEMO PKI writes into an organisation's
+/// `person.crt` (its subject common name).
+pub fn person_name(org: &Org) -> String {
+    org.signer_name
+        .clone()
+        .unwrap_or_else(|| format!("Người ký DEMO, {}", org.name))
+}
+
+/// The competent person's position the DEMO PKI writes into `person.crt` (its subject
+/// title attribute).
+pub fn person_position(org: &Org) -> String {
+    org.signer_position
+        .clone()
+        .unwrap_or_else(|| "Người có thẩm quyền".to_owned())
 }
 
 /// The HTTPS URL clients use for a listening address.

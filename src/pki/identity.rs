@@ -1,9 +1,17 @@
 //! The identity a certificate carries: an organisation or a security officer role.
 //!
-//! The identity lives in exactly one SAN URI, `urn:congvan:org:<id>` or
-//! `urn:congvan:auditor:<scope>`. Common names are for people to read and are never
-//! matched on. A certificate with zero or several congvan URIs has no identity: being
-//! strict here means one certificate can never speak for two parties.
+//! The identity lives in exactly one SAN URI, `urn:congvan:org:<id>`,
+//! `urn:congvan:auditor:<scope>` or `urn:congvan:person:<id>`. Common names are for
+//! people to read and are never matched on to decide *who* a certificate speaks for; the
+//! one place a name is compared is a person certificate's common name against the name
+//! printed in the manifest it signs (`document::signature::check_signer`). A certificate
+//! with zero or several congvan URIs has no identity: being strict here means one
+//! certificate can never speak for two parties.
+//!
+//! The two kinds of document-signing certificate are told apart by the URI, a property
+//! any CA can issue: an organisation's seal carries `urn:congvan:org:<id>`, the competent
+//! person's certificate `urn:congvan:person:<id>` (see `certs/README.md`). A person
+//! certificate is never a TLS identity: the server's `Caller` refuses it.
 
 use std::fmt;
 
@@ -12,7 +20,7 @@ use serde::Serialize;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::{PkiError, URI_AUDITOR_PREFIX, URI_ORG_PREFIX};
+use super::{PkiError, URI_AUDITOR_PREFIX, URI_ORG_PREFIX, URI_PERSON_PREFIX};
 use crate::directory::OrgId;
 
 /// Who a certificate speaks for.
@@ -23,6 +31,9 @@ pub enum Identity {
     Org(OrgId),
     /// A security officer scoped to a subtree.
     Auditor(OrgId),
+    /// The competent person who signs for an organisation (a person's document-signing
+    /// certificate). Signs documents in the role `person`; never a TLS identity.
+    Person(OrgId),
 }
 
 impl Identity {
@@ -31,6 +42,7 @@ impl Identity {
         match self {
             Identity::Org(id) => format!("{URI_ORG_PREFIX}{id}"),
             Identity::Auditor(scope) => format!("{URI_AUDITOR_PREFIX}{scope}"),
+            Identity::Person(id) => format!("{URI_PERSON_PREFIX}{id}"),
         }
     }
 
@@ -41,6 +53,8 @@ impl Identity {
                 (Identity::Org, rest)
             } else if let Some(rest) = uri.strip_prefix(URI_AUDITOR_PREFIX) {
                 (Identity::Auditor, rest)
+            } else if let Some(rest) = uri.strip_prefix(URI_PERSON_PREFIX) {
+                (Identity::Person, rest)
             } else if uri.starts_with("urn:congvan:") {
                 return Some(Err(PkiError::NoIdentity(format!(
                     "unknown congvan URI kind in {uri:?}"
@@ -70,6 +84,10 @@ pub struct CertInfo {
     pub identity: Identity,
     /// The subject DN, RFC 4514 style, for people to read.
     pub subject: String,
+    /// The subject's common name, when the subject has exactly one (a person
+    /// certificate's CN is the person's full name). Already part of `subject` on the wire.
+    #[serde(skip)]
+    pub common_name: Option<String>,
     /// The issuer DN.
     pub issuer: String,
     /// The serial number, hex with colons.
@@ -98,9 +116,16 @@ impl CertInfo {
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default()
         };
+        let mut common_names = cert.subject().iter_common_name();
+        let common_name = match (common_names.next(), common_names.next()) {
+            (Some(cn), None) => cn.as_str().ok().map(str::to_owned),
+            // No name, or two: nothing a person could be identified by.
+            _ => None,
+        };
         Ok(CertInfo {
             identity,
             subject: cert.subject().to_string(),
+            common_name,
             issuer: cert.issuer().to_string(),
             serial: cert.raw_serial_as_string(),
             fingerprint_sha256: hex(digest::digest(&digest::SHA256, der).as_ref()),
@@ -182,5 +207,14 @@ mod tests {
         assert!(Identity::from_uri("https://example.org").is_none());
         assert!(Identity::from_uri("urn:congvan:admin:hn").unwrap().is_err());
         assert!(Identity::from_uri("urn:congvan:org:HN").unwrap().is_err());
+        let p = Identity::Person(OrgId::parse("hn/cm").unwrap());
+        assert_eq!(p.uri(), "urn:congvan:person:hn/cm");
+        assert_eq!(
+            Identity::from_uri("urn:congvan:person:hn/cm")
+                .unwrap()
+                .unwrap(),
+            p
+        );
+        assert!(Identity::from_uri("urn:congvan:person:").unwrap().is_err());
     }
 }

@@ -22,6 +22,9 @@ pub const EKU_DOCUMENT_SIGNING_DOTTED: &str = "1.3.6.1.5.5.7.3.36";
 pub const URI_ORG_PREFIX: &str = "urn:congvan:org:";
 /// SAN URI prefix naming a security officer role.
 pub const URI_AUDITOR_PREFIX: &str = "urn:congvan:auditor:";
+/// SAN URI prefix of a person's document-signing certificate: the competent person who
+/// signs for the organisation named after the prefix. Never a TLS identity.
+pub const URI_PERSON_PREFIX: &str = "urn:congvan:person:";
 
 /// Errors of the PKI layer.
 #[derive(Debug, thiserror::Error)]

@@ -68,6 +68,27 @@ pub fn read_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static
     Ok(crls)
 }
 
+/// Reads a CRL file once and returns its text with every CRL in it, so that what is
+/// served to clients is byte for byte what signatures were judged against.
+pub fn read_crl_file(
+    path: &Path,
+) -> Result<(String, Vec<CertificateRevocationListDer<'static>>), PkiError> {
+    let text = fs::read_to_string(path).map_err(|source| PkiError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let crls = CertificateRevocationListDer::pem_slice_iter(text.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| pem_error(path, e))?;
+    if crls.is_empty() {
+        return Err(PkiError::Pem {
+            path: path.display().to_string(),
+            reason: "no X509 CRL section".into(),
+        });
+    }
+    Ok((text, crls))
+}
+
 /// True when a file can be read by its owner only (no group or other permission bits).
 pub fn is_owner_only(path: &Path) -> bool {
     fs::metadata(path)
@@ -90,7 +111,11 @@ fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), PkiError>
         path: path.display().to_string(),
         source,
     };
-    let dir = path.parent().unwrap_or(Path::new("."));
+    // A bare file name has the empty path as its parent: that is the current directory.
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
     fs::create_dir_all(dir).map_err(io)?;
     let file_name = path
         .file_name()

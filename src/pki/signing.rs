@@ -7,6 +7,20 @@
 //! status refused and expired CRLs refused. webpki's EKU check is applied with
 //! `required_if_present` (so that intermediates without the EKU pass) and the leaf is
 //! then required, here, to carry id-kp-documentSigning explicitly.
+//!
+//! A signature is judged at a time ([`JudgedAt`]). On submission that is now, and any
+//! revocation refuses (webpki's all-or-nothing check). A recipient judges a document at
+//! the server's signed acceptance time instead: the chain must have been valid then, and
+//! webpki's revocation check cannot say *when* a certificate stopped being good, so the
+//! CRL entries are read here (x509-parser) after webpki has built and checked the path
+//! without them. The CRLs' signatures, issuers and freshness are still checked. A
+//! revocation after the time of signing for a reason that says the key was retired, not
+//! stolen (superseded, affiliation changed, cessation of operation, privilege withdrawn,
+//! certificate hold) leaves the signature valid and is reported. A compromise (of the
+//! key, the CA or the attribute authority) or a revocation that gives no reason or
+//! `unspecified` invalidates from the entry's invalidityDate, and without one it
+//! invalidates every signature the key ever made, because nobody can say since when the
+//! key was in someone else's hands.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -20,9 +34,10 @@ use webpki::{
     RevocationCheckDepth, RevocationOptionsBuilder, UnknownStatusPolicy,
 };
 use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::revocation_list::{CertificateRevocationList, RevokedCertificate};
 
 use super::identity::CertInfo;
-use super::pem::{read_certs, read_crls, read_private_key};
+use super::pem::{read_certs, read_crl_file, read_private_key};
 use super::{EKU_DOCUMENT_SIGNING, PkiError};
 
 /// DER content octets of id-kp-documentSigning (1.3.6.1.5.5.7.3.36).
@@ -106,6 +121,67 @@ pub enum SignatureError {
     /// An algorithm congvan does not accept.
     #[error("unsupported signature algorithm: {0}")]
     Unsupported(String),
+    /// A certificate in the chain is revoked in a way that covers the time of signing
+    /// (the message says which certificate, why and since when).
+    #[error("{0}")]
+    RevokedAtSigning(String),
+}
+
+/// The time a signature is judged at.
+#[derive(Clone, Copy, Debug)]
+pub enum JudgedAt {
+    /// Now: the chain must be valid now and nothing in it revoked (a submission).
+    Now(UnixTime),
+    /// A past time at which the signature is known to have existed, attested by someone
+    /// other than the signer (the server's signed acceptance time), judged with CRLs that
+    /// must be current at `crls_current_at` (now, for a recipient's fetch).
+    Signed {
+        /// When the signature is known to have existed.
+        signed: UnixTime,
+        /// The time the CRLs must still be current at.
+        crls_current_at: UnixTime,
+    },
+}
+
+/// A certificate of a signer's chain that was revoked after the time of signing, in a
+/// way that leaves the signature valid: what the recipient is told.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LaterRevocation {
+    /// The revoked certificate's subject.
+    pub certificate: String,
+    /// The CRL entry's reason (`superseded`, `keyCompromise`…, or `unspecified`).
+    pub reason: String,
+    /// The revocation date, RFC 3339.
+    pub revoked_at: String,
+    /// The entry's invalidityDate (since when the key is suspect), RFC 3339, if stated.
+    pub invalid_since: Option<String>,
+    /// True for a routine reason (the key was retired, not stolen); false for a
+    /// compromise dated after the time of signing.
+    pub routine: bool,
+    /// The time of signing the signature was judged at, RFC 3339.
+    pub signed_at: String,
+}
+
+impl std::fmt::Display for LaterRevocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} was revoked on {} (reason {})",
+            self.certificate, self.revoked_at, self.reason
+        )?;
+        match (&self.invalid_since, self.routine) {
+            (Some(since), false) => write!(
+                f,
+                "; the CA states it was invalid since {since}, after the document was accepted on {}, so this signature stands",
+                self.signed_at
+            ),
+            _ => write!(
+                f,
+                " after the document was accepted on {}; a routine revocation after acceptance does not affect this signature",
+                self.signed_at
+            ),
+        }
+    }
 }
 
 /// A signature that verified: who made it.
@@ -115,6 +191,9 @@ pub struct VerifiedSigner {
     pub cert: CertInfo,
     /// The signer's certificate in DER.
     pub leaf_der: Vec<u8>,
+    /// Certificates of the chain revoked after the time of signing without invalidating
+    /// it (only when judged at a past time).
+    pub later_revocations: Vec<LaterRevocation>,
 }
 
 /// Trust anchors and CRLs for document-signing certificates.
@@ -130,7 +209,14 @@ pub struct VerifiedSigner {
 /// signature is always checked.
 pub struct SigningTrust {
     anchors: Vec<TrustAnchor<'static>>,
+    /// The anchors' certificates, for checking CRL signatures by hand.
+    anchor_certs: Vec<Vec<u8>>,
     crls: Vec<CertRevocationList<'static>>,
+    /// The CRLs in DER, for reading entries by hand.
+    crl_ders: Vec<Vec<u8>>,
+    /// The text of each CRL file, exactly as loaded: what `/v1/crls` serves, so that a
+    /// client never sees a CRL the server is not yet judging signatures by.
+    crl_texts: Vec<String>,
     /// The earliest nextUpdate of the CRLs (seconds since the epoch).
     crls_next_update: Option<u64>,
     validated: Mutex<HashMap<[u8; 32], Validated>>,
@@ -150,18 +236,25 @@ impl SigningTrust {
     /// Loads anchors and CRLs from PEM files.
     pub fn load(anchor_files: &[PathBuf], crl_files: &[PathBuf]) -> Result<Self, PkiError> {
         let mut anchors = Vec::new();
+        let mut anchor_certs = Vec::new();
         for path in anchor_files {
             for cert in read_certs(path)? {
                 let anchor = webpki::anchor_from_trusted_cert(&cert)
                     .map_err(|e| PkiError::BadCertificate(format!("{}: {e}", path.display())))?
                     .to_owned();
                 anchors.push(anchor);
+                anchor_certs.push(cert.to_vec());
             }
         }
         let mut crls = Vec::new();
+        let mut crl_ders = Vec::new();
+        let mut crl_texts = Vec::new();
         let mut crls_next_update: Option<u64> = None;
         for path in crl_files {
-            for der in read_crls(path)? {
+            let (text, ders) = read_crl_file(path)?;
+            crl_texts.push(text);
+            for der in ders {
+                crl_ders.push(der.to_vec());
                 let crl = OwnedCertRevocationList::from_der(&der).map_err(|e| {
                     PkiError::BadCertificate(format!("{}: CRL {e}", path.display()))
                 })?;
@@ -181,10 +274,18 @@ impl SigningTrust {
         }
         Ok(SigningTrust {
             anchors,
+            anchor_certs,
             crls,
+            crl_ders,
+            crl_texts,
             crls_next_update,
             validated: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The text of each CRL file these signatures are judged against, as loaded.
+    pub fn crl_texts(&self) -> &[String] {
+        &self.crl_texts
     }
 
     /// Verifies a raw signature over `message` made by the first certificate of `chain`.
@@ -194,12 +295,12 @@ impl SigningTrust {
         algorithm: RawAlgorithm,
         signature: &[u8],
         chain: &[Vec<u8>],
-        now: UnixTime,
+        at: JudgedAt,
     ) -> Result<VerifiedSigner, SignatureError> {
         let (leaf, rest) = chain
             .split_first()
             .ok_or_else(|| SignatureError::Malformed("empty certificate chain".into()))?;
-        let signer = self.verify_chain(leaf, rest, now)?;
+        let signer = self.verify_chain(leaf, rest, at)?;
         let leaf_der = CertificateDer::from(leaf.as_slice());
         let ee = EndEntityCert::try_from(&leaf_der)
             .map_err(|e| SignatureError::Malformed(format!("certificate: {e}")))?;
@@ -222,29 +323,37 @@ impl SigningTrust {
         message: &[u8],
         cms_der: &[u8],
         extra_chain: &[Vec<u8>],
-        now: UnixTime,
+        at: JudgedAt,
     ) -> Result<VerifiedSigner, SignatureError> {
         let parsed = super::cms::parse_detached(cms_der)?;
         let mut intermediates: Vec<Vec<u8>> = parsed.other_certs.clone();
         intermediates.extend(extra_chain.iter().cloned());
-        let signer = self.verify_chain(&parsed.signer_cert, &intermediates, now)?;
+        let signer = self.verify_chain(&parsed.signer_cert, &intermediates, at)?;
         parsed.verify(message)?;
         Ok(signer)
     }
 
-    /// Validates a signer's chain for document signing, now (or recalls that it did, see
-    /// the type's documentation).
+    /// Validates a signer's chain for document signing at `at`: now (or recalls that it
+    /// did, see the type's documentation), or at a past time of signing (never
+    /// remembered: recipients judge few signatures).
     fn verify_chain(
         &self,
         leaf: &[u8],
         intermediates: &[Vec<u8>],
-        now: UnixTime,
+        at: JudgedAt,
     ) -> Result<VerifiedSigner, SignatureError> {
         if intermediates.len() + 1 > CHAIN_CERTS_MAX {
             return Err(SignatureError::Malformed(format!(
                 "more than {CHAIN_CERTS_MAX} certificates in the chain"
             )));
         }
+        let now = match at {
+            JudgedAt::Now(now) => now,
+            JudgedAt::Signed {
+                signed,
+                crls_current_at,
+            } => return self.validate_chain_at(leaf, intermediates, signed, crls_current_at),
+        };
         let key = chain_key(leaf, intermediates);
         let seconds = now.as_secs();
         if let Ok(memory) = self.validated.lock() {
@@ -329,8 +438,268 @@ impl SigningTrust {
         Ok(VerifiedSigner {
             cert,
             leaf_der: leaf.to_vec(),
+            later_revocations: Vec::new(),
         })
     }
+
+    /// Validates a signer's chain as of `signed`, judging revocation entry by entry.
+    fn validate_chain_at(
+        &self,
+        leaf: &[u8],
+        intermediates: &[Vec<u8>],
+        signed: UnixTime,
+        crls_current_at: UnixTime,
+    ) -> Result<VerifiedSigner, SignatureError> {
+        let leaf_der = CertificateDer::from(leaf);
+        let ee = EndEntityCert::try_from(&leaf_der)
+            .map_err(|e| SignatureError::Malformed(format!("certificate: {e}")))?;
+        let presented: Vec<CertificateDer<'_>> = intermediates
+            .iter()
+            .map(|c| CertificateDer::from(c.as_slice()))
+            .collect();
+        // Path, validity at the time of signing and usage, without revocation: webpki
+        // would refuse any listed certificate whatever the entry says.
+        let path = ee
+            .verify_for_usage(
+                webpki::ALL_VERIFICATION_ALGS,
+                &self.anchors,
+                &presented,
+                signed,
+                KeyUsage::required_if_present(EKU_DOCUMENT_SIGNING_DER),
+                None,
+                None,
+            )
+            .map_err(map_webpki)?;
+        if !has_document_signing_eku(leaf)? {
+            return Err(SignatureError::WrongUsage);
+        }
+        // The path webpki chose, leaf first, each certificate followed by its issuer.
+        let owned: Vec<Vec<u8>> = path
+            .intermediate_certificates()
+            .map(|c| c.der().as_ref().to_vec())
+            .collect();
+        let mut path_ders: Vec<&[u8]> = vec![leaf];
+        path_ders.extend(owned.iter().map(Vec::as_slice));
+        let top = path_ders.last().copied().unwrap_or(leaf);
+        let anchor = self.anchor_of(top)?;
+        let mut later = Vec::new();
+        for (i, der) in path_ders.iter().enumerate() {
+            let issuer = path_ders.get(i + 1).copied().unwrap_or(anchor);
+            if let Some(revocation) =
+                self.judge_revocation(der, issuer, i == 0, signed, crls_current_at)?
+            {
+                later.push(revocation);
+            }
+        }
+        let cert =
+            CertInfo::from_der(leaf).map_err(|e| SignatureError::NoIdentity(e.to_string()))?;
+        Ok(VerifiedSigner {
+            cert,
+            leaf_der: leaf.to_vec(),
+            later_revocations: later,
+        })
+    }
+
+    /// The configured anchor certificate that issued `top`, the last certificate of a
+    /// path webpki verified.
+    fn anchor_of(&self, top: &[u8]) -> Result<&[u8], SignatureError> {
+        let (_, top) = X509Certificate::from_der(top)
+            .map_err(|e| SignatureError::Malformed(format!("certificate: {e}")))?;
+        self.anchor_certs
+            .iter()
+            .find(|der| {
+                X509Certificate::from_der(der).is_ok_and(|(_, anchor)| {
+                    anchor.subject().as_raw() == top.issuer().as_raw()
+                        && top.verify_signature(Some(anchor.public_key())).is_ok()
+                })
+            })
+            .map(Vec::as_slice)
+            .ok_or_else(|| {
+                SignatureError::UntrustedChain("the path's anchor certificate is not loaded".into())
+            })
+    }
+
+    /// Judges the revocation status of `cert_der` (issued by `issuer_der`) at `signed`:
+    /// `Ok(None)` if no current CRL of its issuer lists it, `Ok(Some(..))` if one lists it
+    /// in a way that leaves a signature made at `signed` valid, an error otherwise.
+    fn judge_revocation(
+        &self,
+        cert_der: &[u8],
+        issuer_der: &[u8],
+        is_leaf: bool,
+        signed: UnixTime,
+        crls_current_at: UnixTime,
+    ) -> Result<Option<LaterRevocation>, SignatureError> {
+        let malformed = |e: String| SignatureError::Malformed(format!("certificate: {e}"));
+        let (_, cert) =
+            X509Certificate::from_der(cert_der).map_err(|e| malformed(e.to_string()))?;
+        let (_, issuer) =
+            X509Certificate::from_der(issuer_der).map_err(|e| malformed(e.to_string()))?;
+        if issuer.subject().as_raw() != cert.issuer().as_raw() {
+            return Err(SignatureError::UntrustedChain(
+                "the path's certificates are not in issuing order".into(),
+            ));
+        }
+        if let Ok(Some(usage)) = issuer.key_usage() {
+            if !usage.value.crl_sign() {
+                return Err(SignatureError::RevocationUnknown(format!(
+                    "{} may not sign CRLs",
+                    issuer.subject()
+                )));
+            }
+        }
+        let mut authoritative = false;
+        let mut found = None;
+        for der in &self.crl_ders {
+            let Ok((_, crl)) = CertificateRevocationList::from_der(der) else {
+                continue;
+            };
+            if crl.issuer().as_raw() != cert.issuer().as_raw() {
+                continue;
+            }
+            // Partitioned CRLs (issuingDistributionPoint) and delta CRLs need scope rules
+            // this check does not implement; a certificate that only they cover has an
+            // unknown status, which refuses.
+            if crl.extensions().iter().any(|e| {
+                e.oid == x509_parser::oid_registry::OID_X509_EXT_ISSUER_DISTRIBUTION_POINT
+                    || e.oid == x509_parser::oid_registry::OID_X509_EXT_DELTA_CRL_INDICATOR
+            }) {
+                continue;
+            }
+            crl.verify_signature(issuer.public_key()).map_err(|_| {
+                SignatureError::RevocationUnknown(format!(
+                    "a CRL naming {} as its issuer does not verify with that issuer's key",
+                    issuer.subject()
+                ))
+            })?;
+            if let Some(next) = crl.next_update() {
+                if next.timestamp() <= unix_seconds(crls_current_at) {
+                    return Err(SignatureError::RevocationUnknown(format!(
+                        "the CRL of {} expired at {}",
+                        issuer.subject(),
+                        rfc3339(next.timestamp())
+                    )));
+                }
+            }
+            authoritative = true;
+            if let Some(entry) = crl
+                .iter_revoked_certificates()
+                .find(|e| e.raw_serial() == cert.raw_serial())
+            {
+                let subject = if is_leaf {
+                    format!("the signer's certificate ({})", cert.subject())
+                } else {
+                    format!("the CA certificate {}", cert.subject())
+                };
+                found = Some(judge_entry(entry, subject, unix_seconds(signed))?);
+            }
+        }
+        if !authoritative {
+            return Err(SignatureError::RevocationUnknown(format!(
+                "no current CRL from {}",
+                issuer.subject()
+            )));
+        }
+        Ok(found)
+    }
+}
+
+/// CRL reason codes (RFC 5280 §5.3.1) after which signatures made before the revocation
+/// stay valid, because the reason says the key was retired, not stolen:
+/// affiliationChanged, superseded, cessationOfOperation, certificateHold (a suspension)
+/// and privilegeWithdrawn. Everything else, including no reason and `unspecified` (what
+/// an operator types in a hurry for a stolen key), is treated as a compromise.
+const ROUTINE_REASONS: [u8; 5] = [3, 4, 5, 6, 9];
+
+fn reason_name(code: Option<u8>) -> &'static str {
+    match code {
+        None => "none stated",
+        Some(0) => "unspecified",
+        Some(1) => "keyCompromise",
+        Some(2) => "cACompromise",
+        Some(3) => "affiliationChanged",
+        Some(4) => "superseded",
+        Some(5) => "cessationOfOperation",
+        Some(6) => "certificateHold",
+        Some(8) => "removeFromCRL",
+        Some(9) => "privilegeWithdrawn",
+        Some(10) => "aACompromise",
+        Some(_) => "unknown",
+    }
+}
+
+/// Judges one CRL entry against the time of signing (seconds since the epoch).
+fn judge_entry(
+    entry: &RevokedCertificate<'_>,
+    subject: String,
+    signed: i64,
+) -> Result<LaterRevocation, SignatureError> {
+    let code = entry.reason_code().map(|(_, r)| r.0);
+    let reason = reason_name(code);
+    let revoked_at = entry.revocation_date.timestamp();
+    let invalid_since = invalidity_date(entry);
+    let accepted = rfc3339(signed);
+    let routine = code.is_some_and(|c| ROUTINE_REASONS.contains(&c));
+    let later = LaterRevocation {
+        certificate: subject.clone(),
+        reason: reason.to_owned(),
+        revoked_at: rfc3339(revoked_at),
+        invalid_since: invalid_since.map(rfc3339),
+        routine,
+        signed_at: accepted.clone(),
+    };
+    if routine {
+        // A routine retirement: the certificate was good until it was revoked (or until
+        // the invalidity date, if the CA stated an earlier one).
+        let cutoff = invalid_since.map_or(revoked_at, |d| d.min(revoked_at));
+        if signed < cutoff {
+            return Ok(later);
+        }
+        return Err(SignatureError::RevokedAtSigning(format!(
+            "{subject} was revoked on {} (reason {reason}), before the document was accepted on {accepted}",
+            rfc3339(cutoff)
+        )));
+    }
+    match invalid_since {
+        Some(since) if signed < since => Ok(later),
+        Some(since) => Err(SignatureError::RevokedAtSigning(format!(
+            "{subject} was revoked on {} (reason {reason}); the CA states it was invalid since {}, before the document was accepted on {accepted}",
+            rfc3339(revoked_at),
+            rfc3339(since)
+        ))),
+        None => Err(SignatureError::RevokedAtSigning(format!(
+            "{subject} was revoked on {} (reason {reason}) with no date since which it is invalid, so no signature made with its key can be trusted, not even on this document (accepted {accepted})",
+            rfc3339(revoked_at)
+        ))),
+    }
+}
+
+/// The entry's invalidityDate in seconds since the epoch. RFC 5280 says GeneralizedTime,
+/// but rcgen 0.14 (which makes the DEMO CRLs) writes UTCTime, so both are read. One that
+/// cannot be read counts as absent, which only ever makes the judgement stricter.
+fn invalidity_date(entry: &RevokedCertificate<'_>) -> Option<i64> {
+    if let Some((_, t)) = entry.invalidity_date() {
+        return Some(t.timestamp());
+    }
+    let ext = entry.find_extension(&x509_parser::oid_registry::OID_X509_EXT_INVALIDITY_DATE)?;
+    x509_parser::time::ASN1Time::from_der(ext.value)
+        .ok()
+        .map(|(_, t)| t.timestamp())
+}
+
+fn unix_seconds(t: UnixTime) -> i64 {
+    i64::try_from(t.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// RFC 3339 for seconds since the epoch, for messages.
+fn rfc3339(seconds: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(seconds)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| format!("{seconds} s after 1970"))
 }
 
 /// Verifies a raw signature with the public key of certificate `leaf` alone: no chain, no
@@ -535,9 +904,9 @@ mod tests {
         let message = b"manifest";
         let signature = key.sign(message).unwrap();
         let at = |offset: i64| {
-            UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+            JudgedAt::Now(UnixTime::since_unix_epoch(std::time::Duration::from_secs(
                 (now.unix_timestamp() + offset) as u64,
-            ))
+            )))
         };
         // Validated from scratch, then remembered.
         trust
@@ -575,5 +944,179 @@ mod tests {
                 .unwrap_err(),
             SignatureError::BadSignature
         );
+    }
+
+    /// A root, an intermediate, a seal certificate and its key, for judging revocation.
+    struct Pki {
+        dir: tempfile::TempDir,
+        root: Ca,
+        intermediate: Ca,
+        leaf_der: Vec<u8>,
+        key: SigningKey,
+    }
+
+    fn pki() -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Ca::new_root("root").unwrap();
+        let intermediate = root.new_intermediate("intermediate").unwrap();
+        let spec = LeafSpec::new(LeafKind::DocumentSigning, "seal").uri("urn:congvan:org:hn");
+        let issued = intermediate.issue(&spec).unwrap();
+        issued.write(dir.path(), "sign").unwrap();
+        let key =
+            SigningKey::load(&dir.path().join("sign.crt"), &dir.path().join("sign.key")).unwrap();
+        Pki {
+            dir,
+            root,
+            intermediate,
+            leaf_der: issued.der,
+            key,
+        }
+    }
+
+    fn entry(
+        der: &[u8],
+        at: time::OffsetDateTime,
+        reason: Option<rcgen::RevocationReason>,
+    ) -> rcgen::RevokedCertParams {
+        let (_, cert) = X509Certificate::from_der(der).unwrap();
+        rcgen::RevokedCertParams {
+            serial_number: rcgen::SerialNumber::from_slice(cert.raw_serial()),
+            revocation_time: at,
+            reason_code: reason,
+            invalidity_date: None,
+        }
+    }
+
+    impl Pki {
+        /// Trust with the given root and intermediate CRL texts (None: leave it out).
+        fn trust(&self, root_crl: Option<String>, int_crl: Option<String>) -> SigningTrust {
+            let anchors = [write(self.dir.path(), "root.crt", self.root.cert_pem())];
+            let mut crls = Vec::new();
+            for (name, text) in [("root.crl", root_crl), ("int.crl", int_crl)] {
+                if let Some(text) = text {
+                    crls.push(write(self.dir.path(), name, &text));
+                }
+            }
+            SigningTrust::load(&anchors, &crls).unwrap()
+        }
+
+        /// Judges a fresh signature as if made `ago` seconds before now.
+        fn judge(
+            &self,
+            trust: &SigningTrust,
+            ago: i64,
+            crls_at: i64,
+        ) -> Result<VerifiedSigner, SignatureError> {
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let t = |s: i64| UnixTime::since_unix_epoch(std::time::Duration::from_secs(s as u64));
+            let message = b"manifest";
+            let signature = self.key.sign(message).unwrap();
+            trust.verify_raw(
+                message,
+                self.key.algorithm(),
+                &signature,
+                &self.key.chain,
+                JudgedAt::Signed {
+                    signed: t(now - ago),
+                    crls_current_at: t(now + crls_at),
+                },
+            )
+        }
+    }
+
+    #[test]
+    fn judging_at_a_time_of_signing_keeps_the_crl_checks() {
+        let p = pki();
+        let now = time::OffsetDateTime::now_utc();
+        let empty_root = p.root.sign_crl(1, Vec::new()).unwrap();
+        let empty_int = p.intermediate.sign_crl(1, Vec::new()).unwrap();
+
+        // Nothing revoked: valid, nothing to report.
+        let trust = p.trust(Some(empty_root.clone()), Some(empty_int.clone()));
+        assert!(p.judge(&trust, 60, 0).unwrap().later_revocations.is_empty());
+
+        // No CRL from the leaf's issuer: unknown status refuses.
+        let trust = p.trust(Some(empty_root.clone()), None);
+        let e = p.judge(&trust, 60, 0).unwrap_err();
+        assert!(matches!(e, SignatureError::RevocationUnknown(_)), "{e:?}");
+
+        // A CRL that names the intermediate as issuer but is signed by another key (a
+        // forged "superseded" list from a server, say) refuses.
+        let impostor = Ca::new_root("intermediate").unwrap();
+        let forged = impostor
+            .sign_crl(
+                2,
+                vec![entry(
+                    &p.leaf_der,
+                    now,
+                    Some(rcgen::RevocationReason::Superseded),
+                )],
+            )
+            .unwrap();
+        let trust = p.trust(Some(empty_root.clone()), Some(forged));
+        let e = p.judge(&trust, 60, 0).unwrap_err();
+        assert!(
+            matches!(&e, SignatureError::RevocationUnknown(m) if m.contains("does not verify")),
+            "{e:?}"
+        );
+
+        // CRLs past their nextUpdate at the time they must be current refuse.
+        let trust = p.trust(Some(empty_root.clone()), Some(empty_int.clone()));
+        let e = p.judge(&trust, 60, 400 * 86_400).unwrap_err();
+        assert!(
+            matches!(&e, SignatureError::RevocationUnknown(m) if m.contains("expired")),
+            "{e:?}"
+        );
+
+        // A revocation with no reason after the signing counts as a compromise of
+        // unknown date.
+        let revoked = p
+            .intermediate
+            .sign_crl(2, vec![entry(&p.leaf_der, now, None)])
+            .unwrap();
+        let trust = p.trust(Some(empty_root.clone()), Some(revoked));
+        let e = p.judge(&trust, 60, 0).unwrap_err();
+        assert!(
+            matches!(&e, SignatureError::RevokedAtSigning(m) if m.contains("reason none stated")),
+            "{e:?}"
+        );
+
+        // The issuing CA retired (superseded) after the signing: valid, and reported.
+        let int_der =
+            crate::pki::pem::read_certs(&p.dir.path().join("sign.crt")).unwrap()[1].to_vec();
+        let root_crl = p
+            .root
+            .sign_crl(
+                2,
+                vec![entry(
+                    &int_der,
+                    now,
+                    Some(rcgen::RevocationReason::Superseded),
+                )],
+            )
+            .unwrap();
+        let trust = p.trust(Some(root_crl.clone()), Some(empty_int.clone()));
+        let signer = p.judge(&trust, 60, 0).unwrap();
+        assert_eq!(signer.later_revocations.len(), 1);
+        assert!(
+            signer.later_revocations[0]
+                .certificate
+                .contains("the CA certificate")
+        );
+        assert_eq!(signer.later_revocations[0].reason, "superseded");
+        // …but a signature judged now (a submission) is refused.
+        let e = trust
+            .verify_raw(
+                b"manifest",
+                p.key.algorithm(),
+                &p.key.sign(b"manifest").unwrap(),
+                &p.key.chain,
+                JudgedAt::Now(UnixTime::now()),
+            )
+            .unwrap_err();
+        assert_eq!(e, SignatureError::Revoked);
+        // …and one made after the retirement is refused too.
+        let e = p.judge(&trust, -5, 0).unwrap_err();
+        assert!(matches!(e, SignatureError::RevokedAtSigning(_)), "{e:?}");
     }
 }

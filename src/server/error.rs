@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::document::{ManifestError, Role};
+use crate::document::{ManifestError, Role, RoleError};
 use crate::pki::signing::SignatureError;
 use crate::store::StoreError;
 
@@ -19,6 +19,23 @@ pub enum ApiError {
     /// The client certificate carries no usable congvan identity.
     #[error("the client certificate carries no usable identity: {0}")]
     IdentityInvalid(String),
+    /// The connection's client certificate was revoked after the connection was opened.
+    #[error("the client certificate of this connection has been revoked; the connection is closed")]
+    CertificateRevoked,
+    /// The connection's client certificate expired after the connection was opened.
+    #[error("the client certificate of this connection has expired; the connection is closed")]
+    CertificateExpired,
+    /// The connection's client certificate no longer verifies for another reason.
+    #[error(
+        "the client certificate of this connection is no longer trusted ({0}); the connection is closed"
+    )]
+    CertificateUntrusted(String),
+    /// This identity already has as many open connections as it may.
+    #[error("this identity already has {0} open connections; reuse one (keep-alive) or close one")]
+    TooManyConnections(usize),
+    /// Every connection slot is busy.
+    #[error("the server has no free connection slot; retry shortly")]
+    ServerBusy,
     /// The certificate names an organisation or auditor role the directory does not know.
     #[error("{0} is not in the organisation directory")]
     UnknownIdentity(String),
@@ -64,6 +81,10 @@ pub enum ApiError {
         /// The manifest's sender.
         sender: String,
     },
+    /// A signer's certificate does not fit the role it signs in (another organisation, the
+    /// wrong kind of certificate, or a person other than the manifest's signer).
+    #[error("{0}")]
+    SignerRole(RoleError),
     /// The TLS client is not the manifest's sender.
     #[error("the manifest's sender is {manifest}, but this connection is {tls}")]
     SenderMismatch {
@@ -177,6 +198,11 @@ impl ApiError {
         match self {
             ApiError::IdentityInvalid(_) => (S::FORBIDDEN, "identity_invalid"),
             ApiError::UnknownIdentity(_) => (S::FORBIDDEN, "identity_unknown"),
+            ApiError::CertificateRevoked => (S::FORBIDDEN, "certificate_revoked"),
+            ApiError::CertificateExpired => (S::FORBIDDEN, "certificate_expired"),
+            ApiError::CertificateUntrusted(_) => (S::FORBIDDEN, "certificate_untrusted"),
+            ApiError::TooManyConnections(_) => (S::TOO_MANY_REQUESTS, "too_many_connections"),
+            ApiError::ServerBusy => (S::SERVICE_UNAVAILABLE, "server_busy"),
             ApiError::RoleForbidden(_) => (S::FORBIDDEN, "role_forbidden"),
             ApiError::RouteNotFound(_) => (S::NOT_FOUND, "route_not_found"),
             ApiError::MethodNotAllowed => (S::METHOD_NOT_ALLOWED, "method_not_allowed"),
@@ -186,7 +212,9 @@ impl ApiError {
                 ManifestError::TooLarge(_) => (S::PAYLOAD_TOO_LARGE, "manifest_too_large"),
                 ManifestError::UnknownField(_) => (S::BAD_REQUEST, "manifest_unknown_field"),
                 ManifestError::NotNfc(_) => (S::BAD_REQUEST, "manifest_not_nfc"),
-                ManifestError::UnknownDocType(_) => (S::UNPROCESSABLE_ENTITY, "doc_type_unknown"),
+                ManifestError::UnknownDocType { .. } => {
+                    (S::UNPROCESSABLE_ENTITY, "doc_type_unknown")
+                }
                 _ => (S::BAD_REQUEST, "manifest_invalid"),
             },
             ApiError::Signature { error, .. } => (
@@ -195,7 +223,9 @@ impl ApiError {
                     SignatureError::BadSignature => "signature_invalid",
                     SignatureError::UntrustedChain(_) => "signature_untrusted",
                     SignatureError::NotValidNow(_) => "signature_expired",
-                    SignatureError::Revoked => "signature_revoked",
+                    SignatureError::Revoked | SignatureError::RevokedAtSigning(_) => {
+                        "signature_revoked"
+                    }
                     SignatureError::RevocationUnknown(_) => "signature_revocation_unknown",
                     SignatureError::WrongUsage => "signature_wrong_usage",
                     SignatureError::NoIdentity(_) => "signature_no_identity",
@@ -210,6 +240,14 @@ impl ApiError {
                 (S::UNPROCESSABLE_ENTITY, "signature_role_duplicate")
             }
             ApiError::SignerMismatch { .. } => (S::UNPROCESSABLE_ENTITY, "signer_mismatch"),
+            ApiError::SignerRole(error) => (
+                S::UNPROCESSABLE_ENTITY,
+                match error {
+                    RoleError::OtherOrganisation { .. } => "signer_mismatch",
+                    RoleError::WrongKind { .. } => "signer_kind_mismatch",
+                    RoleError::NameMismatch { .. } => "signer_name_mismatch",
+                },
+            ),
             ApiError::SenderMismatch { .. } => (S::FORBIDDEN, "sender_mismatch"),
             ApiError::SenderInactive(_) => (S::FORBIDDEN, "sender_inactive"),
             ApiError::RecipientUnknown(_) => (S::UNPROCESSABLE_ENTITY, "recipient_unknown"),
@@ -301,7 +339,10 @@ impl IntoResponse for ApiError {
         };
         let retry_after = match &self {
             ApiError::RateLimited(secs) => Some(*secs),
-            ApiError::TooManyUploads | ApiError::InsufficientStorage => Some(1),
+            ApiError::TooManyUploads
+            | ApiError::InsufficientStorage
+            | ApiError::TooManyConnections(_)
+            | ApiError::ServerBusy => Some(1),
             _ => None,
         };
         let mut response = (status, Json(body)).into_response();

@@ -20,9 +20,34 @@ pub struct Metrics {
     pub rate_limited: AtomicU64,
     /// Connections closed for idleness.
     pub idle_closed: AtomicU64,
+    /// Connections cut during their handshake to make room for newer ones.
+    pub handshakes_evicted: AtomicU64,
+    /// Idle keep-alive connections closed to make room for a new connection.
+    pub idle_evicted: AtomicU64,
+    /// Connections refused after their handshake: identity or server at its cap.
+    pub connections_refused: AtomicU64,
+    /// Connections closed because their certificate no longer passed (revoked, expired…).
+    pub certificate_closed: AtomicU64,
+    /// Connections closed at their maximum age.
+    pub age_closed: AtomicU64,
+    /// Refusals answered but not logged (caller over its refusal rate, disk reserve
+    /// reached, or an oversized entry).
+    pub refusals_unlogged: AtomicU64,
 }
 
 impl Metrics {
+    /// Counts what the connection table cut or closed to make room.
+    pub fn count_evicted(&self, evicted: super::limits::Evicted) {
+        if evicted.handshakes > 0 {
+            self.handshakes_evicted
+                .fetch_add(evicted.handshakes as u64, Ordering::Relaxed);
+        }
+        if evicted.idle > 0 {
+            self.idle_evicted
+                .fetch_add(evicted.idle as u64, Ordering::Relaxed);
+        }
+    }
+
     /// Counts one request that ended with `status`.
     pub fn count_request(&self, status: u16) {
         let counter = match status {
@@ -67,10 +92,46 @@ impl Metrics {
             &self.rate_limited,
         );
         counter(
+            "congvan_refusals_unlogged_total",
+            "Refusals answered but not written to the log (rate, disk reserve or size).",
+            "",
+            &self.refusals_unlogged,
+        );
+        counter(
             "congvan_idle_connections_closed_total",
             "Connections closed after no traffic for idle_timeout_ms.",
             "",
             &self.idle_closed,
+        );
+        counter(
+            "congvan_handshakes_evicted_total",
+            "Connections cut during their TLS handshake to make room (handshakes_max, handshakes_per_address_max, pressure).",
+            "",
+            &self.handshakes_evicted,
+        );
+        counter(
+            "congvan_idle_connections_evicted_total",
+            "Idle keep-alive connections closed to make room for a new connection (connections_max).",
+            "",
+            &self.idle_evicted,
+        );
+        counter(
+            "congvan_connections_refused_total",
+            "Connections refused after their handshake (connections_per_identity_max, or connections_max with none idle).",
+            "",
+            &self.connections_refused,
+        );
+        counter(
+            "congvan_connections_certificate_closed_total",
+            "Open connections closed because their certificate no longer passed (revoked, expired, untrusted).",
+            "",
+            &self.certificate_closed,
+        );
+        counter(
+            "congvan_connections_age_closed_total",
+            "Connections closed at connection_age_max_ms.",
+            "",
+            &self.age_closed,
         );
         let _ = writeln!(
             out,

@@ -21,7 +21,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tower::ServiceExt;
 
 use crate::config::{Limits, ServerConfig};
@@ -42,7 +42,7 @@ pub mod registry;
 pub mod routes;
 pub mod tls;
 
-pub use auth::{Caller, PeerCert};
+pub use auth::{Caller, PeerCert, PeerChain};
 pub use error::ApiError;
 pub use tls::TrustReloader;
 
@@ -103,6 +103,8 @@ pub struct AppState {
     pub rate: Arc<limits::RateLimiter>,
     /// Concurrent uploads per identity.
     pub uploads: Arc<limits::UploadSlots>,
+    /// Refusals logged per identity (the rest are answered but not logged).
+    pub refusals: Arc<limits::RateLimiter>,
 }
 
 impl AppState {
@@ -216,6 +218,10 @@ impl Server {
                 )),
                 uploads: limits::UploadSlots::new(config.limits.uploads_concurrent),
                 numbering: Arc::new(numbering),
+                refusals: Arc::new(limits::RateLimiter::new(
+                    routes::log::REFUSALS_LOGGED_PER_MINUTE,
+                    routes::log::REFUSALS_LOGGED_BURST,
+                )),
                 rules: Arc::new(ManifestRules {
                     doc_types: config.documents.types.clone(),
                     payload_bytes_max: config.documents.payload_bytes_max,
@@ -266,7 +272,6 @@ impl Server {
         // Each connection task holds a clone of `done_tx`; when all are dropped,
         // `done_rx.recv()` returns None and every connection has finished.
         let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
-        let connections = Arc::new(Semaphore::new(limits.connections_max.max(1)));
         let watcher = tokio::spawn(housekeeping(
             state.clone(),
             tls.clone(),
@@ -274,6 +279,8 @@ impl Server {
             stop_rx.clone(),
         ));
         let limits = Arc::new(limits);
+        raise_open_files_limit(&limits);
+        let table = limits::ConnectionTable::new(limits.clone());
         match listener.local_addr() {
             Ok(addr) => {
                 tracing::info!(%addr, "congvan listening (TLS 1.3, client certificates required)")
@@ -282,14 +289,10 @@ impl Server {
         }
 
         tokio::pin!(shutdown);
+        // Connections are accepted at once rather than left in the kernel's backlog: the
+        // connection table then decides who makes room (see `limits::ConnectionTable`),
+        // so a flood of sockets cannot make an honest client wait for a timeout.
         loop {
-            let permit = tokio::select! {
-                permit = connections.clone().acquire_owned() => match permit {
-                    Ok(p) => p,
-                    Err(_) => break,
-                },
-                () = &mut shutdown => break,
-            };
             let (stream, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok(a) => a,
@@ -306,18 +309,18 @@ impl Server {
                 .metrics
                 .connections_accepted
                 .fetch_add(1, Ordering::Relaxed);
+            let (pending, evicted) = table.admit_pending(peer.ip());
+            state.metrics.count_evicted(evicted);
             let conn = Connection {
                 metrics: state.metrics.clone(),
                 tls: tls.clone(),
                 app: app.clone(),
                 limits: limits.clone(),
+                table: table.clone(),
                 stop: stop_rx.clone(),
                 _done: done_tx.clone(),
             };
-            tokio::spawn(async move {
-                conn.serve(stream, peer).await;
-                drop(permit);
-            });
+            tokio::spawn(conn.serve(stream, peer, pending));
         }
 
         tracing::info!("shutting down: finishing in-flight requests");
@@ -335,6 +338,25 @@ impl Server {
         tracing::info!("store flushed; stopped");
         Ok(())
     }
+}
+
+/// Connections the kernel queues for `accept` (capped by `net.core.somaxconn`). The accept
+/// loop takes them at once, but a burst of thousands of connects while the CPUs are busy
+/// with handshakes can outrun it; a full queue drops connections, which then cost their
+/// client a one-second SYN retransmission.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds a listening socket for [`Server::run`] with [`LISTEN_BACKLOG`] (the caller binds;
+/// tests pass port 0).
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// At start-up, in O(log n): the stored log must still contain the tree of the latest
@@ -499,12 +521,52 @@ struct Connection {
     tls: Arc<TrustReloader>,
     app: Router,
     limits: Arc<Limits>,
+    table: Arc<limits::ConnectionTable>,
     stop: watch::Receiver<bool>,
     _done: mpsc::Sender<()>,
 }
 
+/// How long a connection refused after its handshake (identity or server full) may take to
+/// send the request that gets the refusal, so refused connections cannot linger.
+const REFUSED_ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// An HTTP/1.1 and HTTP/2 connection builder with the request-head limits.
+fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout())
+        .max_buf_size(limits.header_bytes_max.max(8192))
+        .max_headers(limits.headers_max.max(16));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.header_bytes_max).unwrap_or(u32::MAX))
+        .max_concurrent_streams(64);
+    builder
+}
+
+/// The API error for a connection the table did not admit.
+fn refusal_error(refusal: limits::Refusal) -> ApiError {
+    match refusal {
+        limits::Refusal::IdentityFull(max) => ApiError::TooManyConnections(max),
+        limits::Refusal::ServerFull => ApiError::ServerBusy,
+    }
+}
+
+/// `refusal` as a response that also tells an HTTP/1.1 client the connection ends.
+fn closing_response(refusal: ApiError) -> Response {
+    let mut response = refusal.into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    response
+}
+
 impl Connection {
-    async fn serve(mut self, stream: TcpStream, peer: SocketAddr) {
+    async fn serve(self, stream: TcpStream, peer: SocketAddr, pending: limits::PendingSlot) {
         let Some(acceptor) = self.tls.acceptor() else {
             self.metrics
                 .handshakes_refused
@@ -512,64 +574,157 @@ impl Connection {
             tracing::warn!(%peer, "connection refused: TLS material is unusable");
             return;
         };
+        // The generation the handshake verifies against: read before it, so a reload
+        // during the handshake makes the first request verify again.
+        let generation = self.tls.generation();
         let _ = stream.set_nodelay(true);
         let handshake =
             tokio::time::timeout(self.limits.handshake_timeout(), acceptor.accept(stream));
-        let tls = match handshake.await {
-            Ok(Ok(tls)) => tls,
-            Ok(Err(e)) => {
-                self.metrics
-                    .handshakes_refused
-                    .fetch_add(1, Ordering::Relaxed);
-                tracing::info!(%peer, error = %e, "TLS handshake refused");
-                return;
-            }
-            Err(_) => {
-                self.metrics
-                    .handshakes_refused
-                    .fetch_add(1, Ordering::Relaxed);
-                tracing::info!(%peer, "TLS handshake timed out");
+        let tls = tokio::select! {
+            result = handshake => match result {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    self.metrics
+                        .handshakes_refused
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(%peer, error = %e, "TLS handshake refused");
+                    return;
+                }
+                Err(_) => {
+                    self.metrics
+                        .handshakes_refused
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            },
+            () = pending.cut() => {
+                // Counted by the table's caller when it cut us.
+                tracing::debug!(%peer, "handshake cut to make room for newer connections");
                 return;
             }
         };
-        let peer_cert = {
+        let (peer_cert, chain) = {
             let (_, session) = tls.get_ref();
-            let parsed = match session.peer_certificates().and_then(|c| c.first()) {
+            let chain: Vec<_> = session
+                .peer_certificates()
+                .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
+                .unwrap_or_default();
+            let parsed = match chain.first() {
                 Some(der) => CertInfo::from_der(der).map_err(|e| e.to_string()),
                 // Unreachable with a verifier that requires certificates; refuse anyway.
                 None => Err("no client certificate".to_owned()),
             };
-            PeerCert(Arc::new(parsed))
+            let not_after = parsed.as_ref().ok().and_then(|info| {
+                time::OffsetDateTime::parse(
+                    &info.not_after,
+                    &time::format_description::well_known::Rfc3339,
+                )
+                .ok()
+                .map(std::time::SystemTime::from)
+            });
+            (
+                PeerCert(Arc::new(parsed)),
+                Arc::new(PeerChain::new(chain, not_after, generation)),
+            )
         };
-        tracing::debug!(%peer, identity = %peer_cert.log_label(), "TLS connection established");
+        let identity = peer_cert.log_label();
+        tracing::debug!(%peer, identity = %identity, "TLS connection established");
 
-        let service =
-            self.app
-                .clone()
-                .map_request(move |mut req: Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(peer_cert.clone());
-                    req
-                });
+        let (admitted, evicted) = self.table.open(&pending, &identity);
+        self.metrics.count_evicted(evicted);
+        let slot = match admitted {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                self.metrics
+                    .connections_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::info!(%peer, identity = %identity,
+                    code = refusal_error(refusal).status_and_code().1,
+                    "connection refused after its handshake");
+                self.refuse(tls, refusal, &pending).await;
+                return;
+            }
+        };
+        drop(pending);
+        self.serve_open(tls, peer, peer_cert, chain, slot).await;
+    }
+
+    /// Answers every request on a connection that was not admitted with the error for
+    /// `refusal` and closes it, within [`REFUSED_ANSWER_WITHIN`]; the connection keeps its handshake slot
+    /// meanwhile, so refused connections stay counted and can be cut.
+    async fn refuse(
+        &self,
+        tls: tokio_rustls::server::TlsStream<TcpStream>,
+        refusal: limits::Refusal,
+        pending: &limits::PendingSlot,
+    ) {
+        let service = tower::service_fn(move |_req: Request<hyper::body::Incoming>| {
+            std::future::ready(Ok::<_, std::convert::Infallible>(closing_response(
+                refusal_error(refusal),
+            )))
+        });
+        let builder = http_builder(&self.limits);
+        let conn = builder.serve_connection(TokioIo::new(tls), TowerToHyperService::new(service));
+        tokio::pin!(conn);
+        tokio::select! {
+            _ = tokio::time::timeout(REFUSED_ANSWER_WITHIN, conn.as_mut()) => {}
+            () = pending.cut() => {}
+        }
+    }
+
+    async fn serve_open(
+        mut self,
+        tls: tokio_rustls::server::TlsStream<TcpStream>,
+        peer: SocketAddr,
+        peer_cert: PeerCert,
+        chain: Arc<PeerChain>,
+        slot: limits::OpenSlot,
+    ) {
+        let slot = Arc::new(slot);
+        let service = {
+            let slot = slot.clone();
+            let app = self.app.clone();
+            let trust = self.tls.clone();
+            let metrics = self.metrics.clone();
+            tower::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+                let in_flight = slot.request();
+                // Before every request: the certificate must still pass the trust in
+                // force. A refusal closes the connection, so a revoked client has to
+                // handshake again, which the new CRLs refuse.
+                let verdict = chain.check(&trust);
+                if let Err(refusal) = &verdict {
+                    metrics.certificate_closed.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(%peer, identity = %peer_cert.log_label(),
+                        code = refusal.status_and_code().1,
+                        "closing a connection whose certificate no longer passes");
+                    slot.close();
+                }
+                req.extensions_mut().insert(peer_cert.clone());
+                let app = app.clone();
+                async move {
+                    let _in_flight = in_flight;
+                    match verdict {
+                        Ok(()) => app.oneshot(req).await,
+                        Err(refusal) => Ok(closing_response(refusal)),
+                    }
+                }
+            })
+        };
         let service = TowerToHyperService::new(service);
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(self.limits.header_read_timeout())
-            .max_buf_size(self.limits.header_bytes_max.max(8192))
-            .max_headers(self.limits.headers_max.max(16));
-        builder
-            .http2()
-            .timer(TokioTimer::new())
-            .max_header_list_size(u32::try_from(self.limits.header_bytes_max).unwrap_or(u32::MAX))
-            .max_concurrent_streams(64);
-        let activity = limits::Activity::new();
-        let io = limits::TrackedIo::new(tls, activity.clone());
+        let builder = http_builder(&self.limits);
+        let io = limits::TrackedIo::new(tls, slot.activity.clone());
         let conn = builder.serve_connection(TokioIo::new(io), service);
         tokio::pin!(conn);
         let idle_timeout = self.limits.idle_timeout();
-        let mut watchdog =
-            tokio::time::interval((idle_timeout / 4).max(std::time::Duration::from_millis(50)));
+        let age_max = self.limits.connection_age_max();
+        let opened = Instant::now();
+        let tick = (idle_timeout / 4)
+            .min(age_max / 4)
+            .max(std::time::Duration::from_millis(50));
+        let mut watchdog = tokio::time::interval(tick);
+        // Once set, the connection is finishing its request in flight and then closes.
+        let mut closing = false;
         loop {
             tokio::select! {
                 result = conn.as_mut() => {
@@ -579,7 +734,7 @@ impl Connection {
                     return;
                 }
                 _ = watchdog.tick() => {
-                    if activity.idle() >= idle_timeout {
+                    if slot.activity.idle() >= idle_timeout {
                         // Idle keep-alive connections close at once; a request in flight
                         // would have moved bytes within the timeout.
                         self.metrics.idle_closed.fetch_add(1, Ordering::Relaxed);
@@ -588,6 +743,19 @@ impl Connection {
                         let _ = tokio::time::timeout(idle_timeout, conn.as_mut()).await;
                         return;
                     }
+                    if !closing && opened.elapsed() >= age_max {
+                        // The request in flight (if any) finishes; the client reconnects
+                        // and its certificate is verified afresh.
+                        closing = true;
+                        self.metrics.age_closed.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(%peer, "closing a connection at its maximum age");
+                        conn.as_mut().graceful_shutdown();
+                    }
+                }
+                () = slot.closing(), if !closing => {
+                    closing = true;
+                    tracing::debug!(%peer, "closing a connection on the server's request");
+                    conn.as_mut().graceful_shutdown();
                 }
                 _ = self.stop.changed() => {
                     conn.as_mut().graceful_shutdown();
@@ -596,5 +764,38 @@ impl Connection {
                 }
             }
         }
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit when the connection caps need
+/// more than the soft limit allows (each connection is a file descriptor; the store and
+/// blobs need some more), and says so when even the hard limit is too low.
+fn raise_open_files_limit(limits: &Limits) {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    // Slack for the store, blob files, the listener and the runtime.
+    const OTHER_FILES: u64 = 256;
+    let needed = (limits.connections_max as u64)
+        .saturating_add(limits.handshakes_max as u64)
+        .saturating_add(OTHER_FILES);
+    let mut current = getrlimit(Resource::Nofile);
+    let soft = current.current.unwrap_or(u64::MAX);
+    if soft >= needed {
+        return;
+    }
+    let hard = current.maximum.unwrap_or(u64::MAX);
+    current.current = Some(hard);
+    if let Err(e) = setrlimit(Resource::Nofile, current) {
+        tracing::warn!(error = %e, soft, "could not raise the open-files limit");
+    }
+    let now = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
+    if now < needed {
+        tracing::warn!(
+            limit = now,
+            needed,
+            "the open-files limit is below what connections_max and handshakes_max need: \\
+             raise it (ulimit -n, LimitNOFILE=) or lower the caps"
+        );
+    } else {
+        tracing::info!(limit = now, "raised the open-files limit");
     }
 }

@@ -11,13 +11,21 @@
 //! (checked every `crl_check_interval`) or on [`TrustReloader::reload`] (SIGHUP). If it
 //! cannot be loaded, the server refuses every connection until it can: it fails closed
 //! rather than keep trusting a certificate that a half-written CRL was meant to revoke.
+//!
+//! Every load bumps a generation counter. Connections keep their client's certificate
+//! chain and, before each request, re-verify it with [`TrustReloader::verify_peer`] when
+//! the generation changed since they last did: a revocation reaches connections that were
+//! opened before it, not only new handshakes.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use ring::digest;
 use rustls::RootCertStore;
+use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::ClientCertVerifier;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::TlsConfig;
@@ -42,6 +50,9 @@ pub enum TlsError {
 pub struct Trust {
     /// Accepts TLS connections.
     pub acceptor: TlsAcceptor,
+    /// The client-certificate verifier inside `acceptor`, kept to re-verify the chains of
+    /// open connections against this material.
+    pub verifier: Arc<dyn ClientCertVerifier>,
     /// Verifies document-signing certificates.
     pub signing: Arc<SigningTrust>,
 }
@@ -63,6 +74,23 @@ pub struct TrustReloader {
     current: RwLock<Option<Trust>>,
     /// SHA-256 of every input file at the last load, to notice changes.
     stamp: Mutex<Vec<[u8; 32]>>,
+    /// Bumped by every load, successful or not, so connections notice cheaply.
+    generation: AtomicU64,
+}
+
+/// Why an open connection's certificate chain no longer passes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PeerRefusal {
+    /// A certificate in the chain is revoked.
+    Revoked,
+    /// A certificate in the chain is expired or not yet valid.
+    Expired,
+    /// The chain fails for another reason (unknown issuer, revocation status unknown, an
+    /// expired CRL…); the detail is for people.
+    Untrusted(String),
+    /// The trust material is unusable, so nothing can be verified.
+    Unavailable,
 }
 
 impl TrustReloader {
@@ -80,7 +108,40 @@ impl TrustReloader {
             sources: sources.clone(),
             current: RwLock::new(Some(trust)),
             stamp: Mutex::new(stamp),
+            generation: AtomicU64::new(0),
         }))
+    }
+
+    /// The number of loads since start; changes whenever the trust in force may have.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Verifies a client's certificate chain (leaf first) against the trust in force now,
+    /// exactly as a new handshake would: chain, validity now, revocation of every
+    /// certificate, EKU clientAuth.
+    pub fn verify_peer(&self, chain: &[CertificateDer<'static>]) -> Result<(), PeerRefusal> {
+        let Some(trust) = self.current() else {
+            return Err(PeerRefusal::Unavailable);
+        };
+        let Some((leaf, intermediates)) = chain.split_first() else {
+            return Err(PeerRefusal::Untrusted("no client certificate".into()));
+        };
+        match trust
+            .verifier
+            .verify_client_cert(leaf, intermediates, UnixTime::now())
+        {
+            Ok(_) => Ok(()),
+            Err(rustls::Error::InvalidCertificate(e)) => Err(match e {
+                rustls::CertificateError::Revoked => PeerRefusal::Revoked,
+                rustls::CertificateError::Expired
+                | rustls::CertificateError::ExpiredContext { .. }
+                | rustls::CertificateError::NotValidYet
+                | rustls::CertificateError::NotValidYetContext { .. } => PeerRefusal::Expired,
+                other => PeerRefusal::Untrusted(format!("{other:?}")),
+            }),
+            Err(other) => Err(PeerRefusal::Untrusted(other.to_string())),
+        }
     }
 
     /// The trust material to use now, or `None` while it is broken.
@@ -121,6 +182,8 @@ impl TrustReloader {
         if let Ok(mut guard) = self.stamp.lock() {
             *guard = stamp;
         }
+        // After the swap, so a connection that sees the new number also sees the new trust.
+        self.generation.fetch_add(1, Ordering::AcqRel);
         match &outcome {
             Ok(()) => tracing::info!(
                 crls = self.sources.tls.crls.len(),
@@ -176,8 +239,10 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 fn build(sources: &TrustSources) -> Result<Trust, TlsError> {
+    let (acceptor, verifier) = build_acceptor(&sources.tls)?;
     Ok(Trust {
-        acceptor: build_acceptor(&sources.tls)?,
+        acceptor,
+        verifier,
         signing: Arc::new(SigningTrust::load(
             &sources.signing_anchors,
             &sources.signing_crls,
@@ -185,7 +250,9 @@ fn build(sources: &TrustSources) -> Result<Trust, TlsError> {
     })
 }
 
-fn build_acceptor(config: &TlsConfig) -> Result<TlsAcceptor, TlsError> {
+fn build_acceptor(
+    config: &TlsConfig,
+) -> Result<(TlsAcceptor, Arc<dyn ClientCertVerifier>), TlsError> {
     let provider = provider();
     let chain = read_certs(&config.cert)?;
     let key = read_private_key(&config.key)?;
@@ -213,11 +280,11 @@ fn build_acceptor(config: &TlsConfig) -> Result<TlsAcceptor, TlsError> {
     let mut server = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| TlsError::Rustls(e.to_string()))?
-        .with_client_cert_verifier(verifier)
+        .with_client_cert_verifier(verifier.clone())
         .with_single_cert(chain, key)
         .map_err(|e| TlsError::Rustls(e.to_string()))?;
     server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     server.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     server.send_tls13_tickets = 0;
-    Ok(TlsAcceptor::from(Arc::new(server)))
+    Ok((TlsAcceptor::from(Arc::new(server)), verifier))
 }

@@ -10,20 +10,26 @@
 )]
 
 mod audit;
+mod audit_trust;
 mod bench;
 mod cipher_policy;
 mod classified;
 mod cli;
 mod durability;
 mod endorse;
+mod fairness;
 mod fuzz_corpus;
 mod gpg;
 mod hostile;
 mod matrix;
+mod messages;
 mod reform;
 mod registers;
+mod revocation;
+mod roles;
 mod submit;
 mod support;
 mod tls;
 mod tls_audit;
 mod tools;
+mod validity;

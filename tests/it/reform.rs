@@ -220,11 +220,13 @@ async fn the_2025_plan_applied_to_a_live_server_loses_nothing() {
     assert_eq!(err.api_code(), Some("recipient_inactive"), "{err}");
     assert!(err.to_string().contains("hn/xuan-mai"), "{err}");
     // Its history stays readable to it.
-    assert!(inbox(&server, "hn/cm/tan-tien")
-        .await
-        .items
-        .iter()
-        .any(|i| i.id.to_string() == notice));
+    assert!(
+        inbox(&server, "hn/cm/tan-tien")
+            .await
+            .items
+            .iter()
+            .any(|i| i.id.to_string() == notice)
+    );
     // The new units send and receive.
     send(
         &server,

@@ -151,7 +151,7 @@ impl TestServer {
         };
         let tls = server.tls();
         let metrics = server.state().metrics.clone();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = congvan::server::bind(([127, 0, 0, 1], 0).into()).unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(listener, async {
@@ -335,6 +335,13 @@ pub fn next_number() -> String {
         .to_string()
 }
 
+/// The full name and position on the DEMO person certificate of `org` in the sample tree.
+pub fn sample_signer(org: &str) -> (String, String) {
+    let directory = Directory::from_toml(SAMPLE_ORGS).unwrap();
+    let org = directory.org(&OrgId::parse(org).unwrap()).unwrap();
+    (demo::person_name(org), demo::person_position(org))
+}
+
 /// A document under construction for tests: a manifest as JSON, its payload, and how to
 /// sign and submit it. Tests mutate `manifest` to make hostile variants.
 #[derive(Clone)]
@@ -366,6 +373,9 @@ impl TestDoc {
                 })
             })
             .collect();
+        // The person signature must come from a certificate issued to the name the
+        // manifest prints: the DEMO PKI's person for the sender.
+        let (full_name, position) = sample_signer(sender);
         let manifest = serde_json::json!({
             "version": 1,
             "id": uuid::Uuid::now_v7(),
@@ -375,7 +385,7 @@ impl TestDoc {
             "doc_type": "CT",
             "subject": "Về đẩy mạnh chuyển đổi số trong hoạt động của các cấp ủy",
             "promulgated": {"date": "2026-11-26", "place": "Chương Mỹ"},
-            "signer": {"competence": "TM.", "position": "Phó Bí thư", "full_name": "Nguyễn Thị Hạnh"},
+            "signer": {"competence": "TM.", "position": position, "full_name": full_name},
             "urgency": 1,
             "classification": "thuong",
             "steering": 2,

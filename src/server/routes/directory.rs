@@ -85,21 +85,20 @@ pub async fn server_keys(
 }
 
 /// `GET /v1/crls`: the CRLs signatures are checked against, for clients to check too.
+///
+/// Served from the trust snapshot that signature checks use, not re-read from disk: a
+/// CRL file replaced on disk is served only once the server judges signatures by it, so
+/// a client never sees a revocation that a submission made at the same moment could
+/// still slip past.
 pub async fn crls(
     State(state): State<AppState>,
     _caller: Caller,
 ) -> Result<Json<CrlsResponse>, ApiError> {
-    let paths = state.trust.signing_crl_files();
-    let crls = tokio::task::spawn_blocking(move || {
-        paths
-            .iter()
-            .map(|p| {
-                std::fs::read_to_string(p)
-                    .map_err(|e| ApiError::Internal(format!("{}: {e}", p.display())))
-            })
-            .collect::<Result<Vec<_>, _>>()
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))??;
-    Ok(Json(CrlsResponse { crls }))
+    let trust = state
+        .trust
+        .current()
+        .ok_or_else(|| ApiError::Unavailable("the server's trust material is unusable".into()))?;
+    Ok(Json(CrlsResponse {
+        crls: trust.signing.crl_texts().to_vec(),
+    }))
 }

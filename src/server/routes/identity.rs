@@ -50,6 +50,8 @@ pub async fn whoami(State(state): State<AppState>, caller: Caller) -> Json<WhoAm
                 .unwrap_or_default(),
             None,
         ),
+        // The `Caller` extractor never admits a person certificate.
+        Identity::Person(id) => ("person", id.to_string(), String::new(), None),
     };
     Json(WhoAmI {
         kind,

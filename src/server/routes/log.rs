@@ -1,8 +1,13 @@
-//! The delivery log for security officers and committees: checkpoints, entries, proofs.
+//! The delivery log for security officers and committees: checkpoints, entries, proofs,
+//! and the logging of refusals.
 //!
-//! A security officer sees the events whose sender or a recipient lies in its scope (and
-//! directory changes); a committee sees the events of its own documents. Consistency
-//! proofs and checkpoints reveal only hashes and sizes, and are open to every caller.
+//! Each party sees what the document API would show it: a committee the submissions of
+//! its documents and, of deliveries and receipts, those of documents it sent and its own
+//! (not its co-recipients'); a security officer the events whose sender or a recipient
+//! lies in its scope; a refusal only its caller (and officers over it). Range reads give
+//! the other entries as leaf hashes, so that an export accounts for every index.
+//! Consistency and range proofs and checkpoints reveal only hashes and sizes, and are
+//! open to every caller.
 
 use axum::Json;
 use axum::extract::{Query, State};
@@ -13,7 +18,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::api::{LogEntries, LogEntry, LogProof};
+use crate::api::{HiddenEntry, LogEntries, LogEntry, LogProof, RangeProof};
 use crate::directory::OrgId;
 use crate::ledger::{self, ENTRIES_PAGE_MAX, Event, NoteSigner};
 use crate::notary::KeyPurpose;
@@ -58,7 +63,8 @@ pub async fn checkpoint(
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
 }
 
-/// Whether `caller` may see `event`.
+/// Whether `caller` may see `event`: what the document API would show it (see
+/// [`Event::readable_by_org`]); a security officer sees what concerns its scope.
 pub fn visible(state: &AppState, caller: &Caller, event: &Event) -> bool {
     if matches!(
         event,
@@ -67,21 +73,25 @@ pub fn visible(state: &AppState, caller: &Caller, event: &Event) -> bool {
         return true;
     }
     match &caller.identity {
-        // A committee reads the log entries of the units merged into it as its own.
+        // A committee reads the log entries of the units merged into it as its own: what
+        // the document API would show it or any of them.
         Identity::Org(org) => {
             let directory = state.directory();
-            event
-                .parties()
-                .into_iter()
-                .any(|p| OrgId::parse(p).is_ok_and(|id| directory.speaks_for(org, &id)))
+            event.readable_by_org(org.as_str())
+                || directory
+                    .predecessors(org)
+                    .iter()
+                    .any(|p| event.readable_by_org(p.as_str()))
         }
         Identity::Auditor(scope) => {
             let directory = state.directory();
             event
-                .parties()
+                .audit_parties()
                 .into_iter()
                 .any(|p| OrgId::parse(p).is_ok_and(|id| directory.audits(scope, &id)))
         }
+        // The `Caller` extractor never admits a person certificate.
+        Identity::Person(_) => false,
     }
 }
 
@@ -112,10 +122,16 @@ pub async fn entries(
     let log = state.store.log();
     let size = log.size().map_err(internal)?;
     let mut out = Vec::new();
+    let mut hidden = Vec::new();
     let mut push = |index: u64, leaf: Vec<u8>| -> Result<(), ApiError> {
         let event = Event::from_leaf(&leaf).map_err(internal)?;
         if visible(&state, &caller, &event) {
             out.push(entry(index, leaf)?);
+        } else {
+            hidden.push(HiddenEntry {
+                index,
+                leaf_hash: B64.encode(ledger::leaf_hash(&leaf).0),
+            });
         }
         Ok(())
     };
@@ -128,9 +144,11 @@ pub async fn entries(
         for index in log.document_events(&document).map_err(internal)? {
             push(index, log.leaf(index).map_err(internal)?)?;
         }
+        // What others did with the document is not even counted for this caller.
         return Ok(Json(LogEntries {
             entries: out,
             next_start: None,
+            hidden: Vec::new(),
         }));
     }
     let start = q.start.unwrap_or(0);
@@ -147,6 +165,7 @@ pub async fn entries(
     Ok(Json(LogEntries {
         entries: out,
         next_start: (page_end < end).then_some(page_end),
+        hidden,
     }))
 }
 
@@ -216,4 +235,103 @@ pub async fn consistency(
         size: q.to,
         proof: encode(proof),
     }))
+}
+
+/// Parameters of `GET /v1/log/proofs/range`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RangeQuery {
+    start: u64,
+    end: u64,
+    size: u64,
+}
+
+/// `GET /v1/log/proofs/range?start=&end=&size=`: the hashes that, with the leaf hashes of
+/// `[start, end)`, recompute the root of the tree of `size` entries. Like consistency
+/// proofs, it reveals only hashes, and is open to every caller.
+pub async fn range(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Query(q): Query<RangeQuery>,
+) -> Result<Json<RangeProof>, ApiError> {
+    let log = state.store.log();
+    let size = log.size().map_err(internal)?;
+    if q.start >= q.end || q.end > q.size || q.size > size {
+        return Err(ApiError::RequestInvalid(format!(
+            "no range [{}, {}) in a tree of size {} (the log has {size} entries)",
+            q.start, q.end, q.size
+        )));
+    }
+    let proof = log.range_proof(q.start, q.end, q.size).map_err(internal)?;
+    Ok(Json(RangeProof {
+        start: q.start,
+        end: q.end,
+        size: q.size,
+        proof: encode(proof),
+    }))
+}
+
+/// Most refusals logged per caller per minute, on average; more are answered but not
+/// logged (and counted in `congvan_refusals_unlogged_total`), so a caller cannot grow the
+/// log without bound by sending bad requests.
+pub const REFUSALS_LOGGED_PER_MINUTE: u32 = 30;
+/// Burst of refusals logged per caller before the rate applies.
+pub const REFUSALS_LOGGED_BURST: u32 = 20;
+/// Largest `refused` leaf. A refusal names only the caller, the document id and a code,
+/// so real ones are about 200 bytes; anything larger is a bug, and is not logged.
+pub const REFUSAL_LEAF_BYTES_MAX: usize = 1024;
+
+/// Logs a refusal of a request about `document_id` under the authenticated caller alone.
+/// It never names parties that the (possibly unverified) request claims, so nobody can
+/// write into another party's history. It is size-bounded, rate-limited per caller and
+/// skipped when the disk reserve is reached. A failure to log does not change the answer.
+pub async fn log_refusal(
+    state: &AppState,
+    caller: &Caller,
+    document_id: Option<Uuid>,
+    error: &ApiError,
+) {
+    let (_, code) = error.status_and_code();
+    let actor = match &caller.identity {
+        Identity::Org(id) => id.to_string(),
+        Identity::Auditor(scope) => format!("auditor:{scope}"),
+        Identity::Person(id) => format!("person:{id}"),
+    };
+    let event = Event::Refused {
+        time: crate::api::now_rfc3339(),
+        document_id,
+        actor,
+        sender: None,
+        recipients: Vec::new(),
+        code: code.to_owned(),
+    };
+    let unlogged = |why: &str| {
+        state
+            .metrics
+            .refusals_unlogged
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!(code, reason = why, "refusal not logged");
+    };
+    match event.leaf() {
+        Ok(leaf) if leaf.len() <= REFUSAL_LEAF_BYTES_MAX => {}
+        _ => return unlogged("the entry would be too large"),
+    }
+    if state.refusals.check(&caller.identity.uri()).is_err() {
+        return unlogged("the caller's refusal rate is exceeded");
+    }
+    if state
+        .store
+        .ensure_space(
+            state
+                .limits
+                .disk_reserve_bytes
+                .saturating_add(REFUSAL_LEAF_BYTES_MAX as u64),
+        )
+        .is_err()
+    {
+        return unlogged("the disk reserve is reached");
+    }
+    if let Err(e) = state.store.log_event(&event).await {
+        tracing::error!(error = %e, code, "could not log a refusal");
+    }
 }

@@ -44,6 +44,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/log/entries", get(log::entries))
         .route("/v1/log/proofs/inclusion", get(log::inclusion))
         .route("/v1/log/proofs/consistency", get(log::consistency))
+        .route("/v1/log/proofs/range", get(log::range))
         .route("/v1/inbox", get(lists::inbox))
         .route("/v1/sent", get(lists::sent))
         .route(

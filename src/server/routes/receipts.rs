@@ -120,13 +120,9 @@ pub async fn post(
         role: Role::Organization,
         error,
     })?;
-    if signer.cert.identity != Identity::Org(org.clone()) {
-        return Err(ApiError::SignerMismatch {
-            role: Role::Organization,
-            signer: signer.cert.identity.uri(),
-            sender: org.to_string(),
-        });
-    }
+    // A receipt is the organisation's act: its seal certificate, never a person's.
+    crate::document::check_signer(Role::Organization, &signer.cert, &org, "")
+        .map_err(ApiError::SignerRole)?;
 
     let signed = serde_json::json!({"receipt": statement, "signature": request.signature});
     let existing = state.store.delivery(&id, &addressee)?;
