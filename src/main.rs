@@ -1142,13 +1142,20 @@ fn run(command: Command) -> Result<()> {
                 "recipient", "fetched", "status", "status time"
             );
             for r in view.recipients {
+                let note = match &r.offered_to {
+                    Some(successor) => format!(
+                        "merged: offered to {successor}. {}",
+                        r.note.unwrap_or_default()
+                    ),
+                    None => r.note.unwrap_or_default(),
+                };
                 println!(
                     "{:<24} {:<22} {:<6} {:<22} {}",
                     r.org,
                     r.fetched_at.unwrap_or_else(|| "-".into()),
                     r.status.unwrap_or_else(|| "-".into()),
                     r.status_time.unwrap_or_else(|| "-".into()),
-                    r.note.unwrap_or_default()
+                    note.trim_end()
                 );
             }
             Ok(())
@@ -1704,7 +1711,11 @@ fn print_list(items: &[congvan::api::ListItem], sent: bool) {
         let who = if sent {
             format!("→ {}", item.recipients.join(", "))
         } else {
-            format!("← {}", item.sender)
+            match &item.addressed_to {
+                // Sent to a unit merged since into this one: offered to its successor.
+                Some(unit) => format!("← {} (for {unit}, merged)", item.sender),
+                None => format!("← {}", item.sender),
+            }
         };
         let subject = if item.classification == "thuong" {
             item.subject.clone()

@@ -280,6 +280,29 @@ async fn the_2025_plan_applied_to_a_live_server_loses_nothing() {
             .unwrap_or_else(|| panic!("{id} is not offered to hn/xuan-mai"));
         assert_eq!(item.addressed_to.as_deref(), Some(addressed));
     }
+    // The command line says so too, to the sender and to the successor.
+    let cli = |org: &str, args: &[&str]| {
+        let profile = server.pki.org_profile(&org.parse().unwrap());
+        let out = tokio::task::block_in_place(|| {
+            Command::new(env!("CARGO_BIN_EXE_congvan"))
+                .args(args)
+                .arg("--profile")
+                .arg(&profile)
+                .args(["--server", &server.url()])
+                .output()
+                .unwrap()
+        });
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let shown = cli("hn/cm", &["status", &directive]);
+    assert!(shown.contains("merged: offered to hn/xuan-mai"), "{shown}");
+    let shown = cli("hn/xuan-mai", &["inbox"]);
+    assert!(shown.contains("(for hn/cm/tan-tien, merged)"), "{shown}");
     // The successor fetches, verifies with the old district's certificates, accepts.
     let fetched = new_xuan_mai
         .fetch_document(&directive_id, &work.path().join("xuan-mai"))
