@@ -103,7 +103,9 @@ URL=https://localhost:$CV_PORT
 
 start_congvan() {
   [ -n "${CV_PID:-}" ] && { kill "$CV_PID" 2>/dev/null || true; wait "$CV_PID" 2>/dev/null || true; }
-  rm -rf "$OUT/data" "$OUT"/pki/orgs/*/state
+  # A fresh store: forget the checkpoints the last one signed too (the server refuses
+  # to start on a log that does not extend them; see docs/SECURITY.md, "Backup and restore").
+  rm -rf "$OUT/data" "$OUT"/pki/orgs/*/state "$OUT"/latest-checkpoint.note*
   RUST_LOG=warn "$BIN" serve --config "$OUT/pki/server/congvan.toml" \
     --listen 127.0.0.1:$CV_PORT --data "$OUT/data" 2>>"$OUT/congvan.log" &
   CV_PID=$!

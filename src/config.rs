@@ -206,6 +206,10 @@ pub struct LogConfig {
     pub origin: String,
     /// How often a checkpoint is issued when the log has grown.
     pub checkpoint_interval_s: u64,
+    /// Where the server remembers the latest checkpoint it signed, outside the data
+    /// directory so that restoring an older data directory cannot make it forget (see
+    /// `ledger::memory`). Default: `latest-checkpoint.note` beside the data directory.
+    pub checkpoint_memory: Option<PathBuf>,
 }
 
 impl Default for LogConfig {
@@ -213,6 +217,7 @@ impl Default for LogConfig {
         LogConfig {
             origin: "congvan.invalid/log".into(),
             checkpoint_interval_s: 60,
+            checkpoint_memory: None,
         }
     }
 }
@@ -341,6 +346,10 @@ pub struct ServerConfig {
     pub log: LogConfig,
     /// The cipher for classified documents and what it is certified for (`[seal]`).
     pub seal: SealPolicy,
+    /// Start even though the log does not extend the latest checkpoint this server
+    /// signed (after restoring an older backup); set by `serve --acknowledge-rollback`,
+    /// never by the file.
+    pub acknowledge_rollback: bool,
 }
 
 impl ServerConfig {
@@ -401,8 +410,11 @@ impl ServerConfig {
             path: name.to_owned(),
             message: e.to_string(),
         })?;
+        let mut log = file.log;
+        log.checkpoint_memory = log.checkpoint_memory.map(resolve);
         Ok(ServerConfig {
-            log: file.log,
+            log,
+            acknowledge_rollback: false,
             seal: file.seal,
             documents: file.documents,
             signing_anchors,
@@ -459,6 +471,19 @@ impl ServerConfig {
             plans: applied,
             next_due,
         })
+    }
+
+    /// Where the latest signed checkpoint is remembered: `[log] checkpoint_memory`, or
+    /// `latest-checkpoint.note` in the directory that holds the data directory.
+    pub fn checkpoint_memory_path(&self) -> PathBuf {
+        match &self.log.checkpoint_memory {
+            Some(path) => path.clone(),
+            None => self
+                .data_dir
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join("latest-checkpoint.note"),
+        }
     }
 
     /// Reads the organisation tree; returns it with the text it was parsed from.
@@ -602,6 +627,26 @@ impl ClientProfile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_checkpoint_memory_is_beside_the_data_directory_unless_configured() {
+        let mut config = ServerConfig::embedded_default(Path::new("/srv/congvan")).unwrap();
+        config.data_dir = PathBuf::from("/var/lib/congvan/data");
+        assert_eq!(
+            config.checkpoint_memory_path(),
+            Path::new("/var/lib/congvan/latest-checkpoint.note")
+        );
+        let text = EMBEDDED_SERVER_CONFIG.replace(
+            "checkpoint_interval_s = 60\n",
+            "checkpoint_interval_s = 60\ncheckpoint_memory = \"state/memory.note\"\n",
+        );
+        let config = ServerConfig::parse(&text, Path::new("/etc/congvan"), "test").unwrap();
+        assert_eq!(
+            config.checkpoint_memory_path(),
+            Path::new("/etc/congvan/state/memory.note")
+        );
+        assert!(!config.acknowledge_rollback, "never from the file");
+    }
 
     #[test]
     fn embedded_default_resolves_under_cwd() {

@@ -373,7 +373,8 @@ fn grep_dir(dir: &Path, needles: &[&str]) -> Result<Vec<String>, DemoError> {
             for entry in std::fs::read_dir(&path)? {
                 stack.push(entry?.path());
             }
-        } else {
+        } else if path.is_file() {
+            // Regular files only: the data directory also holds the server's backup socket.
             let bytes = std::fs::read(&path)?;
             for needle in needles {
                 if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {

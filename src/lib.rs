@@ -10,6 +10,7 @@
 //! - [`seal`]: OpenPGP (sequoia) behind a small interface: keys, and later seal/open.
 //! - [`registers`]: incoming registers (số đến) and outgoing numbering periods.
 //! - [`store`]: durable state in sled.
+//! - [`backup`]: `congvan backup`, `backup verify` and `restore` (online, incremental).
 //! - [`server`]: TLS 1.3 accept loop with client certificates, routes, errors, limits.
 //! - [`client`]: the HTTPS client over mutual TLS used by the CLI.
 //! - [`bench`]: `congvan bench`, the load generator.
@@ -17,6 +18,7 @@
 //! `src/main.rs` only parses arguments, calls into these modules and reports errors.
 
 pub mod api;
+pub mod backup;
 pub mod bench;
 pub mod client;
 pub mod config;

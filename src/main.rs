@@ -77,6 +77,35 @@ enum Command {
         /// Keep data in this directory instead of the configured one.
         #[arg(long)]
         data: Option<PathBuf>,
+        /// Start even though the log does not extend the latest checkpoint this server
+        /// signed (after restoring an older backup). Auditors holding later checkpoints
+        /// will report the log as rolled back.
+        #[arg(long)]
+        acknowledge_rollback: bool,
+    },
+    /// Back up the running server (store, payloads, keys, configuration) into a
+    /// directory: the first time in full, then only what changed.
+    #[command(args_conflicts_with_subcommands = true)]
+    Backup {
+        /// The running server's configuration.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The server's data directory, if `serve` was started with `--data`.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// The backup directory.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(subcommand)]
+        command: Option<BackupCommand>,
+    },
+    /// Make a new data directory from a backup directory (verified first).
+    Restore {
+        /// The backup directory.
+        dir: PathBuf,
+        /// The new data directory (must not exist, or be empty).
+        #[arg(long)]
+        data: PathBuf,
     },
     /// Load generator: measure a running server (as pgbench does for PostgreSQL).
     Bench {
@@ -276,6 +305,16 @@ enum KeyCommand {
         /// Write the endorsement here instead of to standard output.
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum BackupCommand {
+    /// Check a backup directory: every set complete, every payload's digest, the log
+    /// against every checkpoint.
+    Verify {
+        /// The backup directory.
+        dir: PathBuf,
     },
 }
 
@@ -948,6 +987,9 @@ fn exit_code(e: &anyhow::Error) -> u8 {
         if let Some(c) = cause.downcast_ref::<congvan::client::ClientError>() {
             return c.exit_code();
         }
+        if let Some(b) = cause.downcast_ref::<congvan::backup::BackupError>() {
+            return b.exit_code();
+        }
     }
     exit::FAILED
 }
@@ -978,7 +1020,25 @@ fn run(command: Command) -> Result<()> {
             config,
             listen,
             data,
-        } => serve(config, listen, data),
+            acknowledge_rollback,
+        } => serve(config, listen, data, acknowledge_rollback),
+        Command::Backup {
+            config,
+            data,
+            out,
+            command,
+        } => match command {
+            Some(BackupCommand::Verify { dir }) => backup_verify(&dir),
+            None => {
+                let (Some(config), Some(out)) = (config, out) else {
+                    bail!(
+                        "say which server and where: congvan backup --config /etc/congvan/congvan.toml --out /var/backups/congvan (or: congvan backup verify DIR)"
+                    );
+                };
+                backup(&config, data, &out)
+            }
+        },
+        Command::Restore { dir, data } => restore(&dir, &data),
         Command::Bench { command } => bench(command),
         Command::Pki { command } => match command {
             PkiCommand::Demo {
@@ -1204,7 +1264,124 @@ fn run(command: Command) -> Result<()> {
     }
 }
 
-fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>, data: Option<PathBuf>) -> Result<()> {
+/// The files a server configuration names (itself included), for a backup.
+fn config_files(path: &Path, config: &ServerConfig) -> Vec<PathBuf> {
+    let mut files = vec![path.to_owned(), config.orgs.clone()];
+    files.push(config.tls.cert.clone());
+    files.push(config.tls.key.clone());
+    files.extend(config.tls.client_ca.iter().cloned());
+    files.extend(config.tls.crls.iter().cloned());
+    files.extend(config.signing_anchors.iter().cloned());
+    files.extend(config.signing_crls.iter().cloned());
+    if let Ok(entries) = std::fs::read_dir(&config.keys_dir) {
+        let mut keys: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .collect();
+        keys.sort();
+        files.extend(keys);
+    }
+    let mut seen = std::collections::HashSet::new();
+    files.retain(|f| f.is_file() && seen.insert(f.clone()));
+    files
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+fn backup(config_path: &Path, data: Option<PathBuf>, out: &Path) -> Result<()> {
+    let config = ServerConfig::load(config_path)?;
+    let data = data.unwrap_or_else(|| config.data_dir.clone());
+    let socket = data.join(congvan::server::BACKUP_SOCKET_NAME);
+    let files = config_files(config_path, &config);
+    let started = std::time::Instant::now();
+    let summary = congvan::backup::take(&socket, out, &files, &mut |p| {
+        eprintln!(
+            "backup: {} log entries, {} records, {} payload files ({})",
+            p.leaves,
+            p.records,
+            p.blobs,
+            mib(p.blob_bytes)
+        );
+    })?;
+    let m = &summary.manifest;
+    for name in &summary.discarded {
+        println!("discarded the interrupted set {name}");
+    }
+    println!(
+        "backup set {} complete ({}): {}",
+        m.sequence,
+        if summary.full { "full" } else { "incremental" },
+        summary.set.display()
+    );
+    println!(
+        "  log entries {}..{} ({} new), {} records, {} payload files ({} received, {} already here), {} configuration files",
+        m.log_from,
+        m.log_to,
+        m.leaves,
+        m.records,
+        m.blobs.len(),
+        mib(summary.blob_bytes),
+        summary.blobs_present,
+        m.config_files.len()
+    );
+    match &m.checkpoint {
+        Some(c) => println!("  latest checkpoint: {} entries", c.size),
+        None => println!("  no checkpoint yet"),
+    }
+    println!(
+        "  took {:.1} s; submissions were held back {} µs while the cut was marked",
+        started.elapsed().as_secs_f64(),
+        summary.cut_us
+    );
+    Ok(())
+}
+
+fn print_verified(r: &congvan::backup::VerifyReport) {
+    println!(
+        "  {} sets, {} log entries, {} checkpoints (latest: {}), {} documents, {} payload files ({}) and {} small payloads checked by digest",
+        r.sets.len(),
+        r.log_size,
+        r.checkpoints,
+        r.latest_checkpoint
+            .map_or("none".to_owned(), |s| format!("{s} entries")),
+        r.documents,
+        r.blobs,
+        mib(r.blob_bytes),
+        r.small_payloads
+    );
+}
+
+fn backup_verify(dir: &Path) -> Result<()> {
+    let report = congvan::backup::verify(dir)?;
+    println!("backup verified: {}", dir.display());
+    print_verified(&report);
+    Ok(())
+}
+
+fn restore(dir: &Path, data: &Path) -> Result<()> {
+    let report = runtime()?.block_on(congvan::backup::restore(dir, data))?;
+    println!("restored {} into {}", dir.display(), report.data.display());
+    print_verified(&report.verified);
+    println!(
+        "  the configuration and registered keys backed up are in {}",
+        report.config.display()
+    );
+    println!(
+        "  start: congvan serve --config <your congvan.toml> --data {}",
+        report.data.display()
+    );
+    Ok(())
+}
+
+fn serve(
+    config: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    data: Option<PathBuf>,
+    acknowledge_rollback: bool,
+) -> Result<()> {
     let mut config = match config {
         Some(path) => ServerConfig::load(&path)?,
         None if Path::new(DEFAULT_CONFIG_PATH).exists() => {
@@ -1222,6 +1399,7 @@ fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>, data: Option<PathB
     if let Some(data) = data {
         config.data_dir = data;
     }
+    config.acknowledge_rollback = acknowledge_rollback;
     let rt = runtime()?;
     rt.block_on(async move {
         let shutdown = shutdown_signal()?;

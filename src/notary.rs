@@ -189,6 +189,20 @@ impl ServerKeys {
     }
 }
 
+/// The raw public key of the key for `purpose` kept in `dir`, without creating one (a
+/// backup's copy of the server's keys is read, never completed).
+pub fn public_key_in(dir: &Path, purpose: KeyPurpose) -> Result<Vec<u8>, NotaryError> {
+    let path = dir.join(purpose.file_name());
+    let err = |reason: String| NotaryError::Key {
+        path: path.display().to_string(),
+        reason,
+    };
+    let pkcs8 = std::fs::read(&path).map_err(|e| err(e.to_string()))?;
+    let pair = Ed25519KeyPair::from_pkcs8(&pkcs8)
+        .map_err(|e| err(format!("not an Ed25519 PKCS#8 key: {e}")))?;
+    Ok(pair.public_key().as_ref().to_vec())
+}
+
 /// Verifies a signed statement against published keys, requiring the key's purpose and
 /// the statement's `type`.
 pub fn verify(

@@ -22,6 +22,7 @@ use tlog_tiles::tlog::{self, Hash, HashReader};
 use uuid::Uuid;
 
 pub mod checkpoint;
+pub mod memory;
 
 pub use checkpoint::{CheckpointError, NoteSigner, VerifiedCheckpoint, verifier_key};
 
@@ -342,6 +343,22 @@ where
 {
     let abort = |e: LedgerError| ConflictableTransactionError::Abort(E::from(e));
     let leaf = event.leaf().map_err(abort)?;
+    append_leaf(tx, &leaf, event.document_id())
+}
+
+/// Appends a leaf as it was stored (a restore from a backup re-appends the backup's
+/// leaves byte for byte, so the rebuilt tree has the same roots) inside a sled transaction
+/// on the log tree; returns its index. `document` is the event's document, for the
+/// per-document index.
+pub fn append_leaf<E>(
+    tx: &TransactionalTree,
+    leaf: &[u8],
+    document: Option<Uuid>,
+) -> Result<u64, ConflictableTransactionError<E>>
+where
+    E: From<LedgerError>,
+{
+    let abort = |e: LedgerError| ConflictableTransactionError::Abort(E::from(e));
     let index = match tx.get(SIZE_KEY)? {
         None => 0,
         Some(v) => decode_u64(&v).ok_or_else(|| {
@@ -355,7 +372,7 @@ where
         tx,
         failure: std::cell::RefCell::new(None),
     };
-    let hashes = match tlog::stored_hashes(index, &leaf, &reader) {
+    let hashes = match tlog::stored_hashes(index, leaf, &reader) {
         Ok(h) => h,
         Err(e) => {
             if let Some(failure) = reader.failure.into_inner() {
@@ -372,7 +389,7 @@ where
         tx.insert(&hash_key(first + i as u64), &h.0[..])?;
     }
     tx.insert(&leaf_key(index), leaf)?;
-    if let Some(id) = event.document_id() {
+    if let Some(id) = document {
         tx.insert(&doc_key(&id, index), &[][..])?;
     }
     tx.insert(SIZE_KEY, &(index + 1).to_be_bytes()[..])?;

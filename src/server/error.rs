@@ -186,6 +186,10 @@ pub enum ApiError {
     /// The server cannot serve this now (trust material unusable…).
     #[error("{0}")]
     Unavailable(String),
+    /// Signing a checkpoint now would contradict one this server signed before (its log
+    /// was rolled back while it ran).
+    #[error("{0}")]
+    LogRollback(String),
     /// A server-side failure; the detail is logged, not returned.
     #[error("internal error")]
     Internal(String),
@@ -282,6 +286,7 @@ impl ApiError {
             ApiError::LogEntryHidden => (S::FORBIDDEN, "log_entry_hidden"),
             ApiError::InsufficientStorage => (S::INSUFFICIENT_STORAGE, "insufficient_storage"),
             ApiError::Unavailable(_) => (S::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::LogRollback(_) => (S::SERVICE_UNAVAILABLE, "log_rollback"),
             ApiError::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

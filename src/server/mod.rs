@@ -27,6 +27,7 @@ use tower::ServiceExt;
 use crate::config::{Limits, ServerConfig};
 use crate::directory::Directory;
 use crate::document::ManifestRules;
+use crate::ledger::memory::CheckpointMemory;
 use crate::notary::ServerKeys;
 use crate::pki::CertInfo;
 use crate::seal::Cipher;
@@ -34,6 +35,7 @@ use crate::seal::policy::SealPolicy;
 use crate::store::{Store, StoreError};
 use registry::Registry;
 
+mod admin;
 pub mod auth;
 pub mod error;
 pub mod limits;
@@ -42,6 +44,7 @@ pub mod registry;
 pub mod routes;
 pub mod tls;
 
+pub use admin::SOCKET_NAME as BACKUP_SOCKET_NAME;
 pub use auth::{Caller, PeerCert, PeerChain};
 pub use error::ApiError;
 pub use tls::TrustReloader;
@@ -70,6 +73,26 @@ pub enum ServerError {
         "the delivery log is damaged: {0}; refusing to start (see `congvan audit verify-store`)"
     )]
     LogDamaged(String),
+    /// The log does not extend the latest checkpoint this server signed (remembered
+    /// outside the data directory): the data directory is older than what was published.
+    #[error(
+        "this server signed a checkpoint that the log in {data} does not extend: {reason}. \
+         The data directory was restored from an older backup or replaced, and auditors \
+         holding that checkpoint will see the rollback. Refusing to start; to continue from \
+         this log anyway, start with --acknowledge-rollback (the abandoned checkpoint {memory} \
+         is then kept beside it)"
+    )]
+    Rollback {
+        /// The data directory.
+        data: String,
+        /// The memory file.
+        memory: String,
+        /// How the log contradicts it.
+        reason: String,
+    },
+    /// The memory of the latest signed checkpoint could not be read or written.
+    #[error(transparent)]
+    Memory(#[from] crate::ledger::memory::MemoryError),
 }
 
 /// The state shared by all handlers: cheap handles only.
@@ -105,6 +128,8 @@ pub struct AppState {
     pub uploads: Arc<limits::UploadSlots>,
     /// Refusals logged per identity (the rest are answered but not logged).
     pub refusals: Arc<limits::RateLimiter>,
+    /// The latest checkpoint signed, remembered outside the data directory.
+    pub checkpoint_memory: Arc<CheckpointMemory>,
 }
 
 impl AppState {
@@ -200,6 +225,14 @@ impl Server {
         let store = Store::open(&config.data_dir)?;
         let keys = ServerKeys::load_or_create(&config.data_dir.join("keys"))?;
         check_log(&store, &keys, &config.log.origin)?;
+        let checkpoint_memory = Arc::new(CheckpointMemory::new(&config.checkpoint_memory_path()));
+        check_rollback(
+            &store,
+            &keys,
+            &config.log.origin,
+            &checkpoint_memory,
+            config.acknowledge_rollback,
+        )?;
         Ok(Server {
             state: AppState {
                 registry,
@@ -222,6 +255,7 @@ impl Server {
                     routes::log::REFUSALS_LOGGED_PER_MINUTE,
                     routes::log::REFUSALS_LOGGED_BURST,
                 )),
+                checkpoint_memory,
                 rules: Arc::new(ManifestRules {
                     doc_types: config.documents.types.clone(),
                     payload_bytes_max: config.documents.payload_bytes_max,
@@ -272,6 +306,7 @@ impl Server {
         // Each connection task holds a clone of `done_tx`; when all are dropped,
         // `done_rx.recv()` returns None and every connection has finished.
         let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+        let admin = tokio::spawn(admin::serve(state.clone(), stop_rx.clone()));
         let watcher = tokio::spawn(housekeeping(
             state.clone(),
             tls.clone(),
@@ -334,6 +369,7 @@ impl Server {
             tracing::warn!("shutdown grace period over: closing remaining connections");
         }
         let _ = watcher.await;
+        let _ = admin.await;
         state.store.commit().await?;
         tracing::info!("store flushed; stopped");
         Ok(())
@@ -394,6 +430,51 @@ fn check_log(store: &Store, keys: &ServerKeys, origin: &str) -> Result<(), Serve
         entries = size,
         checkpoint = checkpoint.size,
         "delivery log checked against the latest checkpoint"
+    );
+    Ok(())
+}
+
+/// At start-up: the log must extend the latest checkpoint this server remembers signing
+/// (kept outside the data directory, see `ledger::memory`). A data directory restored
+/// from an older backup stops the server unless the operator acknowledges the rollback;
+/// then the abandoned checkpoint is kept beside the memory for the record and the
+/// memory restarts from the restored log's latest checkpoint.
+fn check_rollback(
+    store: &Store,
+    keys: &ServerKeys,
+    origin: &str,
+    memory: &CheckpointMemory,
+    acknowledge: bool,
+) -> Result<(), ServerError> {
+    let Some(note) = memory.load()? else {
+        return Ok(());
+    };
+    let vkey =
+        crate::ledger::verifier_key(origin, &keys.public_key(crate::notary::KeyPurpose::Log)?);
+    let contradiction = match crate::ledger::checkpoint::verify(&note, &vkey) {
+        Err(e) => Some(format!(
+            "the remembered checkpoint does not verify with this server's log key ({e})"
+        )),
+        Ok(remembered) => routes::log::contradiction(store, remembered.size, remembered.root)
+            .map_err(|e| ServerError::LogDamaged(e.to_string()))?,
+    };
+    let Some(reason) = contradiction else {
+        return Ok(());
+    };
+    if !acknowledge {
+        return Err(ServerError::Rollback {
+            data: store.dir().display().to_string(),
+            memory: memory.path().display().to_string(),
+            reason,
+        });
+    }
+    let latest = store.latest_checkpoint()?.map(|(_, note)| note);
+    let kept = memory.replace_after_rollback(latest.as_deref())?;
+    tracing::error!(
+        reason = %reason,
+        abandoned = %kept.display(),
+        "ROLLBACK ACKNOWLEDGED: serving a log that does not extend a checkpoint this server \
+         signed; auditors holding that checkpoint will report the log as inconsistent"
     );
     Ok(())
 }

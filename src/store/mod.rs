@@ -22,9 +22,11 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use uuid::Uuid;
 
+pub mod backup;
 pub mod blobs;
 pub mod commit;
 pub mod registers;
+mod snapshot;
 
 pub use blobs::{BlobError, BlobStore, BlobWriter, VerifiedBlob};
 pub use commit::Committer;
@@ -32,6 +34,7 @@ pub use commit::Committer;
 use crate::ledger::{self, Event, LedgerError, Log};
 use crate::registers::{IncomingEntry, Medium};
 use crate::seal::policy::SealMark;
+use snapshot::{Gate, Kept};
 
 /// sled log segment size. Values larger than a quarter of a segment go to separate blob
 /// files; 8 MiB segments keep every record we write inline.
@@ -266,7 +269,17 @@ pub struct Store {
     blobs: BlobStore,
     committer: Committer,
     dir: PathBuf,
+    /// Writers pass through it so that a running backup sees one consistent cut: every
+    /// write to `docs` or `deliveries` enters it and records the key's previous value
+    /// (see `snapshot`); a new write path that skips it would make backups inexact.
+    gate: std::sync::Arc<Gate>,
+    /// Added to sled's id generator for index sequence numbers: a restored store starts
+    /// above every sequence number it restored, so new documents list as newest.
+    seq_base: u64,
 }
+
+/// The key in sled's default tree of [`Store::seq_base`] (u64 BE).
+const SEQ_BASE_KEY: &[u8] = b"seq_base";
 
 fn db_err(path: &Path) -> impl FnOnce(sled::Error) -> StoreError + '_ {
     move |source| StoreError::Db {
@@ -297,6 +310,15 @@ impl Store {
         let checkpoints = tree("checkpoints")?;
         let payloads = tree("payloads")?;
         let registers = tree("registers")?;
+        let seq_base = match db.get(SEQ_BASE_KEY).map_err(db_err(&db_path))? {
+            None => 0,
+            Some(v) => <[u8; 8]>::try_from(v.as_ref())
+                .map(u64::from_be_bytes)
+                .map_err(|_| StoreError::Corrupt {
+                    key: "seq_base".into(),
+                    reason: "not 8 bytes".into(),
+                })?,
+        };
         let blobs = BlobStore::open(data_dir)?;
         let committer =
             Committer::start(db.clone(), db_path.clone()).map_err(|source| StoreError::Io {
@@ -316,7 +338,20 @@ impl Store {
             blobs,
             committer,
             dir: data_dir.to_owned(),
+            gate: std::sync::Arc::default(),
+            seq_base,
         })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The next sequence number for the inbox and sent indexes.
+    fn next_seq(&self) -> Result<u64, StoreError> {
+        let id = self.db.generate_id().map_err(db_err(&self.dir))?;
+        Ok(self.seq_base.saturating_add(id))
     }
 
     /// Refuses (with [`StoreError::DiskFull`]) when fewer than `needed` bytes are free on
@@ -353,10 +388,19 @@ impl Store {
     /// Inserts a new document record unless one with its id exists; durable on return.
     pub async fn insert_document(&self, record: &DocumentRecord) -> Result<Inserted, StoreError> {
         let bytes = encode(record)?;
-        let swapped = self
-            .docs
-            .compare_and_swap(record.id.as_bytes(), None as Option<&[u8]>, Some(bytes))
-            .map_err(db_err(&self.dir))?;
+        let swapped = {
+            let gate = self.gate.enter();
+            if gate.active() {
+                let old = self
+                    .docs
+                    .get(record.id.as_bytes())
+                    .map_err(db_err(&self.dir))?;
+                gate.keep(Kept::Docs, record.id.as_bytes(), old.as_ref());
+            }
+            self.docs
+                .compare_and_swap(record.id.as_bytes(), None as Option<&[u8]>, Some(bytes))
+                .map_err(db_err(&self.dir))?
+        };
         match swapped {
             Ok(()) => {
                 self.commit().await?;
@@ -384,38 +428,44 @@ impl Store {
         accepted_at: &str,
         receipt: impl Fn(u64) -> Result<serde_json::Value, String>,
     ) -> Result<(DocumentRecord, u64), StoreError> {
-        let seq = self.db.generate_id().map_err(db_err(&self.dir))?;
-        let result = (
-            &self.docs,
-            &self.inbox,
-            &self.sent,
-            &self.log_tree,
-            &self.registers,
-        )
-            .transaction(|(docs, inbox, sent, log, registers)| {
-                let abort = ConflictableTransactionError::Abort;
-                let bytes = docs
-                    .get(id.as_bytes())?
-                    .ok_or(abort(StoreError::State("no such document".into())))?;
-                let mut record = decode(id, &bytes).map_err(abort)?;
-                if record.state != DocState::AwaitingPayload {
-                    return Err(abort(StoreError::State(
-                        "the payload was already accepted".into(),
-                    )));
-                }
-                let manifest: serde_json::Value =
-                    serde_json::from_str(&record.manifest).unwrap_or_default();
-                let deadline = manifest["deadline"].as_str().map(str::to_owned);
-                let index = file_accepted(
-                    (docs, inbox, sent, log, registers),
-                    &mut record,
-                    deadline,
-                    seq,
-                    accepted_at,
-                    &receipt,
-                )?;
-                Ok((record, index))
-            });
+        let seq = self.next_seq()?;
+        let result = {
+            // Held until the write is applied (see `snapshot`), not across the commit.
+            let gate = self.gate.enter();
+            (
+                &self.docs,
+                &self.inbox,
+                &self.sent,
+                &self.log_tree,
+                &self.registers,
+            )
+                .transaction(|(docs, inbox, sent, log, registers)| {
+                    let abort = ConflictableTransactionError::Abort;
+                    let bytes = docs
+                        .get(id.as_bytes())?
+                        .ok_or(abort(StoreError::State("no such document".into())))?;
+                    gate.keep(Kept::Docs, id.as_bytes(), Some(&bytes));
+                    let mut record = decode(id, &bytes).map_err(abort)?;
+                    if record.state != DocState::AwaitingPayload {
+                        return Err(abort(StoreError::State(
+                            "the payload was already accepted".into(),
+                        )));
+                    }
+                    let manifest: serde_json::Value =
+                        serde_json::from_str(&record.manifest).unwrap_or_default();
+                    let deadline = manifest["deadline"].as_str().map(str::to_owned);
+                    let index = file_accepted(
+                        (docs, inbox, sent, log, registers),
+                        &gate,
+                        &mut record,
+                        deadline,
+                        seq,
+                        accepted_at,
+                        &receipt,
+                    )?;
+                    Ok((record, index))
+                })
+        };
         let out = finish(result, &self.dir)?;
         self.commit().await?;
         Ok(out)
@@ -440,35 +490,41 @@ impl Store {
                 "payload too large for the database".into(),
             ));
         }
-        let seq = self.db.generate_id().map_err(db_err(&self.dir))?;
+        let seq = self.next_seq()?;
         let id = record.id;
-        let result = (
-            &self.docs,
-            &self.inbox,
-            &self.sent,
-            &self.log_tree,
-            &self.payloads,
-            &self.registers,
-        )
-            .transaction(|(docs, inbox, sent, log, payloads, registers)| {
-                let abort = ConflictableTransactionError::Abort;
-                if let Some(bytes) = docs.get(id.as_bytes())? {
-                    return Ok(Err(Box::new(decode(&id, &bytes).map_err(abort)?)));
-                }
-                if let Some(payload) = small_payload {
-                    payloads.insert(record.payload_sha256.as_bytes(), payload)?;
-                }
-                let mut record = record.clone();
-                let index = file_accepted(
-                    (docs, inbox, sent, log, registers),
-                    &mut record,
-                    deadline.map(str::to_owned),
-                    seq,
-                    accepted_at,
-                    &receipt,
-                )?;
-                Ok(Ok((record, index)))
-            });
+        let result = {
+            // Held until the write is applied (see `snapshot`), not across the commit.
+            let gate = self.gate.enter();
+            (
+                &self.docs,
+                &self.inbox,
+                &self.sent,
+                &self.log_tree,
+                &self.payloads,
+                &self.registers,
+            )
+                .transaction(|(docs, inbox, sent, log, payloads, registers)| {
+                    let abort = ConflictableTransactionError::Abort;
+                    if let Some(bytes) = docs.get(id.as_bytes())? {
+                        return Ok(Err(Box::new(decode(&id, &bytes).map_err(abort)?)));
+                    }
+                    gate.keep(Kept::Docs, id.as_bytes(), None);
+                    if let Some(payload) = small_payload {
+                        payloads.insert(record.payload_sha256.as_bytes(), payload)?;
+                    }
+                    let mut record = record.clone();
+                    let index = file_accepted(
+                        (docs, inbox, sent, log, registers),
+                        &gate,
+                        &mut record,
+                        deadline.map(str::to_owned),
+                        seq,
+                        accepted_at,
+                        &receipt,
+                    )?;
+                    Ok(Ok((record, index)))
+                })
+        };
         let out = finish(result, &self.dir)?;
         // An existing record may not be durable yet (a concurrent insert): commit anyway.
         self.commit().await?;
@@ -585,30 +641,37 @@ impl Store {
                 reason: e.to_string(),
             })
         };
-        let result = (&self.deliveries, &self.log_tree, &self.registers).transaction(
-            |(deliveries, log, registers)| {
-                let mut record: DeliveryRecord = match deliveries.get(&key)? {
-                    None => DeliveryRecord::default(),
-                    Some(bytes) => serde_json::from_slice(&bytes).map_err(corrupt)?,
-                };
-                // The incoming number is taken in the same transaction as the receipt that
-                // earns it: both are written, or neither, so the sequence has no gaps.
-                if let Some((register, entry)) = incoming {
-                    record.incoming_number = Some(registers::assign_incoming(
-                        registers,
-                        register,
-                        entry.clone(),
-                    )?);
-                }
-                let index = ledger::append(log, &event())?;
-                change(&mut record, index);
-                deliveries.insert(
-                    key.as_slice(),
-                    serde_json::to_vec(&record).map_err(corrupt)?,
-                )?;
-                Ok((record, index))
-            },
-        );
+        let result = {
+            // Held until the write is applied (see `snapshot`), not across the commit.
+            let gate = self.gate.enter();
+            (&self.deliveries, &self.log_tree, &self.registers).transaction(
+                |(deliveries, log, registers)| {
+                    let old = deliveries.get(&key)?;
+                    gate.keep(Kept::Deliveries, &key, old.as_ref());
+                    let mut record: DeliveryRecord = match old {
+                        None => DeliveryRecord::default(),
+                        Some(bytes) => serde_json::from_slice(&bytes).map_err(corrupt)?,
+                    };
+                    // The incoming number is taken in the same transaction as the receipt that
+                    // earns it: both are written, or neither, so the sequence has no gaps.
+                    if let Some((register, entry)) = incoming {
+                        record.incoming_number = Some(registers::assign_incoming(
+                            registers,
+                            &gate,
+                            register,
+                            entry.clone(),
+                        )?);
+                    }
+                    let index = ledger::append(log, &event())?;
+                    change(&mut record, index);
+                    deliveries.insert(
+                        key.as_slice(),
+                        serde_json::to_vec(&record).map_err(corrupt)?,
+                    )?;
+                    Ok((record, index))
+                },
+            )
+        };
         let out = finish(result, &self.dir)?;
         self.commit().await?;
         Ok(out)
@@ -826,6 +889,7 @@ fn file_accepted(
         &sled::transaction::TransactionalTree,
         &sled::transaction::TransactionalTree,
     ),
+    gate: &snapshot::Entered<'_>,
     record: &mut DocumentRecord,
     deadline: Option<String>,
     seq: u64,
@@ -846,6 +910,7 @@ fn file_accepted(
             }
             Some(_) => {}
             None => {
+                gate.keep(Kept::Registers, &key, None);
                 registers.insert(key, record.id.as_bytes().as_slice())?;
             }
         }

@@ -13,6 +13,7 @@
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use uuid::Uuid;
 
+use super::snapshot::{Entered, Kept};
 use super::{StoreError, db_err};
 use crate::registers::IncomingEntry;
 
@@ -55,6 +56,7 @@ pub(crate) fn outgoing_holder(tx: &TransactionalTree, key: &[u8]) -> TxResult<Op
 /// number.
 pub(crate) fn assign_incoming(
     tx: &TransactionalTree,
+    gate: &Entered<'_>,
     org: &str,
     mut entry: IncomingEntry,
 ) -> TxResult<u64> {
@@ -78,7 +80,10 @@ pub(crate) fn assign_incoming(
         ));
     }
     let counter = key(b'n', org, &year);
-    let last = match tx.get(&counter)? {
+    let old = tx.get(&counter)?;
+    // A running backup keeps what every key it will read held at its cut.
+    gate.keep(Kept::Registers, &counter, old.as_ref());
+    let last = match old {
         None => 0,
         Some(bytes) => <[u8; 8]>::try_from(bytes.as_ref())
             .map(u64::from_be_bytes)
@@ -90,9 +95,13 @@ pub(crate) fn assign_incoming(
     let mut line = year.to_vec();
     line.extend_from_slice(&number.to_be_bytes());
     let bytes = serde_json::to_vec(&entry).map_err(|_| corrupt("incoming entry"))?;
-    tx.insert(key(b'i', org, &line), bytes)?;
+    let line_key = key(b'i', org, &line);
+    gate.keep(Kept::Registers, &line_key, None);
+    tx.insert(line_key, bytes)?;
     if let Some(id) = entry.document_id {
-        tx.insert(key(b'd', org, id.as_bytes()), line)?;
+        let doc_key = key(b'd', org, id.as_bytes());
+        gate.keep(Kept::Registers, &doc_key, None);
+        tx.insert(doc_key, line)?;
     }
     Ok(number)
 }
@@ -122,9 +131,12 @@ impl super::Store {
     /// Registers a paper document (metadata only) in `org`'s incoming register, in the
     /// same sequence as electronic ones; durable on return. Returns the number.
     pub async fn register_paper(&self, org: &str, entry: IncomingEntry) -> Result<u64, StoreError> {
-        let result = self
-            .registers
-            .transaction(|tx| assign_incoming(tx, org, entry.clone()));
+        let result = {
+            // Held until the write is applied (see `snapshot`), not across the commit.
+            let gate = self.gate.enter();
+            self.registers
+                .transaction(|tx| assign_incoming(tx, &gate, org, entry.clone()))
+        };
         let number = super::finish(result, &self.dir)?;
         self.commit().await?;
         Ok(number)
@@ -168,13 +180,17 @@ impl super::Store {
         at: &str,
     ) -> Result<String, StoreError> {
         let k = key(b'c', org, &year.to_be_bytes());
-        let result = self.registers.transaction(|tx| {
-            if let Some(v) = tx.get(&k)? {
-                return Ok(String::from_utf8_lossy(&v).into_owned());
-            }
-            tx.insert(k.as_slice(), at.as_bytes())?;
-            Ok(at.to_owned())
-        });
+        let result = {
+            let gate = self.gate.enter();
+            self.registers.transaction(|tx| {
+                if let Some(v) = tx.get(&k)? {
+                    return Ok(String::from_utf8_lossy(&v).into_owned());
+                }
+                gate.keep(Kept::Registers, &k, None);
+                tx.insert(k.as_slice(), at.as_bytes())?;
+                Ok(at.to_owned())
+            })
+        };
         let closed = super::finish(result, &self.dir)?;
         self.commit().await?;
         Ok(closed)

@@ -341,11 +341,19 @@ async fn a_rolled_back_or_forked_store_is_caught_by_the_remembered_checkpoint() 
         String::from_utf8_lossy(&out.stderr)
     );
 
-    // Roll the store back to yesterday's copy: the officer notices at once.
+    // Roll the store back to yesterday's copy: the server itself refuses to sign over
+    // it unless the operator acknowledges the rollback; then the officer notices at once.
     let (dir, pki) = server.stop().await;
     std::fs::remove_dir_all(dir.path().join("data")).unwrap();
     copy_dir(&snapshot, &dir.path().join("data"));
-    let server = TestServer::start_in(dir, pki).await;
+    let mut config = congvan::config::ServerConfig::load(&pki.server_config()).unwrap();
+    config.data_dir = dir.path().join("data");
+    let refused = congvan::server::Server::build(&config).err().unwrap();
+    assert!(
+        refused.to_string().contains("--acknowledge-rollback"),
+        "{refused}"
+    );
+    let server = TestServer::start_in_with(dir, pki, |c| c.acknowledge_rollback = true).await;
     let err = auditor(&server).audit_checkpoint().await.unwrap_err();
     assert!(err.to_string().contains("rolled back"), "{err}");
     let out = tokio::task::block_in_place(|| {

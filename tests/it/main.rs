@@ -11,6 +11,7 @@
 
 mod audit;
 mod audit_trust;
+mod backup;
 mod bench;
 mod cipher_policy;
 mod classified;

@@ -126,6 +126,16 @@ impl TestServer {
         Self::start_configured(dir, pki, |_| {}).await
     }
 
+    /// A server using the PKI and directory `dir` whose configuration `tweak` adjusts
+    /// (another data directory, `acknowledge_rollback`…).
+    pub async fn start_in_with(
+        dir: tempfile::TempDir,
+        pki: Layout,
+        tweak: impl FnOnce(&mut ServerConfig),
+    ) -> TestServer {
+        Self::start_configured(dir, pki, tweak).await
+    }
+
     /// A server whose `[seal]` declares the certified stand-in module
     /// ([`StandInCertified`]), so every classification level may be sent; its clients
     /// come from [`TestServer::client`], which carries the stand-in too.

@@ -42,6 +42,21 @@ pub async fn issue_checkpoint(state: &AppState) -> Result<(u64, String), ApiErro
     }
     let root = log.root(size).map_err(internal)?;
     let public = state.keys.public_key(KeyPurpose::Log).map_err(internal)?;
+    let vkey = ledger::verifier_key(&state.log_origin, &public);
+    if let Some(note) = state.checkpoint_memory.load().map_err(internal)? {
+        let remembered = ledger::checkpoint::verify(&note, &vkey).map_err(internal)?;
+        if let Some(reason) =
+            contradiction(&state.store, remembered.size, remembered.root).map_err(internal)?
+        {
+            tracing::error!(reason = %reason, "refusing to sign a checkpoint that contradicts one signed before");
+            return Err(ApiError::LogRollback(format!(
+                "the log no longer extends the checkpoint of {} entries this server signed \
+                 before ({reason}); no checkpoint is signed until the operator restores the \
+                 data or acknowledges the rollback",
+                remembered.size
+            )));
+        }
+    }
     let keys = state.keys.clone();
     let signer = NoteSigner::new(&state.log_origin, &public, move |m: &[u8]| {
         keys.sign_bytes(KeyPurpose::Log, m)
@@ -49,9 +64,44 @@ pub async fn issue_checkpoint(state: &AppState) -> Result<(u64, String), ApiErro
     });
     let note =
         ledger::checkpoint::sign(&state.log_origin, size, root, &signer).map_err(internal)?;
+    // The entries it covers are durable before the note is remembered, and the note is
+    // remembered (outside the data directory) before anyone can see it.
+    state.store.commit().await?;
+    let memory = state.checkpoint_memory.clone();
+    let remembered = note.clone();
+    tokio::task::spawn_blocking(move || {
+        memory.remember(size, &remembered, |n| {
+            n.lines().nth(1).and_then(|l| l.parse().ok())
+        })
+    })
+    .await
+    .map_err(internal)?
+    .map_err(internal)?;
     state.store.save_checkpoint(size, &note).await?;
     tracing::info!(size, "checkpoint issued");
     Ok((size, note))
+}
+
+/// How the stored log contradicts a checkpoint of `size` entries with `root` this server
+/// signed, if it does: fewer entries, or other entries under the same size. O(log n).
+pub fn contradiction(
+    store: &crate::store::Store,
+    size: u64,
+    root: tlog_tiles::tlog::Hash,
+) -> Result<Option<String>, crate::ledger::LedgerError> {
+    let log = store.log();
+    let have = log.size()?;
+    if have < size {
+        return Ok(Some(format!(
+            "the log has {have} entries, fewer than the {size} of that checkpoint"
+        )));
+    }
+    if log.root(size)? != root {
+        return Ok(Some(format!(
+            "the log's first {size} entries are not the ones that checkpoint signed"
+        )));
+    }
+    Ok(None)
 }
 
 /// `GET /v1/log/checkpoint`: the latest checkpoint, issued now if the log has grown.
