@@ -306,6 +306,58 @@ enum KeyCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Import a key and its certificates from a PKCS#12 file (.p12/.pfx) as CAs hand
+    /// them out (legacy 3DES/RC2 or AES encryption): writes the certificate chain and the
+    /// key, encrypted at rest with a passphrase (PKCS#8, scrypt, AES-256). Name the two
+    /// files in the profile (sign_cert/sign_key or person_cert/person_key).
+    ImportP12 {
+        /// The PKCS#12 file.
+        file: PathBuf,
+        /// Where to write the certificate chain (PEM).
+        #[arg(long)]
+        cert: PathBuf,
+        /// Where to write the encrypted key (PEM, 0600).
+        #[arg(long)]
+        key: PathBuf,
+        /// Read the PKCS#12 password from this file instead of asking.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        /// Read the PKCS#12 password from this environment variable instead of asking.
+        #[arg(long)]
+        password_env: Option<String>,
+        /// Read the new key passphrase from this file instead of asking (twice).
+        #[arg(long)]
+        passphrase_file: Option<PathBuf>,
+        /// Read the new key passphrase from this environment variable instead of asking.
+        #[arg(long)]
+        passphrase_env: Option<String>,
+        /// Replace existing output files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Make a certificate signing request (PKCS#10) for a key on the profile's token, to
+    /// send to the CA; name the certificate it returns as sign_cert or person_cert.
+    Csr {
+        /// Client profile with a [token] section.
+        #[arg(long, env = "CONGVAN_PROFILE")]
+        profile: PathBuf,
+        /// Which key: the profile's token.sign_key, token.person_key or token.tls_key.
+        #[arg(long, value_enum)]
+        role: CsrRole,
+        /// The subject's common name (for a person, the name printed on documents).
+        #[arg(long)]
+        common_name: String,
+        /// Where to write the request (PEM); default: standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CsrRole {
+    Sign,
+    Person,
+    Tls,
 }
 
 #[derive(Subcommand)]
@@ -695,6 +747,16 @@ enum PkiCommand {
         /// Address the server will listen on (written into the configs).
         #[arg(long, default_value = "127.0.0.1:8443")]
         listen: SocketAddr,
+        /// Encrypt every client key (TLS, seal, person) with a passphrase (PKCS#8, scrypt,
+        /// AES-256); the server's and the CAs' keys stay plain 0600 files.
+        #[arg(long)]
+        protect: bool,
+        /// With --protect: read the passphrase from this file instead of asking (twice).
+        #[arg(long)]
+        passphrase_file: Option<PathBuf>,
+        /// With --protect: read the passphrase from this environment variable.
+        #[arg(long)]
+        passphrase_env: Option<String>,
     },
     /// Add a certificate to its issuer's CRL; a running server picks it up.
     Revoke {
@@ -1046,7 +1108,23 @@ fn run(command: Command) -> Result<()> {
                 orgs,
                 force,
                 listen,
-            } => pki_demo(&out, orgs.as_deref(), force, listen),
+                protect,
+                passphrase_file,
+                passphrase_env,
+            } => {
+                // Ask before making anything, so that a refused passphrase leaves nothing.
+                let passphrase = match protect {
+                    true => Some(new_passphrase(passphrase_file, passphrase_env)?),
+                    false => None,
+                };
+                pki_demo(
+                    &out,
+                    orgs.as_deref(),
+                    force,
+                    listen,
+                    passphrase.as_ref().map(|p| p.as_str()),
+                )
+            }
             PkiCommand::Revoke {
                 pki,
                 cert,
@@ -1253,6 +1331,61 @@ fn run(command: Command) -> Result<()> {
                     out,
                 },
         } => endorse_key(&profile, cert.as_deref(), days, out.as_deref()),
+        Command::Key {
+            command:
+                KeyCommand::ImportP12 {
+                    file,
+                    cert,
+                    key,
+                    password_file,
+                    password_env,
+                    passphrase_file,
+                    passphrase_env,
+                    force,
+                },
+        } => {
+            use congvan::pki::keystore::SecretSource;
+            let password = SecretSource::from_settings(password_file, password_env)
+                .read(&format!("password of {}", file.display()))?;
+            let passphrase = new_passphrase(passphrase_file, passphrase_env)?;
+            let imported =
+                pki::keystore::import_p12(&file, &password, &cert, &key, &passphrase, force)?;
+            println!(
+                "imported {} ({} certificate(s)) to {} and its key, encrypted, to {}",
+                imported.subject,
+                imported.chain_len,
+                cert.display(),
+                key.display()
+            );
+            Ok(())
+        }
+        Command::Key {
+            command:
+                KeyCommand::Csr {
+                    profile,
+                    role,
+                    common_name,
+                    out,
+                },
+        } => {
+            let profile = ClientProfile::load(&profile)?;
+            let key = match role {
+                CsrRole::Sign => profile.sign_key_token.clone(),
+                CsrRole::Person => profile.person_key_token.clone(),
+                CsrRole::Tls => profile.tls_key_token.clone(),
+            }
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "the profile names no token key for that role ([token] sign_key or person_key)"
+                )
+            })?;
+            let pem = profile.keys.token_csr(&key, &common_name)?;
+            match out {
+                Some(path) => pki::pem::write_public(&path, pem.as_bytes())?,
+                None => print!("{pem}"),
+            }
+            Ok(())
+        }
         Command::Demo => Ok(runtime()?.block_on(congvan::demo::run())?),
         Command::Sent { client, limit } => {
             let client = client.client()?;
@@ -1928,7 +2061,31 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     })
 }
 
-fn pki_demo(out: &Path, orgs: Option<&Path>, force: bool, listen: SocketAddr) -> Result<()> {
+/// A new passphrase for keys at rest: from a file or an environment variable, or asked
+/// twice on the terminal (a typo would lock the clerk out of their own key).
+fn new_passphrase(
+    file: Option<PathBuf>,
+    env: Option<String>,
+) -> Result<zeroize::Zeroizing<String>> {
+    use congvan::pki::keystore::SecretSource;
+    let source = SecretSource::from_settings(file, env);
+    let first = source.read("new passphrase for the keys")?;
+    if source == SecretSource::Terminal {
+        let again = source.read("the same passphrase again")?;
+        if *again != *first {
+            bail!("the two passphrases differ; nothing was written");
+        }
+    }
+    Ok(first)
+}
+
+fn pki_demo(
+    out: &Path,
+    orgs: Option<&Path>,
+    force: bool,
+    listen: SocketAddr,
+    passphrase: Option<&str>,
+) -> Result<()> {
     let default_orgs = Path::new("config/orgs.toml");
     let text = match orgs {
         Some(path) => std::fs::read_to_string(path)
@@ -1943,6 +2100,12 @@ fn pki_demo(out: &Path, orgs: Option<&Path>, force: bool, listen: SocketAddr) ->
     }
     let opts = pki::demo::DemoOptions { force, listen };
     let layout = pki::demo::generate(out, &directory, &text, &opts)?;
+    if let Some(passphrase) = passphrase {
+        let count = pki::demo::protect_client_keys(&layout, &directory, passphrase)?;
+        println!(
+            "{count} client keys encrypted with the passphrase (server and CA keys stay plain 0600 files)"
+        );
+    }
     println!(
         "DEMO PKI written to {} (NOT for real documents)",
         layout.dir.display()

@@ -356,12 +356,10 @@ impl Client {
             note: unicode_normalization::UnicodeNormalization::nfc(note).collect(),
         };
         let profile = self.profile();
-        let (cert, key) = profile
-            .sign_cert
-            .clone()
-            .zip(profile.sign_key.clone())
-            .ok_or_else(|| ClientError::Input("the profile has no sign_cert/sign_key".into()))?;
-        let request = signed_receipt(&SigningKey::load(&cert, &key)?, receipt)?;
+        let key = profile.org_signing_key()?.ok_or_else(|| {
+            ClientError::Input("the profile has no sign_cert/sign_key (nor token.sign_key)".into())
+        })?;
+        let request = signed_receipt(&key, receipt)?;
         let (_, answer) = self
             .post_json(&format!("/v1/documents/{id}/receipts"), &request)
             .await?;

@@ -23,7 +23,7 @@ use crate::directory::endorsement::{
     EndorsementError, KeyEndorsement, SignedEndorsement, VerifiedEndorsement, parse_time,
 };
 use crate::pki::pem::write_public;
-use crate::pki::signing::{SigningKey, SigningTrust};
+use crate::pki::signing::SigningTrust;
 use crate::seal::{Cipher, OpenPgp};
 
 /// The state file remembering each organisation's endorsed key.
@@ -37,14 +37,10 @@ pub fn endorse_key(
     cert: &[u8],
     days: i64,
 ) -> Result<SignedEndorsement, ClientError> {
-    let (cert_path, key_path) = profile
-        .sign_cert
-        .clone()
-        .zip(profile.sign_key.clone())
-        .ok_or_else(|| {
-            ClientError::Input("the profile has no sign_cert/sign_key (the seal)".into())
-        })?;
-    let seal = SigningKey::load(&cert_path, &key_path)?;
+    let (cert_path, key_source) = profile.sign_key_source().ok_or_else(|| {
+        ClientError::Input("the profile has no sign_cert/sign_key (the seal)".into())
+    })?;
+    let seal = profile.keys.signing_key(&cert_path, &key_source)?;
     let leaf = seal.chain.first().map(Vec::as_slice).unwrap_or_default();
     let info = crate::pki::CertInfo::from_der(leaf)?;
     let org = match info.identity {

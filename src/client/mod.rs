@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 
 use crate::config::{ClientProfile, ConfigError};
 use crate::pki::PkiError;
-use crate::pki::pem::{read_certs, read_private_key};
+use crate::pki::pem::read_certs;
 use crate::server::error::ErrorBody;
 
 /// Errors of the client.
@@ -111,13 +111,28 @@ impl Client {
                 .map_err(|e| ClientError::Tls(format!("{}: {e}", profile.ca.display())))?;
         }
         let chain = read_certs(&profile.tls_cert)?;
-        let key = read_private_key(&profile.tls_key)?;
-        let mut tls = rustls::ClientConfig::builder_with_provider(crate::server::tls::provider())
+        let builder = rustls::ClientConfig::builder_with_provider(crate::server::tls::provider())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| ClientError::Tls(e.to_string()))?
-            .with_root_certificates(Arc::new(roots))
-            .with_client_auth_cert(chain, key)
-            .map_err(|e| ClientError::Tls(e.to_string()))?;
+            .with_root_certificates(Arc::new(roots));
+        let mut tls = match &profile.tls_key_token {
+            // A key on the token signs the handshake there, through the same session (and
+            // PIN entry) as the document-signing keys.
+            Some(key) => {
+                let key = profile.keys.signing_key(
+                    &profile.tls_cert,
+                    &crate::pki::keystore::KeySource::Token(key.clone()),
+                )?;
+                let certified =
+                    rustls::sign::CertifiedKey::new(chain, Arc::new(TlsKey(Arc::new(key))));
+                builder.with_client_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(
+                    certified,
+                )))
+            }
+            None => builder
+                .with_client_auth_cert(chain, profile.keys.tls_key(&profile.tls_key)?)
+                .map_err(|e| ClientError::Tls(e.to_string()))?,
+        };
         tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
@@ -400,4 +415,37 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     s
+}
+
+/// A document-signing style key (here: one on a token) as rustls' client authentication
+/// key. Only ECDSA P-256 with SHA-256 is offered, which is what tokens are used for.
+#[derive(Debug)]
+struct TlsKey(Arc<crate::pki::signing::SigningKey>);
+
+impl rustls::sign::SigningKey for TlsKey {
+    fn choose_scheme(
+        &self,
+        offered: &[rustls::SignatureScheme],
+    ) -> Option<Box<dyn rustls::sign::Signer>> {
+        let scheme = rustls::SignatureScheme::ECDSA_NISTP256_SHA256;
+        (self.0.algorithm() == crate::pki::signing::RawAlgorithm::EcdsaP256Sha256
+            && offered.contains(&scheme))
+        .then(|| Box::new(TlsKey(Arc::clone(&self.0))) as Box<dyn rustls::sign::Signer>)
+    }
+
+    fn algorithm(&self) -> rustls::SignatureAlgorithm {
+        rustls::SignatureAlgorithm::ECDSA
+    }
+}
+
+impl rustls::sign::Signer for TlsKey {
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, rustls::Error> {
+        self.0
+            .sign(message)
+            .map_err(|e| rustls::Error::General(e.to_string()))
+    }
+
+    fn scheme(&self) -> rustls::SignatureScheme {
+        rustls::SignatureScheme::ECDSA_NISTP256_SHA256
+    }
 }

@@ -28,7 +28,7 @@ use crate::document::manifest::{
     PayloadInfo, Promulgated, Signer, Urgency,
 };
 use crate::document::package;
-use crate::document::{DocSignature, Role, sha256_hex};
+use crate::document::{DocSignature, Role, SignatureFormat, sha256_hex};
 use crate::notary::{self, KeyPurpose, Signed};
 use crate::pki::identity::{hex, subject_name_and_title};
 use crate::pki::signing::SigningKey;
@@ -213,22 +213,18 @@ pub struct OrgSigner {
     pub person_key: Option<SigningKey>,
     /// The organisation the signing certificate names.
     pub org: OrgId,
+    /// How the signatures are encoded (the profile's `signature_format`).
+    pub format: SignatureFormat,
 }
 
 impl OrgSigner {
     /// Loads the profile's `sign_*` and `person_*` keys and checks that the signing
     /// certificate names an organisation.
     pub fn load(profile: &ClientProfile) -> Result<OrgSigner, ClientError> {
-        let (cert, key) = profile
-            .sign_cert
-            .clone()
-            .zip(profile.sign_key.clone())
-            .ok_or_else(|| ClientError::Input("the profile has no sign_cert/sign_key".into()))?;
-        let org_key = SigningKey::load(&cert, &key)?;
-        let person_key = match profile.person_cert.clone().zip(profile.person_key.clone()) {
-            Some((cert, key)) => Some(SigningKey::load(&cert, &key)?),
-            None => None,
-        };
+        let org_key = profile.org_signing_key()?.ok_or_else(|| {
+            ClientError::Input("the profile has no sign_cert/sign_key (nor token.sign_key)".into())
+        })?;
+        let person_key = profile.person_signing_key()?;
         let leaf = org_key.chain.first().map(Vec::as_slice).unwrap_or_default();
         let org = match crate::pki::CertInfo::from_der(leaf)?.identity {
             crate::pki::Identity::Org(id) => id,
@@ -242,6 +238,7 @@ impl OrgSigner {
             org_key,
             person_key,
             org,
+            format: profile.signature_format,
         })
     }
 
@@ -258,19 +255,19 @@ impl OrgSigner {
     /// The submit request for a manifest's canonical bytes, signed with both keys (no
     /// inline payload).
     pub fn submit_request(&self, canonical: &[u8]) -> Result<SubmitRequest, ClientError> {
-        let mut signatures = vec![DocSignature::raw(
-            Role::Organization,
-            self.org_key.algorithm(),
-            &self.org_key.sign(canonical)?,
-            &self.org_key.chain,
-        )];
+        let sign = |role: Role, key: &SigningKey| -> Result<DocSignature, ClientError> {
+            Ok(match self.format {
+                SignatureFormat::Raw => {
+                    DocSignature::raw(role, key.algorithm(), &key.sign(canonical)?, &key.chain)
+                }
+                SignatureFormat::Cms => {
+                    DocSignature::cms(role, &crate::pki::cms::sign_detached(key, canonical)?)
+                }
+            })
+        };
+        let mut signatures = vec![sign(Role::Organization, &self.org_key)?];
         if let Some(k) = &self.person_key {
-            signatures.push(DocSignature::raw(
-                Role::Person,
-                k.algorithm(),
-                &k.sign(canonical)?,
-                &k.chain,
-            ));
+            signatures.push(sign(Role::Person, k)?);
         }
         let text =
             String::from_utf8(canonical.to_vec()).map_err(|e| ClientError::Input(e.to_string()))?;

@@ -8,7 +8,7 @@ pub mod package;
 pub mod signature;
 
 pub use manifest::{Manifest, ManifestError, ManifestRules, ParsedManifest};
-pub use signature::{DocSignature, Role, RoleError, check_signer};
+pub use signature::{DocSignature, Role, RoleError, SignatureFormat, check_signer};
 
 use ring::digest;
 

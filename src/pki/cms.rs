@@ -213,3 +213,106 @@ impl DetachedCms {
             .map_err(|_| SignatureError::BadSignature)
     }
 }
+
+/// Makes a detached CMS SignedData over `message` with an ECDSA P-256 key (a file or a
+/// token), as `openssl cms -sign -binary -md sha256 -outform DER` does: signed attributes
+/// content-type id-data and the message digest, the signer named by issuer and serial, its
+/// chain carried. `openssl cms -verify` and [`parse_detached`] accept it.
+pub fn sign_detached(
+    key: &super::signing::SigningKey,
+    message: &[u8],
+) -> Result<Vec<u8>, super::PkiError> {
+    use cms::cert::IssuerAndSerialNumber;
+    use cms::content_info::CmsVersion;
+    use cms::signed_data::{
+        CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo,
+        SignerInfos,
+    };
+    use der::Any;
+    use der::asn1::SetOfVec;
+    use x509_cert::attr::Attribute;
+    use x509_cert::spki::AlgorithmIdentifierOwned;
+
+    use super::PkiError;
+    use super::signing::RawAlgorithm;
+
+    let failed = |e: der::Error| PkiError::Generate(format!("CMS: {e}"));
+    if key.algorithm() != RawAlgorithm::EcdsaP256Sha256 {
+        return Err(PkiError::Generate(
+            "CMS signatures are made with ECDSA P-256 keys only".into(),
+        ));
+    }
+    let leaf_der = key
+        .chain
+        .first()
+        .ok_or_else(|| PkiError::BadCertificate("empty chain".into()))?;
+    let leaf = x509_cert::Certificate::from_der(leaf_der).map_err(failed)?;
+    let algorithm = |oid| AlgorithmIdentifierOwned {
+        oid,
+        parameters: None,
+    };
+    let digest = digest::digest(&digest::SHA256, message);
+    let attribute = |oid, value: Any| -> Result<Attribute, PkiError> {
+        let mut values = SetOfVec::new();
+        values.insert(value).map_err(failed)?;
+        Ok(Attribute { oid, values })
+    };
+    let mut signed_attrs = SetOfVec::new();
+    signed_attrs
+        .insert(attribute(
+            ID_CONTENT_TYPE,
+            Any::encode_from(&ID_DATA).map_err(failed)?,
+        )?)
+        .map_err(failed)?;
+    signed_attrs
+        .insert(attribute(
+            ID_MESSAGE_DIGEST,
+            Any::encode_from(&OctetString::new(digest.as_ref()).map_err(failed)?)
+                .map_err(failed)?,
+        )?)
+        .map_err(failed)?;
+    // The signature covers the DER of the attributes as a SET (RFC 5652, 5.4).
+    let signature = key.sign(&signed_attrs.to_der().map_err(failed)?)?;
+    let signer = SignerInfo {
+        version: CmsVersion::V1,
+        sid: SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
+            issuer: leaf.tbs_certificate.issuer.clone(),
+            serial_number: leaf.tbs_certificate.serial_number.clone(),
+        }),
+        digest_alg: algorithm(ID_SHA256),
+        signed_attrs: Some(signed_attrs),
+        signature_algorithm: algorithm(ECDSA_WITH_SHA256),
+        signature: OctetString::new(signature).map_err(failed)?,
+        unsigned_attrs: None,
+    };
+    let mut certificates = SetOfVec::new();
+    for der in &key.chain {
+        let cert = x509_cert::Certificate::from_der(der).map_err(failed)?;
+        certificates
+            .insert(cms::cert::CertificateChoices::Certificate(cert))
+            .map_err(failed)?;
+    }
+    let mut digest_algorithms = SetOfVec::new();
+    digest_algorithms
+        .insert(algorithm(ID_SHA256))
+        .map_err(failed)?;
+    let mut signer_infos = SetOfVec::new();
+    signer_infos.insert(signer).map_err(failed)?;
+    let signed = SignedData {
+        version: CmsVersion::V1,
+        digest_algorithms,
+        encap_content_info: EncapsulatedContentInfo {
+            econtent_type: ID_DATA,
+            econtent: None,
+        },
+        certificates: Some(CertificateSet(certificates)),
+        crls: None,
+        signer_infos: SignerInfos(signer_infos),
+    };
+    cms::content_info::ContentInfo {
+        content_type: ID_SIGNED_DATA,
+        content: Any::encode_from(&signed).map_err(failed)?,
+    }
+    .to_der()
+    .map_err(failed)
+}

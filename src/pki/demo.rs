@@ -261,52 +261,7 @@ impl Ca {
     /// Issues a leaf certificate with a fresh P-256 key.
     pub fn issue(&self, spec: &LeafSpec) -> Result<Issued, PkiError> {
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
-        let mut params = CertificateParams::default();
-        params.serial_number = Some(random_serial()?);
-        params.not_before = spec.not_before;
-        params.not_after = spec.not_after;
-        params.distinguished_name = demo_dn(&spec.common_name);
-        if let Some(title) = &spec.title {
-            params
-                .distinguished_name
-                .push(DnType::CustomDnType(vec![2, 5, 4, 12]), title.as_str());
-        }
-        params.use_authority_key_identifier_extension = true;
-        params.key_identifier_method = KeyIdMethod::Sha256;
-        let (key_usages, ekus) = match spec.kind {
-            LeafKind::TlsClient => (
-                vec![KeyUsagePurpose::DigitalSignature],
-                vec![ExtendedKeyUsagePurpose::ClientAuth],
-            ),
-            LeafKind::TlsServer => (
-                vec![KeyUsagePurpose::DigitalSignature],
-                vec![ExtendedKeyUsagePurpose::ServerAuth],
-            ),
-            LeafKind::DocumentSigning => (
-                vec![
-                    KeyUsagePurpose::DigitalSignature,
-                    KeyUsagePurpose::ContentCommitment,
-                ],
-                vec![ExtendedKeyUsagePurpose::Other(
-                    EKU_DOCUMENT_SIGNING.to_vec(),
-                )],
-            ),
-        };
-        params.key_usages = key_usages;
-        params.extended_key_usages = ekus;
-        if let Some(uri) = &spec.uri {
-            params
-                .subject_alt_names
-                .push(SanType::URI(uri.as_str().try_into()?));
-        }
-        for dns in &spec.dns {
-            params
-                .subject_alt_names
-                .push(SanType::DnsName(dns.as_str().try_into()?));
-        }
-        for ip in &spec.ips {
-            params.subject_alt_names.push(SanType::IpAddress(*ip));
-        }
+        let params = leaf_params(spec)?;
         let cert = params.signed_by(&key, &self.issuer)?;
         let mut chain_pem = cert.pem();
         if !self.is_root {
@@ -317,6 +272,20 @@ impl Ca {
             key_pem: key.serialize_pem(),
             der: cert.der().to_vec(),
         })
+    }
+
+    /// Issues a leaf certificate for the key of a PKCS#10 request (PEM), after checking
+    /// the request's own signature; the certificate's contents come from `spec`, not from
+    /// the request. Returns the chain in PEM (leaf first).
+    pub fn issue_for_csr(&self, spec: &LeafSpec, csr_pem: &str) -> Result<String, PkiError> {
+        let csr = rcgen::CertificateSigningRequestParams::from_pem(csr_pem)?;
+        let params = leaf_params(spec)?;
+        let cert = params.signed_by(&csr.public_key, &self.issuer)?;
+        let mut chain_pem = cert.pem();
+        if !self.is_root {
+            chain_pem.push_str(&self.cert_pem);
+        }
+        Ok(chain_pem)
     }
 
     /// Signs a CRL listing `revoked` (serial, revocation time) with number `crl_number`.
@@ -516,6 +485,85 @@ pub fn generate(
         )?;
     }
     Ok(layout)
+}
+
+/// The certificate parameters of a leaf (everything but its key).
+fn leaf_params(spec: &LeafSpec) -> Result<CertificateParams, PkiError> {
+    let mut params = CertificateParams::default();
+    params.serial_number = Some(random_serial()?);
+    params.not_before = spec.not_before;
+    params.not_after = spec.not_after;
+    params.distinguished_name = demo_dn(&spec.common_name);
+    if let Some(title) = &spec.title {
+        params
+            .distinguished_name
+            .push(DnType::CustomDnType(vec![2, 5, 4, 12]), title.as_str());
+    }
+    params.use_authority_key_identifier_extension = true;
+    params.key_identifier_method = KeyIdMethod::Sha256;
+    let (key_usages, ekus) = match spec.kind {
+        LeafKind::TlsClient => (
+            vec![KeyUsagePurpose::DigitalSignature],
+            vec![ExtendedKeyUsagePurpose::ClientAuth],
+        ),
+        LeafKind::TlsServer => (
+            vec![KeyUsagePurpose::DigitalSignature],
+            vec![ExtendedKeyUsagePurpose::ServerAuth],
+        ),
+        LeafKind::DocumentSigning => (
+            vec![
+                KeyUsagePurpose::DigitalSignature,
+                KeyUsagePurpose::ContentCommitment,
+            ],
+            vec![ExtendedKeyUsagePurpose::Other(
+                EKU_DOCUMENT_SIGNING.to_vec(),
+            )],
+        ),
+    };
+    params.key_usages = key_usages;
+    params.extended_key_usages = ekus;
+    if let Some(uri) = &spec.uri {
+        params
+            .subject_alt_names
+            .push(SanType::URI(uri.as_str().try_into()?));
+    }
+    for dns in &spec.dns {
+        params
+            .subject_alt_names
+            .push(SanType::DnsName(dns.as_str().try_into()?));
+    }
+    for ip in &spec.ips {
+        params.subject_alt_names.push(SanType::IpAddress(*ip));
+    }
+    Ok(params)
+}
+
+/// Encrypts the client keys of a DEMO PKI (every organisation's TLS, seal and person keys,
+/// every security officer's TLS key) with `passphrase`. The server's and the CAs' keys stay
+/// plain 0600 files: a server must start unattended. Returns how many keys were encrypted.
+pub fn protect_client_keys(
+    layout: &Layout,
+    directory: &Directory,
+    passphrase: &str,
+) -> Result<usize, PkiError> {
+    let mut count = 0;
+    let mut protect = |path: PathBuf| -> Result<(), PkiError> {
+        if path.exists() {
+            super::keystore::protect_key_file(&path, passphrase)?;
+            count += 1;
+        }
+        Ok(())
+    };
+    for org in directory.orgs() {
+        let dir = layout.org_dir(&org.id);
+        for stem in ["tls", "sign", "person"] {
+            protect(dir.join(format!("{stem}.key")))?;
+        }
+    }
+    for auditor in directory.auditors() {
+        protect(layout.auditor_dir(&auditor.scope).join("tls.key"))?;
+    }
+    Ok(count)
 }
 
 /// The organisation's endorsement of its DEMO OpenPGP key, signed with its seal

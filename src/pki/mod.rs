@@ -9,8 +9,10 @@ pub mod cms;
 pub mod crl;
 pub mod demo;
 pub mod identity;
+pub mod keystore;
 pub mod pem;
 pub mod signing;
+pub mod token;
 
 pub use identity::{CertInfo, Identity};
 
@@ -64,6 +66,12 @@ pub enum PkiError {
     /// The organisation tree is invalid.
     #[error(transparent)]
     Directory(#[from] crate::directory::DirectoryError),
+    /// A key could not be unlocked, imported or protected.
+    #[error(transparent)]
+    Key(#[from] keystore::KeyError),
+    /// A PKCS#11 token could not be used.
+    #[error(transparent)]
+    Token(#[from] token::TokenError),
     /// OpenPGP key generation failed.
     #[error("OpenPGP key generation failed: {0}")]
     OpenPgp(String),

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 
 use ring::rand::SystemRandom;
 use ring::signature::{self as ring_sig, KeyPair as _};
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, TrustAnchor, UnixTime};
+use rustls_pki_types::{CertificateDer, TrustAnchor, UnixTime};
 use webpki::{
     CertRevocationList, EndEntityCert, ExpirationPolicy, KeyUsage, OwnedCertRevocationList,
     RevocationCheckDepth, RevocationOptionsBuilder, UnknownStatusPolicy,
@@ -37,7 +37,9 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::revocation_list::{CertificateRevocationList, RevokedCertificate};
 
 use super::identity::CertInfo;
-use super::pem::{read_certs, read_crl_file, read_private_key};
+use super::keystore::{KeyDer, KeySource, Unlocker};
+use super::pem::{read_certs, read_crl_file};
+use super::token::TokenKey;
 use super::{EKU_DOCUMENT_SIGNING, PkiError};
 
 /// DER content octets of id-kp-documentSigning (1.3.6.1.5.5.7.3.36).
@@ -765,27 +767,52 @@ pub struct SigningKey {
     pub chain: Vec<Vec<u8>>,
 }
 
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The algorithm and where the key is, never key material.
+        let place = match &self.inner {
+            KeyInner::Token(k) => k.describe(),
+            _ => "in memory".to_owned(),
+        };
+        f.debug_struct("SigningKey")
+            .field("algorithm", &self.algorithm().name())
+            .field("key", &place)
+            .finish_non_exhaustive()
+    }
+}
+
 enum KeyInner {
     Ecdsa(ring_sig::EcdsaKeyPair),
     Ed25519(ring_sig::Ed25519KeyPair),
     Rsa(Arc<ring_sig::RsaKeyPair>),
+    /// An ECDSA P-256 key on a PKCS#11 token.
+    Token(TokenKey),
 }
 
 impl SigningKey {
-    /// Loads a PKCS#8 key (P-256, Ed25519 or RSA) and its certificate chain.
+    /// Loads a key file (plain PKCS#8 or PKCS#1; an encrypted PKCS#8 file asks for its
+    /// passphrase on the terminal) and its certificate chain. Profiles go through
+    /// [`crate::pki::keystore::Unlocker::signing_key`], which also knows tokens and where
+    /// passphrases come from.
     pub fn load(cert_path: &std::path::Path, key_path: &std::path::Path) -> Result<Self, PkiError> {
-        let chain = read_certs(cert_path)?
-            .into_iter()
-            .map(|c| c.to_vec())
-            .collect();
-        let key = read_private_key(key_path)?;
+        Unlocker::default().signing_key(cert_path, &KeySource::File(key_path.to_owned()))
+    }
+
+    /// A key from its DER (P-256, Ed25519 or RSA) with its chain, checked against the
+    /// chain's leaf. The paths name the files in messages.
+    pub(crate) fn from_der(
+        chain: Vec<Vec<u8>>,
+        key: &KeyDer,
+        cert_path: &std::path::Path,
+        key_path: &std::path::Path,
+    ) -> Result<Self, PkiError> {
         let bad = |reason: &str| PkiError::Pem {
             path: key_path.display().to_string(),
             reason: reason.to_owned(),
         };
-        let inner = match &key {
-            PrivateKeyDer::Pkcs8(der) => {
-                let bytes = der.secret_pkcs8_der();
+        let inner = match key {
+            KeyDer::Pkcs8(bytes) => {
+                let bytes = bytes.as_slice();
                 if let Ok(k) = ring_sig::EcdsaKeyPair::from_pkcs8(
                     &ring_sig::ECDSA_P256_SHA256_ASN1_SIGNING,
                     bytes,
@@ -800,21 +827,50 @@ impl SigningKey {
                     return Err(bad("not a P-256, Ed25519 or RSA PKCS#8 key"));
                 }
             }
-            PrivateKeyDer::Pkcs1(der) => KeyInner::Rsa(Arc::new(
-                ring_sig::RsaKeyPair::from_der(der.secret_pkcs1_der())
-                    .map_err(|_| bad("invalid RSA key"))?,
+            KeyDer::Pkcs1(bytes) => KeyInner::Rsa(Arc::new(
+                ring_sig::RsaKeyPair::from_der(bytes).map_err(|_| bad("invalid RSA key"))?,
             )),
-            _ => return Err(bad("use a PKCS#8 key (openssl pkcs8 -topk8 -nocrypt)")),
         };
         let key = SigningKey { inner, chain };
         key.check_matches_certificate(cert_path)?;
         Ok(key)
     }
 
+    /// A key on a token with its chain, checked against the chain's leaf: by the public
+    /// point when the token keeps the public key, else by a test signature, so that a
+    /// profile naming the wrong key fails here and not at the server.
+    pub(crate) fn from_token(
+        chain: Vec<Vec<u8>>,
+        key: TokenKey,
+        cert_path: &std::path::Path,
+    ) -> Result<Self, PkiError> {
+        let leaf = chain
+            .first()
+            .ok_or_else(|| PkiError::BadCertificate("empty chain".into()))?;
+        let (_, cert) =
+            X509Certificate::from_der(leaf).map_err(|e| PkiError::BadCertificate(e.to_string()))?;
+        let spki_key = cert.public_key().subject_public_key.data.as_ref();
+        let matches = match key.public_point() {
+            Some(point) => point == spki_key,
+            None => {
+                let challenge = b"congvan: does this token key belong to this certificate?";
+                let signature = key.sign_p256_sha256(challenge)?;
+                verify_with_certificate(leaf, RawAlgorithm::EcdsaP256Sha256, challenge, &signature)
+            }
+        };
+        if !matches {
+            return Err(key.mismatch(cert_path).into());
+        }
+        Ok(SigningKey {
+            inner: KeyInner::Token(key),
+            chain,
+        })
+    }
+
     /// The raw algorithm this key signs with.
     pub fn algorithm(&self) -> RawAlgorithm {
         match self.inner {
-            KeyInner::Ecdsa(_) => RawAlgorithm::EcdsaP256Sha256,
+            KeyInner::Ecdsa(_) | KeyInner::Token(_) => RawAlgorithm::EcdsaP256Sha256,
             KeyInner::Ed25519(_) => RawAlgorithm::Ed25519,
             KeyInner::Rsa(_) => RawAlgorithm::RsaPssSha256,
         }
@@ -837,6 +893,7 @@ impl SigningKey {
                     .map_err(|_| failed())?;
                 Ok(sig)
             }
+            KeyInner::Token(k) => Ok(k.sign_p256_sha256(message)?),
         }
     }
 
@@ -852,6 +909,8 @@ impl SigningKey {
             KeyInner::Ecdsa(k) => k.public_key().as_ref(),
             KeyInner::Ed25519(k) => k.public_key().as_ref(),
             KeyInner::Rsa(k) => k.public_key().as_ref(),
+            // Checked when the key was found on the token.
+            KeyInner::Token(_) => return Ok(()),
         };
         if spki_key != ours {
             return Err(PkiError::BadCertificate(format!(

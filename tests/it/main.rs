@@ -22,6 +22,7 @@ mod fairness;
 mod fuzz_corpus;
 mod gpg;
 mod hostile;
+mod keys;
 mod matrix;
 mod messages;
 mod reform;
