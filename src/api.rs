@@ -111,6 +111,17 @@ pub struct DocumentView {
     pub sealed_with: Option<crate::seal::policy::SealMark>,
 }
 
+/// A link between two documents made by a recall, an update or a replacement. Both
+/// ends show it: the later document `recalls`/`updates`/`replaces` the earlier one, which
+/// is `recalled_by`/`updated_by`/`replaced_by` the later one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocLink {
+    /// `recalls`, `updates`, `replaces`, `recalled_by`, `updated_by` or `replaced_by`.
+    pub relation: String,
+    /// The other document.
+    pub id: Uuid,
+}
+
 /// One line of an inbox or sent listing.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ListItem {
@@ -152,6 +163,13 @@ pub struct ListItem {
     /// into the caller (the document is offered to its successor).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub addressed_to: Option<String>,
+    /// Recalls, updates and replacements linking this document to others.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<DocLink>,
+    /// In an inbox: the sender recalled the document and this recipient agreed (15); it
+    /// is listed only with `state=history`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recalled: bool,
 }
 
 /// A page of a listing.
@@ -248,8 +266,7 @@ pub struct DirectoryOrg {
     /// The successor, for a merged organisation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged_into: Option<String>,
-    /// Its government identifier code (mã định danh, `NNN.NN.NN.ANN`), edXML's
-    /// `OrganId`, if the tree gives one.
+    /// The government identifier code (mã định danh), the edXML `OrganId`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
     /// Signature roles its documents must carry.
@@ -424,6 +441,10 @@ pub struct RecipientStatus {
     pub note: Option<String>,
     /// Every signed receipt, oldest first.
     pub receipts: Vec<serde_json::Value>,
+    /// `recall` or `update` when the sender's recall or update of the document (status
+    /// 13, recall requested) is pending for this recipient or was answered (15/16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
 }
 
 /// `GET /v1/documents/{id}/status`.
@@ -440,6 +461,9 @@ pub struct StatusView {
     pub accepted_at: Option<String>,
     /// Each recipient.
     pub recipients: Vec<RecipientStatus>,
+    /// Recalls, updates and replacements linking this document to others.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<DocLink>,
 }
 
 /// `GET /v1/crls`: the CRLs the server checks signatures against (PEM; each is signed by

@@ -6,6 +6,7 @@
 //! - [`directory`]: the organisation tree (ids, names, parents, status) and auditors.
 //! - [`pki`]: certificates: identities in SAN URIs, PEM files, CRLs, the DEMO PKI.
 //! - [`document`]: the manifest (model, NFC, canonical bytes) and its signatures.
+//! - [`edxml`]: edXML (QCVN 102:2016) envelopes and status packets, read and written.
 //! - [`notary`]: statements the server signs (receipts, directory) with its Ed25519 keys.
 //! - [`seal`]: OpenPGP (sequoia) behind a small interface: keys, and later seal/open.
 //! - [`registers`]: incoming registers (số đến) and outgoing numbering periods.
@@ -25,6 +26,7 @@ pub mod config;
 pub mod demo;
 pub mod directory;
 pub mod document;
+pub mod edxml;
 pub mod ledger;
 pub mod notary;
 pub mod pki;

@@ -144,6 +144,10 @@ enum Command {
         /// Show acknowledged documents too.
         #[arg(long)]
         all: bool,
+        /// Show the whole history: also documents recalled with this organisation's
+        /// agreement (15).
+        #[arg(long, conflicts_with = "all")]
+        history: bool,
         /// At most this many documents.
         #[arg(long, default_value_t = 100)]
         limit: usize,
@@ -164,9 +168,10 @@ enum Command {
         client: ClientArgs,
         /// The document id.
         id: uuid::Uuid,
-        /// edXML status: 01 arrived, 02 rejected, 03 accepted, 04 assigned, 05 processing,
-        /// 06 completed, 13 recall requested, 15 recall/update agreed, 16 refused.
-        #[arg(long, value_parser = ["01", "02", "03", "04", "05", "06", "13", "15", "16"])]
+        /// edXML status: 01 arrived, 02 returned, 03 accepted, 04 assigned, 05 processing,
+        /// 06 completed, 15 recall/update agreed, 16 refused (13, recall requested, is the
+        /// sender's recall). The order rules are in docs/API.md, "Status rules".
+        #[arg(long, value_parser = ["01", "02", "03", "04", "05", "06", "15", "16"])]
         status: String,
         /// A note (the reason, for 02).
         #[arg(long, default_value = "")]
@@ -199,6 +204,12 @@ enum Command {
         server: Option<String>,
         #[command(subcommand)]
         command: Option<DirectoryCommand>,
+    },
+    /// Exchange with e-office systems in edXML (QCVN 102:2016): `edxml export`; sending
+    /// an edXML file is `send --edxml FILE`.
+    Edxml {
+        #[command(subcommand)]
+        command: EdxmlCommand,
     },
     /// Manage this organisation's own encryption key.
     Key {
@@ -284,6 +295,21 @@ enum ReportFormat {
     Table,
     Csv,
     Json,
+}
+
+#[derive(Subcommand)]
+enum EdxmlCommand {
+    /// Write a document (verified as `fetch` verifies it) as an edXML envelope; the sender
+    /// also gets one status packet per receipt in FILE.status/.
+    Export {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The document id.
+        id: uuid::Uuid,
+        /// The envelope to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -589,17 +615,17 @@ struct SendArgs {
     #[arg(long = "to-children", value_name = "ORG", value_delimiter = ',')]
     to_children: Vec<congvan::directory::OrgId>,
     /// Document type: NQ, QĐ, CT, KL, HD, TB, BC, CV, …
-    #[arg(long = "type", value_name = "TYPE")]
-    doc_type: String,
+    #[arg(long = "type", value_name = "TYPE", required_unless_present = "edxml")]
+    doc_type: Option<String>,
     /// Number (số), e.g. 12.
-    #[arg(long)]
-    number: String,
+    #[arg(long, required_unless_present = "edxml")]
+    number: Option<String>,
     /// Notation (ký hiệu), e.g. CV/HU.
-    #[arg(long)]
-    notation: String,
+    #[arg(long, required_unless_present = "edxml")]
+    notation: Option<String>,
     /// Subject (trích yếu).
-    #[arg(long)]
-    subject: String,
+    #[arg(long, required_unless_present = "edxml")]
+    subject: Option<String>,
     /// thuong|khan|thuong_khan|hoa_toc|hoa_toc_hen_gio, or the edXML number 0-4.
     #[arg(long, default_value = "thuong", value_parser = parse_urgency)]
     urgency: congvan::document::manifest::Urgency,
@@ -645,8 +671,12 @@ struct SendArgs {
     /// Reuse this document id, to retry an interrupted send.
     #[arg(long)]
     id: Option<uuid::Uuid>,
+    /// Send the document in this edXML envelope (exported by an e-office system)
+    /// instead: its fields, recipients and files come from the envelope.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["to", "to_children", "doc_type", "number", "notation", "subject", "files", "recall", "update", "replace", "classification"])]
+    edxml: Option<PathBuf>,
     /// The files to send.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "edxml")]
     files: Vec<PathBuf>,
 }
 
@@ -708,10 +738,10 @@ impl SendArgs {
         congvan::client::send::SendRequest {
             to: self.to,
             to_children: self.to_children,
-            doc_type: self.doc_type,
-            number: self.number,
-            notation: self.notation,
-            subject: self.subject,
+            doc_type: self.doc_type.unwrap_or_default(),
+            number: self.number.unwrap_or_default(),
+            notation: self.notation.unwrap_or_default(),
+            subject: self.subject.unwrap_or_default(),
             urgency: self.urgency,
             deadline: self.deadline,
             classification: self.classification,
@@ -1170,8 +1200,10 @@ fn run(command: Command) -> Result<()> {
         Command::Send { client, doc } => {
             doc.check_files()?;
             let client = client.client()?;
-            let request = (*doc).into_request();
-            let outcome = runtime()?.block_on(client.send_document(&request))?;
+            let outcome = match doc.edxml.clone() {
+                Some(path) => runtime()?.block_on(client.send_edxml(&path))?,
+                None => runtime()?.block_on(client.send_document(&(*doc).into_request()))?,
+            };
             for notice in &outcome.notices {
                 eprintln!("{notice}");
             }
@@ -1193,9 +1225,18 @@ fn run(command: Command) -> Result<()> {
             println!("{}", outcome.id);
             Ok(())
         }
-        Command::Inbox { client, all, limit } => {
+        Command::Inbox {
+            client,
+            all,
+            history,
+            limit,
+        } => {
             let client = client.client()?;
-            let state = if all { "all" } else { "new" };
+            let state = match (all, history) {
+                (_, true) => "history",
+                (true, _) => "all",
+                _ => "new",
+            };
             let mut page: congvan::api::ListPage = runtime()?.block_on(client.get_json(
                 &format!("/v1/inbox?state={state}&limit={}", limit.clamp(1, 500)),
             ))?;
@@ -1283,18 +1324,27 @@ fn run(command: Command) -> Result<()> {
                 let note = match &r.offered_to {
                     Some(successor) => format!(
                         "merged: offered to {successor}. {}",
-                        r.note.unwrap_or_default()
+                        r.note.clone().unwrap_or_default()
                     ),
-                    None => r.note.unwrap_or_default(),
+                    None => r.note.clone().unwrap_or_default(),
+                };
+                // A pending recall or update shows as 13 until the recipient answers.
+                let status = match (r.status, r.request.as_deref()) {
+                    (Some(s), Some(_)) if s == "15" || s == "16" => s,
+                    (_, Some(kind)) => format!("13 ({kind} requested)"),
+                    (s, None) => s.unwrap_or_else(|| "-".into()),
                 };
                 println!(
                     "{:<24} {:<22} {:<6} {:<22} {}",
                     r.org,
                     r.fetched_at.unwrap_or_else(|| "-".into()),
-                    r.status.unwrap_or_else(|| "-".into()),
+                    status,
                     r.status_time.unwrap_or_else(|| "-".into()),
                     note.trim_end()
                 );
+            }
+            if !view.links.is_empty() {
+                println!("{}", links_text(&view.links));
             }
             Ok(())
         }
@@ -1322,6 +1372,17 @@ fn run(command: Command) -> Result<()> {
             }
         },
         Command::Audit { command } => audit(command),
+        Command::Edxml {
+            command: EdxmlCommand::Export { client, id, out },
+        } => {
+            let client = client.client()?;
+            let exported = runtime()?.block_on(client.edxml_export(&id, &out))?;
+            println!("wrote {}", exported.envelope.display());
+            for packet in &exported.status_packets {
+                println!("wrote {}", packet.display());
+            }
+            Ok(())
+        }
         Command::Key {
             command:
                 KeyCommand::Endorse {
@@ -1738,11 +1799,11 @@ fn print_report(rows: &[congvan::client::audit::ReportRow], format: ReportFormat
         ReportFormat::Json => println!("{}", serde_json::to_string_pretty(rows)?),
         ReportFormat::Csv => {
             println!(
-                "recipient,document_id,sender,urgency,submitted_at,fetched_at,status,due_at,overdue,classification,uncertified_cipher"
+                "recipient,document_id,sender,urgency,submitted_at,fetched_at,status,due_at,overdue,classification,uncertified_cipher,returned_reason,links"
             );
             for r in rows {
                 println!(
-                    "{},{},{},{},{},{},{},{},{},{},{}",
+                    "{},{},{},{},{},{},{},{},{},{},{},{},{}",
                     r.recipient,
                     r.document_id,
                     r.sender,
@@ -1753,7 +1814,9 @@ fn print_report(rows: &[congvan::client::audit::ReportRow], format: ReportFormat
                     r.due_at,
                     r.overdue,
                     r.classification,
-                    r.sealed_with.as_ref().is_some_and(|m| !m.certified)
+                    r.sealed_with.as_ref().is_some_and(|m| !m.certified),
+                    csv_field(r.returned.as_deref().unwrap_or_default()),
+                    csv_field(&links_text(&r.links))
                 );
             }
         }
@@ -1768,8 +1831,10 @@ fn print_report(rows: &[congvan::client::audit::ReportRow], format: ReportFormat
                     current = &r.recipient;
                 }
                 let state = match (&r.fetched_at, &r.status) {
+                    _ if r.returned.is_some() => "returned (02)".to_owned(),
                     (None, _) => "not fetched".to_owned(),
                     (Some(_), None) => "not acknowledged".to_owned(),
+                    (Some(_), Some(s)) if s == "01" => "not acknowledged".to_owned(),
                     (Some(_), Some(s)) => format!("only status {s}"),
                 };
                 let urgency = congvan::document::manifest::Urgency::try_from(r.urgency)
@@ -1789,10 +1854,34 @@ fn print_report(rows: &[congvan::client::audit::ReportRow], format: ReportFormat
                         println!("      {note}");
                     }
                 }
+                if let Some(reason) = &r.returned {
+                    println!("      reason: {reason}");
+                }
+                if !r.links.is_empty() {
+                    println!("      {}", links_text(&r.links));
+                }
             }
         }
     }
     Ok(())
+}
+
+/// Links as people read them: "replaced by ID; updates ID".
+fn links_text(links: &[congvan::api::DocLink]) -> String {
+    links
+        .iter()
+        .map(|l| format!("{} {}", l.relation.replace('_', " "), l.id))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A CSV field, quoted when it holds a comma, a quote or a line break (RFC 4180).
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
 }
 
 fn verify_store(config: Option<PathBuf>, data: Option<PathBuf>) -> Result<()> {
@@ -2039,10 +2128,20 @@ fn print_list(items: &[congvan::api::ListItem], sent: bool) {
                 _ => format!("[{label}]"),
             }
         };
+        let state = if item.recalled {
+            "recalled".to_owned()
+        } else {
+            item.receipt_status
+                .as_ref()
+                .map_or_else(|| item.state.clone(), |s| format!("status {s}"))
+        };
         println!(
             "{}  {} {}-{}  {:<11} {:<16} {}  {}",
-            item.id, item.doc_type, item.number, item.notation, urgency, item.state, who, subject
+            item.id, item.doc_type, item.number, item.notation, urgency, state, who, subject
         );
+        if !item.links.is_empty() {
+            println!("    {}", links_text(&item.links));
+        }
     }
 }
 

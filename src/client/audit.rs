@@ -822,10 +822,18 @@ pub struct ReportRow {
     /// For a classified document, the cipher that sealed it (an uncertified one is marked
     /// in every output).
     pub sealed_with: Option<crate::seal::policy::SealMark>,
+    /// The recipient returned the document (02): the reason it gave. Returned documents
+    /// always stay in the report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub returned: Option<String>,
+    /// Recalls, updates and replacements linking the document to others, from the log.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<crate::api::DocLink>,
 }
 
 /// Builds the report from log entries: for each document submitted since `since`, each
-/// recipient that has not fetched it, or has not acknowledged it beyond "01 arrived".
+/// recipient that has not fetched it, has not acknowledged it beyond "01 arrived", or
+/// returned it (02, with its reason).
 pub fn report(
     entries: &[Event],
     deadlines: &Deadlines,
@@ -843,7 +851,9 @@ pub fn report(
         deadline: Option<String>,
         fetched: BTreeMap<String, String>,
         status: BTreeMap<String, String>,
+        returned: BTreeMap<String, String>,
     }
+    let mut links: BTreeMap<Uuid, Vec<crate::api::DocLink>> = BTreeMap::new();
     let parse = |t: &str| {
         time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
     };
@@ -878,8 +888,30 @@ pub fn report(
                 deadline,
                 classification,
                 sealed_with,
+                business,
                 ..
             } => {
+                if let Some(b) = business {
+                    let (forward, backward) = match b.kind.as_str() {
+                        "recall" => ("recalls", "recalled_by"),
+                        "update" => ("updates", "updated_by"),
+                        _ => ("replaces", "replaced_by"),
+                    };
+                    links
+                        .entry(*document_id)
+                        .or_default()
+                        .push(crate::api::DocLink {
+                            relation: forward.to_owned(),
+                            id: b.target,
+                        });
+                    links
+                        .entry(b.target)
+                        .or_default()
+                        .push(crate::api::DocLink {
+                            relation: backward.to_owned(),
+                            id: *document_id,
+                        });
+                }
                 if let Some(t) = parse(time) {
                     docs.insert(
                         *document_id,
@@ -894,6 +926,7 @@ pub fn report(
                             deadline: deadline.clone(),
                             fetched: BTreeMap::new(),
                             status: BTreeMap::new(),
+                            returned: BTreeMap::new(),
                         },
                     );
                 }
@@ -913,10 +946,15 @@ pub fn report(
                 document_id,
                 actor,
                 status,
+                receipt,
                 ..
             } => {
                 if let Some(doc) = docs.get_mut(document_id) {
                     let who = addressee(doc, actor, &successors);
+                    if status == "02" {
+                        let reason = receipt["receipt"]["note"].as_str().unwrap_or_default();
+                        doc.returned.insert(who.clone(), reason.to_owned());
+                    }
                     doc.status.insert(who, status.clone());
                 }
             }
@@ -944,7 +982,8 @@ pub fn report(
             let fetched_at = doc.fetched.get(recipient).cloned();
             let status = doc.status.get(recipient).cloned();
             let acknowledged = status.as_deref().is_some_and(|s| s != "01");
-            if fetched_at.is_some() && acknowledged {
+            let returned = doc.returned.get(recipient).cloned();
+            if fetched_at.is_some() && acknowledged && returned.is_none() {
                 continue;
             }
             rows.push(ReportRow {
@@ -959,6 +998,8 @@ pub fn report(
                 overdue: now > due,
                 classification: doc.classification.clone(),
                 sealed_with: doc.sealed_with.clone(),
+                returned,
+                links: links.get(&id).cloned().unwrap_or_default(),
             });
         }
     }
@@ -994,6 +1035,7 @@ mod tests {
             payload_sha256: "p".into(),
             payload_size: 1,
             sealed_with: None,
+            business: None,
         };
         let statement = |status: &str, recipient: &str| {
             serde_json::json!({"receipt": {
@@ -1071,6 +1113,7 @@ mod tests {
             recipients: vec!["a".into(), "b".into(), "c".into()],
             classification: "thuong".into(),
             sealed_with: None,
+            business: None,
             urgency,
             deadline: None,
             manifest_sha256: String::new(),

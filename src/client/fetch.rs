@@ -39,6 +39,9 @@ use crate::seal::Cipher;
 /// Largest decrypted inner package accepted (guards against compression bombs).
 pub const PLAINTEXT_BYTES_MAX: u64 = 2 << 30;
 
+/// Longest reason quoted in a `02` receipt (the server takes notes up to 1000 characters).
+const RETURN_NOTE_CHARS_MAX: usize = 900;
+
 /// What a verified fetch produced.
 #[derive(Debug)]
 pub struct Fetched {
@@ -75,7 +78,7 @@ fn client_rules() -> ManifestRules {
     }
 }
 
-fn parse_manifest_any_type(
+pub(super) fn parse_manifest_any_type(
     text: &str,
     layer: manifest::Layer,
 ) -> Result<manifest::ParsedManifest, ClientError> {
@@ -103,8 +106,76 @@ impl Client {
             .map_err(ClientError::from)
     }
 
-    /// Fetches document `id`, verifies everything, and writes its files into `out`.
+    /// Fetches document `id`, verifies everything, and writes its files into `out`; then
+    /// confirms its arrival with a signed `01` receipt. A document this client refuses
+    /// (a signature, digest, decryption or inner-manifest check fails) is returned to
+    /// its sender with a signed `02` receipt giving the reason, after `01`, so that the
+    /// sender and the officers never see "fetched" as the last word on a document that
+    /// was not accepted. The refusal is still an error here; its message says whether
+    /// the document was returned.
     pub async fn fetch_document(&self, id: &Uuid, out: &Path) -> Result<Fetched, ClientError> {
+        let mut downloaded = false;
+        match self.fetch_verified(id, out, &mut downloaded).await {
+            Ok(mut fetched) => {
+                if let Err(e) = self.acknowledge(id, "01", "").await {
+                    fetched
+                        .notices
+                        .push(format!("could not confirm the arrival (01) of {id}: {e}"));
+                }
+                Ok(fetched)
+            }
+            Err(ClientError::Trust(reason)) => {
+                let outcome = match self.return_document(id, &reason, downloaded).await {
+                    Ok(()) => "returned to the sender with status 02".to_owned(),
+                    Err(e) => format!("could not return it to the sender: {e}"),
+                };
+                Err(ClientError::Trust(format!("{reason} ({outcome})")))
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Returns a refused document: `01` (it arrived), then `02` with `reason`. The
+    /// arrival is only true once the payload was fetched, so a document refused on its
+    /// manifest alone is downloaded (and discarded) first.
+    async fn return_document(
+        &self,
+        id: &Uuid,
+        reason: &str,
+        downloaded: bool,
+    ) -> Result<(), ClientError> {
+        if !downloaded {
+            let mut response = self
+                .get_stream(&format!("/v1/documents/{id}/payload"))
+                .await?;
+            while response
+                .chunk()
+                .await
+                .map_err(|e| ClientError::Protocol(super::error_chain(&e)))?
+                .is_some()
+            {}
+        }
+        self.acknowledge(id, "01", "").await?;
+        let note: String = reason
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(RETURN_NOTE_CHARS_MAX)
+            .collect();
+        self.acknowledge(
+            id,
+            "02",
+            &format!("refused by the recipient's client: {note}"),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn fetch_verified(
+        &self,
+        id: &Uuid,
+        out: &Path,
+        downloaded: &mut bool,
+    ) -> Result<Fetched, ClientError> {
         let me = self.own_org()?;
         let view: DocumentView = self.get_json(&format!("/v1/documents/{id}")).await?;
         let text = view.manifest.get();
@@ -198,13 +269,17 @@ impl Client {
 
         // The payload, hashed as it arrives.
         let payload_path = staging.path().join("payload");
-        self.download(
-            id,
-            &payload_path,
-            &manifest.payload.sha256,
-            manifest.payload.size,
-        )
-        .await?;
+        let download = self
+            .download(
+                id,
+                &payload_path,
+                &manifest.payload.sha256,
+                manifest.payload.size,
+            )
+            .await;
+        // The server recorded the fetch as soon as it started sending.
+        *downloaded = true;
+        download?;
 
         let (content_manifest, content_path, offset) = if manifest.classification.is_classified() {
             let sender_cert = sender_cert.ok_or_else(|| {
@@ -284,7 +359,7 @@ impl Client {
         })
     }
 
-    fn own_org(&self) -> Result<OrgId, ClientError> {
+    pub(super) fn own_org(&self) -> Result<OrgId, ClientError> {
         let chain = crate::pki::pem::read_certs(&self.profile().tls_cert)?;
         let leaf = chain
             .first()
@@ -404,7 +479,7 @@ pub fn signed_receipt(
 }
 
 /// Parses a receipt's acceptance time, refusing one in the future.
-fn accepted_time(text: &str) -> Result<UnixTime, ClientError> {
+pub(super) fn accepted_time(text: &str) -> Result<UnixTime, ClientError> {
     let when = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
         .map_err(|_| {
             refuse(format!(

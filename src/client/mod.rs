@@ -2,6 +2,7 @@
 //! commands the CLI offers on top of it.
 
 pub mod audit;
+pub mod edxml;
 pub mod fetch;
 pub mod keys;
 pub mod send;
@@ -69,9 +70,19 @@ pub enum ClientError {
         /// Why.
         error: crate::directory::endorsement::EndorsementError,
     },
+    /// An edXML file was refused (or a document cannot be written as one). The cause is
+    /// in the message, not in `source()`, so that it is printed once.
+    #[error("refusing the edXML file [{code}]: {0}", code = .0.code())]
+    Edxml(crate::edxml::EdxmlError),
     /// The server's log is not consistent with what this client saw before.
     #[error("LOG INCONSISTENCY: {0}")]
     LogInconsistent(String),
+}
+
+impl From<crate::edxml::EdxmlError> for ClientError {
+    fn from(e: crate::edxml::EdxmlError) -> Self {
+        ClientError::Edxml(e)
+    }
 }
 
 impl ClientError {
@@ -80,6 +91,7 @@ impl ClientError {
         match self {
             ClientError::Api { code, .. } => Some(code),
             ClientError::Endorsement { error, .. } => Some(error.code()),
+            ClientError::Edxml(error) => Some(error.code()),
             _ => None,
         }
     }

@@ -6,6 +6,7 @@
 pub mod manifest;
 pub mod package;
 pub mod signature;
+pub mod status;
 
 pub use manifest::{Manifest, ManifestError, ManifestRules, ParsedManifest};
 pub use signature::{DocSignature, Role, RoleError, SignatureFormat, check_signer};

@@ -62,6 +62,15 @@ impl From<sled::Error> for LedgerError {
     }
 }
 
+/// A document's business operation on an earlier one, as recorded and logged.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BusinessRef {
+    /// `recall`, `update` or `replace`.
+    pub kind: String,
+    /// The earlier document.
+    pub target: Uuid,
+}
+
 /// One log event. Leaves are the RFC 8785 bytes of its JSON, which carries a `type`.
 /// Events name documents, organisations and digests; never a subject, a file name or
 /// any plaintext of a classified document.
@@ -97,6 +106,10 @@ pub enum Event {
         /// declared it certified.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sealed_with: Option<crate::seal::policy::SealMark>,
+        /// The earlier document this one recalls, updates or replaces, so that an
+        /// officer's report can link them from the log alone.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        business: Option<BusinessRef>,
     },
     /// A recipient fetched the payload.
     Delivered {

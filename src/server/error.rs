@@ -147,6 +147,12 @@ pub enum ApiError {
     /// A delivery receipt was refused.
     #[error("{0}")]
     ReceiptInvalid(String),
+    /// A receipt's status breaks the status rules (docs/API.md, "Status rules").
+    #[error("{0}")]
+    Status(#[from] crate::document::status::StatusRefusal),
+    /// A recall, update or replacement names a target it may not act on.
+    #[error("{0}")]
+    BusinessTargetInvalid(String),
     /// The id is taken by a different document.
     #[error("document id {0} is already used by a different document")]
     IdConflict(String),
@@ -271,6 +277,10 @@ impl ApiError {
                 (S::UNPROCESSABLE_ENTITY, "recipient_set_mismatch")
             }
             ApiError::ReceiptInvalid(_) => (S::UNPROCESSABLE_ENTITY, "receipt_invalid"),
+            ApiError::Status(refusal) => (S::CONFLICT, refusal.code()),
+            ApiError::BusinessTargetInvalid(_) => {
+                (S::UNPROCESSABLE_ENTITY, "business_target_invalid")
+            }
             ApiError::IdConflict(_) => (S::CONFLICT, "id_conflict"),
             ApiError::DocumentNotFound => (S::NOT_FOUND, "document_not_found"),
             ApiError::IdInvalid(_) => (S::BAD_REQUEST, "id_invalid"),

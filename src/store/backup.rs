@@ -132,7 +132,7 @@ pub struct Want {
 }
 
 /// The trees a backup carries records of, by name.
-pub const TREES: [&str; 7] = [
+pub const TREES: [&str; 8] = [
     "docs",
     "deliveries",
     "inbox",
@@ -140,6 +140,7 @@ pub const TREES: [&str; 7] = [
     "payloads",
     "checkpoints",
     "registers",
+    "links",
 ];
 
 /// Ends the backup's snapshot however the backup ends.
@@ -336,6 +337,19 @@ impl Store {
             }
         }
 
+        // Links of the documents submitted in the range to the earlier documents they
+        // recall, update or replace (key: target id, then the acting document's id);
+        // written once, in the transaction that accepted the acting document.
+        for item in self.links.iter() {
+            let (k, v) = item.map_err(db_err(&self.dir))?;
+            if k.get(16..32)
+                .and_then(|b| Uuid::from_slice(b).ok())
+                .is_some_and(|id| ids.contains(&id))
+            {
+                emit_put("links", &k, &v)?;
+            }
+        }
+
         // Checkpoints signed up to the cut and not in the directory yet.
         for item in self
             .checkpoints
@@ -441,6 +455,7 @@ impl Store {
             "payloads" => &self.payloads,
             "checkpoints" => &self.checkpoints,
             "registers" => &self.registers,
+            "links" => &self.links,
             other => {
                 return Err(StoreError::Corrupt {
                     key: other.to_owned(),
@@ -582,6 +597,7 @@ mod tests {
             log_index: None,
             sealed_with: None,
             outgoing: None,
+            business: None,
         }
     }
 

@@ -14,6 +14,9 @@
 //!   changes it records;
 //! - `checkpoints`: tree size (u64 BE) → signed checkpoint note;
 //! - `registers`: incoming registers and outgoing numbers in use (see [`registers`]).
+//! - `links`: target document id (16 bytes), acting document id (16 bytes) →
+//!   [`LinkRecord`] (JSON): the recalls, updates and replacements of a document, written
+//!   in the transaction that accepts the acting document.
 
 use std::path::{Path, PathBuf};
 
@@ -31,6 +34,8 @@ mod snapshot;
 pub use blobs::{BlobError, BlobStore, BlobWriter, VerifiedBlob};
 pub use commit::Committer;
 
+use crate::document::status::{StatusRefusal, Verdict};
+pub use crate::ledger::BusinessRef;
 use crate::ledger::{self, Event, LedgerError, Log};
 use crate::registers::{IncomingEntry, Medium};
 use crate::seal::policy::SealMark;
@@ -100,6 +105,9 @@ pub enum StoreError {
         /// The year.
         year: i32,
     },
+    /// A receipt's status breaks the status rules; nothing was written.
+    #[error(transparent)]
+    Status(#[from] crate::document::status::StatusRefusal),
     /// A write would eat into the disk reserve.
     #[error("{needed} bytes are needed but only {available} are free on the data disk")]
     DiskFull {
@@ -194,6 +202,10 @@ pub struct DocumentRecord {
     /// notation (see `registers::Numbering`), unique per sender.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outgoing: Option<OutgoingNumber>,
+    /// The earlier document this one recalls, updates or replaces (from the manifest's
+    /// `business`); absent for a new document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub business: Option<BusinessRef>,
 }
 
 /// A document's outgoing number as the register keeps it.
@@ -206,6 +218,19 @@ pub struct OutgoingNumber {
     /// The document this one updates or replaces, which may hold the same number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amends: Option<Uuid>,
+}
+
+/// A later document that acts on an earlier one (the `links` tree).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkRecord {
+    /// `recall`, `update` or `replace`.
+    pub kind: String,
+    /// The later (acting) document.
+    pub document_id: Uuid,
+    /// Its recipients: a recall or update concerns these recipients of the target only.
+    pub recipients: Vec<String>,
+    /// When it was accepted.
+    pub accepted_at: String,
 }
 
 /// A recipient's signed receipt, as recorded.
@@ -242,6 +267,15 @@ pub struct DeliveryRecord {
     pub incoming_number: Option<u64>,
 }
 
+/// The outcome of [`Store::record_receipt`].
+#[derive(Debug)]
+pub enum ReceiptWrite {
+    /// Recorded: the delivery record as it now is, and the event's log index.
+    Recorded(DeliveryRecord, u64),
+    /// The status was already recorded: the earlier entry, nothing written.
+    Replayed(ReceiptRecord),
+}
+
 /// The outcome of [`Store::insert_document`].
 #[derive(Debug)]
 pub enum Inserted {
@@ -266,6 +300,8 @@ pub struct Store {
     payloads: sled::Tree,
     /// Incoming registers and outgoing numbers in use.
     registers: sled::Tree,
+    /// Recalls, updates and replacements, by target.
+    links: sled::Tree,
     blobs: BlobStore,
     committer: Committer,
     dir: PathBuf,
@@ -319,6 +355,7 @@ impl Store {
                     reason: "not 8 bytes".into(),
                 })?,
         };
+        let links = tree("links")?;
         let blobs = BlobStore::open(data_dir)?;
         let committer =
             Committer::start(db.clone(), db_path.clone()).map_err(|source| StoreError::Io {
@@ -335,6 +372,7 @@ impl Store {
             checkpoints,
             payloads,
             registers,
+            links,
             blobs,
             committer,
             dir: data_dir.to_owned(),
@@ -438,8 +476,9 @@ impl Store {
                 &self.sent,
                 &self.log_tree,
                 &self.registers,
+                &self.links,
             )
-                .transaction(|(docs, inbox, sent, log, registers)| {
+                .transaction(|(docs, inbox, sent, log, registers, links)| {
                     let abort = ConflictableTransactionError::Abort;
                     let bytes = docs
                         .get(id.as_bytes())?
@@ -455,7 +494,7 @@ impl Store {
                         serde_json::from_str(&record.manifest).unwrap_or_default();
                     let deadline = manifest["deadline"].as_str().map(str::to_owned);
                     let index = file_accepted(
-                        (docs, inbox, sent, log, registers),
+                        (docs, inbox, sent, log, registers, links),
                         &gate,
                         &mut record,
                         deadline,
@@ -502,8 +541,9 @@ impl Store {
                 &self.log_tree,
                 &self.payloads,
                 &self.registers,
+                &self.links,
             )
-                .transaction(|(docs, inbox, sent, log, payloads, registers)| {
+                .transaction(|(docs, inbox, sent, log, payloads, registers, links)| {
                     let abort = ConflictableTransactionError::Abort;
                     if let Some(bytes) = docs.get(id.as_bytes())? {
                         return Ok(Err(Box::new(decode(&id, &bytes).map_err(abort)?)));
@@ -514,7 +554,7 @@ impl Store {
                     }
                     let mut record = record.clone();
                     let index = file_accepted(
-                        (docs, inbox, sent, log, registers),
+                        (docs, inbox, sent, log, registers, links),
                         &gate,
                         &mut record,
                         deadline.map(str::to_owned),
@@ -721,16 +761,20 @@ impl Store {
         .await
     }
 
-    /// Records a recipient's signed receipt with its `receipt` event; durable on return.
-    /// An acceptance (03) also enters the document in the recipient's incoming register
-    /// (once: a document keeps its first number).
+    /// Records a recipient's signed receipt with its `receipt` event, if `judge` (the
+    /// status rules, applied to the delivery record as it is inside the transaction)
+    /// allows it; durable on return. A status the rules call a replay writes nothing and
+    /// returns the entry already recorded for it; a refused one writes nothing either.
+    /// An acceptance (03) also enters the document in the incoming register (once: a
+    /// document keeps its first number), in the same transaction.
     pub async fn record_receipt(
         &self,
         document: &DocumentRecord,
         recipient: &str,
         receipt: ReceiptRecord,
-    ) -> Result<(DeliveryRecord, u64), StoreError> {
-        self.record_receipt_as(document, recipient, recipient, receipt)
+        judge: impl Fn(&DeliveryRecord) -> Result<Verdict, StatusRefusal>,
+    ) -> Result<ReceiptWrite, StoreError> {
+        self.record_receipt_as(document, recipient, recipient, receipt, judge)
             .await
     }
 
@@ -742,32 +786,102 @@ impl Store {
         recipient: &str,
         actor: &str,
         receipt: ReceiptRecord,
-    ) -> Result<(DeliveryRecord, u64), StoreError> {
+        judge: impl Fn(&DeliveryRecord) -> Result<Verdict, StatusRefusal>,
+    ) -> Result<ReceiptWrite, StoreError> {
+        let id = document.id;
+        let key = delivery_key(&id, recipient);
         let incoming = if receipt.status == "03" {
             Some(incoming_entry(document, &receipt.recorded_at)?)
         } else {
             None
         };
-        self.update_delivery(
-            &document.id,
-            recipient,
-            |r, index| {
-                let mut receipt = receipt.clone();
-                receipt.log_index = Some(index);
-                r.receipts.push(receipt);
-            },
-            || Event::Receipt {
-                time: receipt.recorded_at.clone(),
-                document_id: document.id,
-                actor: actor.to_owned(),
-                sender: document.sender.clone(),
-                recipients: document.recipients.clone(),
-                status: receipt.status.clone(),
-                receipt: receipt.receipt.clone(),
-            },
-            incoming.as_ref().map(|entry| (actor, entry)),
-        )
-        .await
+        let corrupt = |e: serde_json::Error| {
+            ConflictableTransactionError::Abort(StoreError::Corrupt {
+                key: format!("delivery {id} {recipient}"),
+                reason: e.to_string(),
+            })
+        };
+        let result = {
+            // Held until the write is applied (see `snapshot`), not across the commit.
+            let gate = self.gate.enter();
+            (&self.deliveries, &self.log_tree, &self.registers).transaction(
+                |(deliveries, log, registers)| {
+                    let old = deliveries.get(&key)?;
+                    let mut record: DeliveryRecord = match &old {
+                        None => DeliveryRecord::default(),
+                        Some(bytes) => serde_json::from_slice(bytes).map_err(corrupt)?,
+                    };
+                    match judge(&record) {
+                        Err(refusal) => {
+                            return Err(ConflictableTransactionError::Abort(StoreError::Status(
+                                refusal,
+                            )));
+                        }
+                        Ok(Verdict::Replay) => {
+                            if let Some(earlier) =
+                                record.receipts.iter().find(|r| r.status == receipt.status)
+                            {
+                                return Ok(ReceiptWrite::Replayed(earlier.clone()));
+                            }
+                        }
+                        Ok(Verdict::Record) => {}
+                    }
+                    // The incoming number is taken in the same transaction as the receipt
+                    // that earns it: both are written, or neither, so the sequence has no
+                    // gaps.
+                    if let Some(entry) = &incoming {
+                        record.incoming_number = Some(registers::assign_incoming(
+                            registers,
+                            &gate,
+                            actor,
+                            entry.clone(),
+                        )?);
+                    }
+                    let index = ledger::append(
+                        log,
+                        &Event::Receipt {
+                            time: receipt.recorded_at.clone(),
+                            document_id: id,
+                            actor: actor.to_owned(),
+                            sender: document.sender.clone(),
+                            recipients: document.recipients.clone(),
+                            status: receipt.status.clone(),
+                            receipt: receipt.receipt.clone(),
+                        },
+                    )?;
+                    let mut entry = receipt.clone();
+                    entry.log_index = Some(index);
+                    record.receipts.push(entry);
+                    gate.keep(Kept::Deliveries, &key, old.as_ref());
+                    deliveries.insert(
+                        key.as_slice(),
+                        serde_json::to_vec(&record).map_err(corrupt)?,
+                    )?;
+                    Ok(ReceiptWrite::Recorded(record, index))
+                },
+            )
+        };
+        let out = finish(result, &self.dir)?;
+        // A replayed entry may not be durable yet (a concurrent request): commit anyway.
+        self.commit().await?;
+        Ok(out)
+    }
+
+    /// The later documents that recall, update or replace document `target`, oldest
+    /// first.
+    pub fn links_to(&self, target: &Uuid) -> Result<Vec<LinkRecord>, StoreError> {
+        let mut out: Vec<LinkRecord> = Vec::new();
+        for item in self.links.scan_prefix(target.as_bytes()) {
+            let (_, value) = item.map_err(db_err(&self.dir))?;
+            out.push(
+                serde_json::from_slice(&value).map_err(|e| StoreError::Corrupt {
+                    key: format!("link to {target}"),
+                    reason: e.to_string(),
+                })?,
+            );
+        }
+        out.sort_by(|a, b| a.accepted_at.cmp(&b.accepted_at));
+        Ok(out)
     }
 
     /// Appends an event on its own (a refusal); durable on return.
@@ -882,7 +996,8 @@ fn finish<T>(result: Result<T, TransactionError<StoreError>>, dir: &Path) -> Res
 /// Inside a transaction: appends the `submitted` event for `record`, marks it accepted
 /// with its receipt, stores it and files it in the inboxes and the sent list.
 fn file_accepted(
-    (docs, inbox, sent, log, registers): (
+    (docs, inbox, sent, log, registers, links): (
+        &sled::transaction::TransactionalTree,
         &sled::transaction::TransactionalTree,
         &sled::transaction::TransactionalTree,
         &sled::transaction::TransactionalTree,
@@ -930,8 +1045,26 @@ fn file_accepted(
             payload_sha256: record.payload_sha256.clone(),
             payload_size: record.payload_size,
             sealed_with: record.sealed_with.clone(),
+            business: record.business.clone(),
         },
     )?;
+    if let Some(business) = &record.business {
+        let link = LinkRecord {
+            kind: business.kind.clone(),
+            document_id: record.id,
+            recipients: record.recipients.clone(),
+            accepted_at: accepted_at.to_owned(),
+        };
+        links.insert(
+            link_key(&business.target, &record.id),
+            serde_json::to_vec(&link).map_err(|e| {
+                abort(StoreError::Corrupt {
+                    key: format!("link {}", record.id),
+                    reason: e.to_string(),
+                })
+            })?,
+        )?;
+    }
     record.state = DocState::Accepted;
     record.accepted_at = Some(accepted_at.to_owned());
     record.receipt = Some(receipt(index).map_err(|e| abort(StoreError::State(e)))?);
@@ -973,6 +1106,12 @@ fn incoming_entry(document: &DocumentRecord, at: &str) -> Result<IncomingEntry, 
         assigned_to: String::new(),
         note: String::new(),
     })
+}
+
+fn link_key(target: &Uuid, actor: &Uuid) -> Vec<u8> {
+    let mut key = target.as_bytes().to_vec();
+    key.extend_from_slice(actor.as_bytes());
+    key
 }
 
 fn delivery_key(id: &Uuid, recipient: &str) -> Vec<u8> {

@@ -160,7 +160,9 @@ async fn audit_export_verifies_offline_with_every_receipt_signature() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("6 receipt signatures checked"), "{stdout}");
+    // Two documents, three communes, each confirming arrival (01) on fetch and then
+    // accepting (03).
+    assert!(stdout.contains("12 receipt signatures checked"), "{stdout}");
     assert!(
         stdout.contains("root recomputed from every leaf"),
         "{stdout}"

@@ -324,9 +324,10 @@ async fn co_recipients_do_not_read_each_others_deliveries_or_receipts() {
             _ => "someone else's",
         })
         .collect();
+    // Its own delivery, its automatic 01 on fetch and its 02; nothing of the others'.
     assert_eq!(
         kinds,
-        ["submitted", "own delivery", "own receipt"],
+        ["submitted", "own delivery", "own receipt", "own receipt"],
         "{seen:?}"
     );
     let xuan_mai = server.client(other);
@@ -339,7 +340,8 @@ async fn co_recipients_do_not_read_each_others_deliveries_or_receipts() {
     );
     assert!(seen.iter().all(|e| e.readable_by_org(other)), "{seen:?}");
 
-    // The sender and the officer in scope see every recipient's.
+    // The sender and the officer in scope see every recipient's: three deliveries, three
+    // automatic 01s and three answers.
     let all = |events: &[Event]| {
         events
             .iter()
@@ -350,10 +352,10 @@ async fn co_recipients_do_not_read_each_others_deliveries_or_receipts() {
         all(&events(
             server.client("hn/cm").get_json(&path).await.unwrap()
         )),
-        6
+        9
     );
     let auditor = Client::new(&server.auditor_profile("hn/cm"), &server.url()).unwrap();
-    assert_eq!(all(&events(auditor.get_json(&path).await.unwrap())), 6);
+    assert_eq!(all(&events(auditor.get_json(&path).await.unwrap())), 9);
 
     // A co-recipient is refused the proof of another's receipt, and proves its own.
     let size = auditor.fetch_checkpoint().await.unwrap().size;
@@ -372,7 +374,8 @@ async fn co_recipients_do_not_read_each_others_deliveries_or_receipts() {
         "log_entry_hidden",
     );
     let (_, own) = chuc_son.prove_document(&id).await.unwrap();
-    assert_eq!(own.len(), 3);
+    // The submission, its delivery, its automatic 01 and its 02.
+    assert_eq!(own.len(), 4);
 
     // A commune's own export accounts for the entries it may not read by hash, and
     // verifies offline.
@@ -608,7 +611,9 @@ async fn audit_prove_of_an_unknown_id_exits_non_zero() {
     };
     let out = prove(&id.to_string());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(text(&out).contains("7 events proved"), "{}", text(&out));
+    // Submission, then for each of three communes its delivery, its automatic 01 on
+    // fetch, and its 02 or 03.
+    assert!(text(&out).contains("10 events proved"), "{}", text(&out));
     let out = prove(&Uuid::now_v7().to_string());
     assert_eq!(out.status.code(), Some(5), "{}", text(&out));
     assert!(

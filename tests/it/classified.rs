@@ -492,6 +492,16 @@ async fn outsiders_get_404_and_receipts_are_checked() {
         post(receipt("03", "", &view.manifest_sha256), "hn/cm/xuan-mai").await,
         "signer_mismatch",
     );
+    // The status rules want the payload fetched and its arrival (01) confirmed first.
+    let mut payload = recipient
+        .get_stream(&format!("/v1/documents/{id}/payload"))
+        .await
+        .unwrap();
+    while payload.chunk().await.unwrap().is_some() {}
+    let (status, _) = post(receipt("01", "", &view.manifest_sha256), "hn/cm/chuc-son")
+        .await
+        .unwrap();
+    assert_eq!(status, 201);
     let (status, _) = post(
         receipt("02", "Sai thẩm quyền ban hành", &view.manifest_sha256),
         "hn/cm/chuc-son",
@@ -535,7 +545,11 @@ async fn inbox_lists_new_documents_until_they_are_acknowledged() {
     let commune = server.client("hn/cm/truong-yen");
     let page: congvan::api::ListPage = commune.get_json("/v1/inbox?state=new").await.unwrap();
     assert_eq!(page.items.len(), 3);
-    commune.acknowledge(&ids[1], "01", "").await.unwrap();
+    // A verified fetch confirms arrival (01), which takes the document off the new list.
+    commune
+        .fetch_document(&ids[1], &work.path().join("fetched"))
+        .await
+        .unwrap();
     let page: congvan::api::ListPage = commune.get_json("/v1/inbox?state=new").await.unwrap();
     assert_eq!(page.items.len(), 2);
     assert!(!page.items.iter().any(|i| i.id == ids[1]));

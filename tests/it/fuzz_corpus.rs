@@ -145,3 +145,44 @@ fn endorsement_corpus() {
         "the corpus should hold valid endorsements"
     );
 }
+
+#[test]
+fn edxml_corpus() {
+    use congvan::edxml::{self, Limits};
+    let limits = Limits {
+        attachment_bytes_max: 1 << 16,
+        ..Limits::default()
+    };
+    let (mut envelopes, mut packets, mut refused) = (0, 0, 0);
+    for (name, data) in inputs("edxml") {
+        // The same property as the fuzz target: what reads, written and read back, is
+        // the same (the envelope's own signature is kept as found, not written).
+        match edxml::read_envelope(&data, &limits) {
+            Ok(envelope) => {
+                envelopes += 1;
+                let written = edxml::write_envelope(&envelope).unwrap();
+                let mut back = edxml::read_envelope(&written, &Limits::default())
+                    .unwrap_or_else(|e| panic!("{name}: written envelope does not read: {e}"));
+                back.signature = envelope.signature.clone();
+                assert_eq!(back, envelope, "{name}");
+            }
+            Err(e) => {
+                assert!(e.code().starts_with("edxml_"), "{name}");
+                refused += 1;
+            }
+        }
+        if let Ok(packet) = edxml::read_status(&data, &limits) {
+            packets += 1;
+            let written = edxml::write_status(&packet).unwrap();
+            assert_eq!(
+                edxml::read_status(&written, &Limits::default()).unwrap(),
+                packet,
+                "{name}"
+            );
+        }
+    }
+    assert!(
+        envelopes >= 3 && packets >= 1 && refused >= 4,
+        "{envelopes} envelopes, {packets} status packets, {refused} refused"
+    );
+}

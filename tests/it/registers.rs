@@ -53,8 +53,14 @@ async fn concurrent_acceptances_get_consecutive_incoming_numbers() {
         send(&server, doc).await;
     }
     let commune = server.client(COMMUNE);
+    let work = tempfile::tempdir().unwrap();
     for doc in &docs {
         let id = doc.id().parse().unwrap();
+        // The status rules want the document fetched and its arrival (01) confirmed first.
+        commune
+            .fetch_document(&id, &work.path().join(doc.id()))
+            .await
+            .unwrap();
         let arrived = commune.acknowledge(&id, "01", "").await.unwrap();
         assert_eq!(arrived.incoming_number, None, "01 gives no number");
     }
@@ -273,11 +279,15 @@ async fn the_cli_writes_the_register_as_csv_and_pdf_in_the_legal_columns() {
     send(&server, &doc).await;
     let id = doc.id().parse().unwrap();
     let commune = server.client(COMMUNE);
+    let work = tempfile::tempdir().unwrap();
+    commune
+        .fetch_document(&id, &work.path().join("fetched"))
+        .await
+        .unwrap();
     commune.acknowledge(&id, "01", "").await.unwrap();
     let accepted = commune.acknowledge(&id, "03", "").await.unwrap();
     assert_eq!(accepted.incoming_number, Some(1));
 
-    let work = tempfile::tempdir().unwrap();
     let profile = server.pki.org_profile(&COMMUNE.parse().unwrap());
     let run = |args: &[&str]| {
         let out = tokio::task::block_in_place(|| {

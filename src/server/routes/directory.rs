@@ -39,7 +39,7 @@ pub async fn directory(
                     OrgStatus::Merged { into } => Some(into.to_string()),
                     _ => None,
                 },
-                code: o.code.as_ref().map(ToString::to_string),
+                code: o.code.clone(),
                 required_signatures: o.required_signatures.clone(),
                 encryption_cert: o
                     .encryption_cert

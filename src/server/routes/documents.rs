@@ -169,6 +169,7 @@ async fn submit_parsed(
         log_index: None,
         sealed_with: state.seal.mark(manifest.classification),
         outgoing: Some(outgoing),
+        business: business_ref(state, manifest)?,
     };
     if let Some(encoded) = &request.payload {
         return accept_inline(state, record, manifest.deadline.as_deref(), encoded).await;
@@ -186,6 +187,60 @@ async fn submit_parsed(
         }
         Inserted::Exists(existing) => replay_or_conflict(*existing, &manifest_sha256),
     }
+}
+
+/// Checks a recall, update or replacement against its target and returns what to record.
+/// The target must be an accepted document of the same sender that is not itself a
+/// recall; a recall or update may only go to the target's recipients (it asks them to
+/// answer 15 or 16 on the target). A target of another sender gets the same answer as
+/// one that does not exist, so that nothing is confirmed to outsiders.
+fn business_ref(
+    state: &AppState,
+    manifest: &document::Manifest,
+) -> Result<Option<crate::store::BusinessRef>, ApiError> {
+    use document::manifest::BusinessKind;
+    let (kind, target) = match (manifest.business.kind, manifest.business.target) {
+        (BusinessKind::New, _) | (_, None) => return Ok(None),
+        (BusinessKind::Recall, Some(t)) => ("recall", t),
+        (BusinessKind::Update, Some(t)) => ("update", t),
+        (BusinessKind::Replace, Some(t)) => ("replace", t),
+    };
+    let invalid = |why: String| Err(ApiError::BusinessTargetInvalid(why));
+    let Some(earlier) = state
+        .store
+        .document(&target)?
+        .filter(|d| d.sender == manifest.sender.as_str())
+    else {
+        return invalid(format!(
+            "{kind}: {target} is not a document sent by {}",
+            manifest.sender
+        ));
+    };
+    if earlier.state != DocState::Accepted {
+        return invalid(format!("{kind}: {target} was never delivered (no payload)"));
+    }
+    if earlier
+        .business
+        .as_ref()
+        .is_some_and(|b| b.kind == "recall")
+    {
+        return invalid(format!("{kind}: {target} is itself a recall"));
+    }
+    if kind != "replace" {
+        if let Some(outsider) = manifest
+            .recipients
+            .iter()
+            .find(|r| !earlier.recipients.iter().any(|e| e == r.as_str()))
+        {
+            return invalid(format!(
+                "{kind}: {outsider} is not a recipient of {target}, so it has nothing to {kind}"
+            ));
+        }
+    }
+    Ok(Some(crate::store::BusinessRef {
+        kind: kind.to_owned(),
+        target,
+    }))
 }
 
 /// Reads a whole body of at most `limit` bytes, within the body timeout.

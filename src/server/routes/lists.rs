@@ -4,7 +4,9 @@ use axum::Json;
 use axum::extract::{Query, State};
 use serde::Deserialize;
 
+use super::receipts::{links_of, pending_request};
 use crate::api::{ListItem, ListPage};
+use crate::document::status::Request;
 use crate::server::AppState;
 use crate::server::auth::Caller;
 use crate::server::error::ApiError;
@@ -21,7 +23,9 @@ pub struct PageQuery {
     before: Option<u64>,
     /// At most this many items (1–500).
     limit: Option<usize>,
-    /// Inbox only: `new` (not yet acknowledged by this recipient) or `all` (default).
+    /// Inbox only: `new` (not yet acknowledged by this recipient), `all` (default: every
+    /// document in force) or `history` (also the documents recalled with this recipient's
+    /// agreement).
     state: Option<String>,
 }
 
@@ -55,6 +59,8 @@ fn item(seq: u64, record: &DocumentRecord) -> ListItem {
         receipt_status: None,
         sealed_with: record.sealed_with.clone(),
         addressed_to: None,
+        links: Vec::new(),
+        recalled: false,
     }
 }
 
@@ -123,12 +129,13 @@ pub async fn inbox(
     Query(q): Query<PageQuery>,
 ) -> Result<Json<ListPage>, ApiError> {
     let org = org_of(&caller)?;
-    let only_new = match q.state.as_deref() {
-        None | Some("all") => false,
-        Some("new") => true,
+    let (only_new, history) = match q.state.as_deref() {
+        None | Some("all") => (false, false),
+        Some("new") => (true, false),
+        Some("history") => (false, true),
         Some(other) => {
             return Err(ApiError::RequestInvalid(format!(
-                "state={other:?}: use new or all"
+                "state={other:?}: use new, all or history"
             )));
         }
     };
@@ -147,12 +154,21 @@ pub async fn inbox(
             if only_new && !delivery.receipts.is_empty() {
                 continue;
             }
+            // A recall the recipient agreed to (15) takes the document out of the
+            // active inbox; it stays in the history.
+            let recalled = delivery.receipts.iter().any(|r| r.status == "15")
+                && pending_request(&state, &record.id, owner)? == Some(Request::Recall);
+            if recalled && !history {
+                continue;
+            }
             let mut it = item(*seq, record);
             if owner != &org {
                 it.addressed_to = Some(owner.clone());
             }
             it.fetched_at = delivery.first_fetched_at.clone();
             it.receipt_status = delivery.receipts.last().map(|r| r.status.clone());
+            it.links = links_of(&state, record, Some(owner))?;
+            it.recalled = recalled;
             items.push(it);
         }
         before = batch.last().map(|(seq, _, _)| *seq);
@@ -179,5 +195,11 @@ pub async fn sent(
         .unwrap_or(PAGE_ITEMS_DEFAULT)
         .clamp(1, crate::store::PAGE_ITEMS_MAX);
     let items = archive_page(&state, &org, Index::Sent, q.before, limit)?;
-    Ok(Json(page(items, limit)))
+    let mut listing = page(items, limit);
+    for it in &mut listing.items {
+        if let Some(record) = state.store.document(&it.id)? {
+            it.links = links_of(&state, &record, None)?;
+        }
+    }
+    Ok(Json(listing))
 }

@@ -8,14 +8,16 @@ use rustls_pki_types::UnixTime;
 
 use super::documents::{parse_id, read_limited, visible_document};
 use crate::api::{
-    self, DELIVERY_RECEIPT_TYPE, ReceiptRequest, ReceiptResponse, RecipientStatus, StatusView,
+    self, DELIVERY_RECEIPT_TYPE, DocLink, ReceiptRequest, ReceiptResponse, RecipientStatus,
+    StatusView,
 };
 use crate::document::Role;
+use crate::document::status::{self, Request};
 use crate::pki::Identity;
 use crate::server::AppState;
 use crate::server::auth::Caller;
 use crate::server::error::ApiError;
-use crate::store::{DocState, ReceiptRecord};
+use crate::store::{DocState, ReceiptRecord, ReceiptWrite, StoreError};
 
 /// Largest receipt request body.
 const RECEIPT_BODY_BYTES_MAX: usize = 128 * 1024;
@@ -125,28 +127,13 @@ pub async fn post(
         .map_err(ApiError::SignerRole)?;
 
     let signed = serde_json::json!({"receipt": statement, "signature": request.signature});
-    let existing = state.store.delivery(&id, &addressee)?;
-    if let Some(same) = existing
-        .receipts
-        .iter()
-        .find(|r| r.receipt["receipt"] == signed["receipt"])
-    {
-        // The same statement again: an idempotent retry.
-        return Ok((
-            StatusCode::OK,
-            Json(ReceiptResponse {
-                document_id: id,
-                recipient: org.to_string(),
-                status: same.status.clone(),
-                recorded_at: same.recorded_at.clone(),
-                log_index: same.log_index.unwrap_or_default(),
-                incoming_number: existing.incoming_number,
-            }),
-        ));
-    }
+    // A recall or update is pending for the addressee (the merged unit, when its
+    // successor answers for it).
+    let pending = pending_request(&state, &id, &addressee)?;
     super::documents::ensure_space(&state, 0)?;
     let recorded_at = api::now_rfc3339();
-    let (delivery, log_index) = state
+    let new_status = receipt.status.clone();
+    let written = state
         .store
         .record_receipt_as(
             &record,
@@ -160,8 +147,38 @@ pub async fn post(
                 receipt: signed,
                 log_index: None,
             },
+            |delivery| {
+                let recorded: Vec<&str> = delivery
+                    .receipts
+                    .iter()
+                    .map(|r| r.status.as_str())
+                    .collect();
+                status::judge(&recorded, delivery.fetch_count > 0, pending, &new_status)
+            },
         )
-        .await?;
+        .await
+        .map_err(|e| match e {
+            StoreError::Status(refusal) => ApiError::Status(refusal),
+            other => other.into(),
+        })?;
+    let (delivery, log_index) = match written {
+        ReceiptWrite::Recorded(delivery, index) => (delivery, index),
+        ReceiptWrite::Replayed(same) => {
+            // The same status again: an idempotent retry, answered with the first entry.
+            let incoming_number = state.store.delivery(&id, &addressee)?.incoming_number;
+            return Ok((
+                StatusCode::OK,
+                Json(ReceiptResponse {
+                    document_id: id,
+                    recipient: org.to_string(),
+                    status: same.status.clone(),
+                    recorded_at: same.recorded_at.clone(),
+                    log_index: same.log_index.unwrap_or_default(),
+                    incoming_number,
+                }),
+            ));
+        }
+    };
     tracing::info!(document = %id, recipient = %org, status = %receipt.status, "receipt recorded");
     Ok((
         StatusCode::CREATED,
@@ -174,6 +191,68 @@ pub async fn post(
             incoming_number: delivery.incoming_number,
         }),
     ))
+}
+
+/// The recall or update of document `id` that is pending for `recipient`, if any: the
+/// latest accepted recall or update whose recipients include it. A recall outweighs an
+/// update, since agreeing to it cancels the document.
+pub fn pending_request(
+    state: &AppState,
+    id: &uuid::Uuid,
+    recipient: &str,
+) -> Result<Option<Request>, ApiError> {
+    let mut pending = None;
+    for link in state.store.links_to(id)? {
+        if !link.recipients.iter().any(|r| r == recipient) {
+            continue;
+        }
+        match link.kind.as_str() {
+            "recall" => pending = Some(Request::Recall),
+            "update" if pending.is_none() => pending = Some(Request::Update),
+            _ => {}
+        }
+    }
+    Ok(pending)
+}
+
+/// The links of `record` to other documents. For a recipient (`viewer`), only links to
+/// documents it received itself: a recipient must not learn of documents sent to others.
+pub fn links_of(
+    state: &AppState,
+    record: &crate::store::DocumentRecord,
+    viewer: Option<&str>,
+) -> Result<Vec<DocLink>, ApiError> {
+    let mut out = Vec::new();
+    if let Some(business) = &record.business {
+        let visible = match viewer {
+            None => true,
+            Some(org) => state
+                .store
+                .document(&business.target)?
+                .is_some_and(|d| d.recipients.iter().any(|r| r == org)),
+        };
+        if visible {
+            out.push(DocLink {
+                relation: format!("{}s", business.kind),
+                id: business.target,
+            });
+        }
+    }
+    for link in state.store.links_to(&record.id)? {
+        if viewer.is_some_and(|org| !link.recipients.iter().any(|r| r == org)) {
+            continue;
+        }
+        out.push(DocLink {
+            relation: match link.kind.as_str() {
+                "recall" => "recalled_by",
+                "update" => "updated_by",
+                _ => "replaced_by",
+            }
+            .to_owned(),
+            id: link.document_id,
+        });
+    }
+    Ok(out)
 }
 
 /// `GET /v1/documents/{id}/status`: each recipient's fetches and latest receipt, for the
@@ -218,6 +297,10 @@ pub async fn status(
                 .iter()
                 .map(|r| r.receipt.clone())
                 .collect(),
+            request: pending_request(&state, &id, org)?.map(|r| match r {
+                Request::Recall => "recall".to_owned(),
+                Request::Update => "update".to_owned(),
+            }),
         });
     }
     Ok(Json(StatusView {
@@ -226,5 +309,6 @@ pub async fn status(
         urgency: record.urgency,
         accepted_at: record.accepted_at.clone(),
         recipients,
+        links: links_of(&state, &record, None)?,
     }))
 }
