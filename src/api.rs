@@ -164,6 +164,10 @@ pub struct ListItem {
     /// For a classified document, the cipher that sealed it and whether it is certified.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sealed_with: Option<crate::seal::policy::SealMark>,
+    /// Inbox only: the unit the document was addressed to, when that is a unit merged
+    /// into the caller (the document is offered to its successor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addressed_to: Option<String>,
     /// Recalls, updates and replacements linking this document to others.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<DocLink>,
@@ -261,7 +265,8 @@ pub struct DirectoryOrg {
     /// Parent id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
-    /// `active`, `merged` or `retired`.
+    /// `active`, `merged`, `retired` or `planned` (listed ahead of the reform plan that
+    /// activates it).
     pub status: String,
     /// The successor, for a merged organisation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -369,6 +374,51 @@ pub struct ReceiptResponse {
     pub recorded_at: String,
     /// The index of the `receipt` event in the delivery log.
     pub log_index: u64,
+    /// The incoming number (số đến) the recipient's register gave the document, once it
+    /// has been accepted (03).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incoming_number: Option<u64>,
+}
+
+/// `GET /v1/registers/incoming?year=`: an organisation's incoming register of a year.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncomingRegisterView {
+    /// The organisation.
+    pub org: String,
+    /// Its name, for the register's cover.
+    pub org_name: String,
+    /// The year (Vietnam time).
+    pub year: i32,
+    /// When the register was closed, if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_at: Option<String>,
+    /// Every line, in number order.
+    pub entries: Vec<crate::registers::IncomingEntry>,
+}
+
+/// The answer to registering a paper document.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaperRegistered {
+    /// The register's year.
+    pub year: i32,
+    /// The incoming number given.
+    pub number: u64,
+}
+
+/// The answer to closing a register.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterClosedView {
+    /// The organisation.
+    pub org: String,
+    /// The year.
+    pub year: i32,
+    /// When it was closed (the first close, if closed twice).
+    pub closed_at: String,
+    /// How many numbers the year's register holds (1 to `count`).
+    pub count: u64,
 }
 
 /// One recipient's state in `GET /v1/documents/{id}/status`.
@@ -376,6 +426,10 @@ pub struct ReceiptResponse {
 pub struct RecipientStatus {
     /// The recipient.
     pub org: String,
+    /// For a recipient merged since: the successor that now holds its inbox, to which the
+    /// document is offered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offered_to: Option<String>,
     /// First fetch of the payload.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fetched_at: Option<String>,

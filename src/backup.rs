@@ -806,7 +806,7 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, BackupError> {
                         }
                         small.insert(name);
                     }
-                    "deliveries" | "inbox" | "sent" => {}
+                    "deliveries" | "inbox" | "sent" | "registers" | "links" => {}
                     other => return Err(invalid(format!("unknown tree {other:?}"))),
                 },
             }

@@ -23,6 +23,8 @@ use crate::seal::policy::SealPolicy;
 pub const EMBEDDED_SERVER_CONFIG: &str = include_str!("../config/congvan.toml");
 /// The sample organisation tree, compiled in for the embedded default configuration.
 pub const EMBEDDED_ORGS: &str = include_str!("../config/orgs.toml");
+/// The sample reform plan (Chương Mỹ, 2025), compiled in for `congvan demo`.
+pub const EMBEDDED_REFORM_2025: &str = include_str!("../config/reform-2025-chuong-my.toml");
 /// Where `serve` looks for its configuration when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "config/congvan.toml";
 
@@ -59,6 +61,19 @@ pub enum ConfigError {
         /// The one given on the command line.
         given: String,
     },
+}
+
+/// The organisation tree in force, with the reform plans that made it.
+#[derive(Debug)]
+pub struct DirectoryInForce {
+    /// The tree, keys attached.
+    pub directory: Directory,
+    /// The tree file's text followed by each plan in force, for the directory digest.
+    pub text: String,
+    /// The plans in force, in order, with their effects.
+    pub plans: Vec<crate::directory::reform::PlanState>,
+    /// When the next plan waiting in `reforms_dir` takes effect.
+    pub next_due: Option<time::OffsetDateTime>,
 }
 
 /// Limits of the server; every one has a safe default.
@@ -178,6 +193,8 @@ struct ServerFile {
     listen: SocketAddr,
     data_dir: Option<PathBuf>,
     orgs: PathBuf,
+    /// Reform plans in force, one file each; default: `reforms/` beside the tree.
+    reforms_dir: Option<PathBuf>,
     tls: TlsFile,
     demo_pki: Option<DemoPkiFile>,
     #[serde(default)]
@@ -266,6 +283,11 @@ pub struct DocumentsConfig {
     pub types: Vec<String>,
     /// Largest payload accepted, in bytes.
     pub payload_bytes_max: u64,
+    /// How outgoing numbers restart: `party_term` (default: per document type within a
+    /// committee's term) or `year` (the state rule).
+    pub numbering: crate::registers::NumberingPeriod,
+    /// First days of the committees' terms (`YYYY-MM-DD`), for `party_term`.
+    pub term_starts: Vec<String>,
 }
 
 impl Default for DocumentsConfig {
@@ -273,6 +295,8 @@ impl Default for DocumentsConfig {
         DocumentsConfig {
             types: crate::document::manifest::default_doc_types(),
             payload_bytes_max: 1 << 30,
+            numbering: crate::registers::NumberingPeriod::PartyTerm,
+            term_starts: vec!["2020-10-01".into(), "2025-10-01".into()],
         }
     }
 }
@@ -356,6 +380,9 @@ pub struct ServerConfig {
     pub data_dir_configured: bool,
     /// The organisation tree file.
     pub orgs: PathBuf,
+    /// Reform plans put in force (`congvan reform apply` writes them here), applied to the
+    /// tree in name order at their effective times.
+    pub reforms_dir: PathBuf,
     /// Where organisations' registered certificates live (`<id>.openpgp.asc`,
     /// `<id>.signing.pem`, with `/` in ids as `.`).
     pub keys_dir: PathBuf,
@@ -456,6 +483,13 @@ impl ServerConfig {
             listen: file.listen,
             data_dir_configured: file.data_dir.is_some(),
             data_dir: resolve(file.data_dir.unwrap_or_else(default_data_dir)),
+            reforms_dir: match file.reforms_dir {
+                Some(dir) => resolve(dir),
+                None => resolve(file.orgs.clone())
+                    .parent()
+                    .unwrap_or(Path::new("."))
+                    .join("reforms"),
+            },
             orgs: resolve(file.orgs),
             keys_dir: resolve(file.keys_dir),
             orgs_fallback_embedded: false,
@@ -469,6 +503,35 @@ impl ServerConfig {
             },
             demo_pki: file.demo_pki.map(|d| resolve(d.dir)),
             limits: file.limits,
+        })
+    }
+
+    /// The tree in force at `now`: the tree file with every reform plan of `reforms_dir`
+    /// whose time has come applied in order. Returns it with the text it came from (tree
+    /// and plans), the plans in force with their effects, and when the next plan is due.
+    pub fn load_directory_in_force(
+        &self,
+        now: time::OffsetDateTime,
+    ) -> Result<DirectoryInForce, ConfigError> {
+        let (base, mut text) = self.load_directory()?;
+        let reform_error = |e: crate::directory::reform::ReformError| ConfigError::Invalid {
+            path: self.reforms_dir.display().to_string(),
+            message: e.to_string(),
+        };
+        let plans = crate::directory::reform::load_dir(&self.reforms_dir).map_err(reform_error)?;
+        let (directory, applied, next_due) =
+            crate::directory::reform::apply_all(&base, &plans, now).map_err(reform_error)?;
+        for (plan, plan_text) in &plans {
+            if applied.iter().any(|a| a.plan.id == plan.id) {
+                text.push_str("\n# reform plan in force\n");
+                text.push_str(plan_text);
+            }
+        }
+        Ok(DirectoryInForce {
+            directory,
+            text,
+            plans: applied,
+            next_due,
         })
     }
 

@@ -3,15 +3,19 @@
 //! The Chương Mỹ district office (`hn/cm`) sends an unclassified directive to all its
 //! communes and a "Mật" decision to two of them; each commune fetches, verifies,
 //! decrypts and acknowledges; a final table shows every document × recipient with its
-//! status and times. Everything is real: a DEMO PKI, TLS 1.3 with client certificates on
-//! 127.0.0.1, signatures, OpenPGP, durable storage. Nothing outlives the run.
+//! status and times. Then the 2025 reform: the plan for Chương Mỹ is applied to the running
+//! server; the new ward and communes read their predecessors' archives, a document still
+//! waiting at a merged commune is offered to its successor, which accepts it, and the
+//! security officer's audit export still verifies. Everything is real: a DEMO PKI, TLS 1.3
+//! with client certificates on 127.0.0.1, signatures, OpenPGP, durable storage. Nothing
+//! outlives the run.
 
 use std::path::Path;
 
 use crate::api::StatusView;
 use crate::client::send::SendRequest;
 use crate::client::{Client, ClientError};
-use crate::config::{ClientProfile, EMBEDDED_ORGS, ServerConfig};
+use crate::config::{ClientProfile, EMBEDDED_ORGS, EMBEDDED_REFORM_2025, ServerConfig};
 use crate::directory::{Directory, OrgId};
 use crate::document::manifest::{Classification, Urgency};
 use crate::pki::demo::{self, DemoOptions};
@@ -36,6 +40,8 @@ from_error!(
     crate::pki::PkiError,
     crate::config::ConfigError,
     crate::directory::DirectoryError,
+    crate::directory::reform::ReformError,
+    crate::client::audit::VerifyError,
     std::io::Error
 );
 
@@ -64,6 +70,7 @@ pub async fn run() -> Result<(), DemoError> {
     let mut config = ServerConfig::load(&pki.server_config())?;
     config.data_dir = work.path().join("data");
     let server = crate::server::Server::build(&config)?;
+    let registry = server.state().registry.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("https://localhost:{}", listener.local_addr()?.port());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -72,7 +79,10 @@ pub async fn run() -> Result<(), DemoError> {
     }));
     println!("server listening on {url} (TLS 1.3, client certificates required)\n");
 
-    let result = story(&pki, &url, work.path()).await;
+    let mut result = story(&pki, &url, work.path()).await;
+    if result.is_ok() {
+        result = reform_story(&pki, &url, work.path(), &config, &registry).await;
+    }
     let _ = stop.send(());
     match task.await {
         Ok(Ok(())) => {}
@@ -208,6 +218,150 @@ async fn story(pki: &demo::Layout, url: &str, work: &Path) -> Result<(), DemoErr
         }
     }
     Ok(())
+}
+
+/// The 2025 reform on the live server: a directive waits, unfetched, at Tân Tiến; the plan
+/// is applied; the successors' archives are listed; the directive is offered to Tân
+/// Tiến's archive holder, which accepts it; the officer's export verifies.
+async fn reform_story(
+    pki: &demo::Layout,
+    url: &str,
+    work: &Path,
+    config: &ServerConfig,
+    registry: &crate::server::registry::Registry,
+) -> Result<(), DemoError> {
+    let district = client_for(pki, DISTRICT, url)?;
+    let file = work.join("outbox").join("Thông báo 20-TB-HU.txt");
+    std::fs::write(&file, "Thông báo lịch sinh hoạt chi bộ tháng 7.\n")?;
+    let waiting = district
+        .send_document(&SendRequest {
+            to: vec![org("hn/cm/tan-tien")?],
+            ..SendRequest::new(
+                "TB",
+                "20",
+                "TB/HU",
+                "Về lịch sinh hoạt chi bộ tháng 7",
+                vec![file],
+            )
+        })
+        .await?;
+    println!(
+        "\n{DISTRICT} sent notice 20-TB/HU to hn/cm/tan-tien, which has not fetched it: {}",
+        waiting.id
+    );
+
+    println!("\n== 1 July 2025: the reform (config/reform-2025-chuong-my.toml) ==");
+    let (base, _) = config.load_directory()?;
+    let outcome = crate::directory::reform::apply_to_dir(
+        &base,
+        &config.reforms_dir,
+        EMBEDDED_REFORM_2025,
+        false,
+    )?;
+    for effect in &outcome.effects {
+        println!("  - {effect}");
+    }
+    // The server notices the plan within its reload interval; do it now for the demo.
+    registry
+        .reload()
+        .map_err(|e| DemoError(format!("reform plan not put in force: {e}")))?;
+    let officer_profile = ClientProfile::load(&pki.auditor_profile(&org(DISTRICT)?))?;
+    let officer = Client::new(&officer_profile, url)?;
+    wait_for_reform_event(&officer).await?;
+    println!(
+        "plan {} in force and logged (`reorganised`)\n",
+        outcome.plan.id
+    );
+
+    for successor in ["hn/chuong-my", "hn/xuan-mai", "hn/phu-nghia"] {
+        let client = client_for(pki, successor, url)?;
+        let inbox: crate::api::ListPage = client.get_json("/v1/inbox").await?;
+        let sent: crate::api::ListPage = client.get_json("/v1/sent").await?;
+        let mut from: Vec<String> = inbox
+            .items
+            .iter()
+            .filter_map(|i| i.addressed_to.clone())
+            .collect();
+        from.sort();
+        from.dedup();
+        println!(
+            "{successor} reads its predecessors' archive: {} received, {} sent (inherited from {})",
+            inbox.items.len(),
+            sent.items.len(),
+            from.join(", ")
+        );
+    }
+
+    let status: StatusView = district
+        .get_json(&format!("/v1/documents/{}/status", waiting.id))
+        .await?;
+    for r in &status.recipients {
+        println!(
+            "status of 20-TB/HU at {}: {} (offered to {})",
+            r.org,
+            r.status.clone().unwrap_or_else(|| "not fetched".into()),
+            r.offered_to.clone().unwrap_or_else(|| "-".into())
+        );
+    }
+    let holder = client_for(pki, "hn/xuan-mai", url)?;
+    let fetched = holder
+        .fetch_document(&waiting.id, &work.join("received").join("hn.xuan-mai"))
+        .await?;
+    holder.acknowledge(&waiting.id, "01", "").await?;
+    let accepted = holder
+        .acknowledge(
+            &waiting.id,
+            "03",
+            "Tiếp nhận thay Đảng ủy xã Tân Tiến (đã sáp nhập)",
+        )
+        .await?;
+    println!(
+        "hn/xuan-mai verified {} signatures of the old district and accepted it for hn/cm/tan-tien: số đến {}",
+        fetched.signers.len(),
+        accepted
+            .incoming_number
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "-".into())
+    );
+
+    let export = work.join("audit-export.json");
+    officer.export(&export).await?;
+    let verified = crate::client::audit::verify_export(&export, &officer_profile)?;
+    if !verified.problems.is_empty() {
+        return Err(DemoError(format!(
+            "the audit export does not verify: {:?}",
+            verified.problems
+        )));
+    }
+    println!(
+        "audit export of {DISTRICT}'s security officer verifies after the reform: {} entries, {} receipt signatures checked{}",
+        verified.entries,
+        verified.receipts,
+        if verified.recomputed_root {
+            ", root recomputed"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
+
+/// Waits (at most 10 s) until the log holds a `reorganised` event.
+async fn wait_for_reform_event(officer: &Client) -> Result<(), DemoError> {
+    for _ in 0..100 {
+        let size = officer.fetch_checkpoint().await?.size;
+        let entries = officer.visible_entries(size).await?;
+        if entries.iter().any(|e| {
+            matches!(
+                crate::ledger::Event::from_leaf(e.leaf.get().as_bytes()),
+                Ok(crate::ledger::Event::Reorganised { .. })
+            )
+        }) {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Err(DemoError("the reform was not logged within 10 s".into()))
 }
 
 /// Files under `dir` containing any of `needles` (as UTF-8 bytes).

@@ -9,6 +9,7 @@
 //! - [`edxml`]: edXML (QCVN 102:2016) envelopes and status packets, read and written.
 //! - [`notary`]: statements the server signs (receipts, directory) with its Ed25519 keys.
 //! - [`seal`]: OpenPGP (sequoia) behind a small interface: keys, and later seal/open.
+//! - [`registers`]: incoming registers (số đến) and outgoing numbering periods.
 //! - [`store`]: durable state in sled.
 //! - [`backup`]: `congvan backup`, `backup verify` and `restore` (online, incremental).
 //! - [`server`]: TLS 1.3 accept loop with client certificates, routes, errors, limits.
@@ -29,6 +30,7 @@ pub mod edxml;
 pub mod ledger;
 pub mod notary;
 pub mod pki;
+pub mod registers;
 pub mod seal;
 pub mod server;
 pub mod store;

@@ -182,6 +182,16 @@ enum Command {
         #[arg(long, default_value = "")]
         note: String,
     },
+    /// Reorganise the tree: apply a reform plan (merges, divisions, new units, retirements).
+    Reform {
+        #[command(subcommand)]
+        command: ReformCommand,
+    },
+    /// The organisation's incoming register (số đến): list, CSV, paper documents, closing.
+    Register {
+        #[command(subcommand)]
+        command: RegisterCommand,
+    },
     /// Show each recipient's delivery status of a document (sender or security officer).
     Status {
         #[command(flatten)]
@@ -504,6 +514,83 @@ struct BenchArgs {
     json: bool,
 }
 
+#[derive(Subcommand)]
+enum ReformCommand {
+    /// Check a plan against the tree and put it in the server's reforms directory; the
+    /// server applies it at its effective time and logs it. `--dry-run` only shows effects.
+    Apply {
+        /// The plan (TOML; see config/reform-2025-chuong-my.toml).
+        plan: PathBuf,
+        /// Server configuration; default: config/congvan.toml.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Show every effect, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// List the plans in the server's reforms directory, in force or waiting.
+    List {
+        /// Server configuration; default: config/congvan.toml.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum RegisterCommand {
+    /// List a year's incoming register, or write it as CSV in the legal columns.
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The year (default: this year, Vietnam time).
+        #[arg(long)]
+        year: Option<i32>,
+        /// Write the register as CSV (Decree 30/2020 Appendix IV columns) to this file.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// Write the register as a PDF to print, in the same columns, to this file.
+        #[arg(long)]
+        pdf: Option<PathBuf>,
+        /// TrueType font for the PDF (it must cover Vietnamese).
+        #[arg(long, default_value = congvan::registers::pdf::DEFAULT_FONT)]
+        font: PathBuf,
+    },
+    /// Register a paper document (metadata only) in the same sequence as electronic ones.
+    Paper {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Tác giả: the issuing body.
+        #[arg(long)]
+        author: String,
+        /// Số, ký hiệu văn bản, e.g. "45/UBND".
+        #[arg(long)]
+        code: String,
+        /// Ngày tháng văn bản, YYYY-MM-DD.
+        #[arg(long)]
+        date: String,
+        /// Tên loại (CV, QĐ, TB…).
+        #[arg(long = "type")]
+        doc_type: String,
+        /// Trích yếu.
+        #[arg(long)]
+        subject: String,
+        /// Đơn vị hoặc người nhận.
+        #[arg(long, default_value = "")]
+        assigned_to: String,
+        /// Ghi chú.
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Close a past year's register: nothing more can be entered in it.
+    Close {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The year to close.
+        #[arg(long)]
+        year: i32,
+    },
+}
+
 #[derive(clap::Args)]
 struct ClientArgs {
     /// Client profile (client.toml, as `pki demo` writes it).
@@ -779,6 +866,192 @@ impl From<Reason> for rcgen::RevocationReason {
             Reason::CessationOfOperation => rcgen::RevocationReason::CessationOfOperation,
         }
     }
+}
+
+/// `congvan reform …`.
+fn reform(command: ReformCommand) -> Result<()> {
+    let load = |config: Option<PathBuf>| -> Result<ServerConfig> {
+        Ok(match config {
+            Some(path) => ServerConfig::load(&path)?,
+            None => ServerConfig::load(Path::new(DEFAULT_CONFIG_PATH))?,
+        })
+    };
+    match command {
+        ReformCommand::Apply {
+            plan,
+            config,
+            dry_run,
+        } => {
+            let config = load(config)?;
+            let text = std::fs::read_to_string(&plan)
+                .with_context(|| format!("cannot read {}", plan.display()))?;
+            let (base, _) = config.load_directory()?;
+            let outcome = congvan::directory::reform::apply_to_dir(
+                &base,
+                &config.reforms_dir,
+                &text,
+                dry_run,
+            )?;
+            println!(
+                "reform plan {} \"{}\" ({}), effective {}",
+                outcome.plan.id,
+                outcome.plan.title,
+                outcome.plan.legal_basis,
+                outcome.plan.effective_at_rfc3339()
+            );
+            for effect in &outcome.effects {
+                println!("  - {effect}");
+            }
+            match &outcome.written {
+                None => println!("dry run: nothing changed"),
+                Some(path) => println!(
+                    "written to {}: the server puts it in force at its effective time (within seconds if that has passed) and logs it as `reorganised`",
+                    path.display()
+                ),
+            }
+            Ok(())
+        }
+        ReformCommand::List { config } => {
+            let config = load(config)?;
+            let plans = congvan::directory::reform::load_dir(&config.reforms_dir)?;
+            let now = time::OffsetDateTime::now_utc();
+            for (plan, _) in &plans {
+                println!(
+                    "{}  {}  {}  {}",
+                    plan.id,
+                    plan.effective_at_rfc3339(),
+                    if plan.effective_at <= now {
+                        "in force"
+                    } else {
+                        "waiting"
+                    },
+                    plan.title
+                );
+            }
+            if plans.is_empty() {
+                println!("no reform plans in {}", config.reforms_dir.display());
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `congvan register …`.
+fn register(command: RegisterCommand) -> Result<()> {
+    match command {
+        RegisterCommand::List {
+            client,
+            year,
+            csv,
+            pdf,
+            font,
+        } => {
+            let client = client.client()?;
+            let path = match year {
+                Some(y) => format!("/v1/registers/incoming?year={y}"),
+                None => "/v1/registers/incoming".to_owned(),
+            };
+            let view: congvan::api::IncomingRegisterView =
+                runtime()?.block_on(client.get_json(&path))?;
+            if let Some(file) = pdf {
+                let font = congvan::registers::pdf::read_font(&font)?;
+                let cover = congvan::registers::pdf::Cover {
+                    org_name: view.org_name.clone(),
+                    org: view.org.clone(),
+                    year: view.year,
+                    closed_at: view.closed_at.clone(),
+                };
+                let bytes = congvan::registers::pdf::incoming_pdf(&cover, &view.entries, &font)?;
+                std::fs::write(&file, bytes)
+                    .with_context(|| format!("cannot write {}", file.display()))?;
+                println!(
+                    "wrote the {} register of {} ({} lines) to {}",
+                    view.year,
+                    view.org,
+                    view.entries.len(),
+                    file.display()
+                );
+                return Ok(());
+            }
+            if let Some(file) = csv {
+                std::fs::write(&file, congvan::registers::incoming_csv(&view.entries))
+                    .with_context(|| format!("cannot write {}", file.display()))?;
+                println!(
+                    "wrote {} lines of the {} register of {} to {}",
+                    view.entries.len(),
+                    view.year,
+                    view.org,
+                    file.display()
+                );
+                return Ok(());
+            }
+            println!(
+                "Sổ đăng ký văn bản đến — {} ({}) — năm {}{}",
+                view.org_name,
+                view.org,
+                view.year,
+                match &view.closed_at {
+                    Some(at) => format!(" — closed {at}"),
+                    None => String::new(),
+                }
+            );
+            for entry in &view.entries {
+                let row = congvan::registers::incoming_row(entry);
+                println!(
+                    "{:>5}  {}  {:<24} {:<14} {}  {}",
+                    row[1], row[0], row[2], row[3], row[4], row[5]
+                );
+            }
+            Ok(())
+        }
+        RegisterCommand::Paper {
+            client,
+            author,
+            code,
+            date,
+            doc_type,
+            subject,
+            assigned_to,
+            note,
+        } => {
+            let client = client.client()?;
+            let paper = congvan::registers::PaperRegistration {
+                author: nfc(&author),
+                code: nfc(&code),
+                date,
+                doc_type: nfc(&doc_type),
+                subject: nfc(&subject),
+                assigned_to: nfc(&assigned_to),
+                note: nfc(&note),
+                year: None,
+            };
+            let (_, answer): (u16, congvan::api::PaperRegistered) =
+                runtime()?.block_on(client.post_json("/v1/registers/incoming", &paper))?;
+            println!(
+                "registered: số đến {} of {} (paper)",
+                answer.number, answer.year
+            );
+            Ok(())
+        }
+        RegisterCommand::Close { client, year } => {
+            let client = client.client()?;
+            let (_, answer): (u16, congvan::api::RegisterClosedView) =
+                runtime()?.block_on(client.post_json(
+                    &format!("/v1/registers/incoming/close?year={year}"),
+                    &serde_json::json!({}),
+                ))?;
+            println!(
+                "the {} register of {} is closed ({} numbers), at {}",
+                answer.year, answer.org, answer.count, answer.closed_at
+            );
+            Ok(())
+        }
+    }
+}
+
+fn nfc(s: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    s.nfc().collect()
 }
 
 fn main() -> ExitCode {
@@ -1080,8 +1353,13 @@ fn run(command: Command) -> Result<()> {
                 "receipt {} for {} recorded at {}",
                 answer.status, answer.document_id, answer.recorded_at
             );
+            if let Some(number) = answer.incoming_number {
+                println!("số đến (incoming number): {number}");
+            }
             Ok(())
         }
+        Command::Register { command } => register(command),
+        Command::Reform { command } => reform(command),
         Command::Status { client, id } => {
             let client = client.client()?;
             let view: congvan::api::StatusView =
@@ -1097,6 +1375,13 @@ fn run(command: Command) -> Result<()> {
                 "recipient", "fetched", "status", "status time"
             );
             for r in view.recipients {
+                let note = match &r.offered_to {
+                    Some(successor) => format!(
+                        "merged: offered to {successor}. {}",
+                        r.note.clone().unwrap_or_default()
+                    ),
+                    None => r.note.clone().unwrap_or_default(),
+                };
                 // A pending recall or update shows as 13 until the recipient answers.
                 let status = match (r.status, r.request.as_deref()) {
                     (Some(s), Some(_)) if s == "15" || s == "16" => s,
@@ -1109,7 +1394,7 @@ fn run(command: Command) -> Result<()> {
                     r.fetched_at.unwrap_or_else(|| "-".into()),
                     status,
                     r.status_time.unwrap_or_else(|| "-".into()),
-                    r.note.unwrap_or_default()
+                    note.trim_end()
                 );
             }
             if !view.links.is_empty() {
@@ -1549,6 +1834,9 @@ fn audit(command: AuditCommand) -> Result<()> {
                     }
                     congvan::ledger::Event::DirectoryChanged { .. } => {
                         ("directory", String::new(), String::new())
+                    }
+                    congvan::ledger::Event::Reorganised { plan_id, .. } => {
+                        ("reform", String::new(), plan_id.clone())
                     }
                 };
                 println!(
@@ -1993,7 +2281,11 @@ fn print_list(items: &[congvan::api::ListItem], sent: bool) {
         let who = if sent {
             format!("→ {}", item.recipients.join(", "))
         } else {
-            format!("← {}", item.sender)
+            match &item.addressed_to {
+                // Sent to a unit merged since into this one: offered to its successor.
+                Some(unit) => format!("← {} (for {unit}, merged)", item.sender),
+                None => format!("← {}", item.sender),
+            }
         };
         let subject = if item.classification == "thuong" {
             item.subject.clone()

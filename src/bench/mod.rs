@@ -360,7 +360,9 @@ impl Sender {
             sender: self.signer.org.clone(),
             recipients: self.recipients.clone(),
             code: DocCode {
-                number: "1".into(),
+                // Each document gets a number of its own: the outgoing register refuses
+                // a number used twice in its period, also across runs against one server.
+                number: id.simple().to_string(),
                 notation: "CV/BENCH".into(),
             },
             doc_type: "CV".into(),

@@ -535,6 +535,9 @@ pub fn verify_export(
     // Each entry, and the leaf hashes of the whole range in order.
     let mut hashes = Vec::with_capacity(slots.len());
     let mut submissions: BTreeMap<Uuid, Event> = BTreeMap::new();
+    // Who carries on whom, from the `reorganised` entries read so far: a successor fetches
+    // and acknowledges what was sent to the units merged into it.
+    let mut successors: BTreeMap<String, String> = BTreeMap::new();
     for (&index, slot) in &slots {
         let entry = match slot {
             Slot::Hidden(hidden) => {
@@ -580,8 +583,14 @@ pub fn verify_export(
                 bad(&mut report, index, problem);
             }
         }
+        if let Event::Reorganised {
+            successors: after, ..
+        } = &event
+        {
+            successors.extend(after.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
         let submission = event.document_id().and_then(|id| submissions.get(&id));
-        for problem in disagreements(&event, submission) {
+        for problem in disagreements(&event, submission, &successors) {
             bad(&mut report, index, problem);
         }
         if let Event::Submitted { document_id, .. } = &event {
@@ -631,8 +640,19 @@ pub fn verify_export(
 
 /// Where an entry disagrees with what it embeds, or with its document's submission (when
 /// the export holds it): a receipt must say what its signed statement says (document,
-/// recipient, status), and sender, recipients and digests must match the submission.
-fn disagreements(event: &Event, submission: Option<&Event>) -> Vec<String> {
+/// recipient, status), and sender, recipients and digests must match the submission. The
+/// one who fetched or signed must be a recipient, or the successor (per `successors`, from
+/// the log's `reorganised` entries) of one.
+fn disagreements(
+    event: &Event,
+    submission: Option<&Event>,
+    successors: &BTreeMap<String, String>,
+) -> Vec<String> {
+    let acts_for_a_recipient = |recipients: &[String], actor: &str| {
+        recipients
+            .iter()
+            .any(|r| r == actor || successors.get(r).is_some_and(|s| s == actor))
+    };
     let mut out = Vec::new();
     if let Event::Receipt {
         document_id,
@@ -692,7 +712,7 @@ fn disagreements(event: &Event, submission: Option<&Event>) -> Vec<String> {
             Some(Err(e)) => out.push(format!("the embedded receipt is malformed: {e}")),
             None => out.push("the entry embeds no signed receipt".into()),
         }
-        if !recipients.iter().any(|r| r == actor) {
+        if !acts_for_a_recipient(recipients, actor) {
             out.push(format!("{actor} signed a receipt but is not a recipient"));
         }
         out.extend(party_disagreements(sender, recipients, submission));
@@ -705,7 +725,7 @@ fn disagreements(event: &Event, submission: Option<&Event>) -> Vec<String> {
         ..
     } = event
     {
-        if !recipients.iter().any(|r| r == actor) {
+        if !acts_for_a_recipient(recipients, actor) {
             out.push(format!("{actor} fetched but is not a recipient"));
         }
         if let Some(Event::Submitted {
@@ -838,8 +858,27 @@ pub fn report(
         time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
     };
     let mut docs: BTreeMap<Uuid, Doc> = BTreeMap::new();
+    // After a reform, a successor fetches and acknowledges what was sent to the units
+    // merged into it; the log's `reorganised` events say who carries on whom, so its acts
+    // count for the addressee.
+    let mut successors: BTreeMap<String, String> = BTreeMap::new();
+    let addressee = |doc: &Doc, actor: &str, successors: &BTreeMap<String, String>| {
+        if doc.recipients.iter().any(|r| r == actor) {
+            return actor.to_owned();
+        }
+        doc.recipients
+            .iter()
+            .find(|r| successors.get(*r).is_some_and(|s| s == actor))
+            .cloned()
+            .unwrap_or_else(|| actor.to_owned())
+    };
     for event in entries {
         match event {
+            Event::Reorganised {
+                successors: after, ..
+            } => {
+                successors.extend(after.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
             Event::Submitted {
                 time,
                 document_id,
@@ -899,9 +938,8 @@ pub fn report(
                 ..
             } => {
                 if let Some(doc) = docs.get_mut(document_id) {
-                    doc.fetched
-                        .entry(actor.clone())
-                        .or_insert_with(|| time.clone());
+                    let who = addressee(doc, actor, &successors);
+                    doc.fetched.entry(who).or_insert_with(|| time.clone());
                 }
             }
             Event::Receipt {
@@ -912,11 +950,12 @@ pub fn report(
                 ..
             } => {
                 if let Some(doc) = docs.get_mut(document_id) {
-                    doc.status.insert(actor.clone(), status.clone());
+                    let who = addressee(doc, actor, &successors);
                     if status == "02" {
                         let reason = receipt["receipt"]["note"].as_str().unwrap_or_default();
-                        doc.returned.insert(actor.clone(), reason.to_owned());
+                        doc.returned.insert(who.clone(), reason.to_owned());
                     }
+                    doc.status.insert(who, status.clone());
                 }
             }
             _ => {}
@@ -1015,12 +1054,17 @@ mod tests {
             receipt: signed,
         };
         let honest = receipt("02", statement("02", "a"));
-        assert!(disagreements(&honest, Some(&submitted)).is_empty());
-        let relabelled = disagreements(&receipt("03", statement("02", "a")), None);
+        assert!(disagreements(&honest, Some(&submitted), &BTreeMap::new()).is_empty());
+        let relabelled =
+            disagreements(&receipt("03", statement("02", "a")), None, &BTreeMap::new());
         assert!(relabelled[0].contains("relabelled"), "{relabelled:?}");
-        let other = disagreements(&receipt("02", statement("02", "b")), None);
+        let other = disagreements(&receipt("02", statement("02", "b")), None, &BTreeMap::new());
         assert!(other[0].contains("recipient a"), "{other:?}");
-        let bare = disagreements(&receipt("02", serde_json::Value::Null), None);
+        let bare = disagreements(
+            &receipt("02", serde_json::Value::Null),
+            None,
+            &BTreeMap::new(),
+        );
         assert!(bare[0].contains("embeds no signed receipt"), "{bare:?}");
         let delivered = |payload: &str, recipients: Vec<String>| Event::Delivered {
             time: "2026-11-26T09:00:00Z".into(),
@@ -1031,17 +1075,29 @@ mod tests {
             payload_sha256: payload.into(),
         };
         let both = vec!["a".to_owned(), "b".to_owned()];
-        assert!(disagreements(&delivered("p", both.clone()), Some(&submitted)).is_empty());
+        assert!(
+            disagreements(
+                &delivered("p", both.clone()),
+                Some(&submitted),
+                &BTreeMap::new()
+            )
+            .is_empty()
+        );
         assert_eq!(
-            disagreements(&delivered("q", both), Some(&submitted)).len(),
+            disagreements(&delivered("q", both), Some(&submitted), &BTreeMap::new()).len(),
             1
         );
         assert_eq!(
-            disagreements(&delivered("p", vec!["a".into()]), Some(&submitted)).len(),
+            disagreements(
+                &delivered("p", vec!["a".into()]),
+                Some(&submitted),
+                &BTreeMap::new()
+            )
+            .len(),
             1
         );
         assert_eq!(
-            disagreements(&delivered("p", vec!["b".into()]), None).len(),
+            disagreements(&delivered("p", vec!["b".into()]), None, &BTreeMap::new()).len(),
             1
         );
     }

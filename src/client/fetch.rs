@@ -194,10 +194,15 @@ impl Client {
         if manifest.id != *id {
             return Err(refuse("the server returned another document"));
         }
-        if !manifest.recipients.contains(&me) {
+        let directory = self.directory().await?;
+        // A document sent to a unit that has since merged into this one is ours to
+        // receive: the signed directory says who carries on whom.
+        let addressed_to_us = manifest.recipients.iter().any(|r| {
+            r == &me || successor_in(&directory, r.as_str()).is_some_and(|s| s == me.as_str())
+        });
+        if !addressed_to_us {
             return Err(refuse(format!("{me} is not a recipient of this document")));
         }
-        let directory = self.directory().await?;
         let sender_entry = directory
             .orgs
             .iter()
@@ -445,6 +450,24 @@ impl Client {
             .await?;
         Ok(answer)
     }
+}
+
+/// The active organisation that carries on `id` in a directory statement: its
+/// `merged_into`, followed through later mergers (at most the tree's depth of steps).
+pub fn successor_in<'a>(
+    directory: &'a crate::api::DirectoryStatement,
+    id: &str,
+) -> Option<&'a str> {
+    let find = |id: &str| directory.orgs.iter().find(|o| o.id == id);
+    let mut cursor = find(id)?;
+    for _ in 0..=crate::directory::TREE_DEPTH_MAX {
+        match (cursor.status.as_str(), &cursor.merged_into) {
+            ("merged", Some(into)) => cursor = find(into)?,
+            ("active", _) if cursor.id != id => return Some(cursor.id.as_str()),
+            _ => return None,
+        }
+    }
+    None
 }
 
 /// A delivery receipt signed by the recipient organisation's document-signing key over

@@ -6,6 +6,7 @@
 //! certificates or storage.
 
 pub mod endorsement;
+pub mod reform;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -171,6 +172,9 @@ pub enum OrgStatus {
     },
     /// Dissolved; kept for history.
     Retired,
+    /// Established by law but not yet in force: listed (with its certificates) ahead of
+    /// the reform plan that activates it, and until then neither sends nor receives.
+    Planned,
 }
 
 impl OrgStatus {
@@ -293,6 +297,7 @@ enum StatusEntry {
     Active,
     Merged,
     Retired,
+    Planned,
 }
 
 #[derive(Deserialize)]
@@ -350,6 +355,7 @@ impl Directory {
             let status = match (entry.status, entry.merged_into) {
                 (StatusEntry::Active, None) => OrgStatus::Active,
                 (StatusEntry::Retired, None) => OrgStatus::Retired,
+                (StatusEntry::Planned, None) => OrgStatus::Planned,
                 (StatusEntry::Merged, Some(into)) => OrgStatus::Merged { into },
                 (StatusEntry::Merged, None) => {
                     return Err(DirectoryError::InvalidStatus {
@@ -462,21 +468,21 @@ impl Directory {
                 }
             }
             if let OrgStatus::Merged { into } = &org.status {
-                match self.orgs.get(into) {
-                    None => {
-                        return Err(DirectoryError::UnknownReference {
-                            from: org.id.to_string(),
-                            to: into.to_string(),
-                            field: "merged_into",
-                        });
-                    }
-                    Some(successor) if !successor.status.is_active() => {
-                        return Err(DirectoryError::InvalidStatus {
-                            id: org.id.to_string(),
-                            reason: "merged_into must name an active organisation",
-                        });
-                    }
-                    Some(_) => {}
+                if !self.orgs.contains_key(into) {
+                    return Err(DirectoryError::UnknownReference {
+                        from: org.id.to_string(),
+                        to: into.to_string(),
+                        field: "merged_into",
+                    });
+                }
+                // A unit merged into one that was itself merged later (Thủy Hương into
+                // Chúc Sơn in 2023, Chúc Sơn into Phường Chương Mỹ in 2025) keeps its
+                // history; the chain must end at an active organisation.
+                if self.successor(&org.id).is_none() {
+                    return Err(DirectoryError::InvalidStatus {
+                        id: org.id.to_string(),
+                        reason: "merged_into must name an active organisation (or one merged into an active one)",
+                    });
                 }
             }
             // Walking up at most TREE_DEPTH_MAX steps must reach a root.
@@ -559,6 +565,46 @@ impl Directory {
     /// All security officer roles.
     pub fn auditors(&self) -> impl Iterator<Item = &Auditor> {
         self.auditors.values()
+    }
+
+    /// The active organisation that carries on a merged one: its `merged_into`, followed
+    /// through later mergers. `None` for a unit that is not merged, or whose chain does
+    /// not end at an active organisation within [`TREE_DEPTH_MAX`] steps.
+    pub fn successor(&self, id: &OrgId) -> Option<&Org> {
+        let mut cursor = self.orgs.get(id)?;
+        for _ in 0..=TREE_DEPTH_MAX {
+            match &cursor.status {
+                OrgStatus::Merged { into } => cursor = self.orgs.get(into)?,
+                OrgStatus::Active if &cursor.id != id => return Some(cursor),
+                _ => return None,
+            }
+        }
+        None
+    }
+
+    /// Every merged organisation whose successor is `id` (directly or through later
+    /// mergers), ordered by id: the units whose archives `id` reads as its own.
+    pub fn predecessors(&self, id: &OrgId) -> Vec<OrgId> {
+        self.orgs
+            .values()
+            .filter(|o| self.successor(&o.id).is_some_and(|s| &s.id == id))
+            .map(|o| o.id.clone())
+            .collect()
+    }
+
+    /// True when `id` is `org` itself or one of its predecessors.
+    pub fn speaks_for(&self, org: &OrgId, id: &OrgId) -> bool {
+        org == id || self.successor(id).is_some_and(|s| &s.id == org)
+    }
+
+    /// Whether a security officer scoped to `scope` audits `id`: `id` lies in the subtree,
+    /// or its successor does (scopes follow the tree after a reorganisation, so the
+    /// officer of a new commune audits the history of the units merged into it).
+    pub fn audits(&self, scope: &OrgId, id: &OrgId) -> bool {
+        self.in_subtree(scope, id)
+            || self
+                .successor(id)
+                .is_some_and(|s| self.in_subtree(scope, &s.id))
     }
 
     /// True when `ancestor` is a strict ancestor of `id` along the parent links.
@@ -645,6 +691,26 @@ mod tests {
     }
 
     #[test]
+    fn successors_follow_merger_chains() {
+        let dir = Directory::from_toml(SAMPLE).unwrap_or_else(|e| panic!("{e}"));
+        let huong = id("hn/cm/thuy-huong");
+        let son = id("hn/cm/chuc-son");
+        assert_eq!(dir.successor(&huong).map(|o| &o.id), Some(&son));
+        assert!(dir.successor(&son).is_none());
+        assert_eq!(dir.predecessors(&son), vec![huong.clone()]);
+        assert!(dir.speaks_for(&son, &huong) && dir.speaks_for(&son, &son));
+        assert!(!dir.speaks_for(&huong, &son));
+        assert!(dir.audits(&id("hn/cm"), &huong));
+        assert!(!dir.audits(&id("hn/tt"), &huong));
+        // Planned units exist but are not active.
+        let planned = dir
+            .orgs()
+            .find(|o| o.status == OrgStatus::Planned)
+            .expect("the sample lists the 2025 units as planned");
+        assert!(!planned.status.is_active());
+    }
+
+    #[test]
     fn routing_policy_follows_the_tree_and_rules() {
         let text =
             format!("{SAMPLE}\n[[route]]\nfrom = \"hn/cm/chuc-son\"\nto = \"hn/cm/xuan-mai\"\n");
@@ -658,6 +724,15 @@ mod tests {
         assert!(may("hn/cm/chuc-son", "hn/cm/xuan-mai"));
         assert!(!may("hn/cm/xuan-mai", "hn/cm/chuc-son"));
         assert!(!may("hn/cm", "hn/cm"));
+    }
+
+    #[test]
+    fn the_sample_tree_carries_identifier_codes() {
+        let dir = Directory::from_toml(SAMPLE).unwrap_or_else(|e| panic!("{e}"));
+        for org in dir.orgs() {
+            let code = org.code.as_deref().unwrap_or_default();
+            assert!(is_org_code(code), "{}: {code:?}", org.id);
+        }
     }
 
     #[test]
@@ -722,6 +797,14 @@ mod tests {
         check_err(
             "[[org]]\nid='hn'\nname='x'\nstatus='retired'\n[[org]]\nid='hn/a'\nname='y'\nstatus='merged'\nmerged_into='hn'",
             "must name an active",
+        );
+        check_err(
+            "[[org]]\nid='hn'\nname='x'\nstatus='active'\n[[org]]\nid='hn/a'\nname='y'\nstatus='merged'\nmerged_into='hn/b'\n[[org]]\nid='hn/b'\nname='z'\nstatus='merged'\nmerged_into='hn/a'",
+            "must name an active",
+        );
+        check_err(
+            "[[org]]\nid='hn'\nname='x'\nstatus='planned'\nmerged_into='hn'",
+            "only allowed with status",
         );
     }
 }

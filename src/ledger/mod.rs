@@ -28,6 +28,8 @@ pub use checkpoint::{CheckpointError, NoteSigner, VerifiedCheckpoint, verifier_k
 
 const SIZE_KEY: &[u8] = b"S";
 const DIRECTORY_KEY: &[u8] = b"G";
+/// Prefix of the keys that remember which reform plans were logged.
+const REFORM_KEY_PREFIX: &[u8] = b"R\0";
 /// Most entries one read returns.
 pub const ENTRIES_PAGE_MAX: u64 = 1000;
 
@@ -168,6 +170,23 @@ pub enum Event {
         /// SHA-256 over the tree and every registered certificate.
         directory_sha256: String,
     },
+    /// A reform plan came into force: units merged, divided, activated, moved, retired.
+    Reorganised {
+        /// When the server put it in force.
+        time: String,
+        /// The plan's id.
+        plan_id: String,
+        /// SHA-256 of the plan file.
+        plan_sha256: String,
+        /// The plan's own effective time.
+        effective_at: String,
+        /// Its effects in words, exactly as the dry run shows them.
+        effects: Vec<String>,
+        /// Every merged unit with the active unit that carries it on after the plan, so
+        /// that a successor's fetches and receipts for its predecessors' documents can be
+        /// attributed from the log alone.
+        successors: std::collections::BTreeMap<String, String>,
+    },
 }
 
 impl Event {
@@ -188,7 +207,7 @@ impl Event {
             | Event::Delivered { document_id, .. }
             | Event::Receipt { document_id, .. } => Some(*document_id),
             Event::Refused { document_id, .. } => *document_id,
-            Event::DirectoryChanged { .. } => None,
+            Event::DirectoryChanged { .. } | Event::Reorganised { .. } => None,
         }
     }
 
@@ -228,7 +247,7 @@ impl Event {
                 out.extend(sender.iter().map(String::as_str));
                 out.extend(recipients.iter().map(String::as_str));
             }
-            Event::DirectoryChanged { .. } => {}
+            Event::DirectoryChanged { .. } | Event::Reorganised { .. } => {}
         }
         out
     }
@@ -247,7 +266,7 @@ impl Event {
                 actor == org || sender == org
             }
             Event::Refused { actor, .. } => actor == org,
-            Event::DirectoryChanged { .. } => true,
+            Event::DirectoryChanged { .. } | Event::Reorganised { .. } => true,
         }
     }
 
@@ -269,7 +288,8 @@ impl Event {
             | Event::Delivered { time, .. }
             | Event::Receipt { time, .. }
             | Event::Refused { time, .. }
-            | Event::DirectoryChanged { time, .. } => time,
+            | Event::DirectoryChanged { time, .. }
+            | Event::Reorganised { time, .. } => time,
         }
     }
 }
@@ -394,6 +414,30 @@ pub fn last_directory_digest(
     tx: &TransactionalTree,
 ) -> Result<Option<Vec<u8>>, UnabortableTransactionError> {
     Ok(tx.get(DIRECTORY_KEY)?.map(|v| v.to_vec()))
+}
+
+/// Whether the reform plan `plan_id` has been logged, inside a transaction.
+pub fn reform_logged(
+    tx: &TransactionalTree,
+    plan_id: &str,
+) -> Result<bool, UnabortableTransactionError> {
+    Ok(tx.get(reform_key(plan_id))?.is_some())
+}
+
+/// Records that the reform plan `plan_id` was logged at `index`, inside a transaction.
+pub fn set_reform_logged(
+    tx: &TransactionalTree,
+    plan_id: &str,
+    index: u64,
+) -> Result<(), UnabortableTransactionError> {
+    tx.insert(reform_key(plan_id), &index.to_be_bytes())?;
+    Ok(())
+}
+
+fn reform_key(plan_id: &str) -> Vec<u8> {
+    let mut key = REFORM_KEY_PREFIX.to_vec();
+    key.extend_from_slice(plan_id.as_bytes());
+    key
 }
 
 /// Records the digest of the directory just logged, inside a transaction.

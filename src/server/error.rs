@@ -94,13 +94,29 @@ pub enum ApiError {
         manifest: String,
     },
     /// The sending organisation is merged or retired.
-    #[error("organisation {0} is not active and cannot send")]
+    #[error("organisation {0} and cannot send")]
     SenderInactive(String),
+    /// The outgoing number and notation were already used in their numbering period.
+    #[error(
+        "{code} was already used by this sender in its numbering period, by document {earlier}; give the document a new number, or send it as an update or replacement of {earlier}"
+    )]
+    NumberInUse {
+        /// The number and notation.
+        code: String,
+        /// The earlier document.
+        earlier: String,
+    },
+    /// The incoming register of a year is closed.
+    #[error("{0}")]
+    RegisterClosed(String),
+    /// The incoming register of a year still running cannot be closed.
+    #[error("the register of {0} cannot be closed before the year has ended (Vietnam time)")]
+    RegisterYearOpen(i32),
     /// A recipient is not in the directory.
     #[error("recipient {0} is not in the organisation directory")]
     RecipientUnknown(String),
     /// A recipient is merged or retired.
-    #[error("recipient {0} is not active (merged or retired)")]
+    #[error("recipient {0}")]
     RecipientInactive(String),
     /// The routing policy forbids this sender → recipient.
     #[error(
@@ -254,6 +270,9 @@ impl ApiError {
             ApiError::RecipientUnknown(_) => (S::UNPROCESSABLE_ENTITY, "recipient_unknown"),
             ApiError::RecipientInactive(_) => (S::UNPROCESSABLE_ENTITY, "recipient_inactive"),
             ApiError::RoutingDenied { .. } => (S::FORBIDDEN, "routing_denied"),
+            ApiError::NumberInUse { .. } => (S::CONFLICT, "number_in_use"),
+            ApiError::RegisterClosed(_) => (S::CONFLICT, "register_closed"),
+            ApiError::RegisterYearOpen(_) => (S::CONFLICT, "register_year_open"),
             ApiError::CipherNotCertified(_) => (S::FORBIDDEN, "cipher_not_certified"),
             ApiError::RecipientNoEncryptionKey(_) => {
                 (S::UNPROCESSABLE_ENTITY, "recipient_no_encryption_key")
@@ -295,6 +314,13 @@ impl From<StoreError> for ApiError {
         if e.is_disk_full() {
             tracing::error!(error = %e, "out of disk space");
             ApiError::InsufficientStorage
+        } else if let StoreError::NumberInUse { code, earlier } = e {
+            ApiError::NumberInUse {
+                code,
+                earlier: earlier.to_string(),
+            }
+        } else if let StoreError::RegisterClosed { .. } = e {
+            ApiError::RegisterClosed(e.to_string())
         } else {
             ApiError::Internal(e.to_string())
         }

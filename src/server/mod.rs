@@ -117,6 +117,8 @@ pub struct AppState {
     pub keys: Arc<ServerKeys>,
     /// Rules for manifests.
     pub rules: Arc<ManifestRules>,
+    /// How outgoing numbers restart (the outgoing register's period).
+    pub numbering: Arc<crate::registers::Numbering>,
     /// The delivery log's origin line.
     pub log_origin: Arc<str>,
     /// Limits.
@@ -188,6 +190,16 @@ impl Server {
                 message: e.to_string(),
             })
         })?;
+        let numbering = crate::registers::Numbering::new(
+            config.documents.numbering,
+            &config.documents.term_starts,
+        )
+        .map_err(|e| {
+            ServerError::Config(crate::config::ConfigError::Invalid {
+                path: "[documents]".into(),
+                message: e.to_string(),
+            })
+        })?;
         let (directory, orgs_text) = config.load_directory()?;
         if let Some(demo_dir) = &config.demo_pki {
             if !config.tls.cert.exists() {
@@ -241,6 +253,7 @@ impl Server {
                     config.limits.request_burst,
                 )),
                 uploads: limits::UploadSlots::new(config.limits.uploads_concurrent),
+                numbering: Arc::new(numbering),
                 refusals: Arc::new(limits::RateLimiter::new(
                     routes::log::REFUSALS_LOGGED_PER_MINUTE,
                     routes::log::REFUSALS_LOGGED_BURST,
@@ -479,6 +492,16 @@ async fn housekeeping(
     mut stop: watch::Receiver<bool>,
 ) {
     let log_directory = |state: AppState| async move {
+        // A reform plan's event first, then the new directory's digest, so that the log
+        // reads "reorganised, then the tree changed".
+        let plans = state.registry.plans();
+        if let Err(e) = state
+            .store
+            .log_reforms(&plans, &crate::api::now_rfc3339())
+            .await
+        {
+            tracing::error!(error = %e, "could not log a reform plan");
+        }
         let digest = state.registry.digest();
         if let Err(e) = state
             .store

@@ -1,5 +1,6 @@
-//! The organisation directory in force, reloaded when `orgs.toml` or the keys directory
-//! changes (checked with the trust material, and on SIGHUP).
+//! The organisation directory in force, reloaded when `orgs.toml`, the reform plans or the
+//! keys directory change (checked with the trust material, and on SIGHUP), and when a
+//! waiting reform plan's effective time comes.
 //!
 //! Unlike the trust material, a directory that fails to load is not fatal: the previous
 //! one stays in force and the error is logged. An encryption certificate that the cipher
@@ -14,6 +15,7 @@ use ring::digest;
 use crate::config::{ConfigError, ServerConfig};
 use crate::directory::Directory;
 use crate::directory::endorsement::SignedEndorsement;
+use crate::directory::reform::PlanState;
 use crate::seal::Cipher;
 
 /// Where the directory comes from.
@@ -28,6 +30,8 @@ pub struct Registry {
     cipher: Arc<dyn Cipher>,
     current: RwLock<(Arc<Directory>, [u8; 32])>,
     stamp: Mutex<[u8; 32]>,
+    /// The reform plans in force and when the next one is due.
+    plans: RwLock<(Arc<Vec<PlanState>>, Option<time::OffsetDateTime>)>,
 }
 
 impl Registry {
@@ -40,13 +44,14 @@ impl Registry {
             config: config.clone(),
         };
         let stamp = stamp(&sources);
-        let (directory, text, digest) = load(&sources, cipher.as_ref())?;
+        let (directory, text, digest, plans, due) = load(&sources, cipher.as_ref())?;
         Ok((
             Arc::new(Registry {
                 sources,
                 cipher,
                 current: RwLock::new((Arc::new(directory), digest)),
                 stamp: Mutex::new(stamp),
+                plans: RwLock::new((Arc::new(plans), due)),
             }),
             text,
         ))
@@ -55,6 +60,14 @@ impl Registry {
     /// The directory in force.
     pub fn current(&self) -> Arc<Directory> {
         match self.current.read() {
+            Ok(guard) => guard.0.clone(),
+            Err(poisoned) => poisoned.into_inner().0.clone(),
+        }
+    }
+
+    /// The reform plans in force, in order, with their effects.
+    pub fn plans(&self) -> Arc<Vec<PlanState>> {
+        match self.plans.read() {
             Ok(guard) => guard.0.clone(),
             Err(poisoned) => poisoned.into_inner().0.clone(),
         }
@@ -73,9 +86,12 @@ impl Registry {
     pub fn reload(&self) -> Result<(), ConfigError> {
         let stamp = stamp(&self.sources);
         match load(&self.sources, self.cipher.as_ref()) {
-            Ok((directory, _, digest)) => {
+            Ok((directory, _, digest, plans, due)) => {
                 if let Ok(mut guard) = self.current.write() {
                     *guard = (Arc::new(directory), digest);
+                }
+                if let Ok(mut guard) = self.plans.write() {
+                    *guard = (Arc::new(plans), due);
                 }
                 if let Ok(mut guard) = self.stamp.lock() {
                     *guard = stamp;
@@ -93,21 +109,35 @@ impl Registry {
         }
     }
 
-    /// Reloads if the tree file or the keys directory changed.
+    /// Reloads if the tree file, the reform plans or the keys directory changed, or a
+    /// waiting plan's time has come.
     pub fn reload_if_changed(&self) {
         let now = stamp(&self.sources);
         let changed = self.stamp.lock().map(|g| *g != now).unwrap_or(true);
-        if changed {
+        let due = match self.plans.read() {
+            Ok(guard) => guard.1,
+            Err(poisoned) => poisoned.into_inner().1,
+        }
+        .is_some_and(|at| at <= time::OffsetDateTime::now_utc());
+        if changed || due {
             let _ = self.reload();
         }
     }
 }
 
-fn load(
-    sources: &Sources,
-    cipher: &dyn Cipher,
-) -> Result<(Directory, String, [u8; 32]), ConfigError> {
-    let (mut directory, text) = sources.config.load_directory()?;
+type Loaded = (
+    Directory,
+    String,
+    [u8; 32],
+    Vec<PlanState>,
+    Option<time::OffsetDateTime>,
+);
+
+fn load(sources: &Sources, cipher: &dyn Cipher) -> Result<Loaded, ConfigError> {
+    let in_force = sources
+        .config
+        .load_directory_in_force(time::OffsetDateTime::now_utc())?;
+    let (mut directory, text) = (in_force.directory, in_force.text);
     directory.retain_usable_encryption_certs(|id, cert| match cipher.check_cert(cert) {
         Ok(_) => {
             // Parse once now, so that the first classified document to many recipients
@@ -147,7 +177,7 @@ fn load(
     }
     let mut digest = [0u8; 32];
     digest.copy_from_slice(ctx.finish().as_ref());
-    Ok((directory, text, digest))
+    Ok((directory, text, digest, in_force.plans, in_force.next_due))
 }
 
 fn stamp(sources: &Sources) -> [u8; 32] {
@@ -160,6 +190,13 @@ fn stamp(sources: &Sources) -> [u8; 32] {
         }
     };
     hash_file(&sources.config.orgs);
+    let mut plans: Vec<PathBuf> = std::fs::read_dir(&sources.config.reforms_dir)
+        .map(|entries| entries.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    plans.sort();
+    for path in &plans {
+        hash_file(path);
+    }
     let mut names: Vec<PathBuf> = std::fs::read_dir(&sources.config.keys_dir)
         .map(|entries| entries.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();

@@ -132,13 +132,14 @@ pub struct Want {
 }
 
 /// The trees a backup carries records of, by name.
-pub const TREES: [&str; 7] = [
+pub const TREES: [&str; 8] = [
     "docs",
     "deliveries",
     "inbox",
     "sent",
     "payloads",
     "checkpoints",
+    "registers",
     "links",
 ];
 
@@ -327,6 +328,15 @@ impl Store {
             }
         }
 
+        // Registers, whole and as they were at the cut: they are small (a line per
+        // registered document), and paper registrations have no log entry to follow.
+        for item in self.registers.iter() {
+            let (k, v) = item.map_err(db_err(&self.dir))?;
+            if let Some(v) = pre.at_cut(Kept::Registers, &k, Some(v)) {
+                emit_put("registers", &k, &v)?;
+            }
+        }
+
         // Links of the documents submitted in the range to the earlier documents they
         // recall, update or replace (key: target id, then the acting document's id);
         // written once, in the transaction that accepted the acting document.
@@ -444,6 +454,7 @@ impl Store {
             "sent" => &self.sent,
             "payloads" => &self.payloads,
             "checkpoints" => &self.checkpoints,
+            "registers" => &self.registers,
             "links" => &self.links,
             other => {
                 return Err(StoreError::Corrupt {
@@ -480,6 +491,10 @@ impl Store {
                 } = event
                 {
                     directory = unhex(directory_sha256);
+                }
+                // A restored server must not log a reform plan a second time.
+                if let Event::Reorganised { plan_id, .. } = event {
+                    ledger::set_reform_logged(log, plan_id, index)?;
                 }
             }
             if let Some(digest) = &directory {
@@ -581,6 +596,7 @@ mod tests {
             receipt: None,
             log_index: None,
             sealed_with: None,
+            outgoing: None,
             business: None,
             ocsp: Vec::new(),
         }

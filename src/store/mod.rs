@@ -13,6 +13,7 @@
 //! - `log`: the Merkle log (see `ledger`), written in the same transactions as the state
 //!   changes it records;
 //! - `checkpoints`: tree size (u64 BE) → signed checkpoint note;
+//! - `registers`: incoming registers and outgoing numbers in use (see [`registers`]).
 //! - `links`: target document id (16 bytes), acting document id (16 bytes) →
 //!   [`LinkRecord`] (JSON): the recalls, updates and replacements of a document, written
 //!   in the transaction that accepts the acting document.
@@ -27,6 +28,7 @@ use uuid::Uuid;
 pub mod backup;
 pub mod blobs;
 pub mod commit;
+pub mod registers;
 mod snapshot;
 
 pub use blobs::{BlobError, BlobStore, BlobWriter, VerifiedBlob};
@@ -35,6 +37,7 @@ pub use commit::Committer;
 use crate::document::status::{StatusRefusal, Verdict};
 pub use crate::ledger::BusinessRef;
 use crate::ledger::{self, Event, LedgerError, Log};
+use crate::registers::{IncomingEntry, Medium};
 use crate::seal::policy::SealMark;
 use snapshot::{Gate, Kept};
 
@@ -85,6 +88,23 @@ pub enum StoreError {
     /// The log refused an append.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// The outgoing number and notation were already used in their period by another
+    /// document of the same sender.
+    #[error("number {code} was already used in this numbering period by document {earlier}")]
+    NumberInUse {
+        /// The number and notation.
+        code: String,
+        /// The document that used them first.
+        earlier: Uuid,
+    },
+    /// The incoming register of that year is closed.
+    #[error("the incoming register of {org} for {year} is closed")]
+    RegisterClosed {
+        /// The organisation.
+        org: String,
+        /// The year.
+        year: i32,
+    },
     /// A receipt's status breaks the status rules; nothing was written.
     #[error(transparent)]
     Status(#[from] crate::document::status::StatusRefusal),
@@ -183,10 +203,26 @@ pub struct DocumentRecord {
     /// were then, years later.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ocsp: Vec<String>,
+    /// Its place in the sender's outgoing register: the numbering period, number and
+    /// notation (see `registers::Numbering`), unique per sender.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outgoing: Option<OutgoingNumber>,
     /// The earlier document this one recalls, updates or replaces (from the manifest's
     /// `business`); absent for a new document.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub business: Option<BusinessRef>,
+}
+
+/// A document's outgoing number as the register keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutgoingNumber {
+    /// The numbering period, number and notation, as one key.
+    pub key: String,
+    /// The number and notation as printed, for messages.
+    pub code: String,
+    /// The document this one updates or replaces, which may hold the same number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amends: Option<Uuid>,
 }
 
 /// A later document that acts on an earlier one (the `links` tree).
@@ -231,6 +267,9 @@ pub struct DeliveryRecord {
     pub fetch_count: u64,
     /// Its signed receipts, oldest first.
     pub receipts: Vec<ReceiptRecord>,
+    /// The incoming number (số đến) the recipient's register gave it on acceptance (03).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incoming_number: Option<u64>,
 }
 
 /// The outcome of [`Store::record_receipt`].
@@ -264,6 +303,8 @@ pub struct Store {
     /// Small payloads (at most [`SMALL_PAYLOAD_BYTES_MAX`]) by SHA-256, stored in the
     /// same commit as their document.
     payloads: sled::Tree,
+    /// Incoming registers and outgoing numbers in use.
+    registers: sled::Tree,
     /// Recalls, updates and replacements, by target.
     links: sled::Tree,
     blobs: BlobStore,
@@ -309,6 +350,7 @@ impl Store {
         let log_tree = tree("log")?;
         let checkpoints = tree("checkpoints")?;
         let payloads = tree("payloads")?;
+        let registers = tree("registers")?;
         let seq_base = match db.get(SEQ_BASE_KEY).map_err(db_err(&db_path))? {
             None => 0,
             Some(v) => <[u8; 8]>::try_from(v.as_ref())
@@ -334,6 +376,7 @@ impl Store {
             log_tree,
             checkpoints,
             payloads,
+            registers,
             links,
             blobs,
             committer,
@@ -437,9 +480,10 @@ impl Store {
                 &self.inbox,
                 &self.sent,
                 &self.log_tree,
+                &self.registers,
                 &self.links,
             )
-                .transaction(|(docs, inbox, sent, log, links)| {
+                .transaction(|(docs, inbox, sent, log, registers, links)| {
                     let abort = ConflictableTransactionError::Abort;
                     let bytes = docs
                         .get(id.as_bytes())?
@@ -455,7 +499,8 @@ impl Store {
                         serde_json::from_str(&record.manifest).unwrap_or_default();
                     let deadline = manifest["deadline"].as_str().map(str::to_owned);
                     let index = file_accepted(
-                        (docs, inbox, sent, log, links),
+                        (docs, inbox, sent, log, registers, links),
+                        &gate,
                         &mut record,
                         deadline,
                         seq,
@@ -500,9 +545,10 @@ impl Store {
                 &self.sent,
                 &self.log_tree,
                 &self.payloads,
+                &self.registers,
                 &self.links,
             )
-                .transaction(|(docs, inbox, sent, log, payloads, links)| {
+                .transaction(|(docs, inbox, sent, log, payloads, registers, links)| {
                     let abort = ConflictableTransactionError::Abort;
                     if let Some(bytes) = docs.get(id.as_bytes())? {
                         return Ok(Err(Box::new(decode(&id, &bytes).map_err(abort)?)));
@@ -513,7 +559,8 @@ impl Store {
                     }
                     let mut record = record.clone();
                     let index = file_accepted(
-                        (docs, inbox, sent, log, links),
+                        (docs, inbox, sent, log, registers, links),
+                        &gate,
                         &mut record,
                         deadline.map(str::to_owned),
                         seq,
@@ -630,6 +677,7 @@ impl Store {
         recipient: &str,
         change: impl Fn(&mut DeliveryRecord, u64),
         event: impl Fn() -> Event,
+        incoming: Option<(&str, &IncomingEntry)>,
     ) -> Result<(DeliveryRecord, u64), StoreError> {
         let key = delivery_key(id, recipient);
         let corrupt = |e: serde_json::Error| {
@@ -641,21 +689,33 @@ impl Store {
         let result = {
             // Held until the write is applied (see `snapshot`), not across the commit.
             let gate = self.gate.enter();
-            (&self.deliveries, &self.log_tree).transaction(|(deliveries, log)| {
-                let old = deliveries.get(&key)?;
-                gate.keep(Kept::Deliveries, &key, old.as_ref());
-                let mut record: DeliveryRecord = match old {
-                    None => DeliveryRecord::default(),
-                    Some(bytes) => serde_json::from_slice(&bytes).map_err(corrupt)?,
-                };
-                let index = ledger::append(log, &event())?;
-                change(&mut record, index);
-                deliveries.insert(
-                    key.as_slice(),
-                    serde_json::to_vec(&record).map_err(corrupt)?,
-                )?;
-                Ok((record, index))
-            })
+            (&self.deliveries, &self.log_tree, &self.registers).transaction(
+                |(deliveries, log, registers)| {
+                    let old = deliveries.get(&key)?;
+                    gate.keep(Kept::Deliveries, &key, old.as_ref());
+                    let mut record: DeliveryRecord = match old {
+                        None => DeliveryRecord::default(),
+                        Some(bytes) => serde_json::from_slice(&bytes).map_err(corrupt)?,
+                    };
+                    // The incoming number is taken in the same transaction as the receipt that
+                    // earns it: both are written, or neither, so the sequence has no gaps.
+                    if let Some((register, entry)) = incoming {
+                        record.incoming_number = Some(registers::assign_incoming(
+                            registers,
+                            &gate,
+                            register,
+                            entry.clone(),
+                        )?);
+                    }
+                    let index = ledger::append(log, &event())?;
+                    change(&mut record, index);
+                    deliveries.insert(
+                        key.as_slice(),
+                        serde_json::to_vec(&record).map_err(corrupt)?,
+                    )?;
+                    Ok((record, index))
+                },
+            )
         };
         let out = finish(result, &self.dir)?;
         self.commit().await?;
@@ -668,6 +728,19 @@ impl Store {
         &self,
         document: &DocumentRecord,
         recipient: &str,
+        at: &str,
+    ) -> Result<(DeliveryRecord, u64), StoreError> {
+        self.record_fetch_as(document, recipient, recipient, at)
+            .await
+    }
+
+    /// [`Store::record_fetch`] by `actor` on behalf of the addressee `recipient` (the
+    /// successor of a merged unit fetching what was sent to that unit).
+    pub async fn record_fetch_as(
+        &self,
+        document: &DocumentRecord,
+        recipient: &str,
+        actor: &str,
         at: &str,
     ) -> Result<(DeliveryRecord, u64), StoreError> {
         self.update_delivery(
@@ -683,11 +756,12 @@ impl Store {
             || Event::Delivered {
                 time: at.to_owned(),
                 document_id: document.id,
-                actor: recipient.to_owned(),
+                actor: actor.to_owned(),
                 sender: document.sender.clone(),
                 recipients: document.recipients.clone(),
                 payload_sha256: document.payload_sha256.clone(),
             },
+            None,
         )
         .await
     }
@@ -696,6 +770,8 @@ impl Store {
     /// status rules, applied to the delivery record as it is inside the transaction)
     /// allows it; durable on return. A status the rules call a replay writes nothing and
     /// returns the entry already recorded for it; a refused one writes nothing either.
+    /// An acceptance (03) also enters the document in the incoming register (once: a
+    /// document keeps its first number), in the same transaction.
     pub async fn record_receipt(
         &self,
         document: &DocumentRecord,
@@ -703,8 +779,27 @@ impl Store {
         receipt: ReceiptRecord,
         judge: impl Fn(&DeliveryRecord) -> Result<Verdict, StatusRefusal>,
     ) -> Result<ReceiptWrite, StoreError> {
+        self.record_receipt_as(document, recipient, recipient, receipt, judge)
+            .await
+    }
+
+    /// [`Store::record_receipt`] signed by `actor` on behalf of the addressee `recipient`
+    /// (the successor of a merged unit); the incoming number is the actor's.
+    pub async fn record_receipt_as(
+        &self,
+        document: &DocumentRecord,
+        recipient: &str,
+        actor: &str,
+        receipt: ReceiptRecord,
+        judge: impl Fn(&DeliveryRecord) -> Result<Verdict, StatusRefusal>,
+    ) -> Result<ReceiptWrite, StoreError> {
         let id = document.id;
         let key = delivery_key(&id, recipient);
+        let incoming = if receipt.status == "03" {
+            Some(incoming_entry(document, &receipt.recorded_at)?)
+        } else {
+            None
+        };
         let corrupt = |e: serde_json::Error| {
             ConflictableTransactionError::Abort(StoreError::Corrupt {
                 key: format!("delivery {id} {recipient}"),
@@ -714,49 +809,62 @@ impl Store {
         let result = {
             // Held until the write is applied (see `snapshot`), not across the commit.
             let gate = self.gate.enter();
-            (&self.deliveries, &self.log_tree).transaction(|(deliveries, log)| {
-                let old = deliveries.get(&key)?;
-                let mut record: DeliveryRecord = match &old {
-                    None => DeliveryRecord::default(),
-                    Some(bytes) => serde_json::from_slice(bytes).map_err(corrupt)?,
-                };
-                match judge(&record) {
-                    Err(refusal) => {
-                        return Err(ConflictableTransactionError::Abort(StoreError::Status(
-                            refusal,
-                        )));
-                    }
-                    Ok(Verdict::Replay) => {
-                        if let Some(earlier) =
-                            record.receipts.iter().find(|r| r.status == receipt.status)
-                        {
-                            return Ok(ReceiptWrite::Replayed(earlier.clone()));
+            (&self.deliveries, &self.log_tree, &self.registers).transaction(
+                |(deliveries, log, registers)| {
+                    let old = deliveries.get(&key)?;
+                    let mut record: DeliveryRecord = match &old {
+                        None => DeliveryRecord::default(),
+                        Some(bytes) => serde_json::from_slice(bytes).map_err(corrupt)?,
+                    };
+                    match judge(&record) {
+                        Err(refusal) => {
+                            return Err(ConflictableTransactionError::Abort(StoreError::Status(
+                                refusal,
+                            )));
                         }
+                        Ok(Verdict::Replay) => {
+                            if let Some(earlier) =
+                                record.receipts.iter().find(|r| r.status == receipt.status)
+                            {
+                                return Ok(ReceiptWrite::Replayed(earlier.clone()));
+                            }
+                        }
+                        Ok(Verdict::Record) => {}
                     }
-                    Ok(Verdict::Record) => {}
-                }
-                let index = ledger::append(
-                    log,
-                    &Event::Receipt {
-                        time: receipt.recorded_at.clone(),
-                        document_id: id,
-                        actor: recipient.to_owned(),
-                        sender: document.sender.clone(),
-                        recipients: document.recipients.clone(),
-                        status: receipt.status.clone(),
-                        receipt: receipt.receipt.clone(),
-                    },
-                )?;
-                let mut entry = receipt.clone();
-                entry.log_index = Some(index);
-                record.receipts.push(entry);
-                gate.keep(Kept::Deliveries, &key, old.as_ref());
-                deliveries.insert(
-                    key.as_slice(),
-                    serde_json::to_vec(&record).map_err(corrupt)?,
-                )?;
-                Ok(ReceiptWrite::Recorded(record, index))
-            })
+                    // The incoming number is taken in the same transaction as the receipt
+                    // that earns it: both are written, or neither, so the sequence has no
+                    // gaps.
+                    if let Some(entry) = &incoming {
+                        record.incoming_number = Some(registers::assign_incoming(
+                            registers,
+                            &gate,
+                            actor,
+                            entry.clone(),
+                        )?);
+                    }
+                    let index = ledger::append(
+                        log,
+                        &Event::Receipt {
+                            time: receipt.recorded_at.clone(),
+                            document_id: id,
+                            actor: actor.to_owned(),
+                            sender: document.sender.clone(),
+                            recipients: document.recipients.clone(),
+                            status: receipt.status.clone(),
+                            receipt: receipt.receipt.clone(),
+                        },
+                    )?;
+                    let mut entry = receipt.clone();
+                    entry.log_index = Some(index);
+                    record.receipts.push(entry);
+                    gate.keep(Kept::Deliveries, &key, old.as_ref());
+                    deliveries.insert(
+                        key.as_slice(),
+                        serde_json::to_vec(&record).map_err(corrupt)?,
+                    )?;
+                    Ok(ReceiptWrite::Recorded(record, index))
+                },
+            )
         };
         let out = finish(result, &self.dir)?;
         // A replayed entry may not be durable yet (a concurrent request): commit anyway.
@@ -813,6 +921,44 @@ impl Store {
         Ok(index)
     }
 
+    /// Appends a `reorganised` event for each plan in force not logged before; durable on
+    /// return. Returns the indexes appended.
+    pub async fn log_reforms(
+        &self,
+        plans: &[crate::directory::reform::PlanState],
+        at: &str,
+    ) -> Result<Vec<u64>, StoreError> {
+        let mut appended = Vec::new();
+        for state in plans {
+            let plan = &state.plan;
+            let result = self.log_tree.transaction(|log| {
+                if ledger::reform_logged(log, &plan.id)? {
+                    return Ok(None);
+                }
+                let index = ledger::append(
+                    log,
+                    &Event::Reorganised {
+                        time: at.to_owned(),
+                        plan_id: plan.id.clone(),
+                        plan_sha256: plan.sha256.clone(),
+                        effective_at: plan.effective_at_rfc3339(),
+                        effects: state.effects.clone(),
+                        successors: state.successors.clone(),
+                    },
+                )?;
+                ledger::set_reform_logged(log, &plan.id, index)?;
+                Ok(Some(index))
+            });
+            if let Some(index) = finish(result, &self.dir)? {
+                appended.push(index);
+            }
+        }
+        if !appended.is_empty() {
+            self.commit().await?;
+        }
+        Ok(appended)
+    }
+
     /// Read access to the log.
     pub fn log(&self) -> Log {
         Log::new(self.log_tree.clone())
@@ -855,13 +1001,15 @@ fn finish<T>(result: Result<T, TransactionError<StoreError>>, dir: &Path) -> Res
 /// Inside a transaction: appends the `submitted` event for `record`, marks it accepted
 /// with its receipt, stores it and files it in the inboxes and the sent list.
 fn file_accepted(
-    (docs, inbox, sent, log, links): (
+    (docs, inbox, sent, log, registers, links): (
+        &sled::transaction::TransactionalTree,
         &sled::transaction::TransactionalTree,
         &sled::transaction::TransactionalTree,
         &sled::transaction::TransactionalTree,
         &sled::transaction::TransactionalTree,
         &sled::transaction::TransactionalTree,
     ),
+    gate: &snapshot::Entered<'_>,
     record: &mut DocumentRecord,
     deadline: Option<String>,
     seq: u64,
@@ -869,6 +1017,24 @@ fn file_accepted(
     receipt: &impl Fn(u64) -> Result<serde_json::Value, String>,
 ) -> Result<u64, ConflictableTransactionError<StoreError>> {
     let abort = ConflictableTransactionError::Abort;
+    // The outgoing number is checked here, in the transaction that accepts the document,
+    // so that two submissions racing with one number cannot both be accepted.
+    if let Some(outgoing) = &record.outgoing {
+        let key = registers::outgoing_key(&record.sender, &outgoing.key);
+        match registers::outgoing_holder(registers, &key)? {
+            Some(earlier) if earlier != record.id && outgoing.amends != Some(earlier) => {
+                return Err(abort(StoreError::NumberInUse {
+                    code: outgoing.code.clone(),
+                    earlier,
+                }));
+            }
+            Some(_) => {}
+            None => {
+                gate.keep(Kept::Registers, &key, None);
+                registers.insert(key, record.id.as_bytes().as_slice())?;
+            }
+        }
+    }
     let index = ledger::append(
         log,
         &Event::Submitted {
@@ -917,6 +1083,34 @@ fn file_accepted(
         record.id.as_bytes().as_slice(),
     )?;
     Ok(index)
+}
+
+/// The incoming register's line for an electronic document accepted at `at` (its number
+/// is given in the transaction).
+fn incoming_entry(document: &DocumentRecord, at: &str) -> Result<IncomingEntry, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        key: document.id.to_string(),
+        reason,
+    };
+    let manifest: crate::document::Manifest =
+        serde_json::from_str(&document.manifest).map_err(|e| corrupt(e.to_string()))?;
+    let year = crate::registers::local_date(at)
+        .map_err(|e| corrupt(e.to_string()))?
+        .year();
+    Ok(IncomingEntry {
+        number: 0,
+        year,
+        received_at: at.to_owned(),
+        medium: Medium::Electronic,
+        document_id: Some(document.id),
+        author: document.sender.clone(),
+        code: format!("{}-{}", manifest.code.number, manifest.code.notation),
+        date: manifest.promulgated.date,
+        doc_type: manifest.doc_type,
+        subject: manifest.subject,
+        assigned_to: String::new(),
+        note: String::new(),
+    })
 }
 
 fn link_key(target: &Uuid, actor: &Uuid) -> Vec<u8> {

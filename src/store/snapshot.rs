@@ -37,6 +37,8 @@ pub(crate) enum Kept {
     Docs,
     /// Delivery records.
     Deliveries,
+    /// Incoming registers and outgoing numbers (carried whole by every backup).
+    Registers,
 }
 
 /// A key's value at the cut (`None`: the key did not exist), by tree and key.

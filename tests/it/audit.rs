@@ -27,7 +27,13 @@ async fn directive(server: &TestServer, work: &Path, classification: Classificat
         urgency: Urgency::Khan,
         classification,
         steering: 2,
-        ..SendRequest::new("CT", "5", "CT/HU", "Về chuyển đổi số", vec![file])
+        ..SendRequest::new(
+            "CT",
+            &crate::support::next_number(),
+            "CT/HU",
+            "Về chuyển đổi số",
+            vec![file],
+        )
     };
     let sent = server
         .client("hn/cm")
@@ -95,7 +101,13 @@ async fn a_security_officer_proves_submission_delivery_and_acknowledgement() {
         let request = SendRequest {
             to: vec!["hn/cm/truong-yen".parse().unwrap()],
             competence: String::new(),
-            ..SendRequest::new("TB", "1", "TB/HU", "Thông báo", vec![file])
+            ..SendRequest::new(
+                "TB",
+                &crate::support::next_number(),
+                "TB/HU",
+                "Thông báo",
+                vec![file],
+            )
         };
         server
             .client("hn/cm")
@@ -375,7 +387,13 @@ async fn report_lists_recipients_that_have_not_fetched_or_acknowledged() {
         to: COMMUNES.iter().map(|c| c.parse().unwrap()).collect(),
         urgency: Urgency::HoaToc,
         competence: String::new(),
-        ..SendRequest::new("CV", "9", "CV/HU", "Công văn hỏa tốc", vec![file])
+        ..SendRequest::new(
+            "CV",
+            &crate::support::next_number(),
+            "CV/HU",
+            "Công văn hỏa tốc",
+            vec![file],
+        )
     };
     let sent = server
         .client("hn/cm")

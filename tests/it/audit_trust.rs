@@ -51,7 +51,13 @@ async fn rejected_directive(server: &TestServer, work: &Path) -> Uuid {
         urgency: Urgency::Khan,
         classification: Classification::Thuong,
         steering: 2,
-        ..SendRequest::new("CT", "5", "CT/HU", "Về chuyển đổi số", vec![file])
+        ..SendRequest::new(
+            "CT",
+            &crate::support::next_number(),
+            "CT/HU",
+            "Về chuyển đổi số",
+            vec![file],
+        )
     };
     let sent = server
         .client("hn/cm")

@@ -45,7 +45,13 @@ async fn send_as(client: &Client, work: &Path, body: Vec<u8>) -> Uuid {
     let request = SendRequest {
         to: vec![RECIPIENT.parse().unwrap()],
         classification: Classification::Thuong,
-        ..SendRequest::new("CT", "7", "CT/HU", "Về sao lưu dữ liệu", vec![file])
+        ..SendRequest::new(
+            "CT",
+            &crate::support::next_number(),
+            "CT/HU",
+            "Về sao lưu dữ liệu",
+            vec![file],
+        )
     };
     client.send_document(&request).await.unwrap().id
 }
@@ -121,7 +127,19 @@ async fn backup_under_continuous_submissions_restores_to_a_server_that_starts() 
         .fetch_document(&accepted[1], &work.path().join("fetched-1"))
         .await
         .unwrap();
-    commune.acknowledge(&accepted[1], "03", "").await.unwrap();
+    commune.acknowledge(&accepted[1], "01", "").await.unwrap();
+    let numbered = commune.acknowledge(&accepted[1], "03", "").await.unwrap();
+    assert_eq!(numbered.incoming_number, Some(1));
+    // A paper document in the same register (it has no log entry to follow).
+    let (status, _): (u16, serde_json::Value) = commune
+        .post_json(
+            "/v1/registers/incoming",
+            &serde_json::json!({"author": "UBND huyện Chương Mỹ", "code": "45/UBND",
+                "date": "2026-03-01", "doc_type": "CV", "subject": "Về lịch tiếp dân"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 201);
 
     // Submissions run without pause while two backups are taken.
     let stop = Arc::new(AtomicBool::new(false));
@@ -217,6 +235,28 @@ async fn backup_under_continuous_submissions_restores_to_a_server_that_starts() 
             "{id} missing after restore"
         );
     }
+    // The registers came back: the incoming register's two lines, its next number, and
+    // the outgoing numbers in use.
+    let register: congvan::api::IncomingRegisterView =
+        commune.get_json("/v1/registers/incoming").await.unwrap();
+    assert_eq!(register.entries.len(), 2, "{register:?}");
+    assert_eq!(register.entries[0].document_id, Some(accepted[1]));
+    commune.acknowledge(&last, "01", "").await.unwrap();
+    let next = commune.acknowledge(&last, "03", "").await.unwrap();
+    assert_eq!(next.incoming_number, Some(3));
+    let view: serde_json::Value = server
+        .client("hn/cm")
+        .get_json(&format!("/v1/documents/{large}"))
+        .await
+        .unwrap();
+    let code = &view["manifest"]["code"];
+    let mut again = crate::support::TestDoc::new("hn/cm", &[RECIPIENT]);
+    again.manifest["code"] = code.clone();
+    let err = again
+        .submit(&server, &server.client("hn/cm"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.api_code(), Some("number_in_use"), "{err}");
     // The auditor's remembered checkpoint is still consistent, and stays so as the
     // restored server's log grows; new documents list as the newest.
     let check = auditor(&server).audit_checkpoint().await.unwrap();

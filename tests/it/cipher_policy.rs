@@ -19,7 +19,7 @@ fn request(level: Classification, file: &std::path::Path) -> SendRequest {
         classification: level,
         ..SendRequest::new(
             "QĐ",
-            "7",
+            &crate::support::next_number(),
             "QĐ/HU",
             "Về công tác bảo vệ bí mật (thử nghiệm)",
             vec![file.to_owned()],

@@ -24,7 +24,7 @@ fn send_request(
         place: "Chương Mỹ".into(),
         ..SendRequest::new(
             "QĐ",
-            "112",
+            &crate::support::next_number(),
             "QĐ/HU",
             "Về phương án nhân sự (thử nghiệm)",
             files,
@@ -163,8 +163,23 @@ async fn congvan_demo_plays_the_whole_story() {
         stdout.contains("contains neither the subject nor the content"),
         "{stdout}"
     );
-    // Six communes acknowledged the directive, two the Mật decision.
-    assert_eq!(stdout.matches(" 03 ").count(), 8, "{stdout}");
+    // Seven communes acknowledged the directive, two the Mật decision.
+    assert_eq!(stdout.matches(" 03 ").count(), 9, "{stdout}");
+    // Then the 2025 reform on the live server: effects, the successors' archives, the
+    // notice waiting at Tân Tiến offered to Xuân Mai and accepted there, and an audit
+    // export that still verifies.
+    for expected in [
+        "- merge hn/cm/chuc-son (Đảng ủy thị trấn Chúc Sơn) into hn/chuong-my",
+        "plan 2025-07-chuong-my in force and logged",
+        "hn/chuong-my reads its predecessors' archive: 2 received",
+        "hn/xuan-mai reads its predecessors' archive: 3 received",
+        "status of 20-TB/HU at hn/cm/tan-tien: not fetched (offered to hn/xuan-mai)",
+        "accepted it for hn/cm/tan-tien: số đến 1",
+        "verifies after the reform",
+        "root recomputed",
+    ] {
+        assert!(stdout.contains(expected), "{expected}\n{stdout}");
+    }
 }
 
 /// A classified outer manifest from `sender` to `recipients` whose payload is `ciphertext`.

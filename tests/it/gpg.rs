@@ -166,7 +166,13 @@ fn request(to: &[&str], files: Vec<PathBuf>) -> SendRequest {
         urgency: Urgency::HoaToc,
         classification: Classification::Mat,
         place: "Chương Mỹ".into(),
-        ..SendRequest::new("QĐ", "7", "QĐ/HU", "Quyết định mật gửi khóa GnuPG", files)
+        ..SendRequest::new(
+            "QĐ",
+            &crate::support::next_number(),
+            "QĐ/HU",
+            "Quyết định mật gửi khóa GnuPG",
+            files,
+        )
     }
 }
 

@@ -255,7 +255,9 @@ person_key = {{ id = "02" }}
 }
 
 fn send_with(cmd: Command, profile: &Path, server: &TestServer, file: &Path) -> Output {
-    send_numbered(cmd, profile, server, file, 7)
+    // Each send its own number: the outgoing register refuses one used twice.
+    let number = crate::support::next_number().parse().unwrap();
+    send_numbered(cmd, profile, server, file, number)
 }
 
 fn send_numbered(

@@ -29,6 +29,8 @@ mod matrix;
 mod messages;
 mod ocsp;
 mod recipe;
+mod reform;
+mod registers;
 mod revocation;
 mod roles;
 mod status_rules;

@@ -80,12 +80,14 @@ async fn two_recipients_after_one_to_are_not_taken_for_a_file_and_commas_work() 
             .map(ToString::to_string)
             .collect();
         args.extend(to.iter().map(ToString::to_string));
+        // Each send its own number: the outgoing register refuses one used twice.
+        let number = crate::support::next_number();
         args.extend(
             [
                 "--type",
                 "CT",
                 "--number",
-                "12",
+                number.as_str(),
                 "--notation",
                 "CT/HU",
                 "--subject",

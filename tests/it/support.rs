@@ -337,6 +337,14 @@ pub fn require(tool: &str) -> bool {
     );
 }
 
+/// A fresh document number for each test document: the outgoing register refuses a
+/// number and notation used twice by one sender in a numbering period.
+pub fn next_number() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1_000_000);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        .to_string()
+}
+
 /// The full name and position on the DEMO person certificate of `org` in the sample tree.
 pub fn sample_signer(org: &str) -> (String, String) {
     let directory = Directory::from_toml(SAMPLE_ORGS).unwrap();
@@ -383,7 +391,7 @@ impl TestDoc {
             "id": uuid::Uuid::now_v7(),
             "sender": sender,
             "recipients": recipients,
-            "code": {"number": "12", "notation": "CT/HU"},
+            "code": {"number": next_number(), "notation": "CT/HU"},
             "doc_type": "CT",
             "subject": "Về đẩy mạnh chuyển đổi số trong hoạt động của các cấp ủy",
             "promulgated": {"date": "2026-11-26", "place": "Chương Mỹ"},

@@ -33,6 +33,7 @@ pub async fn directory(
                     OrgStatus::Active => "active".into(),
                     OrgStatus::Merged { .. } => "merged".into(),
                     OrgStatus::Retired => "retired".into(),
+                    OrgStatus::Planned => "planned".into(),
                 },
                 merged_into: match &o.status {
                     OrgStatus::Merged { into } => Some(into.to_string()),

@@ -17,8 +17,11 @@ use crate::api::{
     self, DocumentView, INLINE_PAYLOAD_BYTES_MAX, SUBMISSION_RECEIPT_TYPE, SubmissionReceipt,
     SubmitRequest, SubmitResponse, UploadResponse,
 };
-use crate::directory::OrgId;
-use crate::document::{self, DocSignature, ParsedManifest, Role, sha256_hex};
+use crate::directory::{Directory, OrgId, OrgStatus};
+use crate::document::manifest::BusinessKind;
+use crate::document::{
+    self, DocSignature, Manifest, ManifestError, ParsedManifest, Role, sha256_hex,
+};
 use crate::notary::{KeyPurpose, Signed};
 use crate::pki::Identity;
 use crate::pki::signing::JudgedAt;
@@ -26,8 +29,8 @@ use crate::server::AppState;
 use crate::server::auth::Caller;
 use crate::server::error::ApiError;
 use crate::store::{
-    BlobError, DocState, DocumentRecord, Inserted, SMALL_PAYLOAD_BYTES_MAX, SignerRecord,
-    StoreError,
+    BlobError, DocState, DocumentRecord, Inserted, OutgoingNumber, SMALL_PAYLOAD_BYTES_MAX,
+    SignerRecord, StoreError,
 };
 
 /// Largest `POST /v1/documents` body: a full manifest plus four signatures with chains
@@ -85,7 +88,9 @@ async fn submit_parsed(
         .org(&sender)
         .ok_or_else(|| ApiError::UnknownIdentity(caller.identity.uri()))?;
     if !sender_entry.status.is_active() {
-        return Err(ApiError::SenderInactive(sender.to_string()));
+        return Err(ApiError::SenderInactive(inactive(
+            &directory, &sender, "send as",
+        )));
     }
     state.seal.permits(manifest.classification)?;
     for recipient in &manifest.recipients {
@@ -93,7 +98,9 @@ async fn submit_parsed(
             return Err(ApiError::RecipientUnknown(recipient.to_string()));
         };
         if !org.status.is_active() {
-            return Err(ApiError::RecipientInactive(recipient.to_string()));
+            return Err(ApiError::RecipientInactive(inactive(
+                &directory, recipient, "send to",
+            )));
         }
         if !directory.may_send(&sender, recipient) {
             return Err(ApiError::RoutingDenied {
@@ -107,6 +114,7 @@ async fn submit_parsed(
     }
 
     let manifest_sha256 = sha256_hex(&parsed.canonical);
+    let outgoing = outgoing_number(state, manifest)?;
     // An id already in use by this sender: the same manifest is a replay, anything else
     // a conflict. Another sender's id is not even looked at before the signatures verify,
     // so that 409 against 422 tells nobody whether someone else's document exists.
@@ -115,6 +123,19 @@ async fn submit_parsed(
         return replay_or_conflict(existing.clone(), &manifest_sha256);
     }
 
+    // The outgoing register, checked early so that a clerk learns at once; the
+    // transaction that accepts the document checks again, against racing submissions.
+    if let Some(earlier) = state
+        .store
+        .outgoing_holder(sender.as_str(), &outgoing.key)?
+    {
+        if outgoing.amends != Some(earlier) {
+            return Err(ApiError::NumberInUse {
+                code: outgoing.code.clone(),
+                earlier: earlier.to_string(),
+            });
+        }
+    }
     let (signers, ocsp) = verify_signatures(
         state,
         parsed,
@@ -150,6 +171,7 @@ async fn submit_parsed(
         receipt: None,
         log_index: None,
         sealed_with: state.seal.mark(manifest.classification),
+        outgoing: Some(outgoing),
         business: business_ref(state, manifest)?,
         ocsp,
     };
@@ -380,6 +402,90 @@ async fn verify_signatures(
     .map_err(|e| ApiError::Internal(format!("signature verification task: {e}")))?
 }
 
+/// "X is merged into S: send to S", naming the successor where there is one, so that a
+/// refusal teaches the corrected command.
+fn inactive(directory: &Directory, id: &OrgId, advice: &str) -> String {
+    match directory.org(id).map(|o| &o.status) {
+        Some(OrgStatus::Merged { into }) => match directory.successor(id) {
+            Some(s) if &s.id != into => format!(
+                "{id} is not active: it was merged into {into}, which was merged into {s}; {advice} {s} ({})",
+                s.name,
+                s = s.id
+            ),
+            Some(s) => format!(
+                "{id} is not active: it was merged into {into} ({}); {advice} {into}",
+                s.name
+            ),
+            None => format!("{id} is not active: it was merged into {into}"),
+        },
+        Some(OrgStatus::Planned) => {
+            format!("{id} is not active yet: it is planned, waiting for a reform plan")
+        }
+        Some(OrgStatus::Retired) => format!("{id} is not active: it was retired"),
+        _ => format!("{id} is not active"),
+    }
+}
+
+/// Refuses a recipient that is no longer active (merged, retired) when it would receive:
+/// fetch a payload addressed to it or acknowledge it. Its successor does that now, so the
+/// document is received once, by the unit that carries on.
+pub fn ensure_active_recipient(directory: &Directory, org: &OrgId) -> Result<(), ApiError> {
+    match directory.org(org) {
+        Some(o) if !o.status.is_active() => Err(ApiError::RecipientInactive(inactive(
+            directory,
+            org,
+            "its successor receives for it:",
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The recipient of `record` that `org` acts for: itself, or else a merged unit it
+/// succeeds (a document sent to a unit before it merged is offered to its successor).
+pub fn addressee<'a>(
+    directory: &Directory,
+    org: &OrgId,
+    record: &'a DocumentRecord,
+) -> Option<&'a str> {
+    record
+        .recipients
+        .iter()
+        .find(|r| r.as_str() == org.as_str())
+        .or_else(|| {
+            record
+                .recipients
+                .iter()
+                .find(|r| OrgId::parse(r).is_ok_and(|r| directory.speaks_for(org, &r)))
+        })
+        .map(String::as_str)
+}
+
+/// The document's place in its sender's outgoing register: numbering period (from the
+/// configured rule), number and notation. An update or replacement may reuse the number
+/// of the document it amends.
+fn outgoing_number(state: &AppState, manifest: &Manifest) -> Result<OutgoingNumber, ApiError> {
+    let period = state
+        .numbering
+        .period_of(
+            &manifest.doc_type,
+            &manifest.promulgated.date,
+            manifest.classification.is_classified(),
+        )
+        .map_err(|e| ApiError::Manifest(ManifestError::Invalid(e.to_string())))?;
+    let amends = match manifest.business.kind {
+        BusinessKind::Update | BusinessKind::Replace => manifest.business.target,
+        BusinessKind::New | BusinessKind::Recall => None,
+    };
+    Ok(OutgoingNumber {
+        key: format!(
+            "{period}\0{}\0{}",
+            manifest.code.number, manifest.code.notation
+        ),
+        code: format!("{}-{}", manifest.code.number, manifest.code.notation),
+        amends,
+    })
+}
+
 pub fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::IdInvalid(raw.chars().take(64).collect()))
 }
@@ -395,14 +501,15 @@ pub fn visible_document(
         .store
         .document(id)?
         .ok_or(ApiError::DocumentNotFound)?;
+    let directory = state.directory();
     let visible = match &caller.identity {
+        // A committee sees its own documents and those of the units merged into it.
         Identity::Org(org) => {
-            record.sender == org.as_str() || record.recipients.iter().any(|r| r == org.as_str())
+            let mine = |id: &str| OrgId::parse(id).is_ok_and(|id| directory.speaks_for(org, &id));
+            mine(&record.sender) || record.recipients.iter().any(|r| mine(r))
         }
         Identity::Auditor(scope) => {
-            let directory = state.directory();
-            let in_scope =
-                |id: &str| OrgId::parse(id).is_ok_and(|id| directory.in_subtree(scope, &id));
+            let in_scope = |id: &str| OrgId::parse(id).is_ok_and(|id| directory.audits(scope, &id));
             in_scope(&record.sender) || record.recipients.iter().any(|r| in_scope(r))
         }
         // The `Caller` extractor never admits a person certificate.
@@ -477,6 +584,16 @@ async fn upload_body(
         let receipt = receipt_of(&record)?
             .ok_or_else(|| ApiError::Internal(format!("accepted {id} has no receipt")))?;
         return Ok((StatusCode::OK, Json(UploadResponse { receipt })).into_response());
+    }
+    // A document not yet accepted when its sender merged is not sent by it afterwards.
+    let directory = state.directory();
+    if directory
+        .org(&sender)
+        .is_some_and(|o| !o.status.is_active())
+    {
+        return Err(ApiError::SenderInactive(inactive(
+            &directory, &sender, "send as",
+        )));
     }
     if let Some(length) = headers
         .get(header::CONTENT_LENGTH)
@@ -850,12 +967,14 @@ pub async fn payload(
     };
     let mut log_index = None;
     if let Some(org) = caller.org() {
-        if record.recipients.iter().any(|r| r == org.as_str()) {
+        let directory = state.directory();
+        if let Some(recipient) = addressee(&directory, org, &record) {
+            ensure_active_recipient(&directory, org)?;
             ensure_space(&state, 0)?;
             // The delivery is in the log before the first byte leaves.
             let (_, index) = state
                 .store
-                .record_fetch(&record, org.as_str(), &api::now_rfc3339())
+                .record_fetch_as(&record, recipient, org.as_str(), &api::now_rfc3339())
                 .await?;
             log_index = Some(index);
         }

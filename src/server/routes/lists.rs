@@ -58,21 +58,59 @@ fn item(seq: u64, record: &DocumentRecord) -> ListItem {
         fetched_at: None,
         receipt_status: None,
         sealed_with: record.sealed_with.clone(),
+        addressed_to: None,
         links: Vec::new(),
         recalled: false,
     }
 }
 
-fn page(items: Vec<(u64, DocumentRecord)>, limit: usize) -> ListPage {
+fn page(items: Vec<(u64, DocumentRecord, String)>, limit: usize) -> ListPage {
     let next_before = if items.len() >= limit {
-        items.last().map(|(seq, _)| *seq)
+        items.last().map(|(seq, _, _)| *seq)
     } else {
         None
     };
     ListPage {
-        items: items.iter().map(|(seq, r)| item(*seq, r)).collect(),
+        items: items.iter().map(|(seq, r, _)| item(*seq, r)).collect(),
         next_before,
     }
+}
+
+/// Which index a listing reads.
+#[derive(Clone, Copy)]
+enum Index {
+    Inbox,
+    Sent,
+}
+
+/// One page of `org`'s index merged with those of the units merged into it (their
+/// archives are its own), newest first; a document filed for several of them appears
+/// once, with the unit it was filed for.
+fn archive_page(
+    state: &AppState,
+    org: &str,
+    index: Index,
+    before: Option<u64>,
+    limit: usize,
+) -> Result<Vec<(u64, DocumentRecord, String)>, ApiError> {
+    let directory = state.directory();
+    let mut owners = vec![org.to_owned()];
+    if let Ok(id) = crate::directory::OrgId::parse(org) {
+        owners.extend(directory.predecessors(&id).iter().map(ToString::to_string));
+    }
+    let mut all = Vec::new();
+    for owner in &owners {
+        let batch = match index {
+            Index::Inbox => state.store.inbox(owner, before, limit)?,
+            Index::Sent => state.store.sent(owner, before, limit)?,
+        };
+        all.extend(batch.into_iter().map(|(seq, r)| (seq, r, owner.clone())));
+    }
+    all.sort_by_key(|item| std::cmp::Reverse(item.0));
+    let mut seen = std::collections::BTreeSet::new();
+    all.retain(|(_, r, _)| seen.insert(r.id));
+    all.truncate(limit);
+    Ok(all)
 }
 
 fn org_of(caller: &Caller) -> Result<String, ApiError> {
@@ -109,28 +147,31 @@ pub async fn inbox(
     let mut before = q.before;
     // Filtering may drop items; keep reading pages until one is full or the index ends.
     let next_before = loop {
-        let batch = state.store.inbox(&org, before, limit)?;
+        let batch = archive_page(&state, &org, Index::Inbox, before, limit)?;
         let exhausted = batch.len() < limit;
-        for (seq, record) in &batch {
-            let delivery = state.store.delivery(&record.id, &org)?;
+        for (seq, record, owner) in &batch {
+            let delivery = state.store.delivery(&record.id, owner)?;
             if only_new && !delivery.receipts.is_empty() {
                 continue;
             }
             // A recall the recipient agreed to (15) takes the document out of the
             // active inbox; it stays in the history.
             let recalled = delivery.receipts.iter().any(|r| r.status == "15")
-                && pending_request(&state, &record.id, &org)? == Some(Request::Recall);
+                && pending_request(&state, &record.id, owner)? == Some(Request::Recall);
             if recalled && !history {
                 continue;
             }
             let mut it = item(*seq, record);
+            if owner != &org {
+                it.addressed_to = Some(owner.clone());
+            }
             it.fetched_at = delivery.first_fetched_at.clone();
             it.receipt_status = delivery.receipts.last().map(|r| r.status.clone());
-            it.links = links_of(&state, record, Some(&org))?;
+            it.links = links_of(&state, record, Some(owner))?;
             it.recalled = recalled;
             items.push(it);
         }
-        before = batch.last().map(|(seq, _)| *seq);
+        before = batch.last().map(|(seq, _, _)| *seq);
         if items.len() >= limit {
             items.truncate(limit);
             break items.last().map(|i| i.seq);
@@ -153,7 +194,8 @@ pub async fn sent(
         .limit
         .unwrap_or(PAGE_ITEMS_DEFAULT)
         .clamp(1, crate::store::PAGE_ITEMS_MAX);
-    let mut listing = page(state.store.sent(&org, q.before, limit)?, limit);
+    let items = archive_page(&state, &org, Index::Sent, q.before, limit)?;
+    let mut listing = page(items, limit);
     for it in &mut listing.items {
         if let Some(record) = state.store.document(&it.id)? {
             it.links = links_of(&state, &record, None)?;

@@ -116,17 +116,29 @@ pub async fn checkpoint(
 /// Whether `caller` may see `event`: what the document API would show it (see
 /// [`Event::readable_by_org`]); a security officer sees what concerns its scope.
 pub fn visible(state: &AppState, caller: &Caller, event: &Event) -> bool {
-    if matches!(event, Event::DirectoryChanged { .. }) {
+    if matches!(
+        event,
+        Event::DirectoryChanged { .. } | Event::Reorganised { .. }
+    ) {
         return true;
     }
     match &caller.identity {
-        Identity::Org(org) => event.readable_by_org(org.as_str()),
+        // A committee reads the log entries of the units merged into it as its own: what
+        // the document API would show it or any of them.
+        Identity::Org(org) => {
+            let directory = state.directory();
+            event.readable_by_org(org.as_str())
+                || directory
+                    .predecessors(org)
+                    .iter()
+                    .any(|p| event.readable_by_org(p.as_str()))
+        }
         Identity::Auditor(scope) => {
             let directory = state.directory();
             event
                 .audit_parties()
                 .into_iter()
-                .any(|p| OrgId::parse(p).is_ok_and(|id| directory.in_subtree(scope, &id)))
+                .any(|p| OrgId::parse(p).is_ok_and(|id| directory.audits(scope, &id)))
         }
         // The `Caller` extractor never admits a person certificate.
         Identity::Person(_) => false,

@@ -13,6 +13,7 @@ mod lists;
 pub mod log;
 mod ops;
 mod receipts;
+mod registers;
 
 /// All routes of the API.
 pub fn router() -> Router<AppState> {
@@ -46,4 +47,9 @@ pub fn router() -> Router<AppState> {
         .route("/v1/log/proofs/range", get(log::range))
         .route("/v1/inbox", get(lists::inbox))
         .route("/v1/sent", get(lists::sent))
+        .route(
+            "/v1/registers/incoming",
+            get(registers::incoming).post(registers::register_paper),
+        )
+        .route("/v1/registers/incoming/close", post(registers::close))
 }

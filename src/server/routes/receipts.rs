@@ -41,9 +41,13 @@ pub async fn post(
         .clone();
     let id = parse_id(&raw_id)?;
     let record = visible_document(&state, &caller, &id)?;
-    if !record.recipients.iter().any(|r| r == org.as_str()) {
+    // The recipient this receipt answers for: the caller, or a unit merged into it.
+    let directory = state.directory();
+    let Some(addressee) = super::documents::addressee(&directory, &org, &record) else {
         return Err(ApiError::DocumentNotFound);
-    }
+    };
+    let addressee = addressee.to_owned();
+    super::documents::ensure_active_recipient(&directory, &org)?;
     if record.state != DocState::Accepted {
         return Err(ApiError::PayloadNotAvailable);
     }
@@ -123,14 +127,17 @@ pub async fn post(
         .map_err(ApiError::SignerRole)?;
 
     let signed = serde_json::json!({"receipt": statement, "signature": request.signature});
-    let pending = pending_request(&state, &id, org.as_str())?;
+    // A recall or update is pending for the addressee (the merged unit, when its
+    // successor answers for it).
+    let pending = pending_request(&state, &id, &addressee)?;
     super::documents::ensure_space(&state, 0)?;
     let recorded_at = api::now_rfc3339();
     let new_status = receipt.status.clone();
     let written = state
         .store
-        .record_receipt(
+        .record_receipt_as(
             &record,
+            &addressee,
             org.as_str(),
             ReceiptRecord {
                 status: receipt.status.clone(),
@@ -154,10 +161,11 @@ pub async fn post(
             StoreError::Status(refusal) => ApiError::Status(refusal),
             other => other.into(),
         })?;
-    let log_index = match written {
-        ReceiptWrite::Recorded(_, index) => index,
+    let (delivery, log_index) = match written {
+        ReceiptWrite::Recorded(delivery, index) => (delivery, index),
         ReceiptWrite::Replayed(same) => {
             // The same status again: an idempotent retry, answered with the first entry.
+            let incoming_number = state.store.delivery(&id, &addressee)?.incoming_number;
             return Ok((
                 StatusCode::OK,
                 Json(ReceiptResponse {
@@ -166,6 +174,7 @@ pub async fn post(
                     status: same.status.clone(),
                     recorded_at: same.recorded_at.clone(),
                     log_index: same.log_index.unwrap_or_default(),
+                    incoming_number,
                 }),
             ));
         }
@@ -179,6 +188,7 @@ pub async fn post(
             status: receipt.status.clone(),
             recorded_at,
             log_index,
+            incoming_number: delivery.incoming_number,
         }),
     ))
 }
@@ -254,8 +264,11 @@ pub async fn status(
 ) -> Result<Json<StatusView>, ApiError> {
     let id = parse_id(&raw_id)?;
     let record = visible_document(&state, &caller, &id)?;
+    let directory = state.directory();
     if let Identity::Org(org) = &caller.identity {
-        if record.sender != org.as_str() {
+        let sender_is_mine = crate::directory::OrgId::parse(&record.sender)
+            .is_ok_and(|s| directory.speaks_for(org, &s));
+        if !sender_is_mine {
             return Err(ApiError::RoleForbidden(
                 "delivery status is for the sender and security officers",
             ));
@@ -265,7 +278,14 @@ pub async fn status(
     for org in &record.recipients {
         let delivery = state.store.delivery(&id, org)?;
         let latest = delivery.receipts.last();
+        // A document still waiting at a merged unit is offered to its successor: the
+        // sender sees where it went.
+        let offered_to = crate::directory::OrgId::parse(org)
+            .ok()
+            .and_then(|id| directory.successor(&id))
+            .map(|s| s.id.to_string());
         recipients.push(RecipientStatus {
+            offered_to,
             org: org.to_string(),
             fetched_at: delivery.first_fetched_at.clone(),
             fetch_count: delivery.fetch_count,
