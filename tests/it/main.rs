@@ -15,6 +15,8 @@ mod bench;
 mod cipher_policy;
 mod classified;
 mod cli;
+mod desk;
+mod desk_browser;
 mod durability;
 mod endorse;
 mod fairness;
