@@ -358,7 +358,9 @@ async fn guard(State(state): State<DeskState>, request: Request, next: Next) -> 
     let fixed = [
         ("content-security-policy", CONTENT_SECURITY_POLICY),
         ("x-content-type-options", "nosniff"),
-        ("referrer-policy", "no-referrer"),
+        // Not "no-referrer": with it, browsers send `Origin: null` on the desk's own form
+        // posts, and the Origin check could not tell them from a foreign page's.
+        ("referrer-policy", "same-origin"),
         ("x-frame-options", "DENY"),
         ("cache-control", "no-store"),
         ("cross-origin-opener-policy", "same-origin"),

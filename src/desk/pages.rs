@@ -231,8 +231,15 @@ pub async fn refresh_register(state: &DeskState) -> Result<usize, DeskError> {
             None => format!("/v1/inbox?limit={LISTING_PAGE}"),
         };
         let page: Page = state.client().get_json(&path).await.map_err(from_client)?;
-        let reached_known = page.items.iter().any(|i| i.item.seq <= known);
-        fresh.extend(page.items.into_iter().filter(|i| i.item.seq > known));
+        let reached_known = page
+            .items
+            .iter()
+            .any(|i| known.is_some_and(|k| i.item.seq <= k));
+        fresh.extend(
+            page.items
+                .into_iter()
+                .filter(|i| known.is_none_or(|k| i.item.seq > k)),
+        );
         match page.next_before {
             Some(next) if !reached_known && fresh.len() < register::REGISTER_ITEMS_MAX => {
                 before = Some(next);
@@ -275,7 +282,7 @@ pub struct InboxPage<'a> {
     classes: Vec<(&'static str, String)>,
     rows: Vec<InboxRow>,
     count: String,
-    latest: u64,
+    latest: String,
     show_incoming: bool,
     page_label: String,
     prev_link: Option<String>,
@@ -386,7 +393,10 @@ pub fn render_inbox(
                 ("total", &selection.total.to_string()),
             ],
         ),
-        latest: register.latest_seq,
+        latest: register
+            .latest_seq
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
         show_incoming,
         page_label: t.args(
             "page-of",
@@ -419,7 +429,7 @@ async fn inbox(
 #[derive(Deserialize)]
 struct PollQuery {
     #[serde(default)]
-    after: u64,
+    after: Option<u64>,
 }
 
 async fn poll(
@@ -432,10 +442,8 @@ async fn poll(
         .register()
         .read()
         .map_err(|_| DeskError::Internal("register lock poisoned".into()))?;
-    let latest = register.latest_seq;
-    // Listing positions are dense per office, so the difference counts new documents.
-    let new = latest.saturating_sub(q.after);
-    Ok(axum::Json(serde_json::json!({"latest": latest, "new": new})).into_response())
+    let new = register.count_after(q.after);
+    Ok(axum::Json(serde_json::json!({"latest": register.latest_seq, "new": new})).into_response())
 }
 
 /// A document verified and decrypted in this process.

@@ -132,8 +132,8 @@ pub struct Register {
     by_id: HashMap<Uuid, usize>,
     /// Subjects of classified documents decrypted on this desk (never written to disk).
     subjects: HashMap<Uuid, String>,
-    /// The highest listing position seen.
-    pub latest_seq: u64,
+    /// The highest listing position seen (positions start at 0), `None` while empty.
+    pub latest_seq: Option<u64>,
 }
 
 /// One page of a filtered, ordered register.
@@ -156,7 +156,7 @@ impl Register {
     pub fn merge(&mut self, items: Vec<RegisterItem>) -> usize {
         let mut added = 0;
         for row in items {
-            self.latest_seq = self.latest_seq.max(row.item.seq);
+            self.latest_seq = Some(self.latest_seq.map_or(row.item.seq, |s| s.max(row.item.seq)));
             match self.by_id.get(&row.item.id) {
                 Some(&i) => {
                     if let Some(slot) = self.rows.get_mut(i) {
@@ -172,6 +172,15 @@ impl Register {
             }
         }
         added
+    }
+
+    /// How many documents arrived after listing position `after` (all of them when the
+    /// page that asks had none).
+    pub fn count_after(&self, after: Option<u64>) -> usize {
+        match after {
+            Some(after) => self.rows.iter().filter(|r| r.item.seq > after).count(),
+            None => self.rows.len(),
+        }
     }
 
     /// Records this office's latest status for a document (after it signed a receipt).

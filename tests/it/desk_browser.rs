@@ -140,11 +140,11 @@ async fn wait_for_url(browser: &Browser, part: &str) -> String {
 }
 
 /// Opens a desk's launch link in a new tab and returns to it later by handle.
-async fn open_desk(browser: &Browser, desk: &Desk) -> fantoccini::wd::WindowHandle {
+async fn open_desk(browser: &Browser, desk: &Desk, landing: &str) -> fantoccini::wd::WindowHandle {
     let tab = browser.new_window(true).await.unwrap();
     browser.switch_to_window(tab.handle.clone()).await.unwrap();
     browser.goto(&desk.launch).await.unwrap();
-    wait_for_url(browser, "/inbox").await;
+    wait_for_url(browser, landing).await;
     tab.handle
 }
 
@@ -228,9 +228,9 @@ async fn desk_story_in_a_real_browser() {
     let (_driver, browser) = browser(profile_dir.path()).await;
 
     // The commune's inbox is open (and empty) before anything is sent.
-    let commune_tab = open_desk(&browser, &commune).await;
+    let commune_tab = open_desk(&browser, &commune, "/inbox").await;
     assert!(text_of(&browser, "h1").await.contains("Sổ văn bản đến"));
-    let district_tab = open_desk(&browser, &district).await;
+    let district_tab = open_desk(&browser, &district, "/inbox").await;
 
     // 1. Compose with an attachment, to all communes of the district.
     let subject = "Về việc triển khai chuyển đổi số năm 2027";
@@ -250,12 +250,22 @@ async fn desk_story_in_a_real_browser() {
 
     // 2. The commune sees the notice without reloading, then the row.
     browser.switch_to_window(commune_tab.clone()).await.unwrap();
-    browser
+    if browser
         .wait()
         .at_most(WAIT)
         .for_element(Locator::Css("#new-notice:not([hidden])"))
         .await
-        .unwrap();
+        .is_err()
+    {
+        let probe = browser
+            .execute_async(
+                "const done = arguments[arguments.length - 1]; \
+                 fetch('/inbox/poll?after=0').then(r => r.text()).then(done, e => done(String(e)));",
+                vec![],
+            )
+            .await;
+        panic!("no notice; poll answers {probe:?}; page: {}", browser.source().await.unwrap());
+    }
     assert!(text_of(&browser, "#new-notice-text").await.contains('1'));
     shot(&browser, "inbox-notice").await;
     click(&browser, "#new-notice a").await;
@@ -351,7 +361,7 @@ async fn desk_story_in_a_real_browser() {
 
     // 7. The security officer's report: the first document, never fetched by the other
     // communes, is overdue.
-    let auditor_tab = open_desk(&browser, &auditor).await;
+    let auditor_tab = open_desk(&browser, &auditor, "/audit").await;
     browser.switch_to_window(auditor_tab).await.unwrap();
     wait_for_url(&browser, "/audit").await;
     let checkpoint = text_of(&browser, "#checkpoint").await;

@@ -5,13 +5,13 @@
   var csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
 
   // New documents appear without reloading: poll the desk (which polls the server).
-  var table = document.getElementById("inbox");
+  var count = document.getElementById("inbox-count");
   var notice = document.getElementById("new-notice");
-  if (notice) {
-    var latest = table ? parseInt(table.getAttribute("data-latest") || "0", 10) : 0;
+  if (notice && count) {
+    var latest = count.getAttribute("data-latest");
     var text = document.getElementById("new-notice-text");
     var check = function () {
-      fetch("/inbox/poll?after=" + latest, { credentials: "same-origin" })
+      fetch("/inbox/poll" + (latest ? "?after=" + latest : ""), { credentials: "same-origin" })
         .then(function (r) { return r.ok ? r.json() : null; })
         .then(function (body) {
           if (body && body.new > 0) {
