@@ -638,9 +638,7 @@ fn desk(client: congvan::client::Client, listen: SocketAddr, open: bool) -> Resu
         let listener = congvan::desk::bind_loopback(listen).await?;
         let port = listener.local_addr()?.port();
         let state = congvan::desk::DeskState::new(client, port)?;
-        let url = state
-            .launch_url()
-            .context("the desk has no launch token")?;
+        let url = state.launch_url().context("the desk has no launch token")?;
         // The link is the session: print it for this user only, never log it elsewhere.
         println!("congvan desk: open {url}");
         println!("(the link works once; stop the desk with Ctrl-C)");

@@ -159,7 +159,10 @@ mod tests {
         let catalogue = Catalogue::load().unwrap();
         let vi = keys(VI);
         let en = keys(EN);
-        assert_eq!(vi, en, "vi.ftl and en.ftl must list the same keys in the same order");
+        assert_eq!(
+            vi, en,
+            "vi.ftl and en.ftl must list the same keys in the same order"
+        );
         for key in &vi {
             assert!(catalogue.has(key), "{key} does not parse in both languages");
         }
@@ -191,7 +194,10 @@ mod tests {
                 }
             }
         }
-        assert!(missing.is_empty(), "missing from the catalogue: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "missing from the catalogue: {missing:?}"
+        );
     }
 
     #[test]

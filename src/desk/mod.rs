@@ -74,7 +74,9 @@ pub enum DeskError {
     #[error("the Host header {0:?} is not this desk's own address")]
     HostRefused(String),
     /// A state-changing request came from another origin (or named none).
-    #[error("a change was requested from another origin ({0:?}); only the desk's own pages may ask")]
+    #[error(
+        "a change was requested from another origin ({0:?}); only the desk's own pages may ask"
+    )]
     OriginRefused(String),
     /// A state-changing request lacked the session's CSRF token.
     #[error("the form's security token is missing or wrong; reload the page and try again")]
@@ -186,9 +188,9 @@ impl DeskState {
     pub fn new(client: Client, port: u16) -> Result<DeskState, DeskError> {
         let chain = crate::pki::pem::read_certs(&client.profile().tls_cert)
             .map_err(|e| DeskError::Client(e.into()))?;
-        let leaf = chain
-            .first()
-            .ok_or_else(|| DeskError::Input("the profile's TLS certificate file is empty".into()))?;
+        let leaf = chain.first().ok_or_else(|| {
+            DeskError::Input("the profile's TLS certificate file is empty".into())
+        })?;
         let role = match crate::pki::CertInfo::from_der(leaf)
             .map_err(|e| DeskError::Client(e.into()))?
             .identity
@@ -325,8 +327,7 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// whatever the earlier ones were (the length of a token is not secret).
 fn same_secret(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a
-            .bytes()
+        && a.bytes()
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0

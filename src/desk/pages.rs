@@ -77,7 +77,12 @@ pub struct Frame<'a> {
     pub back: String,
 }
 
-fn frame<'a>(state: &'a DeskState, headers: &HeaderMap, active: &'static str, back: String) -> Frame<'a> {
+fn frame<'a>(
+    state: &'a DeskState,
+    headers: &HeaderMap,
+    active: &'static str,
+    back: String,
+) -> Frame<'a> {
     let t = Tr::new(state.catalogue(), lang_of(headers));
     let (who, auditor) = match state.role() {
         DeskRole::Committee(org) => (t.arg("signed-in-as", "org", org.as_str()), false),
@@ -97,11 +102,7 @@ fn html(template: &impl Template) -> Result<Response, DeskError> {
     let body = template
         .render()
         .map_err(|e| DeskError::Internal(e.to_string()))?;
-    Ok((
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        body,
-    )
-        .into_response())
+    Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response())
 }
 
 #[derive(Template)]
@@ -141,7 +142,10 @@ fn from_client(error: ClientError) -> DeskError {
 }
 
 async fn css() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], DESK_CSS)
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        DESK_CSS,
+    )
 }
 
 async fn js() -> impl IntoResponse {
@@ -368,7 +372,11 @@ pub fn render_inbox(
                     .subject(row)
                     .map(str::to_owned)
                     .unwrap_or_else(|| t.get("subject-sealed")),
-                received: item.accepted_at.as_deref().map(show_rfc3339).unwrap_or_default(),
+                received: item
+                    .accepted_at
+                    .as_deref()
+                    .map(show_rfc3339)
+                    .unwrap_or_default(),
                 deadline: register::due_at(item, state.deadlines())
                     .map(show_time)
                     .unwrap_or_default(),
@@ -663,7 +671,11 @@ async fn document(
             page.verified = true;
             page.notices = opened.notices.clone();
             page.subject = m.subject.clone();
-            page.promulgated = format!("{}, {}", m.promulgated.place, show_date(&m.promulgated.date));
+            page.promulgated = format!(
+                "{}, {}",
+                m.promulgated.place,
+                show_date(&m.promulgated.date)
+            );
             page.signer_line = t.args(
                 "doc-signer-line",
                 &[
@@ -684,7 +696,11 @@ async fn document(
                     (t.get(key), subject.clone())
                 })
                 .collect();
-            page.accepted_line = t.arg("doc-accepted-at", "time", &show_rfc3339(&opened.accepted_at));
+            page.accepted_line = t.arg(
+                "doc-accepted-at",
+                "time",
+                &show_rfc3339(&opened.accepted_at),
+            );
             page.digests = m
                 .attachments
                 .iter()
@@ -739,7 +755,13 @@ async fn file(
     };
     let ascii: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || ".-_".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || ".-_".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let value = format!(
         "{disposition}; filename=\"{ascii}\"; filename*=UTF-8''{}",
@@ -749,8 +771,12 @@ async fn file(
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_str(if viewable { media_type } else { "application/octet-stream" })
-            .map_err(|e| DeskError::Internal(e.to_string()))?,
+        HeaderValue::from_str(if viewable {
+            media_type
+        } else {
+            "application/octet-stream"
+        })
+        .map_err(|e| DeskError::Internal(e.to_string()))?,
     );
     headers.insert(
         header::CONTENT_DISPOSITION,
@@ -923,7 +949,11 @@ struct Uploads {
 
 fn safe_file_name(raw: &str) -> Result<String, DeskError> {
     let name = raw.rsplit(['/', '\\']).next().unwrap_or_default().trim();
-    if name.is_empty() || name.starts_with('.') || name.chars().any(char::is_control) || name.len() > 255 {
+    if name.is_empty()
+        || name.starts_with('.')
+        || name.chars().any(char::is_control)
+        || name.len() > 255
+    {
         return Err(DeskError::Input(format!(
             "the file name {:?} cannot be used",
             raw.chars().take(80).collect::<String>()
@@ -962,8 +992,8 @@ fn parse_request(
     request.to_children = ids(to_children)?;
     let urgency: u8 = field("urgency").parse().unwrap_or(0);
     request.urgency = Urgency::try_from(urgency).map_err(DeskError::Input)?;
-    request.classification = Classification::from_name(&field("classification"))
-        .unwrap_or(Classification::Thuong);
+    request.classification =
+        Classification::from_name(&field("classification")).unwrap_or(Classification::Thuong);
     request.steering = field("steering").parse().unwrap_or(1);
     request.place = field("place");
     request.date = opt(fields, "date");
@@ -1000,7 +1030,10 @@ fn parse_request(
     Ok(request)
 }
 
-async fn send(State(state): State<DeskState>, mut multipart: Multipart) -> Result<Response, DeskError> {
+async fn send(
+    State(state): State<DeskState>,
+    mut multipart: Multipart,
+) -> Result<Response, DeskError> {
     committee(&state)?;
     let state_dir = state.client().profile().state_dir.clone();
     std::fs::create_dir_all(&state_dir)
@@ -1024,8 +1057,14 @@ async fn send(State(state): State<DeskState>, mut multipart: Multipart) -> Resul
                 continue;
             }
             let file_name = safe_file_name(&raw)?;
-            if uploads.files.iter().any(|p| p.file_name().and_then(|n| n.to_str()) == Some(&file_name)) {
-                return Err(DeskError::Input(format!("two attachments are named {file_name:?}")));
+            if uploads
+                .files
+                .iter()
+                .any(|p| p.file_name().and_then(|n| n.to_str()) == Some(&file_name))
+            {
+                return Err(DeskError::Input(format!(
+                    "two attachments are named {file_name:?}"
+                )));
             }
             let path = uploads.dir.path().join(&file_name);
             let mut out = tokio::fs::File::create(&path)
@@ -1212,7 +1251,11 @@ async fn outgoing(
                 seal_note: seal_note(&t, item.sealed_with.as_ref()),
                 code: format!("{} {}/{}", item.doc_type, item.number, item.notation),
                 subject: item.subject.clone(),
-                sent: item.accepted_at.as_deref().map(show_rfc3339).unwrap_or_default(),
+                sent: item
+                    .accepted_at
+                    .as_deref()
+                    .map(show_rfc3339)
+                    .unwrap_or_default(),
                 recipients,
             }
         })
@@ -1346,7 +1389,11 @@ async fn audit(
             class_label: t.get(class_key(&r.classification)),
             seal_note: seal_note(&t, r.sealed_with.as_ref()),
             submitted: show_rfc3339(&r.submitted_at),
-            fetched: r.fetched_at.as_deref().map(show_rfc3339).unwrap_or_default(),
+            fetched: r
+                .fetched_at
+                .as_deref()
+                .map(show_rfc3339)
+                .unwrap_or_default(),
             status: status_label(&t, r.status.as_deref()),
             due: show_rfc3339(&r.due_at),
             overdue: r.overdue,
@@ -1426,7 +1473,10 @@ async fn audit_csv(
         StatusCode::OK,
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (header::CONTENT_DISPOSITION, "attachment; filename=\"report.csv\""),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"report.csv\"",
+            ),
         ],
         out,
     )
@@ -1456,7 +1506,10 @@ async fn audit_document(
                         .map(|v| {
                             let kind = v["type"].as_str().unwrap_or_default().to_owned();
                             let actor = v["actor"].as_str().unwrap_or_default().to_owned();
-                            let status = v["status"].as_str().map(|s| format!(" {s}")).unwrap_or_default();
+                            let status = v["status"]
+                                .as_str()
+                                .map(|s| format!(" {s}"))
+                                .unwrap_or_default();
                             format!("{kind} {actor}{status}")
                         })
                         .unwrap_or_default();
@@ -1498,7 +1551,10 @@ mod tests {
 
     #[test]
     fn uploaded_file_names_lose_their_directories() {
-        assert_eq!(safe_file_name("C:\\x\\to-trinh.pdf").unwrap(), "to-trinh.pdf");
+        assert_eq!(
+            safe_file_name("C:\\x\\to-trinh.pdf").unwrap(),
+            "to-trinh.pdf"
+        );
         assert_eq!(safe_file_name("../../etc/passwd").unwrap(), "passwd");
         assert!(safe_file_name("..").is_err());
         assert!(safe_file_name("").is_err());

@@ -106,7 +106,9 @@ pub fn show_time(t: OffsetDateTime) -> String {
 
 /// An RFC 3339 time shown with [`show_time`]; other text unchanged.
 pub fn show_rfc3339(text: &str) -> String {
-    parse_time(text).map(show_time).unwrap_or_else(|| text.to_owned())
+    parse_time(text)
+        .map(show_time)
+        .unwrap_or_else(|| text.to_owned())
 }
 
 /// A date `YYYY-MM-DD` shown as `dd/mm/yyyy`; other text unchanged.
@@ -156,7 +158,10 @@ impl Register {
     pub fn merge(&mut self, items: Vec<RegisterItem>) -> usize {
         let mut added = 0;
         for row in items {
-            self.latest_seq = Some(self.latest_seq.map_or(row.item.seq, |s| s.max(row.item.seq)));
+            self.latest_seq = Some(
+                self.latest_seq
+                    .map_or(row.item.seq, |s| s.max(row.item.seq)),
+            );
             match self.by_id.get(&row.item.id) {
                 Some(&i) => {
                     if let Some(slot) = self.rows.get_mut(i) {
@@ -299,7 +304,12 @@ impl Register {
 mod tests {
     use super::*;
 
-    pub(crate) fn item(seq: u64, urgency: u8, status: Option<&str>, accepted: &str) -> RegisterItem {
+    pub(crate) fn item(
+        seq: u64,
+        urgency: u8,
+        status: Option<&str>,
+        accepted: &str,
+    ) -> RegisterItem {
         RegisterItem {
             item: ListItem {
                 seq,
@@ -352,17 +362,27 @@ mod tests {
         };
         let page = register.select(&overdue_only, &Deadlines::default(), now);
         let seqs: Vec<u64> = page.rows.iter().map(|r| r.item.seq).collect();
-        assert_eq!(seqs, [1], "hỏa tốc is due in two hours; an accepted one is not overdue");
+        assert_eq!(
+            seqs,
+            [1],
+            "hỏa tốc is due in two hours; an accepted one is not overdue"
+        );
         let text = Filter {
             q: "SỐ 2".into(),
             ..Filter::default()
         };
-        assert_eq!(register.select(&text, &Deadlines::default(), now).matched, 1);
+        assert_eq!(
+            register.select(&text, &Deadlines::default(), now).matched,
+            1
+        );
         let later = Filter {
             from: "2026-11-02".into(),
             ..Filter::default()
         };
-        assert_eq!(register.select(&later, &Deadlines::default(), now).matched, 0);
+        assert_eq!(
+            register.select(&later, &Deadlines::default(), now).matched,
+            0
+        );
     }
 
     #[test]
@@ -389,7 +409,12 @@ mod tests {
             );
         }
         let mut expected: Vec<&RegisterItem> = register.rows.iter().collect();
-        expected.sort_by_key(|r| (std::cmp::Reverse(r.item.urgency), std::cmp::Reverse(r.item.seq)));
+        expected.sort_by_key(|r| {
+            (
+                std::cmp::Reverse(r.item.urgency),
+                std::cmp::Reverse(r.item.seq),
+            )
+        });
         let expected: Vec<u64> = expected.iter().map(|r| r.item.seq).collect();
         assert_eq!(all, expected);
     }

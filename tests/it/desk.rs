@@ -41,7 +41,9 @@ impl Drop for Desk {
 
 /// Starts a desk for `client` on an ephemeral loopback port.
 pub async fn start_desk(client: Client) -> Desk {
-    let listener = desk::bind_loopback(([127, 0, 0, 1], 0).into()).await.unwrap();
+    let listener = desk::bind_loopback(([127, 0, 0, 1], 0).into())
+        .await
+        .unwrap();
     let port = listener.local_addr().unwrap().port();
     let state = DeskState::new(client, port).unwrap();
     let launch = state.launch_url().unwrap();
@@ -98,7 +100,10 @@ async fn session(desk: &Desk) -> String {
 fn assert_refused(answer: &reqwest::Response, status: StatusCode, code: &str) {
     assert_eq!(answer.status(), status, "expected {code}");
     assert_eq!(
-        answer.headers().get("x-desk-error").and_then(|v| v.to_str().ok()),
+        answer
+            .headers()
+            .get("x-desk-error")
+            .and_then(|v| v.to_str().ok()),
         Some(code)
     );
 }
@@ -110,7 +115,11 @@ async fn one_document(server: &TestServer) -> String {
     std::fs::write(&file, "Về việc kiểm tra công tác văn thư.\n").unwrap();
     let mut request = SendRequest::new("CV", "7", "CV/HU", "Về việc kiểm tra", vec![file]);
     request.to = vec![OrgId::parse("hn/cm/chuc-son").unwrap()];
-    let outcome = server.client("hn/cm").send_document(&request).await.unwrap();
+    let outcome = server
+        .client("hn/cm")
+        .send_document(&request)
+        .await
+        .unwrap();
     outcome.id.to_string()
 }
 
@@ -131,7 +140,11 @@ async fn desk_refuses_requests_without_its_session() {
     let server = TestServer::start().await;
     let desk = start_desk(server.client("hn/cm/chuc-son")).await;
     // No cookie at all, a made-up cookie, a wrong launch token.
-    let bare = http().get(format!("{}/inbox", desk.base)).send().await.unwrap();
+    let bare = http()
+        .get(format!("{}/inbox", desk.base))
+        .send()
+        .await
+        .unwrap();
     assert_refused(&bare, StatusCode::UNAUTHORIZED, "desk_session_required");
     let forged = http()
         .get(format!("{}/inbox", desk.base))
@@ -158,9 +171,15 @@ async fn desk_refuses_requests_without_its_session() {
         .unwrap();
     assert_eq!(inbox.status(), StatusCode::OK);
     // Every answer, refusals too, forbids anything from another origin.
-    let csp = inbox.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    let csp = inbox.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(csp.contains("default-src 'none'"), "{csp}");
-    assert!(!csp.contains("http"), "no external origin in the CSP: {csp}");
+    assert!(
+        !csp.contains("http"),
+        "no external origin in the CSP: {csp}"
+    );
     assert!(bare.headers().contains_key("content-security-policy"));
     let body = inbox.text().await.unwrap();
     assert!(body.contains("Sổ văn bản đến"), "Vietnamese by default");
@@ -187,7 +206,11 @@ async fn desk_refuses_a_foreign_host_header() {
             .send()
             .await
             .unwrap();
-        assert_refused(&answer, StatusCode::MISDIRECTED_REQUEST, "desk_host_refused");
+        assert_refused(
+            &answer,
+            StatusCode::MISDIRECTED_REQUEST,
+            "desk_host_refused",
+        );
     }
     let by_name = http()
         .get(format!("http://localhost:{}/inbox", desk.port))
@@ -195,7 +218,11 @@ async fn desk_refuses_a_foreign_host_header() {
         .send()
         .await
         .unwrap();
-    assert_eq!(by_name.status(), StatusCode::OK, "its own loopback name is accepted");
+    assert_eq!(
+        by_name.status(),
+        StatusCode::OK,
+        "its own loopback name is accepted"
+    );
 }
 
 #[tokio::test]
@@ -215,14 +242,19 @@ async fn desk_refuses_a_cross_origin_post_and_changes_nothing() {
         let mut request = http()
             .post(&url)
             .header("cookie", &cookie)
-            .header("content-type", "application/x-www-form-urlencoded").body(form(&[("status", "03"), ("note", "")]));
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&[("status", "03"), ("note", "")]));
         if let Some(origin) = &origin {
             request = request.header("origin", origin);
         }
         let answer = request.send().await.unwrap();
         assert_refused(&answer, StatusCode::FORBIDDEN, "desk_origin_refused");
     }
-    assert_eq!(delivery_of(&server, &id).await, before, "a refusal changes nothing");
+    assert_eq!(
+        delivery_of(&server, &id).await,
+        before,
+        "a refusal changes nothing"
+    );
 }
 
 #[tokio::test]
@@ -242,7 +274,8 @@ async fn desk_refuses_a_post_without_the_csrf_token_and_changes_nothing() {
             .post(&url)
             .header("cookie", &cookie)
             .header("origin", &origin)
-            .header("content-type", "application/x-www-form-urlencoded").body(form(&[("status", "03"), ("note", "")]))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&[("status", "03"), ("note", "")]))
             .send()
             .await
             .unwrap();
@@ -253,7 +286,8 @@ async fn desk_refuses_a_post_without_the_csrf_token_and_changes_nothing() {
         .post(format!("{}/lang", desk.base))
         .header("cookie", &cookie)
         .header("origin", &origin)
-        .header("content-type", "application/x-www-form-urlencoded").body(form(&[("lang", "en")]))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("lang", "en")]))
         .send()
         .await
         .unwrap();
@@ -263,12 +297,17 @@ async fn desk_refuses_a_post_without_the_csrf_token_and_changes_nothing() {
         .post(format!("{}/doc/{id}/receipt?csrf={}", desk.base, desk.csrf))
         .header("cookie", &cookie)
         .header("origin", &origin)
-        .header("content-type", "application/x-www-form-urlencoded").body(form(&[("status", "02"), ("note", "  ")]))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("status", "02"), ("note", "  ")]))
         .send()
         .await
         .unwrap();
     assert_refused(&answer, StatusCode::BAD_REQUEST, "desk_input_invalid");
-    assert_eq!(delivery_of(&server, &id).await, before, "a refusal changes nothing");
+    assert_eq!(
+        delivery_of(&server, &id).await,
+        before,
+        "a refusal changes nothing"
+    );
     // The same request with the token and its own origin goes through: the refusals
     // above were the desk's checks, not a broken route.
     let answer = http()
@@ -276,7 +315,8 @@ async fn desk_refuses_a_post_without_the_csrf_token_and_changes_nothing() {
         .header("cookie", &cookie)
         .header("origin", &origin)
         .header("x-csrf-token", &desk.csrf)
-        .header("content-type", "application/x-www-form-urlencoded").body(form(&[("status", "03"), ("note", "")]))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("status", "03"), ("note", "")]))
         .send()
         .await
         .unwrap();
@@ -308,4 +348,35 @@ fn desk_command_refuses_a_non_loopback_address() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("loopback only"), "{stderr}");
+}
+
+#[tokio::test]
+async fn desk_screens_are_for_their_profile_and_unknown_pages_are_not_found() {
+    let server = TestServer::start().await;
+    let committee = start_desk(server.client("hn/cm")).await;
+    let cookie = session(&committee).await;
+    let get = |desk: &Desk, cookie: &str, path: &str| {
+        let request = http()
+            .get(format!("{}{path}", desk.base))
+            .header("cookie", cookie.to_owned());
+        async move { request.send().await.unwrap() }
+    };
+    let answer = get(&committee, &cookie, "/audit").await;
+    assert_refused(&answer, StatusCode::FORBIDDEN, "desk_wrong_profile");
+    let answer = get(&committee, &cookie, "/doc/not-a-document").await;
+    assert_refused(&answer, StatusCode::NOT_FOUND, "desk_not_found");
+    let answer = get(
+        &committee,
+        &cookie,
+        &format!("/doc/{}", uuid::Uuid::now_v7()),
+    )
+    .await;
+    assert_refused(&answer, StatusCode::NOT_FOUND, "desk_not_found");
+    let auditor = Client::new(&server.auditor_profile("hn/cm"), &server.url()).unwrap();
+    let auditor = start_desk(auditor).await;
+    let cookie = session(&auditor).await;
+    let answer = get(&auditor, &cookie, "/compose").await;
+    assert_refused(&answer, StatusCode::FORBIDDEN, "desk_wrong_profile");
+    let answer = get(&auditor, &cookie, "/audit").await;
+    assert_eq!(answer.status(), StatusCode::OK);
 }

@@ -62,7 +62,7 @@ async fn browser(profile_dir: &std::path::Path) -> (Driver, Browser) {
                 "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                 "--no-first-run", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", "--window-size=1366,768",
+                "--disable-dev-shm-usage", "--window-size=1366,768", "--lang=vi",
                 format!("--user-data-dir={}", profile_dir.display()),
             ],
         }),
@@ -136,7 +136,10 @@ async fn wait_for_url(browser: &Browser, part: &str) -> String {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let source = browser.source().await.unwrap_or_default();
-    panic!("the page never reached {part}: {}", &source[..source.len().min(2000)]);
+    panic!(
+        "the page never reached {part}: {}",
+        &source[..source.len().min(2000)]
+    );
 }
 
 /// Opens a desk's launch link in a new tab and returns to it later by handle.
@@ -158,7 +161,10 @@ async fn compose_and_send(
     recipients_css: &str,
     file: &std::path::Path,
 ) -> String {
-    browser.goto(&format!("{}/compose", desk.base)).await.unwrap();
+    browser
+        .goto(&format!("{}/compose", desk.base))
+        .await
+        .unwrap();
     text_of(browser, "#compose").await;
     type_into(browser, "#number", number).await;
     type_into(browser, "#notation", "CV/HU").await;
@@ -180,7 +186,10 @@ async fn compose_and_send(
         .await
         .unwrap();
     let preview = browser.find(Locator::Css("#preview")).await.unwrap();
-    assert!(preview.html(true).await.unwrap().contains(subject), "the preview shows the subject");
+    assert!(
+        preview.html(true).await.unwrap().contains(subject),
+        "the preview shows the subject"
+    );
     if classification == "thuong" {
         shot(browser, "compose").await;
     }
@@ -193,7 +202,10 @@ async fn compose_and_send(
 
 /// The status cell of `org` for document `id` in the outgoing register.
 async fn outgoing_status(browser: &Browser, desk: &Desk, id: &str, org: &str) -> String {
-    browser.goto(&format!("{}/outgoing", desk.base)).await.unwrap();
+    browser
+        .goto(&format!("{}/outgoing", desk.base))
+        .await
+        .unwrap();
     text_of(
         browser,
         &format!("section[data-id=\"{id}\"] tr[data-org=\"{org}\"] td.status"),
@@ -264,7 +276,10 @@ async fn desk_story_in_a_real_browser() {
                 vec![],
             )
             .await;
-        panic!("no notice; poll answers {probe:?}; page: {}", browser.source().await.unwrap());
+        panic!(
+            "no notice; poll answers {probe:?}; page: {}",
+            browser.source().await.unwrap()
+        );
     }
     assert!(text_of(&browser, "#new-notice-text").await.contains('1'));
     shot(&browser, "inbox-notice").await;
@@ -282,8 +297,15 @@ async fn desk_story_in_a_real_browser() {
     assert!(signer.contains("Nguyễn Thị Hạnh"), "{signer}");
     click(&browser, "#verify-details summary").await;
     let details = text_of(&browser, "#verify-details").await;
-    assert!(details.contains("Con dấu của cơ quan") && details.contains("Người có thẩm quyền ký"), "{details}");
-    assert!(text_of(&browser, "ul.files").await.contains("to-trinh-so-12.txt"));
+    assert!(
+        details.contains("Con dấu của cơ quan") && details.contains("Người có thẩm quyền ký"),
+        "{details}"
+    );
+    assert!(
+        text_of(&browser, "ul.files")
+            .await
+            .contains("to-trinh-so-12.txt")
+    );
     shot(&browser, "document").await;
     click(&browser, "#action-03").await;
     wait_for_url(&browser, "done=03").await;
@@ -296,7 +318,10 @@ async fn desk_story_in_a_real_browser() {
     );
 
     // 4. The district's outgoing register shows 03 for the commune.
-    browser.switch_to_window(district_tab.clone()).await.unwrap();
+    browser
+        .switch_to_window(district_tab.clone())
+        .await
+        .unwrap();
     let status = outgoing_status(&browser, &district, &first, "hn/cm/chuc-son").await;
     assert!(status.starts_with("03"), "{status}");
     shot(&browser, "outgoing").await;
@@ -314,10 +339,16 @@ async fn desk_story_in_a_real_browser() {
     )
     .await;
     browser.switch_to_window(commune_tab.clone()).await.unwrap();
-    browser.goto(&format!("{}/inbox", commune.base)).await.unwrap();
+    browser
+        .goto(&format!("{}/inbox", commune.base))
+        .await
+        .unwrap();
     let row = text_of(&browser, &format!("tr[data-id=\"{second}\"]")).await;
     assert!(row.contains("MẬT"), "{row}");
-    assert!(!row.contains(secret_subject), "the server never had the subject: {row}");
+    assert!(
+        !row.contains(secret_subject),
+        "the server never had the subject: {row}"
+    );
     click(&browser, &format!("tr[data-id=\"{second}\"] a.open-doc")).await;
     assert!(text_of(&browser, "#verdict").await.contains("Đã xác minh"));
     assert!(text_of(&browser, "#subject").await.contains(secret_subject));
@@ -327,9 +358,19 @@ async fn desk_story_in_a_real_browser() {
     click(&browser, "#action-03").await;
     wait_for_url(&browser, "done=03").await;
     // The decrypted subject is shown in the register from now on (kept in memory only).
-    browser.goto(&format!("{}/inbox", commune.base)).await.unwrap();
-    assert!(text_of(&browser, &format!("tr[data-id=\"{second}\"]")).await.contains(secret_subject));
-    browser.switch_to_window(district_tab.clone()).await.unwrap();
+    browser
+        .goto(&format!("{}/inbox", commune.base))
+        .await
+        .unwrap();
+    assert!(
+        text_of(&browser, &format!("tr[data-id=\"{second}\"]"))
+            .await
+            .contains(secret_subject)
+    );
+    browser
+        .switch_to_window(district_tab.clone())
+        .await
+        .unwrap();
     let status = outgoing_status(&browser, &district, &second, "hn/cm/chuc-son").await;
     assert!(status.starts_with("03"), "{status}");
 
@@ -345,19 +386,40 @@ async fn desk_story_in_a_real_browser() {
     )
     .await;
     browser.switch_to_window(commune_tab.clone()).await.unwrap();
-    browser.goto(&format!("{}/doc/{third}", commune.base)).await.unwrap();
+    browser
+        .goto(&format!("{}/doc/{third}", commune.base))
+        .await
+        .unwrap();
     click(&browser, "#action-02").await;
     let refusal = text_of(&browser, "p.error").await;
     assert!(refusal.contains("desk_input_invalid"), "{refusal}");
-    browser.goto(&format!("{}/doc/{third}", commune.base)).await.unwrap();
-    type_into(&browser, "#note", "Gửi nhầm đơn vị, đề nghị gửi Đảng ủy xã Phụng Châu").await;
+    browser
+        .goto(&format!("{}/doc/{third}", commune.base))
+        .await
+        .unwrap();
+    type_into(
+        &browser,
+        "#note",
+        "Gửi nhầm đơn vị, đề nghị gửi Đảng ủy xã Phụng Châu",
+    )
+    .await;
     click(&browser, "#action-02").await;
     wait_for_url(&browser, "done=02").await;
-    browser.switch_to_window(district_tab.clone()).await.unwrap();
+    browser
+        .switch_to_window(district_tab.clone())
+        .await
+        .unwrap();
     let status = outgoing_status(&browser, &district, &third, "hn/cm/chuc-son").await;
     assert!(status.starts_with("02"), "{status}");
-    let row = text_of(&browser, &format!("section[data-id=\"{third}\"] tr[data-org=\"hn/cm/chuc-son\"]")).await;
-    assert!(row.contains("Gửi nhầm đơn vị"), "the reason is shown: {row}");
+    let row = text_of(
+        &browser,
+        &format!("section[data-id=\"{third}\"] tr[data-org=\"hn/cm/chuc-son\"]"),
+    )
+    .await;
+    assert!(
+        row.contains("Gửi nhầm đơn vị"),
+        "the reason is shown: {row}"
+    );
 
     // 7. The security officer's report: the first document, never fetched by the other
     // communes, is overdue.
@@ -365,13 +427,15 @@ async fn desk_story_in_a_real_browser() {
     browser.switch_to_window(auditor_tab).await.unwrap();
     wait_for_url(&browser, "/audit").await;
     let checkpoint = text_of(&browser, "#checkpoint").await;
-    assert!(checkpoint.contains("Kích thước đã xác minh"), "{checkpoint}");
-    let overdue = text_of(
-        &browser,
-        &format!("tr.overdue[data-id=\"{first}\"]"),
-    )
-    .await;
-    assert!(overdue.contains("hn/cm/xuan-mai") || overdue.contains("hn/cm/"), "{overdue}");
+    assert!(
+        checkpoint.contains("Kích thước đã xác minh"),
+        "{checkpoint}"
+    );
+    let overdue = text_of(&browser, &format!("tr.overdue[data-id=\"{first}\"]")).await;
+    assert!(
+        overdue.contains("hn/cm/xuan-mai") || overdue.contains("hn/cm/"),
+        "{overdue}"
+    );
     assert!(overdue.contains("Quá hạn"), "{overdue}");
     assert!(browser.find(Locator::Css("#audit-csv")).await.is_ok());
     shot(&browser, "audit").await;
@@ -383,8 +447,15 @@ async fn desk_story_in_a_real_browser() {
 
     // 9. The defences, met by the browser: another name for the desk carries no session;
     // a form posted from a page of another origin is refused and changes nothing.
-    browser.goto(&format!("http://localhost:{}/inbox", commune.port)).await.unwrap();
-    assert!(text_of(&browser, "p.error").await.contains("desk_session_required"));
+    browser
+        .goto(&format!("http://localhost:{}/inbox", commune.port))
+        .await
+        .unwrap();
+    assert!(
+        text_of(&browser, "p.error")
+            .await
+            .contains("desk_session_required")
+    );
     browser.goto("about:blank").await.unwrap();
     browser
         .execute(
@@ -406,7 +477,10 @@ async fn desk_story_in_a_real_browser() {
     );
     browser.switch_to_window(district_tab).await.unwrap();
     let status = outgoing_status(&browser, &district, &first, "hn/cm/chuc-son").await;
-    assert!(status.starts_with("03"), "the cross-origin post changed nothing: {status}");
+    assert!(
+        status.starts_with("03"),
+        "the cross-origin post changed nothing: {status}"
+    );
 
     browser.close().await.unwrap();
 }
