@@ -352,7 +352,7 @@ pub fn lang_of(headers: &HeaderMap) -> Lang {
 async fn guard(State(state): State<DeskState>, request: Request, next: Next) -> Response {
     let mut response = match check(&state, &request) {
         Ok(Some(launch)) => launch,
-        Ok(None) => next.run(request).await,
+        Ok(None) => uniform(next.run(request).await),
         Err(error) => error.into_response(),
     };
     let headers = response.headers_mut();
@@ -371,6 +371,27 @@ async fn guard(State(state): State<DeskState>, request: Request, next: Next) -> 
         headers.insert(name, HeaderValue::from_static(value));
     }
     response
+}
+
+/// Gives axum's own refusals (a query, form or path it could not read; an unknown route
+/// or method) the desk's shape: a code and a sentence.
+fn uniform(response: Response) -> Response {
+    let status = response.status();
+    if !status.is_client_error() || response.headers().contains_key("x-desk-error") {
+        return response;
+    }
+    match status {
+        StatusCode::NOT_FOUND => DeskError::NotFound.into_response(),
+        StatusCode::PAYLOAD_TOO_LARGE => DeskError::Input(format!(
+            "the upload is larger than the desk takes ({UPLOAD_BYTES_MAX} bytes)"
+        ))
+        .into_response(),
+        _ => DeskError::Input(format!(
+            "the request is not what this page takes ({})",
+            status.canonical_reason().unwrap_or("refused")
+        ))
+        .into_response(),
+    }
 }
 
 /// `Ok(Some(answer))` ends the request (the launch redirect); `Ok(None)` lets it through.

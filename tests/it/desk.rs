@@ -380,3 +380,47 @@ async fn desk_screens_are_for_their_profile_and_unknown_pages_are_not_found() {
     let answer = get(&auditor, &cookie, "/audit").await;
     assert_eq!(answer.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn desk_gives_malformed_requests_its_own_codes() {
+    let server = TestServer::start().await;
+    let desk = start_desk(server.client("hn/cm")).await;
+    let cookie = session(&desk).await;
+    for (path, status, code) in [
+        (
+            "/inbox?page=99999999999999999999999",
+            StatusCode::BAD_REQUEST,
+            "desk_input_invalid",
+        ),
+        (
+            "/inbox/poll?after=-1",
+            StatusCode::BAD_REQUEST,
+            "desk_input_invalid",
+        ),
+        ("/no-such-page", StatusCode::NOT_FOUND, "desk_not_found"),
+    ] {
+        let answer = http()
+            .get(format!("{}{path}", desk.base))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_refused(&answer, status, code);
+    }
+    // A receipt form without its status field.
+    let answer = http()
+        .post(format!(
+            "{}/doc/{}/receipt",
+            desk.base,
+            uuid::Uuid::now_v7()
+        ))
+        .header("cookie", &cookie)
+        .header("origin", &desk.base)
+        .header("x-csrf-token", &desk.csrf)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("note=x")
+        .send()
+        .await
+        .unwrap();
+    assert_refused(&answer, StatusCode::BAD_REQUEST, "desk_input_invalid");
+}

@@ -37,6 +37,7 @@ col-deadline = Deadline
 col-status = Status
 col-incoming = Incoming no.
 col-recipients = Recipients
+col-note = Note
 col-sent = Sent
 page-prev = Previous page
 page-next = Next page

@@ -38,6 +38,7 @@ col-deadline = Hạn xử lý
 col-status = Trạng thái
 col-incoming = Số đến
 col-recipients = Nơi nhận
+col-note = Ghi chú
 col-sent = Gửi lúc
 page-prev = Trang trước
 page-next = Trang sau
