@@ -462,6 +462,59 @@ pub struct Opened {
     sealed_with: Option<crate::seal::policy::SealMark>,
     accepted_at: String,
     notices: Vec<String>,
+    certs: Vec<CertLine>,
+}
+
+/// One certificate of a verified signer's chain, for the details.
+#[derive(Clone)]
+pub struct CertLine {
+    role: Role,
+    subject: String,
+    issuer: String,
+    not_before: String,
+    not_after: String,
+    fingerprint: String,
+}
+
+/// The certificates of the signatures whose leaf the verified fetch named as a signer (a
+/// second read of the document must not add a certificate the verification did not see).
+async fn signer_certificates(
+    state: &DeskState,
+    id: Uuid,
+    signers: &[(Role, String)],
+) -> Vec<CertLine> {
+    use base64::Engine as _;
+    let Ok(view) = state
+        .client()
+        .get_json::<crate::api::DocumentView>(&format!("/v1/documents/{id}"))
+        .await
+    else {
+        return Vec::new();
+    };
+    let mut lines = Vec::new();
+    for signature in &view.signatures {
+        let infos: Vec<crate::pki::CertInfo> = signature
+            .chain
+            .iter()
+            .filter_map(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
+            .filter_map(|der| crate::pki::CertInfo::from_der(&der).ok())
+            .collect();
+        let verified = infos
+            .first()
+            .is_some_and(|leaf| signers.contains(&(signature.role, leaf.subject.clone())));
+        if !verified {
+            continue;
+        }
+        lines.extend(infos.into_iter().map(|info| CertLine {
+            role: signature.role,
+            subject: info.subject,
+            issuer: info.issuer,
+            not_before: show_rfc3339(&info.not_before),
+            not_after: show_rfc3339(&info.not_after),
+            fingerprint: info.fingerprint_sha256,
+        }));
+    }
+    lines
 }
 
 /// The last few documents opened, in memory only.
@@ -507,7 +560,9 @@ async fn open(state: &DeskState, id: Uuid) -> Result<Arc<Opened>, DeskError> {
     .await
     .map_err(|e| DeskError::Internal(e.to_string()))??;
     drop(staging);
+    let certs = signer_certificates(state, id, &fetched.signers).await;
     let opened = Arc::new(Opened {
+        certs,
         manifest: fetched.manifest,
         files,
         signers: fetched.signers,
@@ -556,6 +611,7 @@ struct DocumentPage<'a> {
     signer_line: String,
     due: String,
     signers: Vec<(String, String)>,
+    certs: Vec<(String, String, String, String)>,
     accepted_line: String,
     digests: Vec<(String, String)>,
     attachments: Vec<AttachmentRow>,
@@ -658,6 +714,7 @@ async fn document(
         signer_line: String::new(),
         due: String::new(),
         signers: Vec::new(),
+        certs: Vec::new(),
         accepted_line: String::new(),
         digests: Vec::new(),
         attachments: Vec::new(),
@@ -694,6 +751,25 @@ async fn document(
                         Role::Person => "role-person",
                     };
                     (t.get(key), subject.clone())
+                })
+                .collect();
+            page.certs = opened
+                .certs
+                .iter()
+                .map(|c| {
+                    let role = match c.role {
+                        Role::Organization => t.get("role-organization"),
+                        Role::Person => t.get("role-person"),
+                    };
+                    (
+                        format!("{role}: {}", c.subject),
+                        c.issuer.clone(),
+                        t.args(
+                            "doc-cert-validity",
+                            &[("from", &c.not_before), ("to", &c.not_after)],
+                        ),
+                        c.fingerprint.clone(),
+                    )
                 })
                 .collect();
             page.accepted_line = t.arg(

@@ -301,6 +301,11 @@ async fn desk_story_in_a_real_browser() {
         details.contains("Con dấu của cơ quan") && details.contains("Người có thẩm quyền ký"),
         "{details}"
     );
+    let certificates = text_of(&browser, "#certificates").await;
+    assert!(
+        certificates.contains("từ ") && certificates.contains(" đến "),
+        "each certificate's validity: {certificates}"
+    );
     assert!(
         text_of(&browser, "ul.files")
             .await
