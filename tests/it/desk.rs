@@ -424,3 +424,61 @@ async fn desk_gives_malformed_requests_its_own_codes() {
         .unwrap();
     assert_refused(&answer, StatusCode::BAD_REQUEST, "desk_input_invalid");
 }
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// The security officer's desk shows a loud banner, not the report, when the server's log
+/// is smaller than what this machine verified before (the server's data was restored from
+/// an old copy).
+#[tokio::test]
+async fn desk_shows_a_loud_banner_when_the_log_was_rolled_back() {
+    let server = TestServer::start().await;
+    one_document(&server).await;
+    let (dir, pki) = server.stop().await;
+    let backup = tempfile::tempdir().unwrap();
+    copy_dir(&dir.path().join("data"), backup.path());
+    let server = TestServer::start_in(dir, pki).await;
+    one_document(&server).await;
+
+    let audit_page = |server: &TestServer| {
+        let client = Client::new(&server.auditor_profile("hn/cm"), &server.url()).unwrap();
+        async move {
+            let desk = start_desk(client).await;
+            let cookie = session(&desk).await;
+            let answer = http()
+                .get(format!("{}/audit", desk.base))
+                .header("cookie", &cookie)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), StatusCode::OK);
+            answer.text().await.unwrap()
+        }
+    };
+    let page = audit_page(&server).await;
+    assert!(!page.contains("log-alarm"), "the first check is consistent");
+    assert!(page.contains("Lần kiểm tra đầu tiên"), "{page}");
+
+    let (dir, pki) = server.stop().await;
+    std::fs::remove_dir_all(dir.path().join("data")).unwrap();
+    copy_dir(backup.path(), &dir.path().join("data"));
+    let server = TestServer::start_in(dir, pki).await;
+    let page = audit_page(&server).await;
+    assert!(page.contains("id=\"log-alarm\""), "{page}");
+    assert!(page.contains("SỔ NHẬT KÝ BỊ QUAY LUI"), "{page}");
+    assert!(
+        page.contains("rolled back"),
+        "the client's sentence says what happened"
+    );
+}
