@@ -525,20 +525,42 @@ pub struct OpenedCache(VecDeque<(Uuid, Arc<Opened>)>);
 #[derive(Default)]
 pub struct SentCache(VecDeque<(Uuid, Arc<crate::client::send::SendOutcome>)>);
 
+/// A private directory (0700, removed when dropped) for plaintext the desk must hand to
+/// file-based client code: in memory-backed storage when the system has it
+/// (`$XDG_RUNTIME_DIR`, then `/dev/shm`), so that decrypted files and uploads do not reach
+/// a disk; else in the profile's state directory.
+fn scratch_dir(state: &DeskState) -> Result<tempfile::TempDir, DeskError> {
+    let candidates = [
+        std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from),
+        Some(PathBuf::from("/dev/shm")),
+    ];
+    for base in candidates.into_iter().flatten() {
+        if let Ok(dir) = tempfile::Builder::new()
+            .prefix("congvan-desk-")
+            .tempdir_in(&base)
+        {
+            return Ok(dir);
+        }
+    }
+    let state_dir = state.client().profile().state_dir.clone();
+    std::fs::create_dir_all(&state_dir)
+        .map_err(|e| DeskError::Internal(format!("{}: {e}", state_dir.display())))?;
+    tempfile::Builder::new()
+        .prefix("congvan-desk-")
+        .tempdir_in(&state_dir)
+        .map_err(|e| DeskError::Internal(format!("{}: {e}", state_dir.display())))
+}
+
 /// Fetches, verifies and decrypts a document with the CLI's code. The files pass through
-/// a private directory in the profile's state directory only for as long as the fetch
-/// needs it (the client's verified fetch writes files), then live in memory.
+/// a private scratch directory ([`scratch_dir`]) only for as long as the fetch needs it
+/// (the client's verified fetch writes files), then live in memory.
 async fn open(state: &DeskState, id: Uuid) -> Result<Arc<Opened>, DeskError> {
     if let Ok(cache) = state.opened().lock() {
         if let Some((_, opened)) = cache.0.iter().find(|(i, _)| *i == id) {
             return Ok(opened.clone());
         }
     }
-    let state_dir = state.client().profile().state_dir.clone();
-    std::fs::create_dir_all(&state_dir)
-        .map_err(|e| DeskError::Internal(format!("{}: {e}", state_dir.display())))?;
-    let staging = tempfile::tempdir_in(&state_dir)
-        .map_err(|e| DeskError::Internal(format!("{}: {e}", state_dir.display())))?;
+    let staging = scratch_dir(state)?;
     let fetched = state
         .client()
         .fetch_document(&id, staging.path())
@@ -1111,12 +1133,8 @@ async fn send(
     mut multipart: Multipart,
 ) -> Result<Response, DeskError> {
     committee(&state)?;
-    let state_dir = state.client().profile().state_dir.clone();
-    std::fs::create_dir_all(&state_dir)
-        .map_err(|e| DeskError::Internal(format!("{}: {e}", state_dir.display())))?;
     let mut uploads = Uploads {
-        dir: tempfile::tempdir_in(&state_dir)
-            .map_err(|e| DeskError::Internal(format!("{}: {e}", state_dir.display())))?,
+        dir: scratch_dir(&state)?,
         files: Vec::new(),
     };
     let mut fields = HashMap::new();

@@ -482,3 +482,78 @@ async fn desk_shows_a_loud_banner_when_the_log_was_rolled_back() {
         "the client's sentence says what happened"
     );
 }
+
+fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(files_containing(&path, needle));
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            if bytes.windows(needle.len()).any(|w| w == needle) {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+/// Opening a "Mật" document on the desk decrypts it for display and download and leaves
+/// nothing of its plaintext behind in the profile's directory (the desk keeps what it
+/// opens in memory; the scratch directory the verified fetch needs is gone afterwards).
+/// This guards against leftovers; that the scratch directory is memory-backed where the
+/// system offers one is a property of `scratch_dir`, not checked here.
+#[tokio::test]
+async fn desk_leaves_no_decrypted_plaintext_behind() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "Nội dung mật: kế hoạch bảo vệ bí mật nhà nước quý I";
+    let file = dir.path().join("ke-hoach.txt");
+    std::fs::write(&file, secret).unwrap();
+    let mut request = SendRequest::new("KH", "3", "KH/HU", "Về kế hoạch bảo vệ bí mật", vec![file]);
+    request.to = vec![OrgId::parse("hn/cm/chuc-son").unwrap()];
+    request.classification = congvan::document::manifest::Classification::Mat;
+    let id = server
+        .client("hn/cm")
+        .send_document(&request)
+        .await
+        .unwrap()
+        .id;
+
+    let desk = start_desk(server.client("hn/cm/chuc-son")).await;
+    let cookie = session(&desk).await;
+    let page = http()
+        .get(format!("{}/doc/{id}", desk.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Về kế hoạch bảo vệ bí mật"),
+        "decrypted for display: {page}"
+    );
+    let download = http()
+        .get(format!("{}/doc/{id}/file/0", desk.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        download.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
+    assert_eq!(download.text().await.unwrap(), secret);
+    let state_dir = server.org_profile("hn/cm/chuc-son").state_dir;
+    for needle in [secret.as_bytes(), "Về kế hoạch bảo vệ bí mật".as_bytes()] {
+        let found = files_containing(&state_dir, needle);
+        assert!(found.is_empty(), "plaintext left on disk: {found:?}");
+    }
+}
