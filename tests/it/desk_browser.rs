@@ -12,6 +12,7 @@
 //!
 //! Screenshots of each main screen go to `target/desk-screenshots/`.
 
+use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -24,11 +25,15 @@ use crate::support::{TestServer, require};
 /// How long the browser waits for a page element.
 const WAIT: Duration = Duration::from_secs(30);
 
-/// A chromedriver process, killed when dropped.
+/// A chromedriver process in a process group of its own, which also holds the browser it
+/// starts: dropping it (even when the test panics before closing the session) kills the
+/// whole group, so no browser outlives the test.
 struct Driver(Child);
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -49,6 +54,7 @@ async fn browser(profile_dir: &std::path::Path) -> (Driver, Browser) {
     let driver = Driver(
         Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -96,28 +102,44 @@ async fn shot(browser: &Browser, name: &str) {
     std::fs::write(screenshots_dir().join(format!("{name}.png")), png).unwrap();
 }
 
+/// The text of the element `css`, once it exists. A page that is still being replaced
+/// (a redirect after a form, a reload) can drop the element between finding and reading
+/// it: then look again.
 async fn text_of(browser: &Browser, css: &str) -> String {
-    browser
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .text()
-        .await
-        .unwrap()
+    let mut last = None;
+    for _ in 0..50 {
+        let element = browser
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"));
+        match element.text().await {
+            Ok(text) => return text,
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{css}: {last:?}");
 }
 
+/// Clicks the element `css` once it exists (looking again if the page replaced it).
 async fn click(browser: &Browser, css: &str) {
-    browser
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .click()
-        .await
-        .unwrap();
+    let mut last = None;
+    for _ in 0..50 {
+        let element = browser
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"));
+        match element.click().await {
+            Ok(()) => return,
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{css}: {last:?}");
 }
 
 async fn type_into(browser: &Browser, css: &str, text: &str) {
