@@ -1598,7 +1598,13 @@ async fn audit_document(
                     let detail = serde_json::to_value(&e.event)
                         .ok()
                         .map(|v| {
-                            let kind = v["type"].as_str().unwrap_or_default().to_owned();
+                            let kind = match v["type"].as_str().unwrap_or_default() {
+                                "submitted" => t.get("event-submitted"),
+                                "delivered" => t.get("event-delivered"),
+                                "receipt" => t.get("event-receipt"),
+                                "refused" => t.get("event-refused"),
+                                other => other.to_owned(),
+                            };
                             let actor = v["actor"].as_str().unwrap_or_default().to_owned();
                             let status = v["status"]
                                 .as_str()

@@ -466,6 +466,40 @@ async fn desk_story_in_a_real_browser() {
     assert!(overdue.contains("Quá hạn"), "{overdue}");
     assert!(browser.find(Locator::Css("#audit-csv")).await.is_ok());
     shot(&browser, "audit").await;
+    // The CSV download carries the same rows.
+    let csv = browser
+        .execute_async(
+            "const done = arguments[arguments.length - 1]; \
+             fetch('/audit.csv').then(r => r.text()).then(done, e => done(String(e)));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let csv = csv.as_str().unwrap_or_default().to_owned();
+    assert!(csv.starts_with("recipient,document_id,"), "{csv}");
+    assert!(
+        csv.lines()
+            .any(|l| l.contains(&first) && l.contains(",true,")),
+        "the overdue row is in the CSV: {csv}"
+    );
+    // The document's proven timeline: each event's inclusion proof verified by the desk.
+    click(&browser, &format!("tr.overdue[data-id=\"{first}\"] a")).await;
+    wait_for_url(&browser, &format!("/audit/doc/{first}")).await;
+    let proved = text_of(&browser, "#proved").await;
+    assert!(
+        proved.contains("Gửi đi") && proved.contains("Biên nhận hn/cm/chuc-son 03"),
+        "{proved}"
+    );
+    assert!(
+        text_of(&browser, "#checkpoint")
+            .await
+            .contains("Đã xác minh chứng minh bao hàm")
+    );
+    shot(&browser, "audit-timeline").await;
+    browser
+        .goto(&format!("{}/audit", auditor.base))
+        .await
+        .unwrap();
 
     // 8. English by the switch.
     click(&browser, "#lang-switch").await;

@@ -168,6 +168,10 @@ audit-due = Due
 audit-empty = No document is waiting to be fetched or acknowledged.
 audit-timeline = Proven timeline
 audit-proved = Inclusion proofs verified for { $count } log events
+event-submitted = Submitted (accepted by the server)
+event-delivered = Fetched
+event-receipt = Receipt
+event-refused = Refused
 audit-export = Export and offline verification: congvan audit export / congvan audit verify.
 
 error-title = Could not do that

@@ -169,6 +169,10 @@ audit-due = Hạn
 audit-empty = Không có văn bản chưa nhận hoặc chưa tiếp nhận.
 audit-timeline = Diễn biến đã chứng minh
 audit-proved = Đã xác minh chứng minh bao hàm của { $count } sự kiện trong sổ nhật ký
+event-submitted = Gửi đi (máy chủ tiếp nhận)
+event-delivered = Đã tải về
+event-receipt = Biên nhận
+event-refused = Bị từ chối
 audit-export = Xuất và kiểm tra ngoại tuyến: dùng lệnh congvan audit export / congvan audit verify.
 
 error-title = Không thực hiện được
