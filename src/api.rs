@@ -175,6 +175,10 @@ pub struct ListItem {
     /// is listed only with `state=history`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub recalled: bool,
+    /// In an inbox: the incoming number (số đến) this recipient's register gave the
+    /// document when it accepted it (03).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incoming_number: Option<u64>,
 }
 
 /// A page of a listing.

@@ -412,10 +412,16 @@ fn take_set(
     let mut line = Vec::new();
     let (end, cut_us) = loop {
         line.clear();
-        let n = (&mut reader)
+        let n = match (&mut reader)
             .take(LINE_BYTES_MAX as u64)
             .read_until(b'\n', &mut line)
-            .map_err(io(socket))?;
+        {
+            Ok(n) => n,
+            // A server that stops (or is killed) mid-stream resets the socket: the same
+            // incomplete backup as a clean end of stream.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => 0,
+            Err(e) => return Err(io(socket)(e)),
+        };
         if n == 0 || line.last() != Some(&b'\n') {
             return Err(BackupError::Server(
                 "the server closed the connection before the backup was complete".into(),

@@ -15,6 +15,7 @@
 //! - [`server`]: TLS 1.3 accept loop with client certificates, routes, errors, limits.
 //! - [`client`]: the HTTPS client over mutual TLS used by the CLI.
 //! - [`bench`]: `congvan bench`, the load generator.
+//! - [`desk`]: `congvan desk`, the clerk's web console on loopback (its own small HTTP server).
 //!
 //! `src/main.rs` only parses arguments, calls into these modules and reports errors.
 
@@ -24,6 +25,7 @@ pub mod bench;
 pub mod client;
 pub mod config;
 pub mod demo;
+pub mod desk;
 pub mod directory;
 pub mod document;
 pub mod edxml;

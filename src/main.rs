@@ -122,6 +122,18 @@ enum Command {
         #[command(subcommand)]
         command: ProfileCommand,
     },
+    /// The desk: a web console for the clerk on this machine (loopback only), holding the
+    /// profile's keys and talking to the server as the CLI does.
+    Desk {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Listen on this loopback address (port 0: any free port).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+        /// Open the printed link in the system's browser.
+        #[arg(long)]
+        open: bool,
+    },
     /// Ask the server who this profile's certificate says we are.
     Whoami {
         #[command(flatten)]
@@ -1139,6 +1151,28 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
+fn desk(client: congvan::client::Client, listen: SocketAddr, open: bool) -> Result<()> {
+    runtime()?.block_on(async move {
+        let listener = congvan::desk::bind_loopback(listen).await?;
+        let port = listener.local_addr()?.port();
+        let state = congvan::desk::DeskState::new(client, port)?;
+        let url = state.launch_url().context("the desk has no launch token")?;
+        // The link is the session: print it for this user only, never log it elsewhere.
+        println!("congvan desk: open {url}");
+        println!("(the link works once; stop the desk with Ctrl-C)");
+        if open {
+            if let Err(e) = std::process::Command::new("xdg-open").arg(&url).spawn() {
+                eprintln!("congvan desk: cannot open a browser ({e}); open the link above by hand");
+            }
+        }
+        congvan::desk::serve(listener, state, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+        Ok(())
+    })
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -1502,6 +1536,11 @@ fn run(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Demo => Ok(runtime()?.block_on(congvan::demo::run())?),
+        Command::Desk {
+            client,
+            listen,
+            open,
+        } => desk(client.client()?, listen, open),
         Command::Sent { client, limit } => {
             let client = client.client()?;
             let page: congvan::api::ListPage = runtime()?

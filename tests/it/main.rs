@@ -17,6 +17,8 @@ mod bundle;
 mod cipher_policy;
 mod classified;
 mod cli;
+mod desk;
+mod desk_browser;
 mod durability;
 mod edxml;
 mod endorse;

@@ -57,6 +57,7 @@ fn item(seq: u64, record: &DocumentRecord) -> ListItem {
         accepted_at: record.accepted_at.clone(),
         fetched_at: None,
         receipt_status: None,
+        incoming_number: None,
         sealed_with: record.sealed_with.clone(),
         addressed_to: None,
         links: Vec::new(),
@@ -169,6 +170,7 @@ pub async fn inbox(
             it.receipt_status = delivery.receipts.last().map(|r| r.status.clone());
             it.links = links_of(&state, record, Some(owner))?;
             it.recalled = recalled;
+            it.incoming_number = delivery.incoming_number;
             items.push(it);
         }
         before = batch.last().map(|(seq, _, _)| *seq);
