@@ -77,8 +77,11 @@ fn synthetic(i: u64) -> RegisterItem {
                 _ => Some("06".into()),
             },
             sealed_with: None,
+            addressed_to: None,
+            links: Vec::new(),
+            recalled: false,
+            incoming_number: (i % 4 >= 2).then_some(i),
         },
-        incoming_number: None,
     }
 }
 
