@@ -440,11 +440,8 @@ impl Client {
             time: crate::api::now_rfc3339(),
             note: unicode_normalization::UnicodeNormalization::nfc(note).collect(),
         };
-        let profile = self.profile();
-        let key = profile.org_signing_key()?.ok_or_else(|| {
-            ClientError::Input("the profile has no sign_cert/sign_key (nor token.sign_key)".into())
-        })?;
-        let request = signed_receipt(&key, receipt)?;
+        let signer = self.org_signer()?;
+        let request = signed_receipt(&signer.org_key, receipt)?;
         let (_, answer) = self
             .post_json(&format!("/v1/documents/{id}/receipts"), &request)
             .await?;

@@ -106,6 +106,10 @@ pub struct Client {
     profile: ClientProfile,
     /// Cipher modules beyond those built in (see [`Client::with_cipher`]).
     ciphers: Vec<Arc<dyn crate::seal::Cipher>>,
+    /// The profile's signing keys, unlocked on first use and kept for the life of this
+    /// client (and its clones): a token's PIN or a key's passphrase is asked once per
+    /// command, and once per session in the desk, which holds one client.
+    signer: Arc<std::sync::Mutex<Option<Arc<send::OrgSigner>>>>,
 }
 
 impl Client {
@@ -158,6 +162,7 @@ impl Client {
             base: base_url.trim_end_matches('/').to_owned(),
             profile: profile.clone(),
             ciphers: Vec::new(),
+            signer: Arc::default(),
         })
     }
 
@@ -166,6 +171,21 @@ impl Client {
     pub fn with_cipher(mut self, cipher: Arc<dyn crate::seal::Cipher>) -> Client {
         self.ciphers.push(cipher);
         self
+    }
+
+    /// The profile's signing keys (organisation seal and competent person), unlocked the
+    /// first time they are needed and then kept.
+    pub fn org_signer(&self) -> Result<Arc<send::OrgSigner>, ClientError> {
+        let mut slot = self
+            .signer
+            .lock()
+            .map_err(|_| ClientError::Input("the signing keys' lock is poisoned".into()))?;
+        if let Some(signer) = slot.as_ref() {
+            return Ok(signer.clone());
+        }
+        let signer = Arc::new(send::OrgSigner::load(self.profile())?);
+        *slot = Some(signer.clone());
+        Ok(signer)
     }
 
     /// The cipher module called `name`: one added with [`Client::with_cipher`], else a

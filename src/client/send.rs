@@ -325,7 +325,7 @@ impl Client {
 
     /// Sends a document (see the module documentation).
     pub async fn send_document(&self, request: &SendRequest) -> Result<SendOutcome, ClientError> {
-        let signer = OrgSigner::load(self.profile())?;
+        let signer = self.org_signer()?;
         let sender = signer.org.clone();
         let (cert_name, cert_title) = signer.person_name_and_title()?;
 

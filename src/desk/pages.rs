@@ -1010,7 +1010,9 @@ async fn compose(
     let directory = state.client().directory().await.map_err(from_client)?;
     let f = frame(&state, &headers, "compose", "/compose".into());
     let t = f.t;
-    let (full_name, position) = crate::client::send::OrgSigner::load(state.client().profile())
+    let (full_name, position) = state
+        .client()
+        .org_signer()
         .and_then(|s| s.person_name_and_title())
         .map(|(n, p)| (n.unwrap_or_default(), p.unwrap_or_default()))
         .unwrap_or_default();

@@ -1060,3 +1060,86 @@ async fn pki_demo_protect_encrypts_client_keys_and_they_still_sign_and_connect()
         .unwrap();
     assert_eq!(ok(&listed, "sent").lines().count(), 1);
 }
+
+/// The desk holds one client for the whole session: its keys are unlocked once, however
+/// many documents it signs and receipts it sends. The passphrase file here is a pipe that
+/// gives the passphrase to one reader only, so a second unlock would wait for ever (the
+/// test then fails on its time-out instead).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_client_unlocks_its_keys_once_for_a_whole_session() {
+    if !require("mkfifo") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = congvan()
+        .args([
+            "pki",
+            "demo",
+            "--protect",
+            "--passphrase-env",
+            PASSPHRASE_ENV,
+            "--out",
+        ])
+        .arg(dir.path().join("pki"))
+        .env(PASSPHRASE_ENV, PASSPHRASE)
+        .output()
+        .unwrap();
+    ok(&out, "pki demo --protect");
+    let layout = congvan::pki::demo::Layout::new(dir.path().join("pki"));
+    let server = TestServer::start_in(dir, layout).await;
+    let profile_path = server.pki.org_profile(&"hn/cm".parse().unwrap());
+    let fifo = profile_path.parent().unwrap().join("passphrase.fifo");
+    ok(
+        &Command::new("mkfifo")
+            .args(["-m", "600"])
+            .arg(&fifo)
+            .output()
+            .unwrap(),
+        "mkfifo",
+    );
+    let mut text = std::fs::read_to_string(&profile_path).unwrap();
+    text.push_str("key_passphrase_file = \"passphrase.fifo\"\n");
+    std::fs::write(&profile_path, text).unwrap();
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            use std::io::Write as _;
+            let mut pipe = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+            pipe.write_all(format!("{PASSPHRASE}\n").as_bytes())
+                .unwrap();
+        })
+    };
+    let url = server.url();
+    let session = tokio::spawn(async move {
+        let profile = congvan::config::ClientProfile::load(&profile_path).unwrap();
+        let client = congvan::client::Client::new(&profile, &url).unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let mut ids = Vec::new();
+        for i in 0..3 {
+            let file = work.path().join(format!("cong-van-{i}.txt"));
+            std::fs::write(&file, format!("Văn bản thứ {i} của phiên làm việc.\n")).unwrap();
+            let mut request = congvan::client::send::SendRequest::new(
+                "CV",
+                &crate::support::next_number(),
+                "CV/HU",
+                "Một phiên, một lần mở khóa",
+                vec![file],
+            );
+            request.to = vec!["hn/cm/chuc-son".parse().unwrap()];
+            ids.push(client.send_document(&request).await.unwrap().id);
+        }
+        ids
+    });
+    let mut ids = tokio::time::timeout(std::time::Duration::from_secs(60), session)
+        .await
+        .expect("the session asked for the passphrase a second time")
+        .unwrap();
+    if !writer.is_finished() {
+        let _ = std::fs::read(&fifo);
+    }
+    writer.join().unwrap();
+    // Three documents, each accepted with a receipt the client verified.
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 3);
+}
