@@ -1679,12 +1679,6 @@ fn pki_bundle(
     }
     let password = read_password(password_file, "password for the bundle", true)?;
     let bytes = congvan::client::bundle::pack(&profile, id.as_str(), &password)?;
-    // The atomic write syncs the file's directory, which a bare file name must spell.
-    let out = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => out.to_path_buf(),
-        _ => Path::new(".").join(out),
-    };
-    let out = out.as_path();
     pki::pem::write_secret(out, &bytes)?;
     println!(
         "wrote {} for {id} ({} bytes). Give the commune the file and, separately, the password; \

@@ -158,11 +158,6 @@ impl TrustReloader {
         self.sources.tls.crl_check_interval
     }
 
-    /// The CRL files document signatures are checked against.
-    pub fn signing_crl_files(&self) -> Vec<PathBuf> {
-        self.sources.signing_crls.clone()
-    }
-
     /// The acceptor to use for a new connection, or `None` while the material is broken.
     pub fn acceptor(&self) -> Option<TlsAcceptor> {
         self.current().map(|t| t.acceptor)
