@@ -13,6 +13,7 @@ mod audit;
 mod audit_trust;
 mod backup;
 mod bench;
+mod boundaries;
 mod bundle;
 mod cipher_policy;
 mod classified;

@@ -1,0 +1,87 @@
+//! The layer boundaries docs/ARCHITECTURE.md states as absences, checked by reading `src/`:
+//! a crate named outside the modules allowed to know it fails this test.
+
+/// (crate as written in Rust paths, the `src/` path prefixes allowed to name it).
+const RULES: &[(&str, &[&str])] = &[
+    ("axum", &["server/", "desk/"]),
+    ("hyper", &["server/", "desk/"]),
+    ("sled", &["store/", "ledger/"]),
+    ("sequoia_openpgp", &["seal/"]),
+    ("x509_parser", &["pki/"]),
+    ("cryptoki", &["pki/token.rs"]),
+    ("quick_xml", &["edxml/"]),
+    ("printpdf", &["registers/pdf.rs"]),
+];
+
+fn sources(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            sources(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// Whether `line` (code, not a comment) names `krate` as a path root.
+fn names(line: &str, krate: &str) -> bool {
+    let code = line.split("//").next().unwrap_or_default();
+    code.match_indices(krate).any(|(at, _)| {
+        let before = code[..at].chars().next_back();
+        let after = &code[at + krate.len()..];
+        let starts_word = before.is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
+        starts_word
+            && (after.starts_with("::")
+                || (code.trim_start().starts_with("use ") && after.starts_with([';', ' ', ':'])))
+    })
+}
+
+#[test]
+fn each_crate_is_named_only_where_the_architecture_allows() {
+    let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/src"));
+    let mut files = Vec::new();
+    sources(root, &mut files);
+    assert!(
+        files.len() > 50,
+        "the scan found too few files: {}",
+        files.len()
+    );
+    let mut broken = Vec::new();
+    let mut seen = vec![false; RULES.len()];
+    for file in &files {
+        let rel = file
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let text = std::fs::read_to_string(file).unwrap();
+        for (i, (krate, allowed)) in RULES.iter().enumerate() {
+            if !text.lines().any(|l| names(l, krate)) {
+                continue;
+            }
+            seen[i] = true;
+            if !allowed.iter().any(|a| rel.starts_with(a)) {
+                broken.push(format!("{rel} names {krate} (allowed only in {allowed:?})"));
+            }
+        }
+    }
+    // Every rule must match somewhere, or the scan is reading nothing.
+    for (i, (krate, _)) in RULES.iter().enumerate() {
+        assert!(seen[i], "no file names {krate}: the scan is broken");
+    }
+    assert!(
+        broken.is_empty(),
+        "layer boundaries broken:\n{}",
+        broken.join("\n")
+    );
+}
+
+#[test]
+fn the_scan_recognises_paths_and_ignores_comments_and_longer_names() {
+    assert!(names("use sled::Tree;", "sled"));
+    assert!(names("    let db = sled::open(p)?;", "sled"));
+    assert!(!names("// sled::open is only called here", "sled"));
+    assert!(!names("let not_sled::x = 1;", "sled"));
+    assert!(!names("let sledge = 1;", "sled"));
+}
