@@ -624,41 +624,22 @@ impl SigningTrust {
         ocsp: &[Vec<u8>],
         live: bool,
     ) -> Result<VerifiedSigner, SignatureError> {
-        let leaf_der = CertificateDer::from(leaf);
-        let ee = EndEntityCert::try_from(&leaf_der)
-            .map_err(|e| SignatureError::Malformed(format!("certificate: {e}")))?;
-        let presented: Vec<CertificateDer<'_>> = intermediates
-            .iter()
-            .map(|c| CertificateDer::from(c.as_slice()))
-            .collect();
         // Path, validity at the time of signing and usage, without revocation: webpki
-        // would refuse any listed certificate whatever the entry says.
-        let path = ee
-            .verify_for_usage(
-                webpki::ALL_VERIFICATION_ALGS,
-                &self.anchors,
-                &presented,
-                signed,
-                KeyUsage::required_if_present(EKU_DOCUMENT_SIGNING_DER),
-                None,
-                None,
-            )
-            .map_err(map_webpki)?;
+        // would refuse any listed certificate whatever the entry says. The path comes
+        // leaf first, each certificate followed by its issuer, the anchor last.
+        let ders = self.path_of(leaf, intermediates, signed)?;
         if !has_document_signing_eku(leaf)? {
             return Err(SignatureError::WrongUsage);
         }
-        // The path webpki chose, leaf first, each certificate followed by its issuer.
-        let owned: Vec<Vec<u8>> = path
-            .intermediate_certificates()
-            .map(|c| c.der().as_ref().to_vec())
-            .collect();
-        let mut path_ders: Vec<&[u8]> = vec![leaf];
-        path_ders.extend(owned.iter().map(Vec::as_slice));
-        let top = path_ders.last().copied().unwrap_or(leaf);
-        let anchor = self.anchor_of(top)?;
+        let Some((anchor, path)) = ders.split_last() else {
+            return Err(SignatureError::Malformed(
+                "an empty certificate path".into(),
+            ));
+        };
+        let path_ders: Vec<&[u8]> = path.iter().map(Vec::as_slice).collect();
         let mut later = Vec::new();
         for (i, der) in path_ders.iter().enumerate() {
-            let issuer = path_ders.get(i + 1).copied().unwrap_or(anchor);
+            let issuer = path_ders.get(i + 1).copied().unwrap_or(anchor.as_slice());
             let by_ocsp = if i == 0 && !ocsp.is_empty() {
                 let (judged, revocation) = self.judge_ocsp(der, issuer, ocsp, signed, live)?;
                 later.extend(revocation);
