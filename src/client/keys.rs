@@ -263,6 +263,202 @@ impl Client {
     }
 }
 
+/// Why `directory set-key` refused to register a key, or could not.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegisterKeyError {
+    /// The server's configuration or organisation tree could not be read.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The organisation is not in the tree.
+    #[error("{org} is not in the organisation tree {orgs}")]
+    UnknownOrg {
+        /// The organisation.
+        org: OrgId,
+        /// The tree file.
+        orgs: String,
+    },
+    /// A file could not be read.
+    #[error("cannot read {path}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The certificate is not an OpenPGP certificate congvan can seal to.
+    #[error("{path} cannot be used as an encryption key")]
+    NotEncryptionKey {
+        /// The certificate file.
+        path: String,
+        /// Why.
+        #[source]
+        source: crate::seal::SealError,
+    },
+    /// No endorsement was given. The message names the code the clients would give, so
+    /// that the operator can look it up, and says how to get one.
+    #[error(
+        "refusing the encryption key {fingerprint} for {org} [{}]: {source}; ask {org} for \
+         one (`congvan key endorse`) and pass it with --endorsement",
+        .source.code()
+    )]
+    NoEndorsement {
+        /// The certificate's fingerprint.
+        fingerprint: String,
+        /// The organisation.
+        org: OrgId,
+        /// Always [`EndorsementError::Missing`].
+        #[source]
+        source: Box<EndorsementError>,
+    },
+    /// The endorsement does not hold (with the code the clients would give).
+    #[error("refusing the encryption key {fingerprint} for {org} [{}]: {source}", .source.code())]
+    Refused {
+        /// The certificate's fingerprint.
+        fingerprint: String,
+        /// The organisation.
+        org: OrgId,
+        /// Why (boxed: the error stays small on the happy path).
+        #[source]
+        source: Box<EndorsementError>,
+    },
+    /// Trust material could not be read, or a file not written.
+    #[error(transparent)]
+    Pki(#[from] crate::pki::PkiError),
+}
+
+/// A key `directory set-key` registered.
+#[derive(Debug)]
+pub struct RegisteredKey {
+    /// The certificate's OpenPGP fingerprint.
+    pub fingerprint: String,
+    /// Where the certificate was written (in the keys directory).
+    pub cert_path: std::path::PathBuf,
+    /// The endorsement as verified.
+    pub endorsement: VerifiedEndorsement,
+}
+
+/// `directory set-key`, on the server host: registers the OpenPGP certificate in `cert`
+/// as `org`'s encryption key, in the keys directory of the server configured by `config`,
+/// with the organisation's endorsement read from `endorsement`.
+///
+/// The server serves endorsements without judging them; this check is here so that an
+/// honest operator's mistake is caught at once, with the code the clients would give.
+pub fn register_key(
+    config: &crate::config::ServerConfig,
+    org: &OrgId,
+    cert: &std::path::Path,
+    endorsement: Option<&std::path::Path>,
+) -> Result<RegisteredKey, RegisterKeyError> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|source| RegisterKeyError::Read {
+            path: path.display().to_string(),
+            source,
+        })
+    };
+    let (directory, _) = config.load_directory()?;
+    if directory.org(org).is_none() {
+        return Err(RegisterKeyError::UnknownOrg {
+            org: org.clone(),
+            orgs: config.orgs.display().to_string(),
+        });
+    }
+    let bytes = read(cert)?;
+    let fingerprint = OpenPgp::default().check_cert(&bytes).map_err(|source| {
+        RegisterKeyError::NotEncryptionKey {
+            path: cert.display().to_string(),
+            source,
+        }
+    })?;
+    let refuse = |source: EndorsementError| RegisterKeyError::Refused {
+        fingerprint: fingerprint.clone(),
+        org: org.clone(),
+        source: Box::new(source),
+    };
+    let Some(endorsement_path) = endorsement else {
+        return Err(RegisterKeyError::NoEndorsement {
+            fingerprint: fingerprint.clone(),
+            org: org.clone(),
+            source: Box::new(EndorsementError::Missing),
+        });
+    };
+    let endorsement_bytes = read(endorsement_path)?;
+    let parsed = SignedEndorsement::from_slice(&endorsement_bytes).map_err(refuse)?;
+    let trust = SigningTrust::load(&config.signing_anchors, &config.signing_crls)?;
+    let verified = parsed
+        .verify(&trust, org, &fingerprint, UnixTime::now())
+        .map_err(refuse)?;
+    // The endorsement first: a server that reloads between the two writes then serves
+    // the old certificate with a new endorsement, which clients refuse (fail closed)
+    // until the certificate follows, never an unendorsed new key.
+    let endorsement_json = parsed.to_json().map_err(refuse)?;
+    write_public(
+        &config
+            .keys_dir
+            .join(crate::directory::endorsement_file(org)),
+        &endorsement_json,
+    )?;
+    let cert_path = config
+        .keys_dir
+        .join(crate::directory::encryption_cert_file(org));
+    write_public(&cert_path, &bytes)?;
+    Ok(RegisteredKey {
+        fingerprint,
+        cert_path,
+        endorsement: verified,
+    })
+}
+
+/// Why `key endorse` could not endorse a certificate file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EndorseFileError {
+    /// No certificate named, and the profile names none.
+    #[error("the profile has no openpgp_cert; name the certificate with --cert")]
+    NoCert,
+    /// The certificate file could not be read.
+    #[error("cannot read {path}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Signing the endorsement failed. The cause keeps its own exit code.
+    #[error("{0}")]
+    Client(#[source] ClientError),
+    /// The endorsement could not be serialised.
+    #[error("{0}")]
+    Endorsement(#[source] EndorsementError),
+}
+
+/// `key endorse`: endorses the certificate file `cert` (default: the profile's
+/// `openpgp_cert`) for `days`; returns the endorsement and its JSON file's bytes.
+pub fn endorse_key_file(
+    profile: &ClientProfile,
+    cert: Option<&std::path::Path>,
+    days: i64,
+) -> Result<(SignedEndorsement, Vec<u8>), EndorseFileError> {
+    let cert_path = match cert {
+        Some(path) => path.to_owned(),
+        None => profile
+            .openpgp_cert
+            .clone()
+            .ok_or(EndorseFileError::NoCert)?,
+    };
+    let bytes = std::fs::read(&cert_path).map_err(|source| EndorseFileError::Read {
+        path: cert_path.display().to_string(),
+        source,
+    })?;
+    let endorsement = endorse_key(profile, &bytes, days).map_err(EndorseFileError::Client)?;
+    let json = endorsement
+        .to_json()
+        .map_err(EndorseFileError::Endorsement)?;
+    Ok((endorsement, json))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,12 +28,40 @@ pub struct Revoked {
     pub newly_revoked: bool,
 }
 
+/// Why a certificate is revoked: the reasons `congvan pki revoke` offers (RFC 5280
+/// CRLReason). The binary maps its arguments to these, so that only `pki` knows rcgen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// No reason given.
+    Unspecified,
+    /// The key is known or suspected to be compromised.
+    KeyCompromise,
+    /// The holder's affiliation changed.
+    AffiliationChanged,
+    /// A routine replacement: documents accepted before it stay trusted.
+    Superseded,
+    /// The holder ceased to operate.
+    CessationOfOperation,
+}
+
+impl From<Reason> for RevocationReason {
+    fn from(r: Reason) -> Self {
+        match r {
+            Reason::Unspecified => RevocationReason::Unspecified,
+            Reason::KeyCompromise => RevocationReason::KeyCompromise,
+            Reason::AffiliationChanged => RevocationReason::AffiliationChanged,
+            Reason::Superseded => RevocationReason::Superseded,
+            Reason::CessationOfOperation => RevocationReason::CessationOfOperation,
+        }
+    }
+}
+
 /// Revokes the first certificate in `cert_path`, which must have been issued by the root
 /// or the intermediate CA of the PKI at `layout`.
 pub fn revoke(
     layout: &Layout,
     cert_path: &Path,
-    reason: Option<RevocationReason>,
+    reason: Option<Reason>,
 ) -> Result<Revoked, PkiError> {
     revoke_with(layout, cert_path, reason, None)
 }
@@ -44,7 +72,7 @@ pub fn revoke(
 pub fn revoke_with(
     layout: &Layout,
     cert_path: &Path,
-    reason: Option<RevocationReason>,
+    reason: Option<Reason>,
     invalid_since: Option<OffsetDateTime>,
 ) -> Result<Revoked, PkiError> {
     let target = read_certs(cert_path)?
@@ -124,7 +152,7 @@ pub fn revoke_with(
         entries.push(RevokedCertParams {
             serial_number: SerialNumber::from_slice(serial),
             revocation_time: OffsetDateTime::now_utc(),
-            reason_code: reason,
+            reason_code: reason.map(RevocationReason::from),
             invalidity_date: invalid_since,
         });
     }

@@ -22,6 +22,9 @@ use super::pem::{read_certs, read_private_key};
 use super::signing::SigningKey;
 use super::token::{KeyRef, TokenSession};
 
+mod prompt;
+pub use prompt::{PromptError, new_passphrase, read_password};
+
 /// The PEM label of an encrypted PKCS#8 key (RFC 5958).
 const ENCRYPTED_LABEL: &str = "ENCRYPTED PRIVATE KEY";
 /// scrypt's cost parameter for keys encrypted here (log2 N).
@@ -594,7 +597,7 @@ fn pem_encode(label: &str, der: &[u8]) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, reason = "tests fail loudly by design")]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 

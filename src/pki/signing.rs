@@ -1151,7 +1151,7 @@ impl SigningKey {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, reason = "tests fail loudly by design")]
 mod tests {
     use super::*;
     use crate::pki::demo::{Ca, LeafKind, LeafSpec};

@@ -43,11 +43,13 @@ pub mod metrics;
 pub mod ocsp;
 pub mod registry;
 pub mod routes;
+mod start;
 pub mod tls;
 
 pub use admin::SOCKET_NAME as BACKUP_SOCKET_NAME;
 pub use auth::{Caller, PeerCert, PeerChain};
 pub use error::ApiError;
+pub use start::{StartError, serve_until_signalled};
 pub use tls::TrustReloader;
 
 /// Errors starting or running the server.

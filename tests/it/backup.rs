@@ -4,7 +4,7 @@
 //! auditors' remembered checkpoints tell the two cases apart.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -14,7 +14,7 @@ use congvan::client::send::SendRequest;
 use congvan::document::manifest::Classification;
 use uuid::Uuid;
 
-use crate::support::{TestServer, assert_code};
+use crate::support::{TestServer, assert_code, assert_ok, congvan, congvan_command, run_ok};
 
 const RECIPIENT: &str = "hn/cm/chuc-son";
 
@@ -56,15 +56,6 @@ async fn send_as(client: &Client, work: &Path, body: Vec<u8>) -> Uuid {
     client.send_document(&request).await.unwrap().id
 }
 
-fn congvan(args: &[&str]) -> Output {
-    tokio::task::block_in_place(|| {
-        Command::new(env!("CARGO_BIN_EXE_congvan"))
-            .args(args)
-            .output()
-            .unwrap()
-    })
-}
-
 fn text(out: &Output) -> String {
     format!(
         "{}{}",
@@ -84,7 +75,7 @@ fn backup(server: &TestServer, out: &Path) -> Output {
     let data = server.dir.path().join("data");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let result = congvan(&[
+        let result = congvan([
             "backup",
             "--config",
             s(&config),
@@ -101,10 +92,6 @@ fn backup(server: &TestServer, out: &Path) -> Output {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-fn assert_ok(out: &Output) {
-    assert!(out.status.success(), "{}", text(out));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -187,22 +174,22 @@ async fn backup_under_continuous_submissions_restores_to_a_server_that_starts() 
     }
     let remembered = auditor(&server).audit_checkpoint().await.unwrap().current;
 
-    let verified = congvan(&["backup", "verify", s(&out)]);
+    let verified = congvan(["backup", "verify", s(&out)]);
     assert_ok(&verified);
     assert!(text(&verified).contains("3 sets"), "{}", text(&verified));
 
     let restored = server.dir.path().join("data-restored");
-    let result = congvan(&["restore", s(&out), "--data", s(&restored)]);
+    let result = congvan(["restore", s(&out), "--data", s(&restored)]);
     assert_ok(&result);
     // A restore never writes over a directory in use.
-    let again = congvan(&["restore", s(&out), "--data", s(&restored)]);
+    let again = congvan(["restore", s(&out), "--data", s(&restored)]);
     assert!(!again.status.success());
     assert!(text(&again).contains("not empty"), "{}", text(&again));
 
     let server = Arc::into_inner(server).unwrap();
     let (dir, pki) = server.stop().await;
     // The operator's offline check of the restored store passes too.
-    let store_check = congvan(&[
+    let store_check = congvan([
         "audit",
         "verify-store",
         "--config",
@@ -286,7 +273,7 @@ async fn a_backup_killed_midway_is_refused_as_incomplete_and_the_next_one_comple
     let out = work.path().join("backup");
     let mut outcomes = (0, 0);
     for delay_ms in [5u64, 30, 80, 150, 400, 3000] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_congvan"))
+        let mut child = congvan_command()
             .args(["backup", "--config", s(&config), "--data", s(&data)])
             .args(["--out", s(&out)])
             .stdout(std::process::Stdio::null())
@@ -297,7 +284,7 @@ async fn a_backup_killed_midway_is_refused_as_incomplete_and_the_next_one_comple
         // `Child::kill` is SIGKILL: no clean-up runs in the backup process.
         child.kill().unwrap();
         child.wait().unwrap();
-        let verified = congvan(&["backup", "verify", s(&out)]);
+        let verified = congvan(["backup", "verify", s(&out)]);
         if verified.status.success() {
             outcomes.0 += 1;
         } else {
@@ -309,7 +296,7 @@ async fn a_backup_killed_midway_is_refused_as_incomplete_and_the_next_one_comple
             assert_eq!(verified.status.code(), Some(3), "does not verify: exit 3");
             outcomes.1 += 1;
             // Nothing that is not complete can be restored either.
-            let restore = congvan(&[
+            let restore = congvan([
                 "restore",
                 s(&out),
                 "--data",
@@ -333,7 +320,7 @@ async fn a_backup_killed_midway_is_refused_as_incomplete_and_the_next_one_comple
     let done = backup(&server, &out);
     assert_ok(&done);
     println!("{}", String::from_utf8_lossy(&done.stdout));
-    let verified = congvan(&["backup", "verify", s(&out)]);
+    let verified = congvan(["backup", "verify", s(&out)]);
     assert_ok(&verified);
     // Payload files travel once, by digest: a new document whose payload the backup
     // already holds does not send it again.
@@ -346,13 +333,13 @@ async fn a_backup_killed_midway_is_refused_as_incomplete_and_the_next_one_comple
         "{}",
         text(&again)
     );
-    assert_ok(&congvan(&["backup", "verify", s(&out)]));
+    run_ok(["backup", "verify", s(&out)]);
     // A damaged payload file is caught by its digest.
     let (_, blob) = first_blob(&out);
     let mut bytes = std::fs::read(&blob).unwrap();
     bytes[1000] ^= 1;
     std::fs::write(&blob, bytes).unwrap();
-    let verified = congvan(&["backup", "verify", s(&out)]);
+    let verified = congvan(["backup", "verify", s(&out)]);
     assert!(!verified.status.success());
     assert!(text(&verified).contains("digest"), "{}", text(&verified));
 }
@@ -406,11 +393,11 @@ async fn an_older_backup_restored_is_refused_until_acknowledged_and_auditors_see
     let (dir, pki) = server.stop().await;
     let data_older = dir.path().join("data-older");
     let data_latest = dir.path().join("data-latest");
-    assert_ok(&congvan(&["restore", s(&older), "--data", s(&data_older)]));
-    assert_ok(&congvan(&["restore", s(&out), "--data", s(&data_latest)]));
+    run_ok(["restore", s(&older), "--data", s(&data_older)]);
+    run_ok(["restore", s(&out), "--data", s(&data_latest)]);
 
     // The older data: the real binary refuses to start, and says how to go on.
-    let refused = congvan(&[
+    let refused = congvan([
         "serve",
         "--config",
         s(&pki.server_config()),
@@ -514,7 +501,7 @@ async fn the_backup_socket_refuses_bad_requests_and_another_servers_backup_direc
         text(&refused)
     );
     // Nothing was left behind: the directory still verifies, and the server still backs up.
-    assert_ok(&congvan(&["backup", "verify", s(&out)]));
+    run_ok(["backup", "verify", s(&out)]);
     assert_ok(&backup(&server, &out));
     // One backup into a directory at a time (here the test holds its lock).
     let lock = std::fs::File::open(out.join("lock")).unwrap();
@@ -524,7 +511,7 @@ async fn the_backup_socket_refuses_bad_requests_and_another_servers_backup_direc
     assert!(text(&busy).contains("another backup"), "{}", text(&busy));
     drop(lock);
     assert_ok(&backup(&server, &out));
-    assert_ok(&congvan(&["backup", "verify", s(&out)]));
+    run_ok(["backup", "verify", s(&out)]);
 }
 
 /// The real server, killed with SIGKILL while a backup streams from it: the backup fails
@@ -555,7 +542,7 @@ async fn a_server_killed_during_a_backup_leaves_nothing_half_written() {
         send_as(&district, work.path(), body).await;
     }
     let out = work.path().join("backup");
-    let backup = Command::new(env!("CARGO_BIN_EXE_congvan"))
+    let backup = congvan_command()
         .args(["backup", "--config", s(&config), "--data", s(&data)])
         .args(["--out", s(&out)])
         .stdout(std::process::Stdio::piped())
@@ -571,7 +558,7 @@ async fn a_server_killed_during_a_backup_leaves_nothing_half_written() {
     server.kill().unwrap();
     server.wait().unwrap();
     let failed = tokio::task::block_in_place(|| backup.wait_with_output().unwrap());
-    let verified = congvan(&["backup", "verify", s(&out)]);
+    let verified = congvan(["backup", "verify", s(&out)]);
     println!("the backup during the kill: {}", text(&failed).trim());
     if failed.status.success() {
         // The backup finished before the kill: then it is whole.
@@ -594,7 +581,7 @@ async fn a_server_killed_during_a_backup_leaves_nothing_half_written() {
         );
         assert!(!out.join("sets/000001.partial").exists());
         // With the server gone, a backup cannot reach it: exit 6.
-        let unreachable = congvan(&[
+        let unreachable = congvan([
             "backup",
             "--config",
             s(&config),
@@ -608,7 +595,7 @@ async fn a_server_killed_during_a_backup_leaves_nothing_half_written() {
 
     // Restarted on the same data, the server backs up completely.
     let (mut server, _, _) = crate::cli::spawn_server(dir.path(), &args);
-    let done = congvan(&[
+    let done = congvan([
         "backup",
         "--config",
         s(&config),
@@ -620,5 +607,5 @@ async fn a_server_killed_during_a_backup_leaves_nothing_half_written() {
     server.kill().unwrap();
     server.wait().unwrap();
     assert_ok(&done);
-    assert_ok(&congvan(&["backup", "verify", s(&out)]));
+    run_ok(["backup", "verify", s(&out)]);
 }

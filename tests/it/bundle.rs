@@ -5,52 +5,35 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use congvan::client::Client;
 use congvan::config::ClientProfile;
 
-use crate::support::{TestServer, fresh_pki};
+use crate::support::{Run as _, TestServer, assert_ok, congvan_command, fresh_pki, stderr};
 
 const PASSWORD: &str = "hoa sen nở giữa đầm";
 
-fn congvan(args: &[&std::ffi::OsStr]) -> Output {
-    tokio::task::block_in_place(|| {
-        Command::new(env!("CARGO_BIN_EXE_congvan"))
-            .args(args)
-            .output()
-            .unwrap()
-    })
-}
-
 fn bundle(pki: &Path, org: &str, out: &Path, password_file: &Path) -> Output {
-    congvan(&[
-        "pki".as_ref(),
-        "bundle".as_ref(),
-        org.as_ref(),
-        "--pki".as_ref(),
-        pki.as_os_str(),
-        "--out".as_ref(),
-        out.as_os_str(),
-        "--password-file".as_ref(),
-        password_file.as_os_str(),
-    ])
+    congvan_command()
+        .args(["pki", "bundle", org, "--pki"])
+        .arg(pki)
+        .arg("--out")
+        .arg(out)
+        .arg("--password-file")
+        .arg(password_file)
+        .run()
 }
 
 fn install(file: &Path, dir: &Path, password_file: &Path) -> Output {
-    congvan(&[
-        "profile".as_ref(),
-        "install".as_ref(),
-        file.as_os_str(),
-        "--dir".as_ref(),
-        dir.as_os_str(),
-        "--password-file".as_ref(),
-        password_file.as_os_str(),
-    ])
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    congvan_command()
+        .args(["profile", "install"])
+        .arg(file)
+        .arg("--dir")
+        .arg(dir)
+        .arg("--password-file")
+        .arg(password_file)
+        .run()
 }
 
 fn mode(path: &Path) -> u32 {
@@ -65,8 +48,7 @@ async fn a_bundled_profile_installs_on_the_communes_machine_and_works() {
     std::fs::write(&password, format!("{PASSWORD}\n")).unwrap();
     let file = work.path().join("hn.cm.chuc-son.congvan");
 
-    let out = bundle(&pki.dir, "hn/cm/chuc-son", &file, &password);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_ok(&bundle(&pki.dir, "hn/cm/chuc-son", &file, &password));
     assert_eq!(mode(&file), 0o600, "the bundle holds keys: owner only");
     let bytes = std::fs::read(&file).unwrap();
     assert!(
@@ -84,17 +66,13 @@ async fn a_bundled_profile_installs_on_the_communes_machine_and_works() {
     );
 
     // A bare file name in the current directory works too.
-    let bare = tokio::task::block_in_place(|| {
-        Command::new(env!("CARGO_BIN_EXE_congvan"))
-            .current_dir(work.path())
-            .args(["pki", "bundle", "hn/cm/chuc-son", "--pki"])
-            .arg(&pki.dir)
-            .args(["--out", "bare.congvan", "--password-file"])
-            .arg(&password)
-            .output()
-            .unwrap()
-    });
-    assert!(bare.status.success(), "{}", stderr(&bare));
+    congvan_command()
+        .current_dir(work.path())
+        .args(["pki", "bundle", "hn/cm/chuc-son", "--pki"])
+        .arg(&pki.dir)
+        .args(["--out", "bare.congvan", "--password-file"])
+        .arg(&password)
+        .run_ok();
     assert!(work.path().join("bare.congvan").is_file());
 
     // Refused without overwriting: the bundle again to the same file.
@@ -126,8 +104,7 @@ async fn a_bundled_profile_installs_on_the_communes_machine_and_works() {
     assert!(!target.exists(), "nothing written from a damaged bundle");
 
     // The right password: keys 0600, the directory 0700, and the profile works.
-    let out = install(&file, &target, &password);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_ok(&install(&file, &target, &password));
     assert_eq!(mode(&target), 0o700);
     for key in ["tls.key", "sign.key", "person.key", "openpgp.key"] {
         assert_eq!(mode(&target.join(key)), 0o600, "{key}");
@@ -165,17 +142,14 @@ async fn bundle_refuses_another_organisations_profile_and_a_short_password() {
     std::fs::write(&password, format!("{PASSWORD}\n")).unwrap();
     let out_file = work.path().join("x.congvan");
     let profile = pki.org_profile(&"hn/cm/chuc-son".parse().unwrap());
-    let out = congvan(&[
-        "pki".as_ref(),
-        "bundle".as_ref(),
-        "hn/cm".as_ref(),
-        "--profile".as_ref(),
-        profile.as_os_str(),
-        "--out".as_ref(),
-        out_file.as_os_str(),
-        "--password-file".as_ref(),
-        password.as_os_str(),
-    ]);
+    let out = congvan_command()
+        .args(["pki", "bundle", "hn/cm", "--profile"])
+        .arg(&profile)
+        .arg("--out")
+        .arg(&out_file)
+        .arg("--password-file")
+        .arg(&password)
+        .run();
     assert!(!out.status.success());
     assert!(stderr(&out).contains("not for hn/cm"), "{}", stderr(&out));
     assert!(!out_file.exists());

@@ -6,9 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn congvan() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_congvan"))
-}
+use crate::support::{Run as _, congvan_command as congvan, stderr, stdout};
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
@@ -18,17 +16,8 @@ fn mode(path: &Path) -> u32 {
 fn pki_demo_writes_the_layout_with_private_keys_0600() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("pki");
-    let run = congvan()
-        .args(["pki", "demo", "--out"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    assert!(String::from_utf8_lossy(&run.stdout).contains("DEMO"));
+    let run = congvan().args(["pki", "demo", "--out"]).arg(&out).run_ok();
+    assert!(stdout(&run).contains("DEMO"));
 
     let org = out.join("orgs/hn.cm.chuc-son");
     for f in ["tls.key", "sign.key", "person.key", "openpgp.key"] {
@@ -83,36 +72,24 @@ fn pki_demo_writes_the_layout_with_private_keys_0600() {
 fn pki_demo_refuses_to_overwrite_without_force() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("pki");
-    assert!(
-        congvan()
-            .args(["pki", "demo", "--out"])
-            .arg(&out)
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
+    congvan().args(["pki", "demo", "--out"]).arg(&out).run_ok();
     let root_before = std::fs::read(out.join("ca/root.crt")).unwrap();
 
     let again = congvan()
         .args(["pki", "demo", "--out"])
         .arg(&out)
-        .output()
-        .unwrap();
-    assert!(!again.status.success());
-    let stderr = String::from_utf8_lossy(&again.stderr);
+        .run_fails();
+    let stderr = stderr(&again);
     assert!(
         stderr.contains("already exists") && stderr.contains("--force"),
         "{stderr}"
     );
     assert_eq!(std::fs::read(out.join("ca/root.crt")).unwrap(), root_before);
 
-    let forced = congvan()
+    congvan()
         .args(["pki", "demo", "--force", "--out"])
         .arg(&out)
-        .output()
-        .unwrap();
-    assert!(forced.status.success());
+        .run_ok();
     assert_ne!(std::fs::read(out.join("ca/root.crt")).unwrap(), root_before);
 }
 
@@ -120,21 +97,17 @@ fn pki_demo_refuses_to_overwrite_without_force() {
 fn pki_revoke_refuses_a_certificate_from_another_pki() {
     let tmp = tempfile::tempdir().unwrap();
     for name in ["a", "b"] {
-        let ok = congvan()
+        congvan()
             .args(["pki", "demo", "--out"])
             .arg(tmp.path().join(name))
-            .output()
-            .unwrap();
-        assert!(ok.status.success());
+            .run_ok();
     }
     let run = congvan()
         .args(["pki", "revoke", "--pki"])
         .arg(tmp.path().join("a"))
         .arg(tmp.path().join("b/orgs/hn/tls.crt"))
-        .output()
-        .unwrap();
-    assert!(!run.status.success());
-    assert!(String::from_utf8_lossy(&run.stderr).contains("was not issued by a CA of this PKI"));
+        .run_fails();
+    assert!(stderr(&run).contains("was not issued by a CA of this PKI"));
 }
 
 /// Starts `congvan serve` in `cwd` and waits for its "listening" line.
@@ -212,13 +185,7 @@ fn serve_on_the_embedded_default_makes_a_demo_pki_and_stops_on_sigterm() {
         .args(["whoami", "--profile"])
         .arg(pki.join("orgs/hn.cm/client.toml"))
         .args(["--server", &format!("https://localhost:{port}")])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .run_ok();
     let me: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(me["id"], "hn/cm");
 
@@ -240,23 +207,13 @@ fn serve_on_the_embedded_default_makes_a_demo_pki_and_stops_on_sigterm() {
 fn whoami_with_an_unreachable_server_explains_the_failure() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("pki");
-    assert!(
-        congvan()
-            .args(["pki", "demo", "--out"])
-            .arg(&out)
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
+    congvan().args(["pki", "demo", "--out"]).arg(&out).run_ok();
     let run = congvan()
         .args(["whoami", "--profile"])
         .arg(out.join("orgs/hn/client.toml"))
         .args(["--server", "https://localhost:1"])
-        .output()
-        .unwrap();
-    assert!(!run.status.success());
-    let stderr = String::from_utf8_lossy(&run.stderr);
+        .run_fails();
+    let stderr = stderr(&run);
     assert!(
         stderr.starts_with("error: cannot reach https://localhost:1"),
         "{stderr}"
@@ -279,16 +236,14 @@ fn serve_refuses_data_dir_and_a_different_data_flag() {
     );
     std::fs::write(&config, text).unwrap();
     let other = dir.path().join("other-data");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_congvan"))
+    let out = congvan()
         .arg("serve")
         .arg("--config")
         .arg(&config)
         .args(["--listen", "127.0.0.1:0", "--data"])
         .arg(&other)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "refused: {stderr}");
+        .run_fails();
+    let stderr = stderr(&out);
     assert!(
         stderr.contains("data_dir") && stderr.contains("--data"),
         "the message names both: {stderr}"

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use crate::support::TestServer;
+use crate::support::{Run as _, TestServer, congvan, congvan_command, run_fails_with, stderr};
 
 /// Runs the binary; returns (success, stdout, stderr).
 fn run(args: &[&str]) -> (bool, String, String) {
@@ -13,16 +13,11 @@ fn run(args: &[&str]) -> (bool, String, String) {
 
 /// Runs the binary; returns (exit code, stdout, stderr).
 fn run_code(args: &[&str]) -> (i32, String, String) {
-    let out = tokio::task::block_in_place(|| {
-        Command::new(env!("CARGO_BIN_EXE_congvan"))
-            .args(args)
-            .output()
-            .unwrap()
-    });
+    let out = congvan(args);
     (
         out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+        crate::support::stdout(&out),
+        stderr(&out),
     )
 }
 
@@ -36,13 +31,10 @@ fn profile(server: &TestServer, org: &str) -> String {
 
 #[test]
 fn a_missing_profile_says_its_cause_once() {
-    let (ok, _, stderr) = run_plain(&["whoami", "--profile", "/nonexistent/client.toml"]);
+    let (ok, _, stderr) = run(&["whoami", "--profile", "/nonexistent/client.toml"]);
     assert!(!ok);
-    let usage = Command::new(env!("CARGO_BIN_EXE_congvan"))
-        .args(["whoami", "--no-such-option"])
-        .output()
-        .unwrap();
-    assert_eq!(usage.status.code(), Some(2), "usage errors exit 2");
+    // Usage errors exit 2.
+    run_fails_with(2, ["whoami", "--no-such-option"]);
     assert!(
         stderr.contains("cannot read /nonexistent/client.toml"),
         "{stderr}"
@@ -52,18 +44,6 @@ fn a_missing_profile_says_its_cause_once() {
         1,
         "{stderr}"
     );
-}
-
-fn run_plain(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_congvan"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -186,7 +166,7 @@ async fn writing_to_a_closed_pipe_ends_quietly() {
     let url = server.url();
     for args in [vec!["whoami"], vec!["directory"], vec!["inbox", "--all"]] {
         let out = tokio::task::block_in_place(|| {
-            let mut child = Command::new(env!("CARGO_BIN_EXE_congvan"))
+            let mut child = congvan_command()
                 .args(&args)
                 .args(["--profile", &p, "--server", &url])
                 .stdout(std::process::Stdio::piped())
@@ -224,24 +204,19 @@ async fn audit_export_to_a_bare_file_name_writes_it_in_the_current_directory() {
     let server = TestServer::start().await;
     let profile = server.pki.auditor_profile(&"hn/cm".parse().unwrap());
     let cwd = tempfile::tempdir().unwrap();
-    let out = tokio::task::block_in_place(|| {
-        Command::new(env!("CARGO_BIN_EXE_congvan"))
-            .current_dir(cwd.path())
-            .args([
-                "audit",
-                "export",
-                "--out",
-                "export.json",
-                "--server",
-                &server.url(),
-            ])
-            .arg("--profile")
-            .arg(&profile)
-            .output()
-            .unwrap()
-    });
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    congvan_command()
+        .current_dir(cwd.path())
+        .args([
+            "audit",
+            "export",
+            "--out",
+            "export.json",
+            "--server",
+            &server.url(),
+        ])
+        .arg("--profile")
+        .arg(&profile)
+        .run_ok();
     let written: serde_json::Value =
         serde_json::from_slice(&std::fs::read(cwd.path().join("export.json")).unwrap()).unwrap();
     assert!(written.is_object());
@@ -265,33 +240,29 @@ async fn curl_gets_the_status_of_an_upload_refused_before_its_body_was_read() {
         server.url(),
         uuid::Uuid::now_v7()
     );
-    let out = tokio::task::block_in_place(|| {
-        Command::new("curl")
-            .args([
-                "-sS",
-                "--http2",
-                "--max-time",
-                "20",
-                "-w",
-                "\n%{http_code}",
-                "-X",
-                "PUT",
-            ])
-            .arg("--cacert")
-            .arg(server.pki.root_cert())
-            .arg("--cert")
-            .arg(dir.join("tls.crt"))
-            .arg("--key")
-            .arg(dir.join("tls.key"))
-            .arg("--data-binary")
-            .arg(format!("@{}", body.display()))
-            .arg(&url)
-            .output()
-            .unwrap()
-    });
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "curl failed: {stderr} {stdout}");
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--http2",
+            "--max-time",
+            "20",
+            "-w",
+            "\n%{http_code}",
+            "-X",
+            "PUT",
+        ])
+        .arg("--cacert")
+        .arg(server.pki.root_cert())
+        .arg("--cert")
+        .arg(dir.join("tls.crt"))
+        .arg("--key")
+        .arg(dir.join("tls.key"))
+        .arg("--data-binary")
+        .arg(format!("@{}", body.display()))
+        .arg(&url)
+        .run_ok();
+    let stdout = crate::support::stdout(&out);
+    let stderr = stderr(&out);
     assert!(stdout.ends_with("404"), "{stdout} {stderr}");
     assert!(stdout.contains("document_not_found"), "{stdout}");
 }

@@ -5,14 +5,16 @@
 //! what the log records.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use congvan::api::{ListPage, StatusView};
 use congvan::client::Client;
 use congvan::ledger::Event;
 
-use crate::support::{TestDoc, TestServer, assert_code};
+use crate::support::{
+    Run as _, TestDoc, TestServer, assert_code, assert_ok, congvan_command, stderr, stdout,
+};
 
 const PLAN: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -21,20 +23,17 @@ const PLAN: &str = concat!(
 
 fn reform(server: &TestServer, args: &[&str]) -> Output {
     let config = server.pki.server_config();
-    tokio::task::block_in_place(|| {
-        Command::new(env!("CARGO_BIN_EXE_congvan"))
-            .arg("reform")
-            .args(args)
-            .arg("--config")
-            .arg(&config)
-            .output()
-            .unwrap()
-    })
+    congvan_command()
+        .arg("reform")
+        .args(args)
+        .arg("--config")
+        .arg(&config)
+        .run()
 }
 
 /// The effect lines a `reform apply` printed.
 fn effects(out: &Output) -> Vec<String> {
-    String::from_utf8_lossy(&out.stdout)
+    stdout(out)
         .lines()
         .filter_map(|l| l.strip_prefix("  - ").map(str::to_owned))
         .collect()
@@ -123,11 +122,7 @@ async fn the_2025_plan_applied_to_a_live_server_loses_nothing() {
 
     // A dry run shows every effect and changes nothing.
     let dry = reform(&server, &["apply", PLAN, "--dry-run"]);
-    assert!(
-        dry.status.success(),
-        "{}",
-        String::from_utf8_lossy(&dry.stderr)
-    );
+    assert_ok(&dry);
     let dry_effects = effects(&dry);
     for expected in [
         "activate hn/chuong-my (Đảng ủy phường Chương Mỹ) under hn",
@@ -147,11 +142,7 @@ async fn the_2025_plan_applied_to_a_live_server_loses_nothing() {
 
     // Applied for real: the server puts it in force within a reload interval.
     let applied = reform(&server, &["apply", PLAN]);
-    assert!(
-        applied.status.success(),
-        "{}",
-        String::from_utf8_lossy(&applied.stderr)
-    );
+    assert_ok(&applied);
     assert_eq!(effects(&applied), dry_effects);
     let ward = server.client("hn/chuong-my");
     let mut waited = 0;
@@ -283,21 +274,13 @@ async fn the_2025_plan_applied_to_a_live_server_loses_nothing() {
     // The command line says so too, to the sender and to the successor.
     let cli = |org: &str, args: &[&str]| {
         let profile = server.pki.org_profile(&org.parse().unwrap());
-        let out = tokio::task::block_in_place(|| {
-            Command::new(env!("CARGO_BIN_EXE_congvan"))
-                .args(args)
-                .arg("--profile")
-                .arg(&profile)
-                .args(["--server", &server.url()])
-                .output()
-                .unwrap()
-        });
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let out = congvan_command()
+            .args(args)
+            .arg("--profile")
+            .arg(&profile)
+            .args(["--server", &server.url()])
+            .run_ok();
+        stdout(&out)
     };
     let shown = cli("hn/cm", &["status", &directive]);
     assert!(shown.contains("merged: offered to hn/xuan-mai"), "{shown}");
@@ -416,11 +399,7 @@ async fn the_2025_plan_applied_to_a_live_server_loses_nothing() {
     let before = files_in(&reforms_dir(&server));
     let again = reform(&server, &["apply", PLAN]);
     assert!(!again.status.success());
-    assert!(
-        String::from_utf8_lossy(&again.stderr).contains("already in"),
-        "{}",
-        String::from_utf8_lossy(&again.stderr)
-    );
+    assert!(stderr(&again).contains("already in"), "{}", stderr(&again));
     assert_eq!(files_in(&reforms_dir(&server)), before);
 }
 
@@ -442,7 +421,7 @@ async fn a_plan_that_does_not_fit_the_tree_is_refused_and_changes_nothing() {
     ] {
         let out = reform(&server, &args);
         assert!(!out.status.success());
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stderr = stderr(&out);
         assert!(
             stderr.contains("successor hn/chuong-my is not active"),
             "{stderr}"

@@ -7,7 +7,9 @@ use std::process::Command;
 use congvan::api::{IncomingRegisterView, ListPage, PaperRegistered};
 use congvan::registers::{Medium, PaperRegistration};
 
-use crate::support::{TestDoc, TestServer, assert_code, next_number};
+use crate::support::{
+    Run as _, TestDoc, TestServer, assert_code, congvan_command, next_number, stderr, stdout,
+};
 
 const DISTRICT: &str = "hn/cm";
 const COMMUNE: &str = "hn/cm/chuc-son";
@@ -290,22 +292,14 @@ async fn the_cli_writes_the_register_as_csv_and_pdf_in_the_legal_columns() {
 
     let profile = server.pki.org_profile(&COMMUNE.parse().unwrap());
     let run = |args: &[&str]| {
-        let out = tokio::task::block_in_place(|| {
-            Command::new(env!("CARGO_BIN_EXE_congvan"))
-                .arg("register")
-                .args(args)
-                .arg("--profile")
-                .arg(&profile)
-                .args(["--server", &server.url()])
-                .output()
-                .unwrap()
-        });
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let out = congvan_command()
+            .arg("register")
+            .args(args)
+            .arg("--profile")
+            .arg(&profile)
+            .args(["--server", &server.url()])
+            .run_ok();
+        stdout(&out)
     };
     let out = run(&[
         "paper",
@@ -352,13 +346,7 @@ async fn the_cli_writes_the_register_as_csv_and_pdf_in_the_legal_columns() {
     run(&["list", "--pdf", pdf.to_str().unwrap()]);
     let out = Command::new("pdftotext")
         .args(["-layout", pdf.to_str().unwrap(), "-"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .run_ok();
     let text = String::from_utf8(out.stdout).unwrap();
     for expected in [
         "SỔ ĐĂNG KÝ VĂN BẢN ĐẾN",
@@ -380,18 +368,14 @@ async fn the_cli_writes_the_register_as_csv_and_pdf_in_the_legal_columns() {
     }
     // A font that is not there is named, with the package that provides it.
     let profile_arg = profile.to_str().unwrap().to_owned();
-    let out = tokio::task::block_in_place(|| {
-        Command::new(env!("CARGO_BIN_EXE_congvan"))
-            .args(["register", "list", "--pdf", pdf.to_str().unwrap()])
-            .args(["--font", "/nonexistent/font.ttf", "--profile", &profile_arg])
-            .args(["--server", &server.url()])
-            .output()
-            .unwrap()
-    });
-    assert!(!out.status.success());
+    let out = congvan_command()
+        .args(["register", "list", "--pdf", pdf.to_str().unwrap()])
+        .args(["--font", "/nonexistent/font.ttf", "--profile", &profile_arg])
+        .args(["--server", &server.url()])
+        .run_fails();
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("fonts-dejavu-core"),
+        stderr(&out).contains("fonts-dejavu-core"),
         "{}",
-        String::from_utf8_lossy(&out.stderr)
+        stderr(&out)
     );
 }

@@ -563,3 +563,109 @@ impl SignerSet {
         ]
     }
 }
+
+/// The real `congvan` binary, ready for arguments, environment and a working directory.
+pub fn congvan_command() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_congvan"))
+}
+
+/// Runs the real binary with `args` (strings or paths) and returns what it did.
+pub fn congvan<I, S>(args: I) -> std::process::Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    congvan_command().args(args).run()
+}
+
+/// Runs the real binary with `args` and asserts that it succeeded (showing both outputs
+/// when it did not).
+pub fn run_ok<I, S>(args: I) -> std::process::Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    congvan_command().args(args).run_ok()
+}
+
+/// Runs the real binary with `args` and asserts that it exited with `code`.
+pub fn run_fails_with<I, S>(code: i32, args: I) -> std::process::Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    congvan_command().args(args).run_fails_with(code)
+}
+
+/// Standard output as text.
+pub fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Standard error as text.
+pub fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Running a prepared command of the binary (or any program) in a test: from async tests
+/// too (the wait happens in `block_in_place`, so a server on the same runtime keeps
+/// serving), with the outputs shown when an expectation fails.
+pub trait Run {
+    /// Runs the command to its end and returns what it did.
+    fn run(&mut self) -> std::process::Output;
+    /// Runs the command and asserts that it succeeded.
+    fn run_ok(&mut self) -> std::process::Output;
+    /// Runs the command and asserts that it failed (any non-zero exit).
+    fn run_fails(&mut self) -> std::process::Output;
+    /// Runs the command and asserts that it exited with `code`.
+    fn run_fails_with(&mut self, code: i32) -> std::process::Output;
+}
+
+impl Run for std::process::Command {
+    fn run(&mut self) -> std::process::Output {
+        tokio::task::block_in_place(|| self.output())
+            .unwrap_or_else(|e| panic!("cannot run {:?}: {e}", self.get_program()))
+    }
+
+    fn run_ok(&mut self) -> std::process::Output {
+        let out = self.run();
+        assert!(out.status.success(), "{}", shown(self, &out));
+        out
+    }
+
+    fn run_fails(&mut self) -> std::process::Output {
+        let out = self.run();
+        assert!(!out.status.success(), "{}", shown(self, &out));
+        out
+    }
+
+    fn run_fails_with(&mut self, code: i32) -> std::process::Output {
+        let out = self.run();
+        assert_eq!(out.status.code(), Some(code), "{}", shown(self, &out));
+        out
+    }
+}
+
+/// A command, its exit status and both outputs, for a failed expectation.
+fn shown(command: &std::process::Command, out: &std::process::Output) -> String {
+    let args: Vec<_> = command.get_args().map(|a| a.to_string_lossy()).collect();
+    format!(
+        "{} {}: {}\n--- stdout\n{}--- stderr\n{}",
+        command.get_program().to_string_lossy(),
+        args.join(" "),
+        out.status,
+        stdout(out),
+        stderr(out)
+    )
+}
+
+/// Asserts that a finished command succeeded, showing its status and both outputs if not.
+pub fn assert_ok(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}\n--- stdout\n{}--- stderr\n{}",
+        out.status,
+        stdout(out),
+        stderr(out)
+    );
+}

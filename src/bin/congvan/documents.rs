@@ -1,0 +1,256 @@
+//! The committee's commands: who am I, send, the lists, fetch, acknowledge, status, the
+//! directory, edXML export, the incoming register, and the desk. Each builds a client from
+//! the profile, makes one library call, and hands the answer to `render`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use uuid::Uuid;
+
+use crate::args::{ClientArgs, DirectoryCommand, EdxmlCommand, RegisterCommand, SendArgs};
+use crate::{operator, render, runtime};
+
+/// `congvan whoami`.
+pub fn whoami(client: &ClientArgs) -> Result<()> {
+    let client = client.client()?;
+    let me = runtime()?.block_on(client.whoami())?;
+    println!("{}", serde_json::to_string_pretty(&me)?);
+    Ok(())
+}
+
+/// `congvan send`: the files are checked before the profile is opened, so that `--to a b`
+/// is explained before a passphrase is asked for.
+pub fn send(client: &ClientArgs, doc: SendArgs) -> Result<()> {
+    doc.check_files()?;
+    let client = client.client()?;
+    let outcome = match doc.edxml.clone() {
+        Some(path) => runtime()?.block_on(client.send_edxml(&path))?,
+        None => runtime()?.block_on(client.send_document(&doc.into_request()))?,
+    };
+    render::sent_outcome(&outcome);
+    Ok(())
+}
+
+/// `congvan sent`.
+pub fn sent(client: &ClientArgs, limit: usize) -> Result<()> {
+    let client = client.client()?;
+    let page: congvan::api::ListPage =
+        runtime()?.block_on(client.get_json(&format!("/v1/sent?limit={}", limit.clamp(1, 500))))?;
+    render::list(&page.items, true);
+    Ok(())
+}
+
+/// `congvan inbox`: most urgent first, then newest.
+pub fn inbox(client: &ClientArgs, all: bool, history: bool, limit: usize) -> Result<()> {
+    let client = client.client()?;
+    let state = match (all, history) {
+        (_, true) => "history",
+        (true, _) => "all",
+        _ => "new",
+    };
+    let mut page: congvan::api::ListPage = runtime()?.block_on(client.get_json(&format!(
+        "/v1/inbox?state={state}&limit={}",
+        limit.clamp(1, 500)
+    )))?;
+    page.items
+        .sort_by(|a, b| b.urgency.cmp(&a.urgency).then(b.seq.cmp(&a.seq)));
+    render::list(&page.items, false);
+    Ok(())
+}
+
+/// `congvan fetch`.
+pub fn fetch(client: &ClientArgs, id: &Uuid, out: &Path) -> Result<()> {
+    let client = client.client()?;
+    let fetched = runtime()?.block_on(client.fetch_document(id, out))?;
+    render::fetched(&fetched);
+    Ok(())
+}
+
+/// `congvan ack`.
+pub fn ack(client: &ClientArgs, id: &Uuid, status: &str, note: &str) -> Result<()> {
+    let client = client.client()?;
+    let answer = runtime()?.block_on(client.acknowledge(id, status, note))?;
+    println!(
+        "receipt {} for {} recorded at {}",
+        answer.status, answer.document_id, answer.recorded_at
+    );
+    if let Some(number) = answer.incoming_number {
+        println!("số đến (incoming number): {number}");
+    }
+    Ok(())
+}
+
+/// `congvan status`.
+pub fn status(client: &ClientArgs, id: &Uuid) -> Result<()> {
+    let client = client.client()?;
+    let view: congvan::api::StatusView =
+        runtime()?.block_on(client.get_json(&format!("/v1/documents/{id}/status")))?;
+    render::status(view);
+    Ok(())
+}
+
+/// `congvan directory` (show the tree) and `directory set-key` (the operator's).
+pub fn directory(
+    profile: Option<PathBuf>,
+    server: Option<String>,
+    command: Option<DirectoryCommand>,
+) -> Result<()> {
+    match command {
+        Some(DirectoryCommand::SetKey {
+            config,
+            org,
+            cert,
+            endorsement,
+        }) => operator::set_key(config, &org, &cert, endorsement.as_deref()),
+        None => {
+            let profile = profile.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "give --profile FILE to show the directory, or use `directory set-key`"
+                )
+            })?;
+            let client = ClientArgs { profile, server }.client()?;
+            let directory = runtime()?.block_on(client.directory())?;
+            render::tree(&directory);
+            Ok(())
+        }
+    }
+}
+
+/// `congvan edxml export`.
+pub fn edxml(command: EdxmlCommand) -> Result<()> {
+    let EdxmlCommand::Export { client, id, out } = command;
+    let client = client.client()?;
+    let exported = runtime()?.block_on(client.edxml_export(&id, &out))?;
+    println!("wrote {}", exported.envelope.display());
+    for packet in &exported.status_packets {
+        println!("wrote {}", packet.display());
+    }
+    Ok(())
+}
+
+/// `congvan register …`.
+pub fn register(command: RegisterCommand) -> Result<()> {
+    match command {
+        RegisterCommand::List {
+            client,
+            year,
+            csv,
+            pdf,
+            font,
+        } => {
+            let client = client.client()?;
+            let path = match year {
+                Some(y) => format!("/v1/registers/incoming?year={y}"),
+                None => "/v1/registers/incoming".to_owned(),
+            };
+            let view: congvan::api::IncomingRegisterView =
+                runtime()?.block_on(client.get_json(&path))?;
+            if let Some(file) = pdf {
+                let font = congvan::registers::pdf::read_font(&font)?;
+                let cover = congvan::registers::pdf::Cover {
+                    org_name: view.org_name.clone(),
+                    org: view.org.clone(),
+                    year: view.year,
+                    closed_at: view.closed_at.clone(),
+                };
+                let bytes = congvan::registers::pdf::incoming_pdf(&cover, &view.entries, &font)?;
+                std::fs::write(&file, bytes)
+                    .with_context(|| format!("cannot write {}", file.display()))?;
+                println!(
+                    "wrote the {} register of {} ({} lines) to {}",
+                    view.year,
+                    view.org,
+                    view.entries.len(),
+                    file.display()
+                );
+                return Ok(());
+            }
+            if let Some(file) = csv {
+                std::fs::write(&file, congvan::registers::incoming_csv(&view.entries))
+                    .with_context(|| format!("cannot write {}", file.display()))?;
+                println!(
+                    "wrote {} lines of the {} register of {} to {}",
+                    view.entries.len(),
+                    view.year,
+                    view.org,
+                    file.display()
+                );
+                return Ok(());
+            }
+            render::register(&view);
+            Ok(())
+        }
+        RegisterCommand::Paper {
+            client,
+            author,
+            code,
+            date,
+            doc_type,
+            subject,
+            assigned_to,
+            note,
+        } => {
+            let client = client.client()?;
+            let paper = congvan::registers::PaperRegistration {
+                author: nfc(&author),
+                code: nfc(&code),
+                date,
+                doc_type: nfc(&doc_type),
+                subject: nfc(&subject),
+                assigned_to: nfc(&assigned_to),
+                note: nfc(&note),
+                year: None,
+            };
+            let (_, answer): (u16, congvan::api::PaperRegistered) =
+                runtime()?.block_on(client.post_json("/v1/registers/incoming", &paper))?;
+            println!(
+                "registered: số đến {} of {} (paper)",
+                answer.number, answer.year
+            );
+            Ok(())
+        }
+        RegisterCommand::Close { client, year } => {
+            let client = client.client()?;
+            let (_, answer): (u16, congvan::api::RegisterClosedView) =
+                runtime()?.block_on(client.post_json(
+                    &format!("/v1/registers/incoming/close?year={year}"),
+                    &serde_json::json!({}),
+                ))?;
+            println!(
+                "the {} register of {} is closed ({} numbers), at {}",
+                answer.year, answer.org, answer.count, answer.closed_at
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Text as typed, in NFC (the form the register stores and compares).
+fn nfc(s: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    s.nfc().collect()
+}
+
+/// `congvan desk`.
+pub fn desk(client: congvan::client::Client, listen: SocketAddr, open: bool) -> Result<()> {
+    runtime()?.block_on(async move {
+        let listener = congvan::desk::bind_loopback(listen).await?;
+        let port = listener.local_addr()?.port();
+        let state = congvan::desk::DeskState::new(client, port)?;
+        let url = state.launch_url().context("the desk has no launch token")?;
+        // The link is the session: print it for this user only, never log it elsewhere.
+        println!("congvan desk: open {url}");
+        println!("(the link works once; stop the desk with Ctrl-C)");
+        if open {
+            if let Err(e) = std::process::Command::new("xdg-open").arg(&url).spawn() {
+                eprintln!("congvan desk: cannot open a browser ({e}); open the link above by hand");
+            }
+        }
+        congvan::desk::serve(listener, state, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+        Ok(())
+    })
+}
