@@ -48,7 +48,7 @@
 //!   [`client::state`] (pinned keys, directory cache), [`client::keys`] (endorsed keys,
 //!   `key endorse`, `directory set-key`), [`client::audit`] (proofs, exports, offline
 //!   verification, exit codes), [`client::edxml`], [`client::bundle`] (profile bundles).
-//! - [`bench`]: `congvan bench`, the load generator; [`bench::report`].
+//! - [`bench`](mod@bench): `congvan bench`, the load generator; [`bench::report`].
 //! - [`demo`]: `congvan demo`, the whole story against an in-process server.
 //! - [`desk`]: `congvan desk`, the clerk's web console on loopback (its own small HTTP
 //!   server): [`desk::pages`], [`desk::register`], [`desk::i18n`].
