@@ -49,7 +49,7 @@ pub enum UploadStart {
 /// A document awaiting the payload being uploaded.
 #[derive(Debug)]
 pub struct PendingUpload {
-    record: DocumentRecord,
+    record: Box<DocumentRecord>,
 }
 
 /// An upload refused or failed, and whether that happened while its body was being
@@ -136,7 +136,9 @@ impl Exchange {
                 )));
             }
         }
-        Ok(UploadStart::Ready(PendingUpload { record }))
+        Ok(UploadStart::Ready(PendingUpload {
+            record: Box::new(record),
+        }))
     }
 
     /// The second half of an upload: the shared acceptance sequence on a streamed body.
@@ -151,7 +153,7 @@ impl Exchange {
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: Display,
     {
-        let record = pending.record;
+        let record = *pending.record;
         let check = self.prepare(&record)?;
         let Some(stream) = body.take() else {
             return Err(ExchangeError::Internal("the upload body was taken twice".into()).into());

@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 pub mod backup;
 pub mod blobs;
-pub mod commit;
+mod commit;
 mod records;
 pub mod registers;
 mod snapshot;
@@ -34,7 +34,7 @@ mod snapshot;
 mod tests;
 
 pub use blobs::{BlobError, BlobStore, BlobWriter, VerifiedBlob};
-pub use commit::Committer;
+use commit::Committer;
 pub use records::{
     DeliveryRecord, DocState, DocumentRecord, Inserted, LinkRecord, OutgoingNumber, ReceiptRecord,
     ReceiptWrite, SignerRecord,
@@ -686,7 +686,7 @@ impl Store {
                             if let Some(earlier) =
                                 record.receipts.iter().find(|r| r.status == receipt.status)
                             {
-                                return Ok(ReceiptWrite::Replayed(earlier.clone()));
+                                return Ok(ReceiptWrite::Replayed(Box::new(earlier.clone())));
                             }
                         }
                         Ok(Verdict::Record) => {}

@@ -166,7 +166,7 @@ pub enum ReceiptWrite {
     /// Recorded: the delivery record as it now is, and the event's log index.
     Recorded(DeliveryRecord, u64),
     /// The status was already recorded: the earlier entry, nothing written.
-    Replayed(ReceiptRecord),
+    Replayed(Box<ReceiptRecord>),
 }
 
 /// The outcome of [`Store::insert_document`].

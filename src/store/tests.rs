@@ -464,7 +464,7 @@ fn receipts_are_judged_in_the_transaction_and_a_refusal_writes_nothing() {
     let ReceiptWrite::Replayed(same) = write(ReceiptStatus::Arrived).unwrap() else {
         panic!("01 twice is a replay");
     };
-    assert_eq!(same, delivery.receipts[0]);
+    assert_eq!(*same, delivery.receipts[0]);
     // Out of order: refused, nothing written.
     assert!(matches!(
         write(ReceiptStatus::Completed),

@@ -4,10 +4,10 @@
 use axum::Json;
 use axum::body::{Body, BodyDataStream};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 
-use super::{parse_id, read_limited};
+use super::{parse_id, read_limited, render};
 use crate::api::{DocumentView, INLINE_PAYLOAD_BYTES_MAX};
 use crate::exchange::payload::{PayloadContent, UploadStart};
 use crate::exchange::{self, Answer};
@@ -19,14 +19,6 @@ use crate::server::error::ApiError;
 /// (512 KiB), plus an inline payload in base64.
 pub const SUBMIT_BODY_BYTES_MAX: usize =
     512 * 1024 + (INLINE_PAYLOAD_BYTES_MAX as usize).div_ceil(3) * 4;
-
-/// `201 Created` for something made now, `200 OK` for a replay, with its JSON.
-pub(super) fn render<T: serde::Serialize>(answer: Answer<T>) -> Response {
-    match answer {
-        Answer::Created(body) => (StatusCode::CREATED, Json(body)).into_response(),
-        Answer::Replayed(body) => (StatusCode::OK, Json(body)).into_response(),
-    }
-}
 
 /// `POST /v1/documents`.
 pub async fn submit(

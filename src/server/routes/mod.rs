@@ -89,3 +89,16 @@ pub fn ensure_space(state: &AppState, extra: u64) -> Result<(), ApiError> {
         .ensure_space(extra.saturating_add(state.limits.disk_reserve_bytes))
         .map_err(ApiError::from)
 }
+
+/// `201 Created` for something the exchange made now, `200 OK` for a replay, with its JSON.
+pub fn render<T: serde::Serialize>(answer: crate::exchange::Answer<T>) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    match answer {
+        crate::exchange::Answer::Created(body) => {
+            (axum::http::StatusCode::CREATED, axum::Json(body)).into_response()
+        }
+        crate::exchange::Answer::Replayed(body) => {
+            (axum::http::StatusCode::OK, axum::Json(body)).into_response()
+        }
+    }
+}

@@ -6,8 +6,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::response::Response;
 
-use super::documents::render;
-use super::{parse_id, read_limited};
+use super::{parse_id, read_limited, render};
 use crate::api::StatusView;
 use crate::exchange::ExchangeError;
 use crate::pki::Identity;
