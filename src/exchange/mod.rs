@@ -29,7 +29,7 @@ use crate::pki::signing::{OcspTarget, SignatureError, SigningTrust};
 use crate::registers::Numbering;
 use crate::seal::Cipher;
 use crate::seal::policy::{SealPolicy, SealRefusal};
-use crate::store::{DocState, DocumentRecord, Store, StoreError};
+use crate::store::{BlobError, DocState, DocumentRecord, Store, StoreError};
 
 pub mod payload;
 pub mod receipts;
@@ -120,7 +120,7 @@ pub enum ExchangeError {
     CipherNotCertified(#[from] SealRefusal),
     /// A classified payload is not a sealed message of the accepted shape.
     #[error("the classified payload is not properly encrypted: {0}")]
-    ClassifiedNotEncrypted(String),
+    ClassifiedNotEncrypted(#[source] crate::seal::SealError),
     /// A classified payload is not encrypted to exactly the recipients' keys.
     #[error("{0}")]
     RecipientSetMismatch(String),
@@ -139,6 +139,13 @@ pub enum ExchangeError {
     /// No such document visible to the caller.
     #[error("no such document")]
     DocumentNotFound,
+    /// An inline payload is not base64.
+    #[error("invalid request: payload is not base64: {0}")]
+    PayloadNotBase64(#[source] base64::DecodeError),
+    /// A payload written to its blob file does not have the manifest's size or digest,
+    /// or the file could not be written.
+    #[error(transparent)]
+    Blob(#[from] BlobError),
     /// The payload's digest differs from the manifest's.
     #[error("{0}")]
     PayloadDigestMismatch(String),
@@ -160,6 +167,24 @@ pub enum ExchangeError {
     /// The store refused or failed (a full disk, a closed register, a damaged record…).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A task the exchange ran off the async threads failed.
+    #[error("{what} task: {source}")]
+    Task {
+        /// Which task.
+        what: &'static str,
+        /// How it failed.
+        source: tokio::task::JoinError,
+    },
+    /// A stored document's payload file cannot be opened.
+    #[error("payload of {id} at {path}: {source}")]
+    PayloadFile {
+        /// The document.
+        id: Uuid,
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// A server-side failure; the detail is logged, not returned.
     #[error("internal error: {0}")]
     Internal(String),

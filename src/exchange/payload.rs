@@ -25,8 +25,7 @@ use crate::document::sha256_hex;
 use crate::notary::{KeyPurpose, NotaryError, Signed};
 use crate::pki::Identity;
 use crate::store::{
-    BlobError, BlobWriter, DocState, DocumentRecord, SMALL_PAYLOAD_BYTES_MAX, StoreError,
-    VerifiedBlob,
+    BlobWriter, DocState, DocumentRecord, SMALL_PAYLOAD_BYTES_MAX, StoreError, VerifiedBlob,
 };
 
 /// Chunks of an upload queued for the writer thread at most.
@@ -211,7 +210,7 @@ impl Exchange {
         }
         let payload = base64::engine::general_purpose::STANDARD
             .decode(encoded)
-            .map_err(|e| ExchangeError::RequestInvalid(format!("payload is not base64: {e}")))?;
+            .map_err(ExchangeError::PayloadNotBase64)?;
         if payload.len() as u64 != record.payload_size {
             return Err(ExchangeError::PayloadSizeMismatch(format!(
                 "the inline payload has {} bytes; the manifest says {}",
@@ -249,7 +248,10 @@ impl Exchange {
             Ok(payload)
         })
         .await
-        .map_err(|e| ExchangeError::Internal(format!("inline payload task: {e}")))??;
+        .map_err(|source| ExchangeError::Task {
+            what: "inline payload",
+            source,
+        })??;
 
         let accepted_at = api::now_rfc3339();
         let make_receipt = self.receipt_maker(&record, &accepted_at);
@@ -334,7 +336,7 @@ impl Exchange {
         Ok(Box::new(move |payload| {
             let envelope = cipher
                 .recipients_of(payload)
-                .map_err(|e| ExchangeError::ClassifiedNotEncrypted(e.to_string()))?;
+                .map_err(ExchangeError::ClassifiedNotEncrypted)?;
             let known: std::collections::HashSet<&str> = expected
                 .iter()
                 .flat_map(|(_, ids)| ids.iter().map(String::as_str))
@@ -423,9 +425,10 @@ impl Exchange {
             }
         }
         drop(tx);
-        let written = write_task
-            .await
-            .map_err(|e| ExchangeError::Internal(format!("upload writer task: {e}")))?;
+        let written = write_task.await.map_err(|source| ExchangeError::Task {
+            what: "upload writer",
+            source,
+        })?;
         match failure {
             // The writer drops its temporary file when it sees the channel close early.
             Some(e) => Err(e),
@@ -459,8 +462,12 @@ impl Exchange {
             Some(_) => None,
             None => {
                 let path = self.store.blobs().path(&record.payload_sha256);
-                Some(tokio::fs::File::open(&path).await.map_err(|e| {
-                    ExchangeError::Internal(format!("payload of {id} at {}: {e}", path.display()))
+                Some(tokio::fs::File::open(&path).await.map_err(|source| {
+                    ExchangeError::PayloadFile {
+                        id: *id,
+                        path: path.display().to_string(),
+                        source,
+                    }
                 })?)
             }
         };
@@ -497,17 +504,13 @@ impl Exchange {
     }
 }
 
-/// Checks a written blob's size and digest against the manifest.
+/// Checks a written blob's size and digest against the manifest (a mismatch is
+/// [`ExchangeError::Blob`], answered as `payload_size_mismatch` or
+/// `payload_digest_mismatch`).
 fn finish_blob(
     writer: BlobWriter,
     expected_sha256: &str,
     expected_size: u64,
 ) -> Result<VerifiedBlob, ExchangeError> {
-    writer
-        .finish(expected_sha256, expected_size)
-        .map_err(|e| match e {
-            BlobError::SizeMismatch { .. } => ExchangeError::PayloadSizeMismatch(e.to_string()),
-            BlobError::DigestMismatch { .. } => ExchangeError::PayloadDigestMismatch(e.to_string()),
-            BlobError::Store(e) => e.into(),
-        })
+    Ok(writer.finish(expected_sha256, expected_size)?)
 }

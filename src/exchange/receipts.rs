@@ -87,7 +87,10 @@ impl Exchange {
             )
         })
         .await
-        .map_err(|e| ExchangeError::Internal(e.to_string()))?
+        .map_err(|source| ExchangeError::Task {
+            what: "receipt verification",
+            source,
+        })?
         .map_err(|e| match e {
             ReceiptError::Signature(error) => ExchangeError::Signature {
                 role: Role::Organization,

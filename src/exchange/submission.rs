@@ -336,7 +336,10 @@ impl Exchange {
             Ok((records, stored))
         })
         .await
-        .map_err(|e| ExchangeError::Internal(format!("signature verification task: {e}")))?
+        .map_err(|source| ExchangeError::Task {
+            what: "signature verification",
+            source,
+        })?
     }
 }
 

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use crate::document::{ManifestError, Role, RoleError};
 use crate::exchange::ExchangeError;
 use crate::pki::signing::SignatureError;
-use crate::store::StoreError;
+use crate::store::{BlobError, StoreError};
 
 /// A refusal or failure, as the API reports it.
 #[derive(Debug, thiserror::Error)]
@@ -333,13 +333,26 @@ impl From<ExchangeError> for ApiError {
             E::RoutingDenied { from, to } => ApiError::RoutingDenied { from, to },
             E::RecipientNoEncryptionKey(who) => ApiError::RecipientNoEncryptionKey(who),
             E::CipherNotCertified(refusal) => ApiError::CipherNotCertified(refusal),
-            E::ClassifiedNotEncrypted(why) => ApiError::ClassifiedNotEncrypted(why),
+            E::ClassifiedNotEncrypted(error) => ApiError::ClassifiedNotEncrypted(error.to_string()),
             E::RecipientSetMismatch(why) => ApiError::RecipientSetMismatch(why),
             E::ReceiptInvalid(error) => ApiError::ReceiptInvalid(error.to_string()),
             E::Status(refusal) => ApiError::Status(refusal),
             E::BusinessTargetInvalid(why) => ApiError::BusinessTargetInvalid(why),
             E::IdConflict(id) => ApiError::IdConflict(id.to_string()),
             E::DocumentNotFound => ApiError::DocumentNotFound,
+            E::PayloadNotBase64(error) => {
+                ApiError::RequestInvalid(format!("payload is not base64: {error}"))
+            }
+            E::Blob(error @ BlobError::SizeMismatch { .. }) => {
+                ApiError::PayloadSizeMismatch(error.to_string())
+            }
+            E::Blob(error @ BlobError::DigestMismatch { .. }) => {
+                ApiError::PayloadDigestMismatch(error.to_string())
+            }
+            E::Blob(BlobError::Store(error)) => error.into(),
+            other @ (E::Task { .. } | E::PayloadFile { .. }) => {
+                ApiError::Internal(other.to_string())
+            }
             E::PayloadDigestMismatch(why) => ApiError::PayloadDigestMismatch(why),
             E::PayloadSizeMismatch(why) => ApiError::PayloadSizeMismatch(why),
             E::UploadIncomplete(why) => ApiError::UploadIncomplete(why),
