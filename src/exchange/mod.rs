@@ -167,6 +167,10 @@ pub enum ExchangeError {
     /// The store refused or failed (a full disk, a closed register, a damaged record…).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A manifest's canonical bytes are not UTF-8 (they always are: RFC 8785 writes JSON
+    /// text), so the manifest cannot be stored as text.
+    #[error("the manifest's canonical form is not text: {0}")]
+    CanonicalNotText(#[source] std::string::FromUtf8Error),
     /// A task the exchange ran off the async threads failed.
     #[error("{what} task: {source}")]
     Task {

@@ -124,8 +124,8 @@ impl Exchange {
             return replay_or_conflict(existing, &manifest_sha256);
         }
 
-        let manifest_text = String::from_utf8(parsed.canonical.clone())
-            .map_err(|e| ExchangeError::Internal(e.to_string()))?;
+        let manifest_text =
+            String::from_utf8(parsed.canonical.clone()).map_err(ExchangeError::CanonicalNotText)?;
         let record = DocumentRecord {
             id: manifest.id,
             sender: sender.clone(),

@@ -350,7 +350,7 @@ impl From<ExchangeError> for ApiError {
                 ApiError::PayloadDigestMismatch(error.to_string())
             }
             E::Blob(BlobError::Store(error)) => error.into(),
-            other @ (E::Task { .. } | E::PayloadFile { .. }) => {
+            other @ (E::Task { .. } | E::PayloadFile { .. } | E::CanonicalNotText(_)) => {
                 ApiError::Internal(other.to_string())
             }
             E::PayloadDigestMismatch(why) => ApiError::PayloadDigestMismatch(why),

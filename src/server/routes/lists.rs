@@ -11,7 +11,7 @@ use crate::document::status::Request;
 use crate::server::AppState;
 use crate::server::auth::Caller;
 use crate::server::error::ApiError;
-use crate::store::{DocState, DocumentRecord};
+use crate::store::DocumentRecord;
 
 /// Default page length.
 const PAGE_ITEMS_DEFAULT: usize = 100;
@@ -51,10 +51,7 @@ fn item(seq: u64, record: &DocumentRecord) -> ListItem {
         subject: text(&["subject"]),
         urgency: record.urgency.into(),
         classification: record.classification.name().to_owned(),
-        state: match record.state {
-            DocState::AwaitingPayload => "awaiting_payload".into(),
-            DocState::Accepted => "accepted".into(),
-        },
+        state: crate::exchange::state_name(record.state).to_owned(),
         accepted_at: record.accepted_at.clone(),
         fetched_at: None,
         receipt_status: None,
