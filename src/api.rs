@@ -23,6 +23,22 @@ pub const INLINE_PAYLOAD_BYTES_MAX: u64 = 1 << 20;
 /// It matches the largest payload the server keeps in its database.
 pub const INLINE_SEND_BYTES_MAX: u64 = 64 * 1024;
 
+/// The JSON body of an error response.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// The detail of an error response.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code.
+    pub code: String,
+    /// A sentence for people.
+    pub message: String,
+}
+
 /// `POST /v1/documents`.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

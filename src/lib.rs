@@ -10,8 +10,9 @@
 //!   [`directory::endorsement`] (an organisation's endorsement of its encryption key).
 //! - [`document`]: [`document::manifest`] (model, NFC, canonical bytes),
 //!   [`document::signature`] (signatures and who may sign in which role),
-//!   [`document::status`] (which receipt status may come next), [`document::package`]
-//!   (the inner package of a classified document).
+//!   [`document::status`] (which receipt status may come next), [`document::receipt`]
+//!   (the delivery receipt's one home: `ReceiptStatus`, checks, canonical bytes, signing,
+//!   verification), [`document::package`] (the inner package of a classified document).
 //! - [`registers`]: incoming registers (số đến) and outgoing numbering periods;
 //!   [`registers::pdf`] prints a register.
 //! - [`edxml`]: edXML (QCVN 102:2016) envelopes and status packets, read and written.
@@ -28,8 +29,11 @@
 //! - [`notary`]: statements the server signs (receipts, directory) with its Ed25519 keys.
 //!
 //! State:
-//! - [`store`]: durable state in sled: [`store::blobs`] (payload files),
-//!   [`store::commit`] (group commit), [`store::registers`], [`store::backup`] (the backup
+//! - [`exchange`]: the rules of submission, payload acceptance and receipts, without HTTP;
+//!   one `ExchangeError` that `server::error` maps to HTTP in one place.
+//! - [`store`]: durable state in sled: [`store::blobs`] (payload files), the private
+//!   `store::commit` (group commit), `store::records` (the typed records),
+//!   [`store::registers`], [`store::backup`] (the backup
 //!   stream at a cut), and the private `store::snapshot` (the cut itself).
 //! - [`ledger`]: the delivery log (Merkle tree, proofs, scans); [`ledger::checkpoint`]
 //!   (signed notes), [`ledger::memory`] (the latest checkpoint kept outside the data
@@ -68,6 +72,7 @@ pub mod desk;
 pub mod directory;
 pub mod document;
 pub mod edxml;
+pub mod exchange;
 pub mod ledger;
 pub mod notary;
 pub mod ops;

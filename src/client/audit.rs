@@ -12,7 +12,6 @@ use std::path::Path;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use rustls_pki_types::UnixTime;
 use serde::{Deserialize, Serialize};
 use tlog_tiles::tlog::Hash;
 use uuid::Uuid;
@@ -23,11 +22,9 @@ use crate::api::{
     DELIVERY_RECEIPT_TYPE, DeliveryReceipt, HiddenEntry, LogEntries, LogProof, RangeProof,
 };
 use crate::config::Deadlines;
-use crate::directory::OrgId;
-use crate::document::{DocSignature, Role};
 use crate::ledger::{self, Event, VerifiedCheckpoint, checkpoint};
 use crate::pki::pem::write_public;
-use crate::pki::signing::{JudgedAt, SigningTrust};
+use crate::pki::signing::SigningTrust;
 
 /// `type` of an audit export file. Version 2 accounts for every index of its range;
 /// version 1 files (entries the officer could read, nothing else) are refused, because
@@ -765,35 +762,7 @@ fn check_receipt_signature(
     signed: &serde_json::Value,
     time: &str,
 ) -> Result<(), String> {
-    let statement = signed
-        .get("receipt")
-        .ok_or("the receipt has no statement")?;
-    let signature: DocSignature =
-        serde_json::from_value(signed.get("signature").cloned().unwrap_or_default())
-            .map_err(|e| format!("the receipt's signature is malformed: {e}"))?;
-    let bytes = crate::document::manifest::canonical_bytes(statement).map_err(|e| e.to_string())?;
-    let when = time::OffsetDateTime::parse(time, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| format!("event time {time:?} is not RFC 3339"))?;
-    let at = UnixTime::since_unix_epoch(std::time::Duration::from_secs(
-        when.unix_timestamp().max(0) as u64,
-    ));
-    // Judged as of the log's time for the event (the server's signed record of when it
-    // took the receipt): a recipient's certificate retired later for a routine reason
-    // leaves its old receipts valid. The CRLs must have been current then.
-    let signer = signature
-        .verify_at(
-            trust,
-            &bytes,
-            JudgedAt::Signed {
-                signed: at,
-                crls_current_at: at,
-            },
-        )
-        .map_err(|e| format!("the receipt's signature does not verify: {e}"))?;
-    let actor_id = OrgId::parse(actor).map_err(|e| format!("receipt actor {actor:?}: {e}"))?;
-    // A receipt is the organisation's act: its seal certificate, never a person's.
-    crate::document::check_signer(Role::Organization, &signer.cert, &actor_id, "")
-        .map_err(|e| format!("the receipt is signed by {}: {e}", signer.cert.identity))
+    crate::document::receipt::verify_recorded(trust, actor, signed, time).map_err(|e| e.to_string())
 }
 
 /// One line of `audit report`.

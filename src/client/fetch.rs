@@ -473,16 +473,11 @@ pub fn signed_receipt(
     key: &SigningKey,
     receipt: DeliveryReceipt,
 ) -> Result<ReceiptRequest, ClientError> {
-    let value = serde_json::to_value(&receipt).map_err(|e| ClientError::Input(e.to_string()))?;
-    let canonical =
-        manifest::canonical_bytes(&value).map_err(|e| ClientError::Input(e.to_string()))?;
-    let signature = DocSignature::raw(
-        Role::Organization,
-        key.algorithm(),
-        &key.sign(&canonical)?,
-        &key.chain,
-    );
-    Ok(ReceiptRequest { receipt, signature })
+    use crate::document::receipt::{self, ReceiptError};
+    receipt::sign(key, receipt).map_err(|e| match e {
+        ReceiptError::Sign(e) => ClientError::Pki(e),
+        other => ClientError::Input(other.to_string()),
+    })
 }
 
 /// Parses a receipt's acceptance time, refusing one in the future.

@@ -13,10 +13,10 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
+use crate::api::ErrorBody;
 use crate::config::{ClientProfile, ConfigError};
 use crate::pki::PkiError;
 use crate::pki::pem::read_certs;
-use crate::server::error::ErrorBody;
 
 /// Errors of the client.
 #[derive(Debug, thiserror::Error)]
@@ -128,7 +128,7 @@ impl Client {
                 .map_err(|e| ClientError::Tls(format!("{}: {e}", profile.ca.display())))?;
         }
         let chain = read_certs(&profile.tls_cert)?;
-        let builder = rustls::ClientConfig::builder_with_provider(crate::server::tls::provider())
+        let builder = rustls::ClientConfig::builder_with_provider(crate::pki::tls_provider())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| ClientError::Tls(e.to_string()))?
             .with_root_certificates(Arc::new(roots));

@@ -17,8 +17,7 @@ use uuid::Uuid;
 use super::keys::EndorsedKeys;
 use super::{Client, ClientError};
 use crate::api::{
-    INLINE_SEND_BYTES_MAX, SUBMISSION_RECEIPT_TYPE, SubmissionReceipt, SubmitRequest,
-    SubmitResponse, UploadResponse,
+    INLINE_SEND_BYTES_MAX, SubmissionReceipt, SubmitRequest, SubmitResponse, UploadResponse,
 };
 use crate::config::ClientProfile;
 use crate::directory::OrgId;
@@ -29,7 +28,7 @@ use crate::document::manifest::{
 };
 use crate::document::package;
 use crate::document::{DocSignature, Role, SignatureFormat, sha256_hex};
-use crate::notary::{self, KeyPurpose, Signed};
+use crate::notary::{self, Signed};
 use crate::pki::identity::{hex, subject_name_and_title};
 use crate::pki::signing::SigningKey;
 use crate::seal::Cipher;
@@ -589,27 +588,8 @@ pub fn check_receipt(
     manifest: &Manifest,
     manifest_sha256: &str,
 ) -> Result<SubmissionReceipt, ClientError> {
-    notary::verify(receipt, keys, KeyPurpose::Receipts, SUBMISSION_RECEIPT_TYPE)
-        .map_err(|e| ClientError::Trust(format!("submission receipt: {e}")))?;
-    let statement: SubmissionReceipt = serde_json::from_value(receipt.statement.clone())
-        .map_err(|e| ClientError::Trust(format!("submission receipt: {e}")))?;
-    let recipients: Vec<String> = manifest
-        .recipients
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    if statement.document_id != manifest.id
-        || statement.manifest_sha256 != manifest_sha256
-        || statement.payload_sha256 != manifest.payload.sha256
-        || statement.payload_size != manifest.payload.size
-        || statement.sender != manifest.sender.as_str()
-        || statement.recipients != recipients
-    {
-        return Err(ClientError::Trust(
-            "the submission receipt does not match the document that was sent".into(),
-        ));
-    }
-    Ok(statement)
+    crate::document::receipt::check_submission(receipt, keys, manifest, manifest_sha256)
+        .map_err(|e| ClientError::Trust(e.to_string()))
 }
 
 /// A writer that hashes and counts what passes through it.

@@ -5,10 +5,12 @@
 
 pub mod manifest;
 pub mod package;
+pub mod receipt;
 pub mod signature;
 pub mod status;
 
 pub use manifest::{Manifest, ManifestError, ManifestRules, ParsedManifest};
+pub use receipt::ReceiptStatus;
 pub use signature::{DocSignature, Role, RoleError, SignatureFormat, check_signer};
 
 use ring::digest;

@@ -17,6 +17,8 @@
 //!   other. After `15` to a recall the document is cancelled: no further progress.
 //! - A status already recorded is an idempotent replay, not a new entry.
 
+use crate::document::receipt::ReceiptStatus;
+
 /// What the recipient's history allows for one new status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -69,39 +71,46 @@ pub enum Request {
 }
 
 /// The main line of statuses, in order.
-const MAIN_LINE: [&str; 6] = ["01", "02", "03", "04", "05", "06"];
+const MAIN_LINE: [ReceiptStatus; 6] = [
+    ReceiptStatus::Arrived,
+    ReceiptStatus::Returned,
+    ReceiptStatus::Accepted,
+    ReceiptStatus::Assigned,
+    ReceiptStatus::Processing,
+    ReceiptStatus::Completed,
+];
 
-fn rank(status: &str) -> Option<usize> {
+fn rank(status: ReceiptStatus) -> Option<usize> {
     MAIN_LINE.iter().position(|s| *s == status)
 }
 
 /// Judges status `new` for a recipient whose recorded statuses are `recorded` (oldest
 /// first), who has fetched the payload if `fetched`, and to whom `request` is pending.
 pub fn judge(
-    recorded: &[&str],
+    recorded: &[ReceiptStatus],
     fetched: bool,
     request: Option<Request>,
-    new: &str,
+    new: ReceiptStatus,
 ) -> Result<Verdict, StatusRefusal> {
     if recorded.contains(&new) {
         return Ok(Verdict::Replay);
     }
-    let latest_main = recorded.iter().rev().find_map(|s| rank(s));
-    let after = recorded.last().map_or("nothing", |s| *s).to_owned();
+    let latest_main = recorded.iter().rev().find_map(|s| rank(*s));
+    let after = recorded.last().map_or("nothing", |s| s.code()).to_owned();
     let out_of_order = |rule: &'static str| StatusRefusal::OutOfOrder {
-        new: new.to_owned(),
+        new: new.code().to_owned(),
         after: after.clone(),
         rule,
     };
-    let answered = recorded.iter().any(|s| *s == "15" || *s == "16");
-    let recalled = request == Some(Request::Recall) && recorded.contains(&"15");
+    let answered = recorded.iter().any(|s| s.answers_request());
+    let recalled = request == Some(Request::Recall) && recorded.contains(&ReceiptStatus::Agreed);
     match new {
-        "13" => Err(out_of_order(
+        ReceiptStatus::RecallRequested => Err(out_of_order(
             "13 (recall requested) is the sender's: it is in force once the sender's recall is accepted",
         )),
-        "15" | "16" => {
+        ReceiptStatus::Agreed | ReceiptStatus::Refused => {
             if request.is_none() {
-                return Err(StatusRefusal::NothingToAnswer(new.to_owned()));
+                return Err(StatusRefusal::NothingToAnswer(new.code().to_owned()));
             }
             if answered {
                 return Err(out_of_order(
@@ -120,7 +129,7 @@ pub fn judge(
                 ));
             }
             match (new_rank, latest_main) {
-                (0, None) if !fetched => Err(StatusRefusal::NotFetched(new.to_owned())),
+                (0, None) if !fetched => Err(StatusRefusal::NotFetched(new.code().to_owned())),
                 (0, None) => Ok(Verdict::Record),
                 (_, None) => Err(out_of_order("01 (arrived) comes before anything else")),
                 (0, Some(_)) => Err(out_of_order("01 (arrived) comes before anything else")),
@@ -144,6 +153,18 @@ mod tests {
     use super::*;
 
     const ALL: [&str; 9] = ["01", "02", "03", "04", "05", "06", "13", "15", "16"];
+
+    /// [`super::judge`] on statuses written as their codes, as the rules are stated.
+    fn judge(
+        recorded: &[&str],
+        fetched: bool,
+        request: Option<Request>,
+        new: &str,
+    ) -> Result<Verdict, StatusRefusal> {
+        let status = |c: &str| ReceiptStatus::from_code(c).expect("a test status");
+        let recorded: Vec<ReceiptStatus> = recorded.iter().map(|c| status(c)).collect();
+        super::judge(&recorded, fetched, request, status(new))
+    }
 
     fn code(r: Result<Verdict, StatusRefusal>) -> &'static str {
         match r {
@@ -257,7 +278,8 @@ mod tests {
                 "status_out_of_order"
             );
         }
-        assert_eq!(code(judge(&[], true, None, "07")), "status_out_of_order");
+        // An unknown code is not a status at all: it cannot even be put to the rules.
+        assert_eq!(ReceiptStatus::from_code("07"), None);
     }
 
     /// Every status after every reachable history either records, replays or refuses

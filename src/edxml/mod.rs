@@ -694,10 +694,7 @@ pub fn read_status(input: &[u8], limits: &Limits) -> Result<StatusPacket, EdxmlE
         "From",
     )?;
     let status_code = header.required("StatusCode", "StatusCode")?;
-    if !matches!(
-        status_code.as_str(),
-        "01" | "02" | "03" | "04" | "05" | "06" | "13" | "15" | "16"
-    ) {
+    if crate::document::ReceiptStatus::from_code(&status_code).is_none() {
         return Err(EdxmlError::Invalid(format!(
             "StatusCode {status_code:?} is not an edXML status"
         )));

@@ -17,6 +17,13 @@ pub mod token;
 
 pub use identity::{CertInfo, Identity};
 
+/// The rustls crypto provider used everywhere in congvan (server, client, OCSP fetches):
+/// ring. It lives here, beside the certificates it serves, so that the client need not
+/// reach into `server` for it.
+pub fn tls_provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
+    std::sync::Arc::new(rustls::crypto::ring::default_provider())
+}
+
 /// `id-kp-documentSigning` (RFC 9336), the EKU a document-signing certificate must carry.
 pub const EKU_DOCUMENT_SIGNING: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 3, 36];
 /// The same OID in dotted form, for messages.

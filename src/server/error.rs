@@ -3,14 +3,15 @@
 //!
 //! Internal failures answer with a generic message; their cause goes to the log only.
 
+pub use crate::api::{ErrorBody, ErrorDetail};
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 
 use crate::document::{ManifestError, Role, RoleError};
+use crate::exchange::ExchangeError;
 use crate::pki::signing::SignatureError;
-use crate::store::StoreError;
+use crate::store::{BlobError, StoreError};
 
 /// A refusal or failure, as the API reports it.
 #[derive(Debug, thiserror::Error)]
@@ -309,6 +310,61 @@ impl ApiError {
     }
 }
 
+impl From<ExchangeError> for ApiError {
+    /// The one place where the exchange's refusals become HTTP answers: each kind keeps
+    /// the status, code and sentence the API has always given it.
+    fn from(e: ExchangeError) -> Self {
+        use ExchangeError as E;
+        match e {
+            E::RoleForbidden(why) => ApiError::RoleForbidden(why),
+            E::UnknownIdentity(who) => ApiError::UnknownIdentity(who),
+            E::RequestInvalid(why) => ApiError::RequestInvalid(why),
+            E::RequestMalformed(error) => ApiError::RequestInvalid(error.to_string()),
+            E::Manifest(error) => ApiError::Manifest(error),
+            E::Signature { role, error } => ApiError::Signature { role, error },
+            E::SignatureRoleMissing(role) => ApiError::SignatureRoleMissing(role),
+            E::SignatureRoleDuplicate(why) => ApiError::SignatureRoleDuplicate(why),
+            E::SignerRole(error) => ApiError::SignerRole(error),
+            E::SenderMismatch { tls, manifest } => ApiError::SenderMismatch { tls, manifest },
+            E::SenderInactive(why) => ApiError::SenderInactive(why),
+            E::NumberInUse { code, earlier } => ApiError::NumberInUse { code, earlier },
+            E::RecipientUnknown(who) => ApiError::RecipientUnknown(who),
+            E::RecipientInactive(why) => ApiError::RecipientInactive(why),
+            E::RoutingDenied { from, to } => ApiError::RoutingDenied { from, to },
+            E::RecipientNoEncryptionKey(who) => ApiError::RecipientNoEncryptionKey(who),
+            E::CipherNotCertified(refusal) => ApiError::CipherNotCertified(refusal),
+            E::ClassifiedNotEncrypted(error) => ApiError::ClassifiedNotEncrypted(error.to_string()),
+            E::RecipientSetMismatch(why) => ApiError::RecipientSetMismatch(why),
+            E::ReceiptInvalid(error) => ApiError::ReceiptInvalid(error.to_string()),
+            E::Status(refusal) => ApiError::Status(refusal),
+            E::BusinessTargetInvalid(why) => ApiError::BusinessTargetInvalid(why),
+            E::IdConflict(id) => ApiError::IdConflict(id.to_string()),
+            E::DocumentNotFound => ApiError::DocumentNotFound,
+            E::PayloadNotBase64(error) => {
+                ApiError::RequestInvalid(format!("payload is not base64: {error}"))
+            }
+            E::Blob(error @ BlobError::SizeMismatch { .. }) => {
+                ApiError::PayloadSizeMismatch(error.to_string())
+            }
+            E::Blob(error @ BlobError::DigestMismatch { .. }) => {
+                ApiError::PayloadDigestMismatch(error.to_string())
+            }
+            E::Blob(BlobError::Store(error)) => error.into(),
+            other @ (E::Task { .. } | E::PayloadFile { .. } | E::CanonicalNotText(_)) => {
+                ApiError::Internal(other.to_string())
+            }
+            E::PayloadDigestMismatch(why) => ApiError::PayloadDigestMismatch(why),
+            E::PayloadSizeMismatch(why) => ApiError::PayloadSizeMismatch(why),
+            E::UploadIncomplete(why) => ApiError::UploadIncomplete(why),
+            E::BodyTimeout(secs) => ApiError::BodyTimeout(secs),
+            E::PayloadNotAvailable => ApiError::PayloadNotAvailable,
+            E::Unavailable(why) => ApiError::Unavailable(why.to_owned()),
+            E::Store(error) => error.into(),
+            E::Internal(cause) => ApiError::Internal(cause),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         if e.is_disk_full() {
@@ -325,22 +381,6 @@ impl From<StoreError> for ApiError {
             ApiError::Internal(e.to_string())
         }
     }
-}
-
-/// The JSON body of an error response.
-#[derive(Serialize, serde::Deserialize, Debug)]
-pub struct ErrorBody {
-    /// The error.
-    pub error: ErrorDetail,
-}
-
-/// The detail of an error response.
-#[derive(Serialize, serde::Deserialize, Debug)]
-pub struct ErrorDetail {
-    /// Stable machine-readable code.
-    pub code: String,
-    /// A sentence for people.
-    pub message: String,
 }
 
 impl IntoResponse for ApiError {

@@ -142,6 +142,23 @@ impl AppState {
     pub fn directory(&self) -> Arc<Directory> {
         self.registry.current()
     }
+
+    /// The exchange's view of this state for one request: the directory and trust
+    /// material in force now, the store, keys and configuration.
+    pub fn exchange(&self) -> crate::exchange::Exchange {
+        crate::exchange::Exchange {
+            directory: self.directory(),
+            store: self.store.clone(),
+            cipher: self.cipher.clone(),
+            seal: self.seal.clone(),
+            keys: self.keys.clone(),
+            signing: self.trust.current().map(|t| t.signing),
+            numbering: self.numbering.clone(),
+            ocsp: self.ocsp.clone(),
+            disk_reserve_bytes: self.limits.disk_reserve_bytes,
+            body_idle_timeout: self.limits.body_idle_timeout(),
+        }
+    }
 }
 
 /// A configured server, ready to run on a listener.

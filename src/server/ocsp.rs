@@ -167,3 +167,23 @@ fn cache_key(target: &OcspTarget) -> [u8; 32] {
     key.copy_from_slice(ctx.finish().as_ref());
     key
 }
+
+impl crate::exchange::OcspFetch for OcspClient {
+    fn enabled(&self) -> bool {
+        OcspClient::enabled(self)
+    }
+
+    fn preferred(&self) -> bool {
+        OcspClient::preferred(self)
+    }
+
+    fn response<'a>(
+        &'a self,
+        target: &'a OcspTarget,
+        now: i64,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Vec<u8>, SignatureError>> + Send + 'a>,
+    > {
+        Box::pin(OcspClient::response(self, target, now))
+    }
+}

@@ -228,9 +228,9 @@ fn file_stamp(sources: &TrustSources) -> Vec<[u8; 32]> {
         .collect()
 }
 
-/// The rustls crypto provider used everywhere in congvan: ring.
+/// The rustls crypto provider used everywhere in congvan: ring ([`crate::pki::tls_provider`]).
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    crate::pki::tls_provider()
 }
 
 fn build(sources: &TrustSources) -> Result<Trust, TlsError> {

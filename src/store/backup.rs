@@ -580,13 +580,13 @@ mod tests {
         );
         DocumentRecord {
             id: Uuid::now_v7(),
-            sender: "hn/cm".into(),
-            recipients: vec!["hn/cm/chuc-son".into()],
-            classification: "thuong".into(),
-            urgency: 0,
+            sender: "hn/cm".parse().unwrap(),
+            recipients: vec!["hn/cm/chuc-son".parse().unwrap()],
+            classification: crate::document::manifest::Classification::Thuong,
+            urgency: crate::document::manifest::Urgency::Thuong,
             manifest: "{}".into(),
             manifest_sha256: sha.clone(),
-            signatures: serde_json::json!([]),
+            signatures: vec![],
             signers: vec![],
             payload_sha256: sha,
             payload_size: payload.len() as u64,
@@ -612,7 +612,16 @@ mod tests {
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let receipt = |i: u64| Ok(serde_json::json!({ "index": i }));
+        let receipt = |i: u64| {
+            Ok(crate::notary::Signed {
+                statement: serde_json::json!({ "index": i }),
+                signature: crate::notary::StatementSignature {
+                    key_id: "k".into(),
+                    alg: "ed25519".into(),
+                    value: String::new(),
+                },
+            })
+        };
         let a = record(b"a");
         rt.block_on(store.insert_accepted(&a, None, Some(b"a"), "t", receipt))
             .unwrap()

@@ -20,25 +20,33 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use uuid::Uuid;
 
 pub mod backup;
 pub mod blobs;
-pub mod commit;
+mod commit;
+mod records;
 pub mod registers;
 mod snapshot;
+#[cfg(test)]
+mod tests;
 
 pub use blobs::{BlobError, BlobStore, BlobWriter, VerifiedBlob};
-pub use commit::Committer;
+use commit::Committer;
+pub use records::{
+    DeliveryRecord, DocState, DocumentRecord, Inserted, LinkRecord, OutgoingNumber, ReceiptRecord,
+    ReceiptWrite, SignerRecord,
+};
 
+use crate::directory::OrgId;
+use crate::document::ReceiptStatus;
 use crate::document::status::{StatusRefusal, Verdict};
 pub use crate::ledger::BusinessRef;
 use crate::ledger::{self, Event, LedgerError, Log};
+use crate::notary::{NotaryError, Signed};
 use crate::registers::{IncomingEntry, Medium};
-use crate::seal::policy::SealMark;
 use snapshot::{Gate, Kept};
 
 /// sled log segment size. Values larger than a quarter of a segment go to separate blob
@@ -108,6 +116,9 @@ pub enum StoreError {
     /// A receipt's status breaks the status rules; nothing was written.
     #[error(transparent)]
     Status(#[from] crate::document::status::StatusRefusal),
+    /// The server's receipt for an accepted document could not be signed.
+    #[error("signing the submission receipt: {0}")]
+    Receipt(#[source] NotaryError),
     /// A write would eat into the disk reserve.
     #[error("{needed} bytes are needed but only {available} are free on the data disk")]
     DiskFull {
@@ -135,159 +146,6 @@ impl StoreError {
         };
         matches!(raw, Some(28) | Some(122))
     }
-}
-
-/// Where a document is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DocState {
-    /// Manifest and signatures accepted; the payload has not arrived.
-    AwaitingPayload,
-    /// Payload stored; the document is in its recipients' inboxes.
-    Accepted,
-}
-
-/// A verified signer, as recorded.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SignerRecord {
-    /// `person` or `organization`.
-    pub role: String,
-    /// The certificate's subject.
-    pub subject: String,
-    /// SHA-256 of the certificate.
-    pub fingerprint_sha256: String,
-}
-
-/// Everything the server keeps about one document (the payload is a blob).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct DocumentRecord {
-    /// The document id.
-    pub id: Uuid,
-    /// The sender's organisation id.
-    pub sender: String,
-    /// The recipients' organisation ids.
-    pub recipients: Vec<String>,
-    /// `thuong`, `mat`, `toi_mat` or `tuyet_mat`.
-    pub classification: String,
-    /// edXML priority 0–4.
-    pub urgency: u8,
-    /// The manifest's canonical JSON (RFC 8785), exactly as signed.
-    pub manifest: String,
-    /// SHA-256 of `manifest`.
-    pub manifest_sha256: String,
-    /// The signatures as received.
-    pub signatures: serde_json::Value,
-    /// Who signed, as verified at submission.
-    pub signers: Vec<SignerRecord>,
-    /// The payload's SHA-256.
-    pub payload_sha256: String,
-    /// The payload's size.
-    pub payload_size: u64,
-    /// When the manifest was accepted (RFC 3339).
-    pub submitted_at: String,
-    /// Lifecycle state.
-    pub state: DocState,
-    /// When the payload was accepted.
-    pub accepted_at: Option<String>,
-    /// The server-signed submission receipt, once accepted.
-    pub receipt: Option<serde_json::Value>,
-    /// The log index of the `submitted` event.
-    #[serde(default)]
-    pub log_index: Option<u64>,
-    /// For a classified document, the cipher that sealed it as the server declared it
-    /// when it accepted the manifest.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sealed_with: Option<SealMark>,
-    /// The OCSP responses (base64 DER, as the responder signed them) that judged the
-    /// signers at submission: evidence that lets a recipient judge the signatures as they
-    /// were then, years later.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ocsp: Vec<String>,
-    /// Its place in the sender's outgoing register: the numbering period, number and
-    /// notation (see `registers::Numbering`), unique per sender.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub outgoing: Option<OutgoingNumber>,
-    /// The earlier document this one recalls, updates or replaces (from the manifest's
-    /// `business`); absent for a new document.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub business: Option<BusinessRef>,
-}
-
-/// A document's outgoing number as the register keeps it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OutgoingNumber {
-    /// The numbering period, number and notation, as one key.
-    pub key: String,
-    /// The number and notation as printed, for messages.
-    pub code: String,
-    /// The document this one updates or replaces, which may hold the same number.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub amends: Option<Uuid>,
-}
-
-/// A later document that acts on an earlier one (the `links` tree).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LinkRecord {
-    /// `recall`, `update` or `replace`.
-    pub kind: String,
-    /// The later (acting) document.
-    pub document_id: Uuid,
-    /// Its recipients: a recall or update concerns these recipients of the target only.
-    pub recipients: Vec<String>,
-    /// When it was accepted.
-    pub accepted_at: String,
-}
-
-/// A recipient's signed receipt, as recorded.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ReceiptRecord {
-    /// edXML status code (`01`…`06`, `13`, `15`, `16`).
-    pub status: String,
-    /// The time the recipient states.
-    pub time: String,
-    /// The recipient's note.
-    pub note: String,
-    /// When the server recorded it.
-    pub recorded_at: String,
-    /// The signed receipt as received (statement and signature).
-    pub receipt: serde_json::Value,
-    /// The index of its `receipt` event in the log.
-    #[serde(default)]
-    pub log_index: Option<u64>,
-}
-
-/// What happened to one document at one recipient.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct DeliveryRecord {
-    /// First time the recipient fetched the payload.
-    pub first_fetched_at: Option<String>,
-    /// Last time it fetched the payload.
-    pub last_fetched_at: Option<String>,
-    /// How many times.
-    pub fetch_count: u64,
-    /// Its signed receipts, oldest first.
-    pub receipts: Vec<ReceiptRecord>,
-    /// The incoming number (số đến) the recipient's register gave it on acceptance (03).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub incoming_number: Option<u64>,
-}
-
-/// The outcome of [`Store::record_receipt`].
-#[derive(Debug)]
-pub enum ReceiptWrite {
-    /// Recorded: the delivery record as it now is, and the event's log index.
-    Recorded(DeliveryRecord, u64),
-    /// The status was already recorded: the earlier entry, nothing written.
-    Replayed(ReceiptRecord),
-}
-
-/// The outcome of [`Store::insert_document`].
-#[derive(Debug)]
-pub enum Inserted {
-    /// New.
-    Created,
-    /// A record with this id already exists (returned as stored).
-    Exists(Box<DocumentRecord>),
 }
 
 /// A handle to the server's durable state.
@@ -469,7 +327,7 @@ impl Store {
         &self,
         id: &Uuid,
         accepted_at: &str,
-        receipt: impl Fn(u64) -> Result<serde_json::Value, String>,
+        receipt: impl Fn(u64) -> Result<Signed, NotaryError>,
     ) -> Result<(DocumentRecord, u64), StoreError> {
         let seq = self.next_seq()?;
         let result = {
@@ -527,7 +385,7 @@ impl Store {
         deadline: Option<&str>,
         small_payload: Option<&[u8]>,
         accepted_at: &str,
-        receipt: impl Fn(u64) -> Result<serde_json::Value, String>,
+        receipt: impl Fn(u64) -> Result<Signed, NotaryError>,
     ) -> Result<Result<(DocumentRecord, u64), Box<DocumentRecord>>, StoreError> {
         if small_payload.is_some_and(|p| p.len() as u64 > SMALL_PAYLOAD_BYTES_MAX) {
             return Err(StoreError::State(
@@ -577,10 +435,12 @@ impl Store {
     }
 
     /// A small payload kept in the database, if this one is.
-    pub fn small_payload(&self, sha256: &str) -> Result<Option<sled::IVec>, StoreError> {
-        self.payloads
+    pub fn small_payload(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .payloads
             .get(sha256.as_bytes())
-            .map_err(db_err(&self.dir))
+            .map_err(db_err(&self.dir))?
+            .map(|bytes| bytes.to_vec()))
     }
 
     /// Documents in an index for `org`, newest first, after the cursor `before` (a
@@ -757,8 +617,8 @@ impl Store {
                 time: at.to_owned(),
                 document_id: document.id,
                 actor: actor.to_owned(),
-                sender: document.sender.clone(),
-                recipients: document.recipients.clone(),
+                sender: document.sender.to_string(),
+                recipients: strings(&document.recipients),
                 payload_sha256: document.payload_sha256.clone(),
             },
             None,
@@ -795,7 +655,7 @@ impl Store {
     ) -> Result<ReceiptWrite, StoreError> {
         let id = document.id;
         let key = delivery_key(&id, recipient);
-        let incoming = if receipt.status == "03" {
+        let incoming = if receipt.status == ReceiptStatus::Accepted {
             Some(incoming_entry(document, &receipt.recorded_at)?)
         } else {
             None
@@ -826,7 +686,7 @@ impl Store {
                             if let Some(earlier) =
                                 record.receipts.iter().find(|r| r.status == receipt.status)
                             {
-                                return Ok(ReceiptWrite::Replayed(earlier.clone()));
+                                return Ok(ReceiptWrite::Replayed(Box::new(earlier.clone())));
                             }
                         }
                         Ok(Verdict::Record) => {}
@@ -848,10 +708,10 @@ impl Store {
                             time: receipt.recorded_at.clone(),
                             document_id: id,
                             actor: actor.to_owned(),
-                            sender: document.sender.clone(),
-                            recipients: document.recipients.clone(),
-                            status: receipt.status.clone(),
-                            receipt: receipt.receipt.clone(),
+                            sender: document.sender.to_string(),
+                            recipients: strings(&document.recipients),
+                            status: receipt.status.code().to_owned(),
+                            receipt: serde_json::to_value(&receipt.receipt).map_err(corrupt)?,
                         },
                     )?;
                     let mut entry = receipt.clone();
@@ -1014,13 +874,13 @@ fn file_accepted(
     deadline: Option<String>,
     seq: u64,
     accepted_at: &str,
-    receipt: &impl Fn(u64) -> Result<serde_json::Value, String>,
+    receipt: &impl Fn(u64) -> Result<Signed, NotaryError>,
 ) -> Result<u64, ConflictableTransactionError<StoreError>> {
     let abort = ConflictableTransactionError::Abort;
     // The outgoing number is checked here, in the transaction that accepts the document,
     // so that two submissions racing with one number cannot both be accepted.
     if let Some(outgoing) = &record.outgoing {
-        let key = registers::outgoing_key(&record.sender, &outgoing.key);
+        let key = registers::outgoing_key(record.sender.as_str(), &outgoing.key);
         match registers::outgoing_holder(registers, &key)? {
             Some(earlier) if earlier != record.id && outgoing.amends != Some(earlier) => {
                 return Err(abort(StoreError::NumberInUse {
@@ -1040,11 +900,11 @@ fn file_accepted(
         &Event::Submitted {
             time: accepted_at.to_owned(),
             document_id: record.id,
-            actor: record.sender.clone(),
-            sender: record.sender.clone(),
-            recipients: record.recipients.clone(),
-            classification: record.classification.clone(),
-            urgency: record.urgency,
+            actor: record.sender.to_string(),
+            sender: record.sender.to_string(),
+            recipients: strings(&record.recipients),
+            classification: record.classification.name().to_owned(),
+            urgency: record.urgency.into(),
             deadline,
             manifest_sha256: record.manifest_sha256.clone(),
             payload_sha256: record.payload_sha256.clone(),
@@ -1072,14 +932,17 @@ fn file_accepted(
     }
     record.state = DocState::Accepted;
     record.accepted_at = Some(accepted_at.to_owned());
-    record.receipt = Some(receipt(index).map_err(|e| abort(StoreError::State(e)))?);
+    record.receipt = Some(receipt(index).map_err(|e| abort(StoreError::Receipt(e)))?);
     record.log_index = Some(index);
     docs.insert(record.id.as_bytes(), encode(record).map_err(abort)?)?;
     for recipient in &record.recipients {
-        inbox.insert(index_key(recipient, seq), record.id.as_bytes().as_slice())?;
+        inbox.insert(
+            index_key(recipient.as_str(), seq),
+            record.id.as_bytes().as_slice(),
+        )?;
     }
     sent.insert(
-        index_key(&record.sender, seq),
+        index_key(record.sender.as_str(), seq),
         record.id.as_bytes().as_slice(),
     )?;
     Ok(index)
@@ -1103,7 +966,7 @@ fn incoming_entry(document: &DocumentRecord, at: &str) -> Result<IncomingEntry, 
         received_at: at.to_owned(),
         medium: Medium::Electronic,
         document_id: Some(document.id),
-        author: document.sender.clone(),
+        author: document.sender.to_string(),
         code: format!("{}-{}", manifest.code.number, manifest.code.notation),
         date: manifest.promulgated.date,
         doc_type: manifest.doc_type,
@@ -1111,6 +974,11 @@ fn incoming_entry(document: &DocumentRecord, at: &str) -> Result<IncomingEntry, 
         assigned_to: String::new(),
         note: String::new(),
     })
+}
+
+/// Organisation ids as the log writes them.
+fn strings(orgs: &[OrgId]) -> Vec<String> {
+    orgs.iter().map(ToString::to_string).collect()
 }
 
 fn link_key(target: &Uuid, actor: &Uuid) -> Vec<u8> {

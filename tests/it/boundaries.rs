@@ -83,6 +83,39 @@ fn each_crate_is_named_only_where_the_architecture_allows() {
     );
 }
 
+/// The exchange layer (`src/exchange/`) holds the rules of the exchange without HTTP:
+/// it names no HTTP crate and nothing of `server`, which calls it (docs/ARCHITECTURE.md).
+#[test]
+fn the_exchange_knows_no_http_and_no_server() {
+    let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/src/exchange"));
+    let mut files = Vec::new();
+    sources(root, &mut files);
+    assert!(files.len() >= 4, "the scan found too few exchange files");
+    let mut broken = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for line in text.lines() {
+            for krate in [
+                "axum",
+                "hyper",
+                "http",
+                "http_body_util",
+                "reqwest",
+                "server",
+            ] {
+                if names(line, krate) {
+                    broken.push(format!("{}: {}", file.display(), line.trim()));
+                }
+            }
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "the exchange names HTTP or the server:\n{}",
+        broken.join("\n")
+    );
+}
+
 #[test]
 fn the_scan_recognises_paths_and_ignores_comments_and_longer_names() {
     assert!(names("use sled::Tree;", "sled"));

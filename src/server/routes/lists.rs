@@ -4,13 +4,14 @@ use axum::Json;
 use axum::extract::{Query, State};
 use serde::Deserialize;
 
-use super::receipts::{links_of, pending_request};
 use crate::api::{ListItem, ListPage};
+use crate::directory::OrgId;
+use crate::document::ReceiptStatus;
 use crate::document::status::Request;
 use crate::server::AppState;
 use crate::server::auth::Caller;
 use crate::server::error::ApiError;
-use crate::store::{DocState, DocumentRecord};
+use crate::store::DocumentRecord;
 
 /// Default page length.
 const PAGE_ITEMS_DEFAULT: usize = 100;
@@ -42,18 +43,15 @@ fn item(seq: u64, record: &DocumentRecord) -> ListItem {
     ListItem {
         seq,
         id: record.id,
-        sender: record.sender.clone(),
-        recipients: record.recipients.clone(),
+        sender: record.sender.to_string(),
+        recipients: record.recipients.iter().map(ToString::to_string).collect(),
         doc_type: text(&["doc_type"]),
         number: text(&["code", "number"]),
         notation: text(&["code", "notation"]),
         subject: text(&["subject"]),
-        urgency: record.urgency,
-        classification: record.classification.clone(),
-        state: match record.state {
-            DocState::AwaitingPayload => "awaiting_payload".into(),
-            DocState::Accepted => "accepted".into(),
-        },
+        urgency: record.urgency.into(),
+        classification: record.classification.name().to_owned(),
+        state: crate::exchange::state_name(record.state).to_owned(),
         accepted_at: record.accepted_at.clone(),
         fetched_at: None,
         receipt_status: None,
@@ -65,7 +63,7 @@ fn item(seq: u64, record: &DocumentRecord) -> ListItem {
     }
 }
 
-fn page(items: Vec<(u64, DocumentRecord, String)>, limit: usize) -> ListPage {
+fn page(items: Vec<(u64, DocumentRecord, OrgId)>, limit: usize) -> ListPage {
     let next_before = if items.len() >= limit {
         items.last().map(|(seq, _, _)| *seq)
     } else {
@@ -89,21 +87,19 @@ enum Index {
 /// once, with the unit it was filed for.
 fn archive_page(
     state: &AppState,
-    org: &str,
+    org: &OrgId,
     index: Index,
     before: Option<u64>,
     limit: usize,
-) -> Result<Vec<(u64, DocumentRecord, String)>, ApiError> {
+) -> Result<Vec<(u64, DocumentRecord, OrgId)>, ApiError> {
     let directory = state.directory();
-    let mut owners = vec![org.to_owned()];
-    if let Ok(id) = crate::directory::OrgId::parse(org) {
-        owners.extend(directory.predecessors(&id).iter().map(ToString::to_string));
-    }
+    let mut owners = vec![org.clone()];
+    owners.extend(directory.predecessors(org).iter().cloned());
     let mut all = Vec::new();
     for owner in &owners {
         let batch = match index {
-            Index::Inbox => state.store.inbox(owner, before, limit)?,
-            Index::Sent => state.store.sent(owner, before, limit)?,
+            Index::Inbox => state.store.inbox(owner.as_str(), before, limit)?,
+            Index::Sent => state.store.sent(owner.as_str(), before, limit)?,
         };
         all.extend(batch.into_iter().map(|(seq, r)| (seq, r, owner.clone())));
     }
@@ -114,13 +110,10 @@ fn archive_page(
     Ok(all)
 }
 
-fn org_of(caller: &Caller) -> Result<String, ApiError> {
-    caller
-        .org()
-        .map(ToString::to_string)
-        .ok_or(ApiError::RoleForbidden(
-            "only committees have an inbox and a sent list",
-        ))
+fn org_of(caller: &Caller) -> Result<OrgId, ApiError> {
+    caller.org().cloned().ok_or(ApiError::RoleForbidden(
+        "only committees have an inbox and a sent list",
+    ))
 }
 
 /// `GET /v1/inbox`.
@@ -144,6 +137,7 @@ pub async fn inbox(
         .limit
         .unwrap_or(PAGE_ITEMS_DEFAULT)
         .clamp(1, crate::store::PAGE_ITEMS_MAX);
+    let exchange = state.exchange();
     let mut items = Vec::new();
     let mut before = q.before;
     // Filtering may drop items; keep reading pages until one is full or the index ends.
@@ -151,24 +145,27 @@ pub async fn inbox(
         let batch = archive_page(&state, &org, Index::Inbox, before, limit)?;
         let exhausted = batch.len() < limit;
         for (seq, record, owner) in &batch {
-            let delivery = state.store.delivery(&record.id, owner)?;
+            let delivery = state.store.delivery(&record.id, owner.as_str())?;
             if only_new && !delivery.receipts.is_empty() {
                 continue;
             }
             // A recall the recipient agreed to (15) takes the document out of the
             // active inbox; it stays in the history.
-            let recalled = delivery.receipts.iter().any(|r| r.status == "15")
-                && pending_request(&state, &record.id, owner)? == Some(Request::Recall);
+            let recalled = delivery
+                .receipts
+                .iter()
+                .any(|r| r.status == ReceiptStatus::Agreed)
+                && exchange.pending_request(&record.id, owner)? == Some(Request::Recall);
             if recalled && !history {
                 continue;
             }
             let mut it = item(*seq, record);
             if owner != &org {
-                it.addressed_to = Some(owner.clone());
+                it.addressed_to = Some(owner.to_string());
             }
             it.fetched_at = delivery.first_fetched_at.clone();
-            it.receipt_status = delivery.receipts.last().map(|r| r.status.clone());
-            it.links = links_of(&state, record, Some(owner))?;
+            it.receipt_status = delivery.receipts.last().map(|r| r.status.code().to_owned());
+            it.links = exchange.links_of(record, Some(owner))?;
             it.recalled = recalled;
             it.incoming_number = delivery.incoming_number;
             items.push(it);
@@ -198,9 +195,10 @@ pub async fn sent(
         .clamp(1, crate::store::PAGE_ITEMS_MAX);
     let items = archive_page(&state, &org, Index::Sent, q.before, limit)?;
     let mut listing = page(items, limit);
+    let exchange = state.exchange();
     for it in &mut listing.items {
         if let Some(record) = state.store.document(&it.id)? {
-            it.links = links_of(&state, &record, None)?;
+            it.links = exchange.links_of(&record, None)?;
         }
     }
     Ok(Json(listing))

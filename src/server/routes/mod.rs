@@ -5,6 +5,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
 
 use super::AppState;
+use super::error::ApiError;
 
 mod directory;
 mod documents;
@@ -52,4 +53,52 @@ pub fn router() -> Router<AppState> {
             get(registers::incoming).post(registers::register_paper),
         )
         .route("/v1/registers/incoming/close", post(registers::close))
+}
+
+/// A document id from a path, or `id_invalid` naming (the start of) what was given.
+pub fn parse_id(raw: &str) -> Result<uuid::Uuid, ApiError> {
+    uuid::Uuid::parse_str(raw).map_err(|_| ApiError::IdInvalid(raw.chars().take(64).collect()))
+}
+
+/// Reads a whole body of at most `limit` bytes, within the body timeout.
+pub async fn read_limited(
+    state: &AppState,
+    body: axum::body::Body,
+    limit: usize,
+) -> Result<axum::body::Bytes, ApiError> {
+    use http_body_util::BodyExt;
+    let timeout = state.limits.body_idle_timeout();
+    let collect = http_body_util::Limited::new(body, limit).collect();
+    match tokio::time::timeout(timeout, collect).await {
+        Err(_) => Err(ApiError::BodyTimeout(timeout.as_secs())),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e))
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(ApiError::BodyTooLarge(limit as u64))
+        }
+        Ok(Err(e)) => Err(ApiError::UploadIncomplete(e.to_string())),
+    }
+}
+
+/// Refuses with `507` when a write of `extra` bytes would eat into the disk reserve.
+pub fn ensure_space(state: &AppState, extra: u64) -> Result<(), ApiError> {
+    state
+        .store
+        .ensure_space(extra.saturating_add(state.limits.disk_reserve_bytes))
+        .map_err(ApiError::from)
+}
+
+/// `201 Created` for something the exchange made now, `200 OK` for a replay, with its JSON.
+pub fn render<T: serde::Serialize>(answer: crate::exchange::Answer<T>) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    match answer {
+        crate::exchange::Answer::Created(body) => {
+            (axum::http::StatusCode::CREATED, axum::Json(body)).into_response()
+        }
+        crate::exchange::Answer::Replayed(body) => {
+            (axum::http::StatusCode::OK, axum::Json(body)).into_response()
+        }
+    }
 }

@@ -9,7 +9,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 
-use super::documents::{ensure_space, read_limited};
+use super::{ensure_space, read_limited};
 use crate::api::{self, IncomingRegisterView, PaperRegistered, RegisterClosedView};
 use crate::directory::OrgId;
 use crate::registers::{self, IncomingEntry, Medium, PaperRegistration};
