@@ -205,7 +205,7 @@ impl Client {
     /// Fetches the current checkpoint and verifies its signature with the pinned key.
     pub async fn fetch_checkpoint(&self) -> Result<VerifiedCheckpoint, ClientError> {
         let vkey = self.log_verifier_key().await?;
-        let note = self.get_text("/v1/log/checkpoint").await?;
+        let note = self.log_checkpoint().await?;
         checkpoint::verify(&note, &vkey).map_err(|e| trust_err(e.to_string()))
     }
 
@@ -239,12 +239,7 @@ impl Client {
             } else if prev.size == current.size {
                 prev.root == current.root
             } else {
-                let proof: LogProof = self
-                    .get_json(&format!(
-                        "/v1/log/proofs/consistency?from={}&to={}",
-                        prev.size, current.size
-                    ))
-                    .await?;
+                let proof: LogProof = self.consistency_proof(prev.size, current.size).await?;
                 let hashes = decode_proof(&proof.proof)?;
                 ledger::check_consistency(&hashes, prev.size, prev.root, current.size, current.root)
             };
@@ -281,9 +276,7 @@ impl Client {
         let mut hidden = Vec::new();
         let mut at = start;
         while at < end {
-            let page: LogEntries = self
-                .get_json(&format!("/v1/log/entries?start={at}&end={end}"))
-                .await?;
+            let page: LogEntries = self.log_entries(at, end).await?;
             entries.extend(page.entries);
             hidden.extend(page.hidden);
             match page.next_start {
@@ -302,20 +295,13 @@ impl Client {
     ) -> Result<(CheckpointCheck, Vec<ProvedEvent>), ClientError> {
         let check = self.audit_checkpoint().await?;
         let cp = &check.current;
-        let page: LogEntries = self
-            .get_json(&format!("/v1/log/entries?document={id}"))
-            .await?;
+        let page: LogEntries = self.log_entries_of(id).await?;
         let mut out = Vec::new();
         for entry in page.entries {
             if entry.index >= cp.size {
                 continue;
             }
-            let proof: LogProof = self
-                .get_json(&format!(
-                    "/v1/log/proofs/inclusion?index={}&size={}",
-                    entry.index, cp.size
-                ))
-                .await?;
+            let proof: LogProof = self.inclusion_proof(entry.index, cp.size).await?;
             let hashes = decode_proof(&proof.proof)?;
             let leaf = entry.leaf.get().as_bytes();
             if !ledger::check_inclusion(&hashes, cp.size, cp.root, entry.index, leaf) {
@@ -364,27 +350,17 @@ impl Client {
                 cp.size, cp.size
             )));
         }
-        let crls: crate::api::CrlsResponse = self.get_json("/v1/crls").await?;
+        let crls: crate::api::CrlsResponse = self.crls().await?;
         let range_proof = if (start, end) == (0, cp.size) {
             Vec::new()
         } else {
-            let proof: RangeProof = self
-                .get_json(&format!(
-                    "/v1/log/proofs/range?start={start}&end={end}&size={}",
-                    cp.size
-                ))
-                .await?;
+            let proof: RangeProof = self.range_proof(start, end, cp.size).await?;
             proof.proof
         };
         let (visible, hidden) = self.entries_in(start, end).await?;
         let mut entries = Vec::new();
         for entry in visible {
-            let proof: LogProof = self
-                .get_json(&format!(
-                    "/v1/log/proofs/inclusion?index={}&size={}",
-                    entry.index, cp.size
-                ))
-                .await?;
+            let proof: LogProof = self.inclusion_proof(entry.index, cp.size).await?;
             entries.push(ExportEntry {
                 index: entry.index,
                 leaf: entry.leaf,

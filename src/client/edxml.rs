@@ -17,6 +17,7 @@ use unicode_normalization::UnicodeNormalization;
 use uuid::Uuid;
 
 use super::fetch::{accepted_time, parse_manifest_any_type, verify_outer_signatures};
+use super::endpoints::ListQuery;
 use super::send::{SendOutcome, SendRequest};
 use super::{Client, ClientError};
 use crate::api::{DirectoryOrg, DirectoryStatement, DocumentView, StatusView};
@@ -117,7 +118,7 @@ impl Client {
     /// carry their files in the clear.
     pub async fn edxml_export(&self, id: &Uuid, out: &Path) -> Result<Exported, ClientError> {
         let me = self.own_org()?;
-        let view: DocumentView = self.get_json(&format!("/v1/documents/{id}")).await?;
+        let view: DocumentView = self.document(id).await?;
         let text = view.manifest.get();
         if sha256_hex(text.as_bytes()) != view.manifest_sha256 {
             return Err(ClientError::Trust(
@@ -203,10 +204,7 @@ impl Client {
             None => None,
             Some(target) => {
                 // The target's DocumentId, when this caller may see the target.
-                match self
-                    .get_json::<DocumentView>(&format!("/v1/documents/{target}"))
-                    .await
-                {
+                match self.document(&target).await {
                     Ok(v) => parse_manifest_any_type(v.manifest.get(), manifest::Layer::Outer)
                         .ok()
                         .map(|t| manifest_document_id(&directory, &t.manifest)),
@@ -264,7 +262,7 @@ impl Client {
 
         let mut status_packets = Vec::new();
         if m.sender == me {
-            let status: StatusView = self.get_json(&format!("/v1/documents/{id}/status")).await?;
+            let status: StatusView = self.status(id).await?;
             let dir = PathBuf::from(format!("{}.status", out.display()));
             std::fs::create_dir_all(&dir)
                 .map_err(|e| ClientError::Input(format!("{}: {e}", dir.display())))?;
@@ -309,9 +307,7 @@ impl Client {
                 m.payload.size
             ))));
         }
-        let mut response = self
-            .get_stream(&format!("/v1/documents/{id}/payload"))
-            .await?;
+        let mut response = self.payload(id).await?;
         let mut bytes = Vec::new();
         while let Some(chunk) = response
             .chunk()
@@ -495,12 +491,12 @@ impl Client {
         directory: &DirectoryStatement,
         document_id: &str,
     ) -> Result<Uuid, ClientError> {
-        let page: crate::api::ListPage = self.get_json("/v1/sent?limit=500").await?;
+        let page: crate::api::ListPage = self.sent(&ListQuery::limit(500)).await?;
         for item in page.items {
             if !document_id.ends_with(&format!(",{}/{}", item.number, item.notation)) {
                 continue;
             }
-            let view: DocumentView = self.get_json(&format!("/v1/documents/{}", item.id)).await?;
+            let view: DocumentView = self.document(&item.id).await?;
             if let Ok(parsed) = parse_manifest_any_type(view.manifest.get(), manifest::Layer::Outer)
             {
                 if manifest_document_id(directory, &parsed.manifest) == document_id {

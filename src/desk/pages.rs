@@ -17,8 +17,9 @@ use uuid::Uuid;
 use super::i18n::{Lang, Tr};
 use super::register::{self, Filter, RegisterItem, show_date, show_rfc3339, show_time};
 use super::{DeskError, DeskRole, DeskState, LANG_COOKIE, lang_of};
-use crate::api::{ListPage, StatusView};
+use crate::api::ListPage;
 use crate::client::ClientError;
+use crate::client::endpoints::ListQuery;
 use crate::client::send::SendRequest;
 use crate::directory::OrgId;
 use crate::document::Role;
@@ -216,12 +217,6 @@ fn seal_note(t: &Tr<'_>, mark: Option<&crate::seal::policy::SealMark>) -> String
 /// Reads the inbox listing from the server until it reaches what the register already
 /// holds, and merges it. Returns how many documents were new.
 pub async fn refresh_register(state: &DeskState) -> Result<usize, DeskError> {
-    #[derive(Deserialize)]
-    struct Page {
-        items: Vec<RegisterItem>,
-        #[serde(default)]
-        next_before: Option<u64>,
-    }
     let known = state
         .register()
         .read()
@@ -230,19 +225,17 @@ pub async fn refresh_register(state: &DeskState) -> Result<usize, DeskError> {
     let mut fresh = Vec::new();
     let mut before: Option<u64> = None;
     loop {
-        let path = match before {
-            Some(b) => format!("/v1/inbox?limit={LISTING_PAGE}&before={b}"),
-            None => format!("/v1/inbox?limit={LISTING_PAGE}"),
-        };
-        let page: Page = state.client().get_json(&path).await.map_err(from_client)?;
+        let query = ListQuery::limit(LISTING_PAGE).before(before);
+        let page: ListPage = state.client().inbox(&query).await.map_err(from_client)?;
         let reached_known = page
             .items
             .iter()
-            .any(|i| known.is_some_and(|k| i.item.seq <= k));
+            .any(|i| known.is_some_and(|k| i.seq <= k));
         fresh.extend(
             page.items
                 .into_iter()
-                .filter(|i| known.is_none_or(|k| i.item.seq > k)),
+                .filter(|i| known.is_none_or(|k| i.seq > k))
+                .map(|item| RegisterItem { item }),
         );
         match page.next_before {
             Some(next) if !reached_known && fresh.len() < register::REGISTER_ITEMS_MAX => {
@@ -487,11 +480,7 @@ async fn signer_certificates(
     signers: &[(Role, String)],
 ) -> Vec<CertLine> {
     use base64::Engine as _;
-    let Ok(view) = state
-        .client()
-        .get_json::<crate::api::DocumentView>(&format!("/v1/documents/{id}"))
-        .await
-    else {
+    let Ok(view) = state.client().document(&id).await else {
         return Vec::new();
     };
     let mut lines = Vec::new();
@@ -1286,17 +1275,11 @@ async fn outgoing(
     Query(q): Query<OutgoingQuery>,
 ) -> Result<Response, DeskError> {
     committee(&state)?;
-    let path = match q.before {
-        Some(b) => format!("/v1/sent?limit={OUTGOING_ROWS}&before={b}"),
-        None => format!("/v1/sent?limit={OUTGOING_ROWS}"),
-    };
-    let listing: ListPage = state.client().get_json(&path).await.map_err(from_client)?;
+    let query = ListQuery::limit(OUTGOING_ROWS).before(q.before);
+    let listing: ListPage = state.client().sent(&query).await.map_err(from_client)?;
     let client = state.client();
     let statuses = futures_util::future::join_all(listing.items.iter().map(|item| async move {
-        client
-            .get_json::<StatusView>(&format!("/v1/documents/{}/status", item.id))
-            .await
-            .ok()
+        client.status(&item.id).await.ok()
     }))
     .await;
     let f = frame(&state, &headers, "outgoing", "/outgoing".into());
