@@ -13,8 +13,8 @@
 use std::path::Path;
 
 use crate::api::StatusView;
-use crate::client::send::SendRequest;
 use crate::client::endpoints::ListQuery;
+use crate::client::send::SendRequest;
 use crate::client::{Client, ClientError};
 use crate::config::{ClientProfile, EMBEDDED_ORGS, EMBEDDED_REFORM_2025, ServerConfig};
 use crate::directory::{Directory, OrgId};

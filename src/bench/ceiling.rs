@@ -96,4 +96,3 @@ pub struct CeilingReport {
     /// How long it ran.
     pub seconds: f64,
 }
-

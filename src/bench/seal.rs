@@ -52,10 +52,14 @@ pub fn seal_file(
     let cipher = OpenPgp::default();
 
     let started = Instant::now();
-    let mut reader =
-        BufReader::with_capacity(FILE_BUFFER_BYTES, std::fs::File::open(input).map_err(io(input))?);
-    let mut writer =
-        BufWriter::with_capacity(FILE_BUFFER_BYTES, std::fs::File::create(output).map_err(io(output))?);
+    let mut reader = BufReader::with_capacity(
+        FILE_BUFFER_BYTES,
+        std::fs::File::open(input).map_err(io(input))?,
+    );
+    let mut writer = BufWriter::with_capacity(
+        FILE_BUFFER_BYTES,
+        std::fs::File::create(output).map_err(io(output))?,
+    );
     cipher
         .seal(
             &mut reader,
@@ -72,8 +76,10 @@ pub fn seal_file(
     let seal_s = started.elapsed().as_secs_f64();
 
     let started = Instant::now();
-    let mut sealed =
-        BufReader::with_capacity(FILE_BUFFER_BYTES, std::fs::File::open(output).map_err(io(output))?);
+    let mut sealed = BufReader::with_capacity(
+        FILE_BUFFER_BYTES,
+        std::fs::File::open(output).map_err(io(output))?,
+    );
     let mut sink = HashSink(digest::Context::new(&digest::SHA256));
     let bytes = cipher
         .open(&mut sealed, &mut sink, &secret, &cert, u64::MAX)
@@ -120,4 +126,3 @@ impl std::io::Write for HashSink {
         Ok(())
     }
 }
-

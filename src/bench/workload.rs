@@ -213,8 +213,7 @@ impl Sender {
                     size: self.size,
                     sha256: sha256.clone(),
                 };
-                let manifest =
-                    draft.manifest(vec![attachment], plain_payload(sha256, self.size));
+                let manifest = draft.manifest(vec![attachment], plain_payload(sha256, self.size));
                 (manifest, chunks)
             }
         }
@@ -477,8 +476,10 @@ impl Work {
                     )));
                 }
                 for w in 0..options.concurrency {
-                    let recipient =
-                        RecipientHandle(Recipient::new(Client::new(profile, base)?, signer.clone()));
+                    let recipient = RecipientHandle(Recipient::new(
+                        Client::new(profile, base)?,
+                        signer.clone(),
+                    ));
                     // Each worker walks its own slice of the inbox, round robin.
                     let mine: Vec<Uuid> = ids
                         .iter()

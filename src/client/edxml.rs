@@ -16,8 +16,8 @@ use ring::digest;
 use unicode_normalization::UnicodeNormalization;
 use uuid::Uuid;
 
-use super::fetch::{accepted_time, parse_manifest_any_type, verify_outer_signatures};
 use super::endpoints::ListQuery;
+use super::fetch::{accepted_time, parse_manifest_any_type, verify_outer_signatures};
 use super::send::{SendOutcome, SendRequest};
 use super::{Client, ClientError};
 use crate::api::{DirectoryOrg, DirectoryStatement, DocumentView, StatusView};

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::{Client, ClientError};
 use crate::api::{
     CrlsResponse, DocumentView, IncomingRegisterView, ListPage, LogEntries, LogProof,
-    PaperRegistered, ReceiptRequest, ReceiptResponse, RangeProof, RegisterClosedView,
+    PaperRegistered, RangeProof, ReceiptRequest, ReceiptResponse, RegisterClosedView,
     ServerKeysResponse, StatusView, SubmitRequest, SubmitResponse, UploadResponse,
 };
 use crate::notary::Signed;

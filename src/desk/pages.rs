@@ -227,10 +227,7 @@ pub async fn refresh_register(state: &DeskState) -> Result<usize, DeskError> {
     loop {
         let query = ListQuery::limit(LISTING_PAGE).before(before);
         let page: ListPage = state.client().inbox(&query).await.map_err(from_client)?;
-        let reached_known = page
-            .items
-            .iter()
-            .any(|i| known.is_some_and(|k| i.seq <= k));
+        let reached_known = page.items.iter().any(|i| known.is_some_and(|k| i.seq <= k));
         fresh.extend(
             page.items
                 .into_iter()
@@ -1278,9 +1275,12 @@ async fn outgoing(
     let query = ListQuery::limit(OUTGOING_ROWS).before(q.before);
     let listing: ListPage = state.client().sent(&query).await.map_err(from_client)?;
     let client = state.client();
-    let statuses = futures_util::future::join_all(listing.items.iter().map(|item| async move {
-        client.status(&item.id).await.ok()
-    }))
+    let statuses = futures_util::future::join_all(
+        listing
+            .items
+            .iter()
+            .map(|item| async move { client.status(&item.id).await.ok() }),
+    )
     .await;
     let f = frame(&state, &headers, "outgoing", "/outgoing".into());
     let t = f.t;

@@ -269,8 +269,18 @@ mod tests {
         assert!(outer.payload.encrypted);
         assert_eq!(outer.payload.size, 900);
         assert_eq!(
-            (outer.id, &outer.recipients, &outer.created_at, &outer.signer),
-            (inner.id, &inner.recipients, &inner.created_at, &inner.signer)
+            (
+                outer.id,
+                &outer.recipients,
+                &outer.created_at,
+                &outer.signer
+            ),
+            (
+                inner.id,
+                &inner.recipients,
+                &inner.created_at,
+                &inner.signer
+            )
         );
         outer
             .validate_layer(&ManifestRules::default(), Layer::Outer)
