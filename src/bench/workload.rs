@@ -222,9 +222,7 @@ impl Sender {
     /// Submits one document and checks its receipt; returns its id and payload size.
     pub(super) async fn submit_one(&self) -> Result<(Uuid, u64), ClientError> {
         let (manifest, chunks) = self.build();
-        let canonical = manifest
-            .canonical()
-            .map_err(|e| ClientError::Input(e.to_string()))?;
+        let canonical = manifest.canonical().map_err(ClientError::Manifest)?;
         let mut request = self.signer.submit_request(&canonical)?;
         let chunks = if self.inline && manifest.payload.size <= INLINE_SEND_BYTES_MAX {
             use base64::Engine as _;

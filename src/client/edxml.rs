@@ -168,7 +168,7 @@ impl Client {
             )
         })
         .await
-        .map_err(|e| ClientError::Input(e.to_string()))??;
+        .map_err(ClientError::Background)??;
 
         let payload = self.download_all(id, &m).await?;
         let mut attachments = Vec::new();
@@ -264,8 +264,10 @@ impl Client {
         if m.sender == me {
             let status: StatusView = self.status(id).await?;
             let dir = PathBuf::from(format!("{}.status", out.display()));
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| ClientError::Input(format!("{}: {e}", dir.display())))?;
+            std::fs::create_dir_all(&dir).map_err(|source| ClientError::File {
+                path: dir.clone(),
+                source,
+            })?;
             for recipient in &status.recipients {
                 for signed in &recipient.receipts {
                     let r = &signed["receipt"];
@@ -334,7 +336,10 @@ impl Client {
     pub async fn send_edxml(&self, path: &Path) -> Result<SendOutcome, ClientError> {
         let limits = Limits::default();
         let size = std::fs::metadata(path)
-            .map_err(|e| ClientError::Input(format!("{}: {e}", path.display())))?
+            .map_err(|source| ClientError::File {
+                path: path.to_owned(),
+                source,
+            })?
             .len();
         if size > limits.input_bytes_max as u64 {
             return Err(ClientError::Edxml(EdxmlError::TooLarge(format!(
@@ -343,15 +348,17 @@ impl Client {
                 limits.input_bytes_max
             ))));
         }
-        let bytes = std::fs::read(path)
-            .map_err(|e| ClientError::Input(format!("{}: {e}", path.display())))?;
+        let bytes = std::fs::read(path).map_err(|source| ClientError::File {
+            path: path.to_owned(),
+            source,
+        })?;
         let envelope = tokio::task::spawn_blocking(move || edxml::read_envelope(&bytes, &limits))
             .await
-            .map_err(|e| ClientError::Input(e.to_string()))??;
+            .map_err(ClientError::Background)??;
         let staging = tempfile::Builder::new()
             .prefix(".congvan-edxml-")
             .tempdir()
-            .map_err(|e| ClientError::Input(e.to_string()))?;
+            .map_err(ClientError::TempFile)?;
         let request = self.request_from(&envelope, staging.path()).await?;
         self.send_document(&request).await
     }
@@ -453,8 +460,10 @@ impl Client {
                     "two attachments are named {name:?}"
                 ))));
             }
-            std::fs::write(&path, data)
-                .map_err(|e| ClientError::Input(format!("{}: {e}", path.display())))?;
+            std::fs::write(&path, data).map_err(|source| ClientError::File {
+                path: path.clone(),
+                source,
+            })?;
             files.push(path);
         }
         let nfc = |s: &str| s.nfc().collect::<String>();

@@ -59,6 +59,49 @@ pub enum ClientError {
     /// The user's input (files, options) cannot be used.
     #[error("{0}")]
     Input(String),
+    /// A file of the user's (or the client's state) could not be read or written.
+    #[error("{}: {source}", path.display())]
+    File {
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A temporary file or directory could not be made or written.
+    #[error("{0}")]
+    TempFile(#[source] std::io::Error),
+    /// Work handed to a blocking thread ended abnormally (it panicked or was cancelled).
+    #[error("{0}")]
+    Background(#[source] tokio::task::JoinError),
+    /// Something the client built could not be encoded as JSON.
+    #[error("{0}")]
+    Encode(#[source] serde_json::Error),
+    /// A manifest the client built breaks a rule of its own.
+    #[error("{0}")]
+    Manifest(#[source] crate::document::ManifestError),
+    /// An OpenPGP certificate given to be endorsed cannot be used.
+    #[error("the certificate cannot be used: {0}")]
+    UnusableCertificate(#[source] crate::seal::SealError),
+    /// A recipient's registered encryption key cannot be used.
+    #[error("the encryption key of {org} is unusable: {source}")]
+    UnusableKey {
+        /// The recipient.
+        org: crate::directory::OrgId,
+        /// The cause.
+        #[source]
+        source: crate::seal::SealError,
+    },
+    /// This organisation's own key endorsement cannot be made (it is not signed, unlike
+    /// [`ClientError::Endorsement`], which refuses someone else's).
+    #[error("{0}")]
+    EndorsementNotMade(#[source] crate::directory::endorsement::EndorsementError),
+    /// The server names a cipher module this build does not carry.
+    #[error(
+        "the cipher module {0:?} (named by the server for classified documents) is not in \
+         this congvan client: install the congvan build that includes it"
+    )]
+    CipherMissing(String),
     /// The server's declared cipher may not carry this classification level (checked
     /// before anything is sealed).
     #[error("{0}")]
@@ -88,6 +131,24 @@ impl From<crate::edxml::EdxmlError> for ClientError {
 }
 
 impl ClientError {
+    /// True for the errors the user's own input or files caused (what the desk shows as
+    /// a problem with the form, not with the server).
+    pub fn is_input(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Input(_)
+                | ClientError::File { .. }
+                | ClientError::TempFile(_)
+                | ClientError::Background(_)
+                | ClientError::Encode(_)
+                | ClientError::Manifest(_)
+                | ClientError::UnusableCertificate(_)
+                | ClientError::UnusableKey { .. }
+                | ClientError::EndorsementNotMade(_)
+                | ClientError::CipherMissing(_)
+        )
+    }
+
     /// The stable code of an API refusal or of a refused key endorsement, if this is one.
     pub fn api_code(&self) -> Option<&str> {
         match self {
@@ -197,12 +258,7 @@ impl Client {
             .find(|c| c.name() == name)
             .cloned()
             .or_else(|| crate::seal::builtin(name))
-            .ok_or_else(|| {
-                ClientError::Input(format!(
-                    "the cipher module {name:?} (named by the server for classified documents) \
-                     is not in this congvan client: install the congvan build that includes it"
-                ))
-            })
+            .ok_or_else(|| ClientError::CipherMissing(name.to_owned()))
     }
 
     /// The server's base URL.

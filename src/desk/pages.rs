@@ -138,6 +138,7 @@ fn committee(state: &DeskState) -> Result<OrgId, DeskError> {
 fn from_client(error: ClientError) -> DeskError {
     match error {
         ClientError::Input(message) => DeskError::Input(message),
+        other if other.is_input() => DeskError::Input(other.to_string()),
         other => DeskError::Client(other),
     }
 }

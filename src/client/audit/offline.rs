@@ -65,10 +65,9 @@ pub fn verify_export(
     let cp = checkpoint::verify(&export.checkpoint, &vkey)
         .map_err(|e| VerifyError::NotVerified(e.to_string()))?;
 
-    let crl_dir = tempfile::tempdir().map_err(|e| ClientError::Input(e.to_string()))?;
+    let crl_dir = tempfile::tempdir().map_err(ClientError::TempFile)?;
     let crl_path = crl_dir.path().join("crls.pem");
-    std::fs::write(&crl_path, export.crls.concat())
-        .map_err(|e| ClientError::Input(e.to_string()))?;
+    std::fs::write(&crl_path, export.crls.concat()).map_err(ClientError::TempFile)?;
     let trust = SigningTrust::load(std::slice::from_ref(&profile.ca), &[crl_path])
         .map_err(|e| VerifyError::NotVerified(format!("the exported CRLs: {e}")))?;
 

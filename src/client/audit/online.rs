@@ -192,8 +192,7 @@ impl Client {
             entries,
             hidden,
         };
-        let text =
-            serde_json::to_vec_pretty(&export).map_err(|e| ClientError::Input(e.to_string()))?;
+        let text = serde_json::to_vec_pretty(&export).map_err(ClientError::Encode)?;
         write_public(out, &text)?;
         Ok(export)
     }
