@@ -54,6 +54,10 @@ pub struct Draft {
     pub response_for: Option<Uuid>,
     /// The business operation and its target.
     pub business: Business,
+    /// When the manifest says it was made (RFC 3339, UTC); the time [`Draft::manifest`]
+    /// is called when `None`. A retry of an interrupted send sets the first attempt's
+    /// time, so that it signs the same bytes.
+    pub created_at: Option<String>,
 }
 
 impl Draft {
@@ -94,6 +98,7 @@ impl Draft {
                 kind: BusinessKind::New,
                 target: None,
             },
+            created_at: None,
         }
     }
 
@@ -129,7 +134,10 @@ impl Draft {
             business: self.business.clone(),
             attachments,
             payload,
-            created_at: crate::api::now_rfc3339(),
+            created_at: self
+                .created_at
+                .clone()
+                .unwrap_or_else(crate::api::now_rfc3339),
         }
     }
 }
@@ -248,6 +256,17 @@ mod tests {
         built
             .validate_layer(&ManifestRules::default(), Layer::Outer)
             .unwrap();
+    }
+
+    #[test]
+    fn a_draft_with_a_time_makes_the_same_bytes_twice() {
+        let mut d = draft();
+        d.created_at = Some("2026-01-01T08:00:00Z".into());
+        let (attachments, payload) = attachment();
+        let first = d.manifest(attachments.clone(), payload.clone());
+        let again = d.manifest(attachments, payload);
+        assert_eq!(first.created_at, "2026-01-01T08:00:00Z");
+        assert_eq!(first.canonical().unwrap(), again.canonical().unwrap());
     }
 
     #[test]
