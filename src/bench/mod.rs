@@ -230,7 +230,6 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // reason: tests fail loudly on a broken invariant
 mod tests {
     use super::*;
 

@@ -609,7 +609,6 @@ async fn raw_request(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // reason: tests fail loudly on a broken invariant
 mod tests {
     use super::*;
 

@@ -236,7 +236,6 @@ impl Client {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // reason: tests fail loudly on a broken invariant
 mod tests {
     use super::*;
 

@@ -173,7 +173,6 @@ fn nfc(s: &str) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // reason: tests fail loudly on a broken invariant
 mod tests {
     use super::*;
     use crate::document::manifest::{Layer, ManifestRules};
