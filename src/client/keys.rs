@@ -75,11 +75,10 @@ pub fn check_entry(
         org: org.clone(),
         error,
     };
-    let cert = entry.encryption_cert.clone().ok_or_else(|| {
-        ClientError::Input(format!(
-            "{org} has no registered encryption key; it cannot receive classified documents"
-        ))
-    })?;
+    let cert = entry
+        .encryption_cert
+        .clone()
+        .ok_or_else(|| ClientError::NoEncryptionKey(org.clone()))?;
     let fingerprint = OpenPgp::default()
         .check_cert(cert.as_bytes())
         .map_err(|source| ClientError::UnusableKey {
@@ -185,9 +184,7 @@ impl Client {
                 .iter()
                 .find(|o| o.id == recipient.as_str())
                 .cloned()
-                .ok_or_else(|| {
-                    ClientError::Input(format!("{recipient} is not in the directory"))
-                })?;
+                .ok_or_else(|| ClientError::NotInDirectory(recipient.clone()))?;
             entries.push(entry);
         }
         let checked = tokio::task::spawn_blocking(move || {

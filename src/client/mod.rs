@@ -102,6 +102,25 @@ pub enum ClientError {
          this congvan client: install the congvan build that includes it"
     )]
     CipherMissing(String),
+    /// A recipient of a classified document has no registered encryption key.
+    #[error("{0} has no registered encryption key; it cannot receive classified documents")]
+    NoEncryptionKey(crate::directory::OrgId),
+    /// A recipient is not in the server's directory.
+    #[error("{0} is not in the directory")]
+    NotInDirectory(crate::directory::OrgId),
+    /// An exported range is not inside the log.
+    #[error(
+        "the range [{start}, {end}) is not inside the log of {size} entries; give --start \
+         below --end, and --end at most {size}"
+    )]
+    RangeOutsideLog {
+        /// First index asked for.
+        start: u64,
+        /// One past the last index asked for.
+        end: u64,
+        /// Entries in the log.
+        size: u64,
+    },
     /// The server's declared cipher may not carry this classification level (checked
     /// before anything is sealed).
     #[error("{0}")]
@@ -146,6 +165,9 @@ impl ClientError {
                 | ClientError::UnusableKey { .. }
                 | ClientError::EndorsementNotMade(_)
                 | ClientError::CipherMissing(_)
+                | ClientError::NoEncryptionKey(_)
+                | ClientError::NotInDirectory(_)
+                | ClientError::RangeOutsideLog { .. }
         )
     }
 

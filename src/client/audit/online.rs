@@ -157,11 +157,11 @@ impl Client {
         let cp = check.current;
         let (start, end) = range.unwrap_or((0, cp.size));
         if (start, end) != (0, cp.size) && (start >= end || end > cp.size) {
-            return Err(ClientError::Input(format!(
-                "the range [{start}, {end}) is not inside the log of {} entries; give \
-                 --start below --end, and --end at most {}",
-                cp.size, cp.size
-            )));
+            return Err(ClientError::RangeOutsideLog {
+                start,
+                end,
+                size: cp.size,
+            });
         }
         let crls: crate::api::CrlsResponse = self.crls().await?;
         let range_proof = if (start, end) == (0, cp.size) {
