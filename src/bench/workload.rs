@@ -45,8 +45,10 @@ struct Sender {
     /// The keys, loaded once and shared by all workers.
     signer: Arc<OrgSigner>,
     server_keys: Vec<PublicKeyInfo>,
-    /// Every document's fields but its id and number.
-    draft: Draft,
+    /// The manifest every document starts from, made once by the builder (for a
+    /// classified run, the outer manifest of the sealed payload); each document changes
+    /// only its id, number, time and (unclassified) payload digest.
+    template: Manifest,
     size: u64,
     block: Bytes,
     /// For a classified document: the sealed payload and its SHA-256.
@@ -154,11 +156,29 @@ impl Sender {
             position: person.1.unwrap_or_else(|| "Bench".into()),
             full_name: person.0.unwrap_or_else(|| "Bench".into()),
         };
+        let template = match &sealed {
+            Some((bytes, sha256)) => outer_manifest(
+                draft.manifest(Vec::new(), plain_payload(sha256.clone(), 0)),
+                SealedPayload {
+                    sha256: sha256.clone(),
+                    size: bytes.len() as u64,
+                },
+            ),
+            None => draft.manifest(
+                vec![Attachment {
+                    name: "bench.pdf".into(),
+                    media_type: "application/pdf".into(),
+                    size: options.size,
+                    sha256: String::new(),
+                }],
+                plain_payload(String::new(), options.size),
+            ),
+        };
         Ok(Sender {
             client,
             signer,
             server_keys,
-            draft,
+            template,
             size: options.size,
             block,
             sealed,
@@ -172,7 +192,7 @@ impl Sender {
             client,
             signer: self.signer.clone(),
             server_keys: self.server_keys.clone(),
-            draft: self.draft.clone(),
+            template: self.template.clone(),
             size: self.size,
             block: self.block.clone(),
             sealed: self.sealed.clone(),
@@ -183,23 +203,14 @@ impl Sender {
     /// Builds one document's manifest and payload chunks.
     fn build(&self) -> (Manifest, Vec<Bytes>) {
         let id = Uuid::now_v7();
-        let mut draft = self.draft.clone();
-        draft.id = id;
+        let mut manifest = self.template.clone();
+        manifest.id = id;
         // Each document gets a number of its own: the outgoing register refuses a number
         // used twice in its period, also across runs against one server.
-        draft.number = id.simple().to_string();
+        manifest.code.number = id.simple().to_string();
+        manifest.created_at = crate::api::now_rfc3339();
         match &self.sealed {
-            Some((sealed, sha)) => {
-                let inner = draft.manifest(Vec::new(), plain_payload(sha.clone(), 0));
-                let outer = outer_manifest(
-                    inner,
-                    SealedPayload {
-                        sha256: sha.clone(),
-                        size: sealed.len() as u64,
-                    },
-                );
-                (outer, vec![sealed.clone()])
-            }
+            Some((sealed, _)) => (manifest, vec![sealed.clone()]),
             None => {
                 let chunks = payload_chunks(&self.block, self.size, &id);
                 let mut ctx = digest::Context::new(&digest::SHA256);
@@ -207,13 +218,10 @@ impl Sender {
                     ctx.update(chunk);
                 }
                 let sha256 = hex(ctx.finish().as_ref());
-                let attachment = Attachment {
-                    name: "bench.pdf".into(),
-                    media_type: "application/pdf".into(),
-                    size: self.size,
-                    sha256: sha256.clone(),
-                };
-                let manifest = draft.manifest(vec![attachment], plain_payload(sha256, self.size));
+                for attachment in &mut manifest.attachments {
+                    attachment.sha256.clone_from(&sha256);
+                }
+                manifest.payload.sha256 = sha256;
                 (manifest, chunks)
             }
         }

@@ -168,8 +168,13 @@ pub fn outer_manifest(inner: Manifest, sealed: SealedPayload) -> Manifest {
     }
 }
 
+/// `s` in NFC. Most text already is (and ASCII always is): the quick check lets it be
+/// copied instead of decomposed and recomposed.
 fn nfc(s: &str) -> String {
-    s.nfc().collect()
+    match unicode_normalization::is_nfc_quick(s.chars()) {
+        unicode_normalization::IsNormalized::Yes => s.to_owned(),
+        _ => s.nfc().collect(),
+    }
 }
 
 #[cfg(test)]
