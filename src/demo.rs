@@ -13,6 +13,7 @@
 use std::path::Path;
 
 use crate::api::StatusView;
+use crate::client::endpoints::ListQuery;
 use crate::client::send::SendRequest;
 use crate::client::{Client, ClientError};
 use crate::config::{ClientProfile, EMBEDDED_ORGS, EMBEDDED_REFORM_2025, ServerConfig};
@@ -168,7 +169,11 @@ async fn story(pki: &demo::Layout, url: &str, work: &Path) -> Result<(), DemoErr
     communes.sort();
     for commune in &communes {
         let client = client_for(pki, commune, url)?;
-        let inbox: crate::api::ListPage = client.get_json("/v1/inbox?state=new").await?;
+        let new = ListQuery {
+            state: Some("new".into()),
+            ..ListQuery::default()
+        };
+        let inbox: crate::api::ListPage = client.inbox(&new).await?;
         for item in inbox.items {
             let out = work
                 .join("received")
@@ -199,9 +204,7 @@ async fn story(pki: &demo::Layout, url: &str, work: &Path) -> Result<(), DemoErr
         ("CT 05-CT/HU", sent_directive.id),
         ("QĐ 112-QĐ/HU (Mật)", sent_secret.id),
     ] {
-        let status: StatusView = district
-            .get_json(&format!("/v1/documents/{id}/status"))
-            .await?;
+        let status: StatusView = district.status(&id).await?;
         println!("{label}  {id}");
         println!(
             "  {:<22} {:<22} {:<7} acknowledged",
@@ -275,8 +278,8 @@ async fn reform_story(
 
     for successor in ["hn/chuong-my", "hn/xuan-mai", "hn/phu-nghia"] {
         let client = client_for(pki, successor, url)?;
-        let inbox: crate::api::ListPage = client.get_json("/v1/inbox").await?;
-        let sent: crate::api::ListPage = client.get_json("/v1/sent").await?;
+        let inbox: crate::api::ListPage = client.inbox(&ListQuery::default()).await?;
+        let sent: crate::api::ListPage = client.sent(&ListQuery::default()).await?;
         let mut from: Vec<String> = inbox
             .items
             .iter()
@@ -292,9 +295,7 @@ async fn reform_story(
         );
     }
 
-    let status: StatusView = district
-        .get_json(&format!("/v1/documents/{}/status", waiting.id))
-        .await?;
+    let status: StatusView = district.status(&waiting.id).await?;
     for r in &status.recipients {
         println!(
             "status of 20-TB/HU at {}: {} (offered to {})",

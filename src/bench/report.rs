@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{LoadOptions, Mode, Samples};
+use super::runner::Samples;
+use super::{LoadOptions, Mode};
 
 /// One operation kind's figures.
 #[derive(Clone, Debug, Serialize)]

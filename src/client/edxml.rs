@@ -16,6 +16,7 @@ use ring::digest;
 use unicode_normalization::UnicodeNormalization;
 use uuid::Uuid;
 
+use super::endpoints::ListQuery;
 use super::fetch::{accepted_time, parse_manifest_any_type, verify_outer_signatures};
 use super::send::{SendOutcome, SendRequest};
 use super::{Client, ClientError};
@@ -117,7 +118,7 @@ impl Client {
     /// carry their files in the clear.
     pub async fn edxml_export(&self, id: &Uuid, out: &Path) -> Result<Exported, ClientError> {
         let me = self.own_org()?;
-        let view: DocumentView = self.get_json(&format!("/v1/documents/{id}")).await?;
+        let view: DocumentView = self.document(id).await?;
         let text = view.manifest.get();
         if sha256_hex(text.as_bytes()) != view.manifest_sha256 {
             return Err(ClientError::Trust(
@@ -167,7 +168,7 @@ impl Client {
             )
         })
         .await
-        .map_err(|e| ClientError::Input(e.to_string()))??;
+        .map_err(ClientError::Background)??;
 
         let payload = self.download_all(id, &m).await?;
         let mut attachments = Vec::new();
@@ -203,10 +204,7 @@ impl Client {
             None => None,
             Some(target) => {
                 // The target's DocumentId, when this caller may see the target.
-                match self
-                    .get_json::<DocumentView>(&format!("/v1/documents/{target}"))
-                    .await
-                {
+                match self.document(&target).await {
                     Ok(v) => parse_manifest_any_type(v.manifest.get(), manifest::Layer::Outer)
                         .ok()
                         .map(|t| manifest_document_id(&directory, &t.manifest)),
@@ -264,10 +262,12 @@ impl Client {
 
         let mut status_packets = Vec::new();
         if m.sender == me {
-            let status: StatusView = self.get_json(&format!("/v1/documents/{id}/status")).await?;
+            let status: StatusView = self.status(id).await?;
             let dir = PathBuf::from(format!("{}.status", out.display()));
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| ClientError::Input(format!("{}: {e}", dir.display())))?;
+            std::fs::create_dir_all(&dir).map_err(|source| ClientError::File {
+                path: dir.clone(),
+                source,
+            })?;
             for recipient in &status.recipients {
                 for signed in &recipient.receipts {
                     let r = &signed["receipt"];
@@ -309,9 +309,7 @@ impl Client {
                 m.payload.size
             ))));
         }
-        let mut response = self
-            .get_stream(&format!("/v1/documents/{id}/payload"))
-            .await?;
+        let mut response = self.payload(id).await?;
         let mut bytes = Vec::new();
         while let Some(chunk) = response
             .chunk()
@@ -338,7 +336,10 @@ impl Client {
     pub async fn send_edxml(&self, path: &Path) -> Result<SendOutcome, ClientError> {
         let limits = Limits::default();
         let size = std::fs::metadata(path)
-            .map_err(|e| ClientError::Input(format!("{}: {e}", path.display())))?
+            .map_err(|source| ClientError::File {
+                path: path.to_owned(),
+                source,
+            })?
             .len();
         if size > limits.input_bytes_max as u64 {
             return Err(ClientError::Edxml(EdxmlError::TooLarge(format!(
@@ -347,15 +348,17 @@ impl Client {
                 limits.input_bytes_max
             ))));
         }
-        let bytes = std::fs::read(path)
-            .map_err(|e| ClientError::Input(format!("{}: {e}", path.display())))?;
+        let bytes = std::fs::read(path).map_err(|source| ClientError::File {
+            path: path.to_owned(),
+            source,
+        })?;
         let envelope = tokio::task::spawn_blocking(move || edxml::read_envelope(&bytes, &limits))
             .await
-            .map_err(|e| ClientError::Input(e.to_string()))??;
+            .map_err(ClientError::Background)??;
         let staging = tempfile::Builder::new()
             .prefix(".congvan-edxml-")
             .tempdir()
-            .map_err(|e| ClientError::Input(e.to_string()))?;
+            .map_err(ClientError::TempFile)?;
         let request = self.request_from(&envelope, staging.path()).await?;
         self.send_document(&request).await
     }
@@ -457,8 +460,10 @@ impl Client {
                     "two attachments are named {name:?}"
                 ))));
             }
-            std::fs::write(&path, data)
-                .map_err(|e| ClientError::Input(format!("{}: {e}", path.display())))?;
+            std::fs::write(&path, data).map_err(|source| ClientError::File {
+                path: path.clone(),
+                source,
+            })?;
             files.push(path);
         }
         let nfc = |s: &str| s.nfc().collect::<String>();
@@ -495,12 +500,12 @@ impl Client {
         directory: &DirectoryStatement,
         document_id: &str,
     ) -> Result<Uuid, ClientError> {
-        let page: crate::api::ListPage = self.get_json("/v1/sent?limit=500").await?;
+        let page: crate::api::ListPage = self.sent(&ListQuery::limit(500)).await?;
         for item in page.items {
             if !document_id.ends_with(&format!(",{}/{}", item.number, item.notation)) {
                 continue;
             }
-            let view: DocumentView = self.get_json(&format!("/v1/documents/{}", item.id)).await?;
+            let view: DocumentView = self.document(&item.id).await?;
             if let Ok(parsed) = parse_manifest_any_type(view.manifest.get(), manifest::Layer::Outer)
             {
                 if manifest_document_id(directory, &parsed.manifest) == document_id {

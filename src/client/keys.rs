@@ -55,10 +55,10 @@ pub fn endorse_key(
     };
     let fingerprint = OpenPgp::default()
         .check_cert(cert)
-        .map_err(|e| ClientError::Input(format!("the certificate cannot be used: {e}")))?;
+        .map_err(ClientError::UnusableCertificate)?;
     let seal_end = parse_time("the seal certificate's notAfter", &info.not_after)
-        .map_err(|e| ClientError::Input(e.to_string()))?;
-    let refused = |e: EndorsementError| ClientError::Input(e.to_string());
+        .map_err(ClientError::EndorsementNotMade)?;
+    let refused = ClientError::EndorsementNotMade;
     KeyEndorsement::new(org, &fingerprint, time::OffsetDateTime::now_utc(), days)
         .and_then(|s| s.ending_no_later_than(seal_end))
         .and_then(|s| s.sign(&seal))
@@ -75,14 +75,16 @@ pub fn check_entry(
         org: org.clone(),
         error,
     };
-    let cert = entry.encryption_cert.clone().ok_or_else(|| {
-        ClientError::Input(format!(
-            "{org} has no registered encryption key; it cannot receive classified documents"
-        ))
-    })?;
+    let cert = entry
+        .encryption_cert
+        .clone()
+        .ok_or_else(|| ClientError::NoEncryptionKey(org.clone()))?;
     let fingerprint = OpenPgp::default()
         .check_cert(cert.as_bytes())
-        .map_err(|e| ClientError::Input(format!("the encryption key of {org} is unusable: {e}")))?;
+        .map_err(|source| ClientError::UnusableKey {
+            org: org.clone(),
+            source,
+        })?;
     let endorsement = entry
         .encryption_endorsement
         .as_ref()
@@ -182,9 +184,7 @@ impl Client {
                 .iter()
                 .find(|o| o.id == recipient.as_str())
                 .cloned()
-                .ok_or_else(|| {
-                    ClientError::Input(format!("{recipient} is not in the directory"))
-                })?;
+                .ok_or_else(|| ClientError::NotInDirectory(recipient.clone()))?;
             entries.push(entry);
         }
         let checked = tokio::task::spawn_blocking(move || {
@@ -194,14 +194,14 @@ impl Client {
                 .collect::<Result<Vec<_>, _>>()
         })
         .await
-        .map_err(|e| ClientError::Input(e.to_string()))??;
+        .map_err(ClientError::Background)??;
 
         let path = self.profile().state_dir.join(PINNED_KEYS_FILE);
         let mut pins: PinnedFile = match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .map_err(|e| ClientError::Trust(format!("{} is damaged: {e}", path.display())))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => PinnedFile::default(),
-            Err(e) => return Err(ClientError::Input(format!("{}: {e}", path.display()))),
+            Err(source) => return Err(ClientError::File { path, source }),
         };
         let mut notices = Vec::new();
         let mut certs = Vec::new();

@@ -21,10 +21,10 @@ use crate::api::{
 };
 use crate::config::ClientProfile;
 use crate::directory::OrgId;
+use crate::document::draft::{Draft, SealedPayload, outer_manifest};
 use crate::document::manifest::Layer;
 use crate::document::manifest::{
-    Attachment, Business, BusinessKind, Classification, DocCode, MANIFEST_VERSION, Manifest,
-    PayloadInfo, Promulgated, Signer, Urgency,
+    Attachment, Business, BusinessKind, Classification, Manifest, PayloadInfo, Signer, Urgency,
 };
 use crate::document::package;
 use crate::document::{DocSignature, Role, SignatureFormat, sha256_hex};
@@ -279,10 +279,6 @@ impl OrgSigner {
     }
 }
 
-fn nfc(s: &str) -> String {
-    s.nfc().collect()
-}
-
 impl Client {
     /// Expands recipients (explicit ones plus active children of `to_children`).
     pub async fn expand_recipients(
@@ -355,44 +351,40 @@ impl Client {
                 .await
                 .map_err(|e| ClientError::Input(e.to_string()))??;
 
-        let manifest = Manifest {
-            version: MANIFEST_VERSION,
-            id: request.id.unwrap_or_else(Uuid::now_v7),
-            sender: sender.clone(),
-            recipients: recipients.clone(),
-            code: DocCode {
-                number: nfc(&request.number),
-                notation: nfc(&request.notation),
-            },
-            doc_type: nfc(&request.doc_type),
-            subject: nfc(&request.subject),
-            promulgated: Promulgated {
-                date: request.date.clone().unwrap_or_else(today),
-                place: nfc(&request.place),
-            },
-            signer: Signer {
-                competence: nfc(&request.competence),
-                position: nfc(&request.position.clone().or(cert_title).unwrap_or_default()),
-                full_name: nfc(&request.full_name.clone().or(cert_name).unwrap_or_default()),
-            },
-            urgency: request.urgency,
-            deadline: request.deadline.clone(),
-            classification: request.classification,
-            steering: request.steering,
-            due: request.due.clone(),
-            response_for: request.response_for,
-            business: Business {
-                kind: request.business,
-                target: request.business_target,
-            },
+        let mut draft = Draft::new(
+            request.id.unwrap_or_else(Uuid::now_v7),
+            sender.clone(),
+            recipients.clone(),
+            &request.doc_type,
+            &request.number,
+            &request.notation,
+            &request.date.clone().unwrap_or_else(today),
+        );
+        draft.subject = request.subject.clone();
+        draft.place = request.place.clone();
+        draft.signer = Signer {
+            competence: request.competence.clone(),
+            position: request.position.clone().or(cert_title).unwrap_or_default(),
+            full_name: request.full_name.clone().or(cert_name).unwrap_or_default(),
+        };
+        draft.urgency = request.urgency;
+        draft.deadline = request.deadline.clone();
+        draft.classification = request.classification;
+        draft.steering = request.steering;
+        draft.due = request.due.clone();
+        draft.response_for = request.response_for;
+        draft.business = Business {
+            kind: request.business,
+            target: request.business_target,
+        };
+        let manifest = draft.manifest(
             attachments,
-            payload: PayloadInfo {
+            PayloadInfo {
                 sha256: payload_sha256,
                 size: payload_size,
                 encrypted: false,
             },
-            created_at: crate::api::now_rfc3339(),
-        };
+        );
         let rules = crate::document::ManifestRules {
             doc_types: vec![manifest.doc_type.clone()],
             payload_bytes_max: u64::MAX,
@@ -410,16 +402,7 @@ impl Client {
                 .await?;
             sealed_file = Some(file);
             notices = key_notices;
-            Manifest {
-                subject: String::new(),
-                attachments: Vec::new(),
-                payload: PayloadInfo {
-                    sha256,
-                    size,
-                    encrypted: true,
-                },
-                ..manifest
-            }
+            outer_manifest(manifest, SealedPayload { sha256, size })
         } else {
             manifest
         };

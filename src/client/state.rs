@@ -30,7 +30,7 @@ impl Client {
     /// The server's public keys, pinned on first use; an unexpected change is an error.
     pub async fn server_keys(&self) -> Result<Vec<PublicKeyInfo>, ClientError> {
         let path = self.state_file("server-keys.json");
-        let fetched: ServerKeysResponse = self.get_json("/v1/server-keys").await?;
+        let fetched: ServerKeysResponse = self.get_server_keys().await?;
         if let Ok(text) = std::fs::read_to_string(&path) {
             let pinned: PinnedKeys = serde_json::from_str(&text)
                 .map_err(|e| ClientError::Trust(format!("{} is damaged: {e}", path.display())))?;
@@ -72,7 +72,7 @@ impl Client {
     /// The directory, verified with the pinned directory key, and cached.
     pub async fn directory(&self) -> Result<DirectoryStatement, ClientError> {
         let keys = self.server_keys().await?;
-        let signed: Signed = self.get_json("/v1/directory").await?;
+        let signed: Signed = self.get_directory().await?;
         notary::verify(&signed, &keys, KeyPurpose::Directory, DIRECTORY_TYPE)
             .map_err(|e| ClientError::Trust(format!("directory: {e}")))?;
         let statement: DirectoryStatement = serde_json::from_value(signed.statement.clone())

@@ -180,7 +180,12 @@ mod tests {
             include_str!("templates/outgoing.html"),
             include_str!("templates/audit.html"),
             include_str!("templates/error.html"),
-            include_str!("pages.rs"),
+            include_str!("pages/mod.rs"),
+            include_str!("pages/inbox.rs"),
+            include_str!("pages/document.rs"),
+            include_str!("pages/compose.rs"),
+            include_str!("pages/outgoing.rs"),
+            include_str!("pages/audit.rs"),
             include_str!("register.rs"),
         ];
         let mut missing = Vec::new();

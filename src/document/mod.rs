@@ -3,6 +3,7 @@
 //! Nothing here knows HTTP or storage; the X.509 and CMS work behind signature
 //! verification lives in `pki`.
 
+pub mod draft;
 pub mod manifest;
 pub mod package;
 pub mod receipt;

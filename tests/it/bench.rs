@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use base64::Engine as _;
-use congvan::bench::{self, LoadOptions, Mode};
+use congvan::bench::{self, BenchError, LoadOptions, Mode};
+use congvan::client::ClientError;
 use congvan::document::manifest::Classification;
 use serde_json::json;
 
@@ -124,14 +125,36 @@ async fn failures_are_counted_by_code_and_raw_mode_reaches_any_url() {
     assert_eq!((k.ok, k.errors), (0, 6), "{report}");
     assert_eq!(k.error_codes.get("http_405"), Some(&6));
 
-    // A security officer cannot submit: refusals are reported with the API's code.
+    // A security officer's profile has no organisation signing key: the run is refused
+    // while preparing, before any document is built.
     let auditor = server.auditor_profile("hn/cm");
     let submit = options(Mode::Submit, 1, 1);
-    match bench::run(&auditor, Some(&url), &submit).await {
-        Ok(report) => assert_eq!(report.errors(), 1, "{report}"),
-        // Refused while preparing (the sender needs an organisation's signing key).
-        Err(e) => assert!(e.to_string().contains("sign"), "{e}"),
-    }
+    let refused = bench::run(&auditor, Some(&url), &submit).await;
+    assert!(
+        matches!(
+            &refused,
+            Err(BenchError::Client(ClientError::Input(m))) if m.contains("no sign_cert/sign_key")
+        ),
+        "{refused:?}"
+    );
+    // With an organisation's signing keys but the officer's own TLS certificate, the
+    // documents reach the server, which refuses each one: the refusals are counted under
+    // the API's code, not hidden.
+    let mut borrowed = auditor.clone();
+    borrowed.sign_cert = sender.sign_cert.clone();
+    borrowed.sign_key = sender.sign_key.clone();
+    borrowed.person_cert = sender.person_cert.clone();
+    borrowed.person_key = sender.person_key.clone();
+    let report = bench::run(&borrowed, Some(&url), &options(Mode::Submit, 1, 2))
+        .await
+        .unwrap();
+    let k = &report.kinds[0];
+    assert_eq!((k.ok, k.errors), (0, 2), "{report}");
+    assert_eq!(
+        k.error_codes.iter().collect::<Vec<_>>(),
+        [(&"role_forbidden".to_owned(), &2)],
+        "{report}"
+    );
 
     // An open-loop run paces itself: 20 operations at 40/s take about half a second.
     let mut paced = options(Mode::Submit, 2, 10);

@@ -23,6 +23,7 @@ mod desk_browser;
 mod durability;
 mod edxml;
 mod endorse;
+mod endpoints;
 mod fairness;
 mod fuzz_corpus;
 mod gpg;
