@@ -632,16 +632,16 @@ struct SendArgs {
     #[arg(long = "to-children", value_name = "ORG", value_delimiter = ',')]
     to_children: Vec<congvan::directory::OrgId>,
     /// Document type: NQ, QĐ, CT, KL, HD, TB, BC, CV, …
-    #[arg(long = "type", value_name = "TYPE", required_unless_present = "edxml")]
+    #[arg(long = "type", value_name = "TYPE", required_unless_present_any = ["edxml", "resume"])]
     doc_type: Option<String>,
     /// Number (số), e.g. 12.
-    #[arg(long, required_unless_present = "edxml")]
+    #[arg(long, required_unless_present_any = ["edxml", "resume"])]
     number: Option<String>,
     /// Notation (ký hiệu), e.g. CV/HU.
-    #[arg(long, required_unless_present = "edxml")]
+    #[arg(long, required_unless_present_any = ["edxml", "resume"])]
     notation: Option<String>,
     /// Subject (trích yếu).
-    #[arg(long, required_unless_present = "edxml")]
+    #[arg(long, required_unless_present_any = ["edxml", "resume"])]
     subject: Option<String>,
     /// thuong|khan|thuong_khan|hoa_toc|hoa_toc_hen_gio, or the edXML number 0-4.
     #[arg(long, default_value = "thuong", value_parser = parse_urgency)]
@@ -692,8 +692,12 @@ struct SendArgs {
     /// instead: its fields, recipients and files come from the envelope.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["to", "to_children", "doc_type", "number", "notation", "subject", "files", "recall", "update", "replace", "classification"])]
     edxml: Option<PathBuf>,
+    /// Finish the interrupted upload of this document with the signed manifest kept
+    /// when it was first sent (no new signature); the files must be unchanged.
+    #[arg(long, value_name = "ID", conflicts_with_all = ["to", "to_children", "doc_type", "number", "notation", "subject", "files", "recall", "update", "replace", "classification", "edxml", "id"])]
+    resume: Option<uuid::Uuid>,
     /// The files to send.
-    #[arg(required_unless_present = "edxml")]
+    #[arg(required_unless_present_any = ["edxml", "resume"])]
     files: Vec<PathBuf>,
 }
 
@@ -1288,9 +1292,23 @@ fn run(command: Command) -> Result<()> {
         Command::Send { client, doc } => {
             doc.check_files()?;
             let client = client.client()?;
-            let outcome = match doc.edxml.clone() {
-                Some(path) => runtime()?.block_on(client.send_edxml(&path))?,
-                None => runtime()?.block_on(client.send_document(&(*doc).into_request()))?,
+            use congvan::client::send::Sent;
+            let (resume, edxml) = (doc.resume, doc.edxml.clone());
+            let sent = runtime()?.block_on(async {
+                let watch = congvan::client::transfer::Watch::terminal()?;
+                match (resume, edxml) {
+                    (Some(id), _) => client.resume_send(&id, &watch).await,
+                    (None, Some(path)) => client.send_edxml(&path).await.map(Sent::Done),
+                    (None, None) => {
+                        client
+                            .send_document_watched(&(*doc).into_request(), &watch)
+                            .await
+                    }
+                }
+            })?;
+            let outcome = match sent {
+                Sent::Done(outcome) => outcome,
+                Sent::Interrupted(report) => return Err(report.into()),
             };
             for notice in &outcome.notices {
                 eprintln!("{notice}");
@@ -1336,7 +1354,8 @@ fn run(command: Command) -> Result<()> {
         }
         Command::Fetch { client, id, out } => {
             let client = client.client()?;
-            let fetched = runtime()?.block_on(client.fetch_document(&id, &out))?;
+            let watch = congvan::client::transfer::Watch::terminal_progress();
+            let fetched = runtime()?.block_on(client.fetch_document_watched(&id, &out, &watch))?;
             for notice in &fetched.notices {
                 eprintln!("{notice}");
             }
@@ -1546,6 +1565,21 @@ fn run(command: Command) -> Result<()> {
             let page: congvan::api::ListPage = runtime()?
                 .block_on(client.get_json(&format!("/v1/sent?limit={}", limit.clamp(1, 500))))?;
             print_list(&page.items, true);
+            let pending = runtime()?.block_on(client.pending_sent())?;
+            if !pending.is_empty() {
+                println!("not yet complete (the payload never arrived; these can be resumed):");
+            }
+            for p in pending {
+                println!(
+                    "{}  {}  {:<16} → {}  {} payload bytes to send",
+                    p.id,
+                    p.code,
+                    p.state,
+                    p.recipients.join(", "),
+                    p.size
+                );
+                println!("    to finish: {}", p.resume_command);
+            }
             Ok(())
         }
     }

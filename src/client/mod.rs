@@ -8,6 +8,7 @@ pub mod fetch;
 pub mod keys;
 pub mod send;
 pub mod state;
+pub mod transfer;
 
 use std::sync::Arc;
 
