@@ -1292,7 +1292,7 @@ fn run(command: Command) -> Result<()> {
         Command::Send { client, doc } => {
             doc.check_files()?;
             let client = client.client()?;
-            use congvan::client::send::Sent;
+            use congvan::client::upload::Sent;
             let (resume, edxml) = (doc.resume, doc.edxml.clone());
             let sent = runtime()?.block_on(async {
                 let watch = congvan::client::transfer::Watch::terminal()?;

@@ -1,6 +1,6 @@
 //! `congvan send`: build a manifest for some files, sign it with the organisation's and
-//! the competent person's keys, submit it, upload the payload and check the server's
-//! receipt.
+//! the competent person's keys, seal it when classified; `client::upload` submits it,
+//! uploads the payload and checks the server's receipt.
 //!
 //! The payload of an unclassified document is its attachments concatenated in manifest
 //! order; each attachment's size and SHA-256 are in the manifest, so a recipient can split
@@ -9,19 +9,14 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use futures_util::StreamExt;
 use ring::digest;
 use unicode_normalization::UnicodeNormalization;
 use uuid::Uuid;
 
 use super::keys::EndorsedKeys;
-use super::state::{PendingFile, PendingUpload, pending_sealed_path};
-use super::transfer::{Counter, Interrupted, Stage, Watch, resume_command};
+use super::state::PendingFile;
 use super::{Client, ClientError};
-use crate::api::{
-    INLINE_SEND_BYTES_MAX, SUBMISSION_RECEIPT_TYPE, SubmissionReceipt, SubmitRequest,
-    SubmitResponse, UploadResponse,
-};
+use crate::api::{SUBMISSION_RECEIPT_TYPE, SubmissionReceipt, SubmitRequest};
 use crate::config::ClientProfile;
 use crate::directory::OrgId;
 use crate::document::manifest::Layer;
@@ -30,7 +25,7 @@ use crate::document::manifest::{
     PayloadInfo, Promulgated, Signer, Urgency,
 };
 use crate::document::package;
-use crate::document::{DocSignature, Role, SignatureFormat, sha256_hex};
+use crate::document::{DocSignature, Role, SignatureFormat};
 use crate::notary::{self, KeyPurpose, Signed};
 use crate::pki::identity::{hex, subject_name_and_title};
 use crate::pki::signing::SigningKey;
@@ -325,110 +320,11 @@ impl Client {
         Ok(out)
     }
 
-    /// Sends a document (see the module documentation), quietly and without catching
-    /// interruptions.
-    pub async fn send_document(&self, request: &SendRequest) -> Result<SendOutcome, ClientError> {
-        done(self.send_document_watched(request, &Watch::quiet()).await?)
-    }
-
-    /// Sends a document while `watch` shows its progress and catches an interruption.
-    /// Before the signed manifest is submitted, what a retry needs is remembered in the
-    /// state directory ([`PendingUpload`]) so that `send --resume` can finish an upload
-    /// that was interrupted without signing again; it is forgotten once the server's
-    /// receipt verifies, or when the server refuses the manifest itself.
-    pub async fn send_document_watched(
+    /// Builds, seals (when classified) and signs a document, ready to submit.
+    pub(super) async fn prepare_send(
         &self,
         request: &SendRequest,
-        watch: &Watch,
-    ) -> Result<Sent, ClientError> {
-        let prepared = tokio::select! {
-            prepared = self.prepare_send(request) => prepared?,
-            () = watch.interrupted() => {
-                return Ok(Sent::Interrupted(Interrupted {
-                    id: request.id.unwrap_or_default(),
-                    stage: Stage::Preparing,
-                    sent: 0,
-                    total: 0,
-                    resume_command: String::new(),
-                }));
-            }
-        };
-        let Prepared {
-            manifest,
-            canonical,
-            submit,
-            upload_files,
-            sealed_file,
-            signed_files,
-            recipients,
-            notices,
-        } = prepared;
-        let id = manifest.id;
-        let sealed = match sealed_file {
-            Some(file) => {
-                super::state::create_pending_dir(&self.profile().state_dir)?;
-                let path = pending_sealed_path(&self.profile().state_dir, &id);
-                file.persist(&path)
-                    .map_err(|e| ClientError::Input(format!("{}: {e}", path.display())))?;
-                Some(path)
-            }
-            None => None,
-        };
-        let pending = PendingUpload {
-            id,
-            submit: SubmitRequest {
-                manifest: submit.manifest.clone(),
-                signatures: submit.signatures.clone(),
-                payload: None,
-            },
-            recipients: recipients.clone(),
-            files: signed_files,
-            sealed,
-        };
-        self.save_pending(&pending)?;
-        let upload_files = match &pending.sealed {
-            Some(path) => vec![path.clone()],
-            None => upload_files,
-        };
-        let result = self
-            .submit_and_upload_watched(
-                &manifest,
-                &canonical,
-                submit,
-                &upload_files,
-                recipients,
-                watch,
-            )
-            .await;
-        let sent = self.settle_pending(&id, result)?;
-        Ok(match sent {
-            Sent::Done(mut outcome) => {
-                outcome.notices = notices;
-                Sent::Done(outcome)
-            }
-            other => other,
-        })
-    }
-
-    /// Forgets a pending upload that completed, or whose manifest the server refused
-    /// (a retry of the same signed manifest would be refused again); keeps it otherwise.
-    pub(super) fn settle_pending(
-        &self,
-        id: &Uuid,
-        result: Result<Sent, ClientError>,
-    ) -> Result<Sent, ClientError> {
-        match &result {
-            Ok(Sent::Done(_)) => self.remove_pending(id)?,
-            Err(ClientError::Api { status, .. }) if (400..500).contains(status) => {
-                self.remove_pending(id)?;
-            }
-            _ => {}
-        }
-        result
-    }
-
-    /// Builds, seals (when classified) and signs a document, ready to submit.
-    async fn prepare_send(&self, request: &SendRequest) -> Result<Prepared, ClientError> {
+    ) -> Result<Prepared, ClientError> {
         let signer = self.org_signer()?;
         let sender = signer.org.clone();
         let (cert_name, cert_title) = signer.person_name_and_title()?;
@@ -620,162 +516,18 @@ impl Client {
         .await
         .map_err(|e| ClientError::Input(e.to_string()))?
     }
-
-    /// Submits a signed manifest with the payload (the files concatenated): inline in the
-    /// same request when it is at most [`INLINE_SEND_BYTES_MAX`], else uploaded after
-    /// it; then verifies the receipt.
-    pub async fn submit_and_upload(
-        &self,
-        manifest: &Manifest,
-        canonical: &[u8],
-        submit: SubmitRequest,
-        files: &[PathBuf],
-        recipients: Vec<OrgId>,
-    ) -> Result<SendOutcome, ClientError> {
-        done(
-            self.submit_and_upload_watched(
-                manifest,
-                canonical,
-                submit,
-                files,
-                recipients,
-                &Watch::quiet(),
-            )
-            .await?,
-        )
-    }
-
-    /// [`Client::submit_and_upload`] while `watch` shows the upload's progress and
-    /// catches an interruption.
-    pub async fn submit_and_upload_watched(
-        &self,
-        manifest: &Manifest,
-        canonical: &[u8],
-        mut submit: SubmitRequest,
-        files: &[PathBuf],
-        recipients: Vec<OrgId>,
-        watch: &Watch,
-    ) -> Result<Sent, ClientError> {
-        let interrupted = |stage, sent| {
-            Sent::Interrupted(Interrupted {
-                id: manifest.id,
-                stage,
-                sent,
-                total: manifest.payload.size,
-                resume_command: resume_command(self, &manifest.id),
-            })
-        };
-        let keys = self.server_keys().await?;
-        if manifest.payload.size <= INLINE_SEND_BYTES_MAX && submit.payload.is_none() {
-            let files = files.to_vec();
-            let bytes = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ClientError> {
-                let mut all = Vec::new();
-                for path in &files {
-                    std::fs::File::open(path)
-                        .and_then(|mut f| f.read_to_end(&mut all))
-                        .map_err(|e| ClientError::Input(format!("{}: {e}", path.display())))?;
-                }
-                Ok(all)
-            })
-            .await
-            .map_err(|e| ClientError::Input(e.to_string()))??;
-            // A file that changed since it was hashed goes the long way and is refused
-            // there with the server's payload_* code.
-            if bytes.len() as u64 == manifest.payload.size {
-                use base64::Engine as _;
-                submit.payload = Some(base64::engine::general_purpose::STANDARD.encode(&bytes));
-            }
-        }
-        let (status, answer): (u16, SubmitResponse) = tokio::select! {
-            answer = self.post_json("/v1/documents", &submit) => answer?,
-            () = watch.interrupted() => return Ok(interrupted(Stage::Submitting, 0)),
-        };
-        let manifest_sha256 = sha256_hex(canonical);
-        if answer.id != manifest.id || answer.manifest_sha256 != manifest_sha256 {
-            return Err(ClientError::Protocol(
-                "the server acknowledged a different document".into(),
-            ));
-        }
-        let mut replayed = status == 200;
-        let receipt = match answer.receipt {
-            Some(receipt) => receipt,
-            None => {
-                let counter = Counter::new(watch.progress.clone());
-                watch.progress.begin("sending", manifest.payload.size);
-                let body = payload_body(files.to_vec(), counter.clone());
-                let upload = tokio::select! {
-                    uploaded = self.put_stream(&answer.payload_url, body, manifest.payload.size) => uploaded,
-                    () = watch.interrupted() => {
-                        let sent = counter.stop();
-                        watch.progress.end();
-                        return Ok(interrupted(Stage::Uploading, sent));
-                    }
-                };
-                watch.progress.end();
-                let (status, uploaded): (u16, UploadResponse) = upload?;
-                replayed &= status == 200;
-                uploaded.receipt
-            }
-        };
-        let receipt = check_receipt(&receipt, &keys, manifest, &manifest_sha256)?;
-        Ok(Sent::Done(SendOutcome {
-            id: manifest.id,
-            receipt,
-            replayed,
-            recipients,
-            notices: Vec::new(),
-        }))
-    }
-}
-
-/// What [`Client::send_document_watched`] ended with.
-#[derive(Debug)]
-pub enum Sent {
-    /// The document was sent and its receipt verifies.
-    Done(SendOutcome),
-    /// The person interrupted it: what was done and how to finish.
-    Interrupted(Interrupted),
-}
-
-/// The outcome of a send that cannot be interrupted (its watch catches nothing).
-fn done(sent: Sent) -> Result<SendOutcome, ClientError> {
-    match sent {
-        Sent::Done(outcome) => Ok(outcome),
-        Sent::Interrupted(report) => Err(ClientError::Input(report.to_string())),
-    }
 }
 
 /// A document ready to submit: its outer manifest signed, its payload on disk.
-struct Prepared {
-    manifest: Manifest,
-    canonical: Vec<u8>,
-    submit: SubmitRequest,
-    upload_files: Vec<PathBuf>,
-    sealed_file: Option<tempfile::NamedTempFile>,
-    signed_files: Vec<PendingFile>,
-    recipients: Vec<OrgId>,
-    notices: Vec<String>,
-}
-
-/// The files concatenated, as a streamed request body, counted as it is read.
-fn payload_body(files: Vec<PathBuf>, counter: Counter) -> reqwest::Body {
-    let stream = futures_util::stream::iter(files)
-        .then(|path| async move {
-            let file = tokio::fs::File::open(path).await;
-            let stream: futures_util::stream::BoxStream<'static, std::io::Result<bytes::Bytes>> =
-                match file {
-                    Ok(f) => tokio_util::io::ReaderStream::with_capacity(f, 64 * 1024).boxed(),
-                    Err(e) => futures_util::stream::once(async move { Err(e) }).boxed(),
-                };
-            stream
-        })
-        .flatten()
-        .inspect(move |chunk| {
-            if let Ok(bytes) = chunk {
-                counter.add(bytes.len() as u64);
-            }
-        });
-    reqwest::Body::wrap_stream(stream)
+pub(super) struct Prepared {
+    pub(super) manifest: Manifest,
+    pub(super) canonical: Vec<u8>,
+    pub(super) submit: SubmitRequest,
+    pub(super) upload_files: Vec<PathBuf>,
+    pub(super) sealed_file: Option<tempfile::NamedTempFile>,
+    pub(super) signed_files: Vec<PendingFile>,
+    pub(super) recipients: Vec<OrgId>,
+    pub(super) notices: Vec<String>,
 }
 
 /// Verifies a submission receipt: the server's receipts key signed it, and it names this

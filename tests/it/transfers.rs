@@ -133,7 +133,7 @@ fn cli_fetch_timed(server: &TestServer, id: &str, out_dir: &Path) -> Output {
     let url = server.url();
     let out_arg = out_dir.display().to_string();
     tokio::task::block_in_place(|| {
-        Command::new("time")
+        Command::new("/usr/bin/time")
             .arg("-v")
             .arg(env!("CARGO_BIN_EXE_congvan"))
             .args(["fetch", "--profile", &recipient, "--server", &url, id])
@@ -179,7 +179,7 @@ async fn no_progress_output_when_not_a_terminal() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_classified_fetch_runs_in_bounded_memory() {
-    if !crate::support::require("time") {
+    if !crate::support::require("/usr/bin/time") {
         return;
     }
     let size: usize = std::env::var("CONGVAN_TRANSFER_TEST_MIB")
