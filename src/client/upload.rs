@@ -37,6 +37,17 @@ impl Client {
         request: &SendRequest,
         watch: &Watch,
     ) -> Result<Sent, ClientError> {
+        // A retry with `--id` of an upload this client still keeps would sign a new
+        // manifest (the server answers 409) and lose the kept one: point at the resume.
+        if let Some(id) = request.id {
+            if self.load_pending(&id)?.is_some() {
+                return Err(ClientError::Input(format!(
+                    "document {id} has an interrupted upload kept by this client; finish it \
+                     with: {}",
+                    resume_command(self, &id)
+                )));
+            }
+        }
         let prepared = tokio::select! {
             prepared = self.prepare_send(request) => prepared?,
             () = watch.interrupted() => {
@@ -115,7 +126,10 @@ impl Client {
     ) -> Result<Sent, ClientError> {
         match &result {
             Ok(Sent::Done(_)) => self.remove_pending(id)?,
-            Err(ClientError::Api { status, .. }) if (400..500).contains(status) => {
+            // 408 and 429 only ask to come back later.
+            Err(ClientError::Api { status, .. })
+                if (400..500).contains(status) && !matches!(status, 408 | 429) =>
+            {
                 self.remove_pending(id)?;
             }
             _ => {}

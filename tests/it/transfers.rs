@@ -478,6 +478,18 @@ async fn resume_refuses_files_changed_since_signing() {
     );
     assert_eq!(std::fs::read(&kept).unwrap(), before);
 
+    // Retrying the old way (a new signature under the same id) is pointed at the resume
+    // instead of signing anew and losing the kept submission.
+    let retried = cli_send(&url, &sender, &file, &["--id", &id_arg]);
+    assert_eq!(retried.status.code(), Some(1), "{}", text(&retried));
+    assert!(
+        String::from_utf8_lossy(&retried.stderr)
+            .contains(&format!("congvan send --resume {id} --profile {sender}")),
+        "{}",
+        text(&retried)
+    );
+    assert_eq!(std::fs::read(&kept).unwrap(), before);
+
     // Restored, it resumes.
     bytes[1000] ^= 1;
     std::fs::write(&file, &bytes).unwrap();
