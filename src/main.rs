@@ -1294,14 +1294,15 @@ fn run(command: Command) -> Result<()> {
             let client = client.client()?;
             use congvan::client::upload::Sent;
             let (resume, edxml) = (doc.resume, doc.edxml.clone());
+            // Only the watched sends catch Ctrl-C (the edXML send stops as it always did).
+            let watch = congvan::client::transfer::Watch::terminal;
             let sent = runtime()?.block_on(async {
-                let watch = congvan::client::transfer::Watch::terminal()?;
                 match (resume, edxml) {
-                    (Some(id), _) => client.resume_send(&id, &watch).await,
+                    (Some(id), _) => client.resume_send(&id, &watch()?).await,
                     (None, Some(path)) => client.send_edxml(&path).await.map(Sent::Done),
                     (None, None) => {
                         client
-                            .send_document_watched(&(*doc).into_request(), &watch)
+                            .send_document_watched(&(*doc).into_request(), &watch()?)
                             .await
                     }
                 }
