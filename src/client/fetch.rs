@@ -24,6 +24,7 @@ use ring::digest;
 use rustls_pki_types::UnixTime;
 use uuid::Uuid;
 
+use super::transfer::{Progress, Watch};
 use super::{Client, ClientError};
 use crate::api::{
     DELIVERY_RECEIPT_TYPE, DeliveryReceipt, DocumentView, ReceiptRequest, ReceiptResponse,
@@ -116,8 +117,18 @@ impl Client {
     /// was not accepted. The refusal is still an error here; its message says whether
     /// the document was returned.
     pub async fn fetch_document(&self, id: &Uuid, out: &Path) -> Result<Fetched, ClientError> {
+        self.fetch_document_watched(id, out, &Watch::quiet()).await
+    }
+
+    /// [`Client::fetch_document`] while `watch` shows the download's progress.
+    pub async fn fetch_document_watched(
+        &self,
+        id: &Uuid,
+        out: &Path,
+        watch: &Watch,
+    ) -> Result<Fetched, ClientError> {
         let mut downloaded = false;
-        match self.fetch_verified(id, out, &mut downloaded).await {
+        match self.fetch_verified(id, out, &mut downloaded, watch).await {
             Ok(mut fetched) => {
                 if let Err(e) = self.acknowledge(id, "01", "").await {
                     fetched
@@ -177,6 +188,7 @@ impl Client {
         id: &Uuid,
         out: &Path,
         downloaded: &mut bool,
+        watch: &Watch,
     ) -> Result<Fetched, ClientError> {
         let me = self.own_org()?;
         let view: DocumentView = self.get_json(&format!("/v1/documents/{id}")).await?;
@@ -279,14 +291,17 @@ impl Client {
 
         // The payload, hashed as it arrives.
         let payload_path = staging.path().join("payload");
+        watch.progress.begin("fetching", manifest.payload.size);
         let download = self
             .download(
                 id,
                 &payload_path,
                 &manifest.payload.sha256,
                 manifest.payload.size,
+                watch.progress.as_ref(),
             )
             .await;
+        watch.progress.end();
         // The server recorded the fetch as soon as it started sending.
         *downloaded = true;
         download?;
@@ -391,6 +406,7 @@ impl Client {
         path: &Path,
         sha256: &str,
         size: u64,
+        progress: &dyn Progress,
     ) -> Result<(), ClientError> {
         let mut response = self
             .get_stream(&format!("/v1/documents/{id}/payload"))
@@ -411,6 +427,7 @@ impl Client {
             hasher.update(&chunk);
             file.write_all(&chunk)
                 .map_err(|e| ClientError::Input(e.to_string()))?;
+            progress.advance(chunk.len() as u64);
         }
         if received != size || hex(hasher.finish().as_ref()) != sha256 {
             return Err(refuse(

@@ -9,6 +9,8 @@ pub mod fetch;
 pub mod keys;
 pub mod send;
 pub mod state;
+pub mod transfer;
+pub mod upload;
 
 use std::sync::Arc;
 

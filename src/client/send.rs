@@ -1,6 +1,6 @@
 //! `congvan send`: build a manifest for some files, sign it with the organisation's and
-//! the competent person's keys, submit it, upload the payload and check the server's
-//! receipt.
+//! the competent person's keys, seal it when classified; `client::upload` submits it,
+//! uploads the payload and checks the server's receipt.
 //!
 //! The payload of an unclassified document is its attachments concatenated in manifest
 //! order; each attachment's size and SHA-256 are in the manifest, so a recipient can split
@@ -9,16 +9,14 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use futures_util::StreamExt;
 use ring::digest;
 use unicode_normalization::UnicodeNormalization;
 use uuid::Uuid;
 
 use super::keys::EndorsedKeys;
+use super::state::PendingFile;
 use super::{Client, ClientError};
-use crate::api::{
-    INLINE_SEND_BYTES_MAX, SubmissionReceipt, SubmitRequest, SubmitResponse, UploadResponse,
-};
+use crate::api::{SubmissionReceipt, SubmitRequest};
 use crate::config::ClientProfile;
 use crate::directory::OrgId;
 use crate::document::draft::{Draft, SealedPayload, outer_manifest};
@@ -27,7 +25,7 @@ use crate::document::manifest::{
     Attachment, Business, BusinessKind, Classification, Manifest, PayloadInfo, Signer, Urgency,
 };
 use crate::document::package;
-use crate::document::{DocSignature, Role, SignatureFormat, sha256_hex};
+use crate::document::{DocSignature, Role, SignatureFormat};
 use crate::notary::{self, Signed};
 use crate::pki::identity::{hex, subject_name_and_title};
 use crate::pki::signing::SigningKey;
@@ -318,8 +316,11 @@ impl Client {
         Ok(out)
     }
 
-    /// Sends a document (see the module documentation).
-    pub async fn send_document(&self, request: &SendRequest) -> Result<SendOutcome, ClientError> {
+    /// Builds, seals (when classified) and signs a document, ready to submit.
+    pub(super) async fn prepare_send(
+        &self,
+        request: &SendRequest,
+    ) -> Result<Prepared, ClientError> {
         let signer = self.org_signer()?;
         let sender = signer.org.clone();
         let (cert_name, cert_title) = signer.person_name_and_title()?;
@@ -350,6 +351,16 @@ impl Client {
             tokio::task::spawn_blocking(move || hash_files(&files))
                 .await
                 .map_err(|e| ClientError::Input(e.to_string()))??;
+        // The files as signed, so that a resumed upload can tell whether they changed.
+        let signed_files = attachments
+            .iter()
+            .zip(&request.files)
+            .map(|(a, path)| PendingFile {
+                path: std::path::absolute(path).unwrap_or_else(|_| path.clone()),
+                size: a.size,
+                sha256: a.sha256.clone(),
+            })
+            .collect();
 
         let mut draft = Draft::new(
             request.id.unwrap_or_else(Uuid::now_v7),
@@ -417,11 +428,16 @@ impl Client {
             Some(file) => vec![file.path().to_owned()],
             None => request.files.clone(),
         };
-        let mut outcome = self
-            .submit_and_upload(&manifest, &canonical, submit, &upload_files, recipients)
-            .await?;
-        outcome.notices = notices;
-        Ok(outcome)
+        Ok(Prepared {
+            manifest,
+            canonical,
+            submit,
+            upload_files,
+            sealed_file,
+            signed_files,
+            recipients,
+            notices,
+        })
     }
 
     /// Builds the inner package (header + files), signs and encrypts it for the
@@ -483,84 +499,18 @@ impl Client {
         .await
         .map_err(|e| ClientError::Input(e.to_string()))?
     }
-
-    /// Submits a signed manifest with the payload (the files concatenated): inline in the
-    /// same request when it is at most [`INLINE_SEND_BYTES_MAX`], else uploaded after
-    /// it; then verifies the receipt.
-    pub async fn submit_and_upload(
-        &self,
-        manifest: &Manifest,
-        canonical: &[u8],
-        mut submit: SubmitRequest,
-        files: &[PathBuf],
-        recipients: Vec<OrgId>,
-    ) -> Result<SendOutcome, ClientError> {
-        let keys = self.server_keys().await?;
-        if manifest.payload.size <= INLINE_SEND_BYTES_MAX && submit.payload.is_none() {
-            let files = files.to_vec();
-            let bytes = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ClientError> {
-                let mut all = Vec::new();
-                for path in &files {
-                    std::fs::File::open(path)
-                        .and_then(|mut f| f.read_to_end(&mut all))
-                        .map_err(|e| ClientError::Input(format!("{}: {e}", path.display())))?;
-                }
-                Ok(all)
-            })
-            .await
-            .map_err(|e| ClientError::Input(e.to_string()))??;
-            // A file that changed since it was hashed goes the long way and is refused
-            // there with the server's payload_* code.
-            if bytes.len() as u64 == manifest.payload.size {
-                use base64::Engine as _;
-                submit.payload = Some(base64::engine::general_purpose::STANDARD.encode(&bytes));
-            }
-        }
-        let (status, answer): (u16, SubmitResponse) =
-            self.post_json("/v1/documents", &submit).await?;
-        let manifest_sha256 = sha256_hex(canonical);
-        if answer.id != manifest.id || answer.manifest_sha256 != manifest_sha256 {
-            return Err(ClientError::Protocol(
-                "the server acknowledged a different document".into(),
-            ));
-        }
-        let mut replayed = status == 200;
-        let receipt = match answer.receipt {
-            Some(receipt) => receipt,
-            None => {
-                let body = payload_body(files.to_vec());
-                let (status, uploaded): (u16, UploadResponse) = self
-                    .put_stream(&answer.payload_url, body, manifest.payload.size)
-                    .await?;
-                replayed &= status == 200;
-                uploaded.receipt
-            }
-        };
-        let receipt = check_receipt(&receipt, &keys, manifest, &manifest_sha256)?;
-        Ok(SendOutcome {
-            id: manifest.id,
-            receipt,
-            replayed,
-            recipients,
-            notices: Vec::new(),
-        })
-    }
 }
 
-/// The files concatenated, as a streamed request body.
-fn payload_body(files: Vec<PathBuf>) -> reqwest::Body {
-    let stream = futures_util::stream::iter(files)
-        .then(|path| async move {
-            let file = tokio::fs::File::open(path).await;
-            let stream: futures_util::stream::BoxStream<'static, std::io::Result<bytes::Bytes>> =
-                match file {
-                    Ok(f) => tokio_util::io::ReaderStream::with_capacity(f, 64 * 1024).boxed(),
-                    Err(e) => futures_util::stream::once(async move { Err(e) }).boxed(),
-                };
-            stream
-        })
-        .flatten();
-    reqwest::Body::wrap_stream(stream)
+/// A document ready to submit: its outer manifest signed, its payload on disk.
+pub(super) struct Prepared {
+    pub(super) manifest: Manifest,
+    pub(super) canonical: Vec<u8>,
+    pub(super) submit: SubmitRequest,
+    pub(super) upload_files: Vec<PathBuf>,
+    pub(super) sealed_file: Option<tempfile::NamedTempFile>,
+    pub(super) signed_files: Vec<PendingFile>,
+    pub(super) recipients: Vec<OrgId>,
+    pub(super) notices: Vec<String>,
 }
 
 /// Verifies a submission receipt: the server's receipts key signed it, and it names this

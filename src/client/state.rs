@@ -109,3 +109,135 @@ pub fn pinned_log_verifier_key(state_dir: &std::path::Path) -> Result<String, Cl
     }
     Ok(crate::ledger::verifier_key(&pinned.log_origin, &public))
 }
+
+/// Folder of [`PendingUpload`]s inside the state directory.
+const PENDING_DIR: &str = "pending";
+
+/// One file of a pending upload as it was when the manifest was signed.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PendingFile {
+    /// Where the file was read from.
+    pub path: PathBuf,
+    /// Its size in bytes then.
+    pub size: u64,
+    /// Its SHA-256 then (lower-case hex).
+    pub sha256: String,
+}
+
+/// A document whose signed manifest was (or was about to be) submitted but whose payload
+/// the server has not yet confirmed: what `send --resume` needs to finish the upload
+/// without signing again. It is kept in the state directory with mode 0600 (the sealed
+/// payload of a classified document is ciphertext, the rest is what the server sees
+/// anyway) and removed when the upload completes.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PendingUpload {
+    /// The document id.
+    pub id: uuid::Uuid,
+    /// The signed submission, byte for byte as first sent.
+    pub submit: crate::api::SubmitRequest,
+    /// The expanded recipient list.
+    pub recipients: Vec<crate::directory::OrgId>,
+    /// The files as they were signed.
+    pub files: Vec<PendingFile>,
+    /// For a classified document, the sealed payload kept beside this record: sealing
+    /// again would give another ciphertext, hence another digest than the signed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<PathBuf>,
+}
+
+impl PendingUpload {
+    /// The files the upload reads: the sealed payload, or the files themselves.
+    pub fn upload_files(&self) -> Vec<PathBuf> {
+        match &self.sealed {
+            Some(sealed) => vec![sealed.clone()],
+            None => self.files.iter().map(|f| f.path.clone()).collect(),
+        }
+    }
+}
+
+/// The path of the record of document `id`'s pending upload under `state_dir`.
+pub fn pending_path(state_dir: &std::path::Path, id: &uuid::Uuid) -> PathBuf {
+    state_dir.join(PENDING_DIR).join(format!("{id}.json"))
+}
+
+/// The path where a classified document's sealed payload is kept until its upload ends.
+pub fn pending_sealed_path(state_dir: &std::path::Path, id: &uuid::Uuid) -> PathBuf {
+    state_dir.join(PENDING_DIR).join(format!("{id}.sealed"))
+}
+
+/// Creates the folder of pending uploads, readable by its owner only.
+pub fn create_pending_dir(state_dir: &std::path::Path) -> Result<PathBuf, ClientError> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    let dir = state_dir.join(PENDING_DIR);
+    let io = |e: std::io::Error| ClientError::Input(format!("{}: {e}", dir.display()));
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(io)?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+    Ok(dir)
+}
+
+impl Client {
+    /// Remembers a pending upload (mode 0600), replacing an earlier record of it.
+    pub fn save_pending(&self, pending: &PendingUpload) -> Result<(), ClientError> {
+        create_pending_dir(&self.profile().state_dir)?;
+        let text =
+            serde_json::to_vec_pretty(pending).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        crate::pki::pem::write_secret(
+            &pending_path(&self.profile().state_dir, &pending.id),
+            &text,
+        )?;
+        Ok(())
+    }
+
+    /// The pending upload of document `id`, if this client remembers one.
+    pub fn load_pending(&self, id: &uuid::Uuid) -> Result<Option<PendingUpload>, ClientError> {
+        let path = pending_path(&self.profile().state_dir, id);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| ClientError::Input(format!("{} is damaged: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(ClientError::Input(format!("{}: {e}", path.display()))),
+        }
+    }
+
+    /// Forgets the pending upload of document `id` and its sealed payload, if any.
+    pub fn remove_pending(&self, id: &uuid::Uuid) -> Result<(), ClientError> {
+        let state_dir = &self.profile().state_dir;
+        for path in [
+            pending_path(state_dir, id),
+            pending_sealed_path(state_dir, id),
+        ] {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(ClientError::Input(format!("{}: {e}", path.display()))),
+            }
+        }
+        Ok(())
+    }
+
+    /// The ids of the uploads this client remembers as pending, in id order (ids are
+    /// UUIDv7, so that is the order they were made in).
+    pub fn pending_ids(&self) -> Result<Vec<uuid::Uuid>, ClientError> {
+        let dir = self.profile().state_dir.join(PENDING_DIR);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(ClientError::Input(format!("{}: {e}", dir.display()))),
+        };
+        let mut ids: Vec<uuid::Uuid> = entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name();
+                let name = name.to_str()?;
+                uuid::Uuid::parse_str(name.strip_suffix(".json")?).ok()
+            })
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+}

@@ -159,6 +159,8 @@ fn parse_cert(bytes: &[u8]) -> Result<Cert, SealError> {
 const HEADER_PACKET_BYTES_MAX: u32 = 64 * 1024;
 /// Most recipients (PKESK packets) a sealed message may name.
 const PKESKS_MAX: usize = 2000;
+/// Plaintext held back by the decryptor before it is written out (see [`Cipher::open`]).
+const OPEN_BUFFER_BYTES: usize = 256 * 1024;
 
 impl OpenPgp {
     fn encryption_keys<'a>(
@@ -250,8 +252,14 @@ impl Cipher for OpenPgp {
             signed_by_sender: false,
             decrypted: false,
         };
+        // Sequoia holds back up to `buffer_size` bytes of plaintext until the signature
+        // at the end is checked (25 MiB by default, and its reader layers each grew to
+        // that size: a 48 MiB document peaked near 200 MiB). The contract of `open` is
+        // that the caller discards what was written when it fails, so the plaintext can
+        // flow through in small pieces and memory stays flat whatever the size.
         let mut decryptor = DecryptorBuilder::from_reader(ciphertext)
             .map_err(|e| SealError::Decrypt(format!("{e:#}")))?
+            .buffer_size(OPEN_BUFFER_BYTES)
             .with_policy(&self.policy, None, helper)
             .map_err(classify_open_error)?;
         let mut buf = vec![0u8; 64 * 1024];

@@ -43,4 +43,5 @@ mod support;
 mod tls;
 mod tls_audit;
 mod tools;
+mod transfers;
 mod validity;

@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use congvan::client::transfer::Watch;
+use congvan::client::upload::Sent;
 use uuid::Uuid;
 
 use crate::args::{ClientArgs, DirectoryCommand, EdxmlCommand, RegisterCommand, SendArgs};
@@ -24,9 +26,23 @@ pub fn whoami(client: &ClientArgs) -> Result<()> {
 pub fn send(client: &ClientArgs, doc: SendArgs) -> Result<()> {
     doc.check_files()?;
     let client = client.client()?;
-    let outcome = match doc.edxml.clone() {
-        Some(path) => runtime()?.block_on(client.send_edxml(&path))?,
-        None => runtime()?.block_on(client.send_document(&doc.into_request()))?,
+    let (resume, edxml) = (doc.resume, doc.edxml.clone());
+    // Only the watched sends catch Ctrl-C (the edXML send stops as it always did).
+    let watch = Watch::terminal;
+    let sent = runtime()?.block_on(async {
+        match (resume, edxml) {
+            (Some(id), _) => client.resume_send(&id, &watch()?).await,
+            (None, Some(path)) => client.send_edxml(&path).await.map(Sent::Done),
+            (None, None) => {
+                client
+                    .send_document_watched(&doc.into_request(), &watch()?)
+                    .await
+            }
+        }
+    })?;
+    let outcome = match sent {
+        Sent::Done(outcome) => outcome,
+        Sent::Interrupted(report) => return Err(report.into()),
     };
     render::sent_outcome(&outcome);
     Ok(())
@@ -38,6 +54,8 @@ pub fn sent(client: &ClientArgs, limit: usize) -> Result<()> {
     let page: congvan::api::ListPage =
         runtime()?.block_on(client.get_json(&format!("/v1/sent?limit={}", limit.clamp(1, 500))))?;
     render::list(&page.items, true);
+    let pending = runtime()?.block_on(client.pending_sent())?;
+    render::pending_uploads(&pending);
     Ok(())
 }
 
@@ -62,7 +80,8 @@ pub fn inbox(client: &ClientArgs, all: bool, history: bool, limit: usize) -> Res
 /// `congvan fetch`.
 pub fn fetch(client: &ClientArgs, id: &Uuid, out: &Path) -> Result<()> {
     let client = client.client()?;
-    let fetched = runtime()?.block_on(client.fetch_document(id, out))?;
+    let watch = Watch::terminal_progress();
+    let fetched = runtime()?.block_on(client.fetch_document_watched(id, out, &watch))?;
     render::fetched(&fetched);
     Ok(())
 }

@@ -114,6 +114,24 @@ pub fn status(view: StatusView) {
     }
 }
 
+/// `sent`'s second part: the uploads this client kept that the server still awaits.
+pub fn pending_uploads(pending: &[congvan::client::upload::PendingSent]) {
+    if !pending.is_empty() {
+        println!("not yet complete (the payload never arrived; these can be resumed):");
+    }
+    for p in pending {
+        println!(
+            "{}  {}  {:<16} → {}  {} payload bytes to send",
+            p.id,
+            p.code,
+            p.state,
+            p.recipients.join(", "),
+            p.size
+        );
+        println!("    to finish: {}", p.resume_command);
+    }
+}
+
 /// `inbox` and `sent`.
 pub fn list(items: &[ListItem], sent: bool) {
     if items.is_empty() {

@@ -11,16 +11,16 @@ pub struct SendArgs {
     #[arg(long = "to-children", value_name = "ORG", value_delimiter = ',')]
     pub to_children: Vec<congvan::directory::OrgId>,
     /// Document type: NQ, QĐ, CT, KL, HD, TB, BC, CV, …
-    #[arg(long = "type", value_name = "TYPE", required_unless_present = "edxml")]
+    #[arg(long = "type", value_name = "TYPE", required_unless_present_any = ["edxml", "resume"])]
     pub doc_type: Option<String>,
     /// Number (số), e.g. 12.
-    #[arg(long, required_unless_present = "edxml")]
+    #[arg(long, required_unless_present_any = ["edxml", "resume"])]
     pub number: Option<String>,
     /// Notation (ký hiệu), e.g. CV/HU.
-    #[arg(long, required_unless_present = "edxml")]
+    #[arg(long, required_unless_present_any = ["edxml", "resume"])]
     pub notation: Option<String>,
     /// Subject (trích yếu).
-    #[arg(long, required_unless_present = "edxml")]
+    #[arg(long, required_unless_present_any = ["edxml", "resume"])]
     pub subject: Option<String>,
     /// thuong|khan|thuong_khan|hoa_toc|hoa_toc_hen_gio, or the edXML number 0-4.
     #[arg(long, default_value = "thuong", value_parser = parse_urgency)]
@@ -71,8 +71,12 @@ pub struct SendArgs {
     /// instead: its fields, recipients and files come from the envelope.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["to", "to_children", "doc_type", "number", "notation", "subject", "files", "recall", "update", "replace", "classification"])]
     pub edxml: Option<PathBuf>,
+    /// Finish the interrupted upload of this document with the signed manifest kept
+    /// when it was first sent (no new signature); the files must be unchanged.
+    #[arg(long, value_name = "ID", conflicts_with_all = ["to", "to_children", "doc_type", "number", "notation", "subject", "files", "recall", "update", "replace", "classification", "edxml", "id"])]
+    pub resume: Option<uuid::Uuid>,
     /// The files to send.
-    #[arg(required_unless_present = "edxml")]
+    #[arg(required_unless_present_any = ["edxml", "resume"])]
     pub files: Vec<PathBuf>,
 }
 
