@@ -53,6 +53,12 @@ pub struct SubmitRequest {
     pub payload: Option<String>,
 }
 
+/// The path of a document's payload (`PUT` to upload, `GET` to fetch): the one place the
+/// server's answers name it; the client's endpoints write their own paths.
+pub fn payload_path(id: &Uuid) -> String {
+    format!("/v1/documents/{id}/payload")
+}
+
 /// The answer to `POST /v1/documents` (201 new, 200 identical replay).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct SubmitResponse {

@@ -19,6 +19,7 @@ use crate::client::{Client, ClientError};
 use crate::config::{ClientProfile, EMBEDDED_ORGS, EMBEDDED_REFORM_2025, ServerConfig};
 use crate::directory::{Directory, OrgId};
 use crate::document::manifest::{Classification, Urgency};
+use crate::document::receipt::ReceiptStatus;
 use crate::pki::demo::{self, DemoOptions};
 
 /// Why the demonstration stopped.
@@ -194,7 +195,7 @@ async fn story(pki: &demo::Layout, url: &str, work: &Path) -> Result<(), DemoErr
                 }
             );
             client
-                .acknowledge(&item.id, "03", "Đã tiếp nhận và vào sổ")
+                .acknowledge(&item.id, ReceiptStatus::Accepted, "Đã tiếp nhận và vào sổ")
                 .await?;
         }
     }
@@ -205,19 +206,9 @@ async fn story(pki: &demo::Layout, url: &str, work: &Path) -> Result<(), DemoErr
         ("QĐ 112-QĐ/HU (Mật)", sent_secret.id),
     ] {
         let status: StatusView = district.status(&id).await?;
-        println!("{label}  {id}");
-        println!(
-            "  {:<22} {:<22} {:<7} acknowledged",
-            "recipient", "fetched", "status"
-        );
-        for r in status.recipients {
-            println!(
-                "  {:<22} {:<22} {:<7} {}",
-                r.org,
-                r.fetched_at.unwrap_or_else(|| "-".into()),
-                r.status.unwrap_or_else(|| "-".into()),
-                r.status_time.unwrap_or_else(|| "-".into())
-            );
+        println!("{label}");
+        for line in crate::client::table::status_lines(&status) {
+            println!("  {line}");
         }
     }
     Ok(())
@@ -308,11 +299,13 @@ async fn reform_story(
     let fetched = holder
         .fetch_document(&waiting.id, &work.join("received").join("hn.xuan-mai"))
         .await?;
-    holder.acknowledge(&waiting.id, "01", "").await?;
+    holder
+        .acknowledge(&waiting.id, ReceiptStatus::Arrived, "")
+        .await?;
     let accepted = holder
         .acknowledge(
             &waiting.id,
-            "03",
+            ReceiptStatus::Accepted,
             "Tiếp nhận thay Đảng ủy xã Tân Tiến (đã sáp nhập)",
         )
         .await?;

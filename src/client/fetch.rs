@@ -32,6 +32,7 @@ use crate::api::{
 use crate::directory::OrgId;
 use crate::document::manifest::{self, Attachment, Manifest, ManifestRules};
 use crate::document::package;
+use crate::document::receipt::ReceiptStatus;
 use crate::document::{DocSignature, Role, sha256_hex};
 use crate::pki::Identity;
 use crate::pki::identity::hex;
@@ -99,7 +100,7 @@ impl Client {
     /// The CA-signed CRLs the server uses, saved in the state directory, and the
     /// signing trust built from them and the profile's anchor.
     pub async fn signing_trust(&self) -> Result<SigningTrust, ClientError> {
-        let crls: crate::api::CrlsResponse = self.get_json("/v1/crls").await?;
+        let crls: crate::api::CrlsResponse = self.crls().await?;
         let path = self.profile().state_dir.join("crls.pem");
         write_public(&path, crls.crls.concat().as_bytes())?;
         let ca = self.profile().ca.clone();
@@ -130,7 +131,7 @@ impl Client {
         let mut downloaded = false;
         match self.fetch_verified(id, out, &mut downloaded, watch).await {
             Ok(mut fetched) => {
-                if let Err(e) = self.acknowledge(id, "01", "").await {
+                if let Err(e) = self.acknowledge(id, ReceiptStatus::Arrived, "").await {
                     fetched
                         .notices
                         .push(format!("could not confirm the arrival (01) of {id}: {e}"));
@@ -158,9 +159,7 @@ impl Client {
         downloaded: bool,
     ) -> Result<(), ClientError> {
         if !downloaded {
-            let mut response = self
-                .get_stream(&format!("/v1/documents/{id}/payload"))
-                .await?;
+            let mut response = self.payload(id).await?;
             while response
                 .chunk()
                 .await
@@ -168,7 +167,7 @@ impl Client {
                 .is_some()
             {}
         }
-        self.acknowledge(id, "01", "").await?;
+        self.acknowledge(id, ReceiptStatus::Arrived, "").await?;
         let note: String = reason
             .chars()
             .filter(|c| !c.is_control())
@@ -176,7 +175,7 @@ impl Client {
             .collect();
         self.acknowledge(
             id,
-            "02",
+            ReceiptStatus::Returned,
             &format!("refused by the recipient's client: {note}"),
         )
         .await?;
@@ -191,7 +190,7 @@ impl Client {
         watch: &Watch,
     ) -> Result<Fetched, ClientError> {
         let me = self.own_org()?;
-        let view: DocumentView = self.get_json(&format!("/v1/documents/{id}")).await?;
+        let view: DocumentView = self.document(id).await?;
         let text = view.manifest.get();
         if sha256_hex(text.as_bytes()) != view.manifest_sha256 {
             return Err(refuse(
@@ -408,9 +407,7 @@ impl Client {
         size: u64,
         progress: &dyn Progress,
     ) -> Result<(), ClientError> {
-        let mut response = self
-            .get_stream(&format!("/v1/documents/{id}/payload"))
-            .await?;
+        let mut response = self.payload(id).await?;
         let mut file = File::create(path)
             .map_err(|e| ClientError::Input(format!("{}: {e}", path.display())))?;
         let mut hasher = digest::Context::new(&digest::SHA256);
@@ -441,11 +438,11 @@ impl Client {
     pub async fn acknowledge(
         &self,
         id: &Uuid,
-        status: &str,
+        status: ReceiptStatus,
         note: &str,
     ) -> Result<ReceiptResponse, ClientError> {
         let me = self.own_org()?;
-        let view: DocumentView = self.get_json(&format!("/v1/documents/{id}")).await?;
+        let view: DocumentView = self.document(id).await?;
         let outer = parse_manifest_any_type(view.manifest.get(), manifest::Layer::Outer)?;
         let receipt = DeliveryReceipt {
             kind: DELIVERY_RECEIPT_TYPE.to_owned(),
@@ -453,15 +450,13 @@ impl Client {
             recipient: me.to_string(),
             manifest_sha256: sha256_hex(&outer.canonical),
             payload_sha256: outer.manifest.payload.sha256.clone(),
-            status: status.to_owned(),
+            status: status.code().to_owned(),
             time: crate::api::now_rfc3339(),
             note: unicode_normalization::UnicodeNormalization::nfc(note).collect(),
         };
         let signer = self.org_signer()?;
         let request = signed_receipt(&signer.org_key, receipt)?;
-        let (_, answer) = self
-            .post_json(&format!("/v1/documents/{id}/receipts"), &request)
-            .await?;
+        let (_, answer) = self.post_receipt(id, &request).await?;
         Ok(answer)
     }
 }

@@ -9,6 +9,7 @@ pub mod fetch;
 pub mod keys;
 pub mod send;
 pub mod state;
+pub mod table;
 pub mod transfer;
 pub mod upload;
 

@@ -203,7 +203,7 @@ impl Client {
             }
         }
         let (status, answer): (u16, SubmitResponse) = tokio::select! {
-            answer = self.post_json("/v1/documents", &submit) => answer?,
+            answer = self.submit(&submit) => answer?,
             () = watch.interrupted() => return Ok(interrupted(Stage::Submitting, 0)),
         };
         let manifest_sha256 = sha256_hex(canonical);
@@ -307,10 +307,7 @@ impl Client {
     /// set); files that changed since signing, or a classified document whose sealed
     /// payload is gone, are refused with what to do instead.
     pub async fn resume_send(&self, id: &Uuid, watch: &Watch) -> Result<Sent, ClientError> {
-        match self
-            .get_json::<DocumentView>(&format!("/v1/documents/{id}"))
-            .await
-        {
+        match self.document(id).await {
             Ok(view) if view.state != AWAITING_PAYLOAD => {
                 let outcome = self.already_complete(id, view).await?;
                 self.remove_pending(id)?;
@@ -408,10 +405,7 @@ impl Client {
     pub async fn pending_sent(&self) -> Result<Vec<PendingSent>, ClientError> {
         let mut out = Vec::new();
         for id in self.pending_ids()? {
-            let state = match self
-                .get_json::<DocumentView>(&format!("/v1/documents/{id}"))
-                .await
-            {
+            let state = match self.document(&id).await {
                 Ok(view) if view.state == AWAITING_PAYLOAD => view.state,
                 Ok(_) => {
                     self.remove_pending(&id)?;

@@ -205,7 +205,7 @@ impl Exchange {
         if record.payload_size > INLINE_PAYLOAD_BYTES_MAX {
             return Err(ExchangeError::RequestInvalid(format!(
                 "payloads over {INLINE_PAYLOAD_BYTES_MAX} bytes are uploaded with PUT {}, not inline",
-                format_args!("/v1/documents/{}/payload", record.id)
+                crate::api::payload_path(&record.id)
             )));
         }
         let payload = base64::engine::general_purpose::STANDARD

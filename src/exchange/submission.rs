@@ -362,7 +362,7 @@ pub(super) fn submit_response(record: &DocumentRecord) -> SubmitResponse {
         id: record.id,
         state: super::state_name(record.state).to_owned(),
         manifest_sha256: record.manifest_sha256.clone(),
-        payload_url: format!("/v1/documents/{}/payload", record.id),
+        payload_url: crate::api::payload_path(&record.id),
         receipt: record.receipt.clone(),
     }
 }

@@ -10,7 +10,7 @@ use congvan::document::manifest::{Classification, Urgency};
 use congvan::ledger::Event;
 use uuid::Uuid;
 
-use crate::support::{TestServer, assert_code};
+use crate::support::{TestServer, assert_code, st};
 
 const COMMUNES: [&str; 3] = ["hn/cm/chuc-son", "hn/cm/xuan-mai", "hn/cm/phung-chau"];
 
@@ -49,7 +49,7 @@ async fn directive(server: &TestServer, work: &Path, classification: Classificat
             )
             .await
             .unwrap();
-        let answer = client.acknowledge(&sent.id, "03", "").await.unwrap();
+        let answer = client.acknowledge(&sent.id, st("03"), "").await.unwrap();
         assert!(answer.log_index > sent.receipt.log_index);
     }
     sent.id
@@ -405,7 +405,7 @@ async fn report_lists_recipients_that_have_not_fetched_or_acknowledged() {
     cs.fetch_document(&sent.id, &work.path().join("cs"))
         .await
         .unwrap();
-    cs.acknowledge(&sent.id, "03", "").await.unwrap();
+    cs.acknowledge(&sent.id, st("03"), "").await.unwrap();
     server
         .client("hn/cm/xuan-mai")
         .fetch_document(&sent.id, &work.path().join("xm"))

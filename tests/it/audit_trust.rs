@@ -15,7 +15,7 @@ use congvan::notary::{KeyPurpose, ServerKeys};
 use tlog_tiles::tlog::{self, Hash, HashReader};
 use uuid::Uuid;
 
-use crate::support::{TestDoc, TestServer, assert_code};
+use crate::support::{TestDoc, TestServer, assert_code, st};
 
 const COMMUNES: [&str; 3] = ["hn/cm/chuc-son", "hn/cm/xuan-mai", "hn/cm/phung-chau"];
 /// The reason a commune gives for rejecting the directive.
@@ -78,7 +78,10 @@ async fn rejected_directive(server: &TestServer, work: &Path) -> Uuid {
         } else {
             ("03", "")
         };
-        client.acknowledge(&sent.id, status, note).await.unwrap();
+        client
+            .acknowledge(&sent.id, st(status), note)
+            .await
+            .unwrap();
     }
     sent.id
 }

@@ -14,7 +14,7 @@ use congvan::client::send::SendRequest;
 use congvan::document::manifest::Classification;
 use uuid::Uuid;
 
-use crate::support::{TestServer, assert_code, assert_ok, congvan, congvan_command, run_ok};
+use crate::support::{TestServer, assert_code, assert_ok, congvan, congvan_command, run_ok, st};
 
 const RECIPIENT: &str = "hn/cm/chuc-son";
 
@@ -114,8 +114,14 @@ async fn backup_under_continuous_submissions_restores_to_a_server_that_starts() 
         .fetch_document(&accepted[1], &work.path().join("fetched-1"))
         .await
         .unwrap();
-    commune.acknowledge(&accepted[1], "01", "").await.unwrap();
-    let numbered = commune.acknowledge(&accepted[1], "03", "").await.unwrap();
+    commune
+        .acknowledge(&accepted[1], st("01"), "")
+        .await
+        .unwrap();
+    let numbered = commune
+        .acknowledge(&accepted[1], st("03"), "")
+        .await
+        .unwrap();
     assert_eq!(numbered.incoming_number, Some(1));
     // A paper document in the same register (it has no log entry to follow).
     let (status, _): (u16, serde_json::Value) = commune
@@ -228,8 +234,8 @@ async fn backup_under_continuous_submissions_restores_to_a_server_that_starts() 
         commune.get_json("/v1/registers/incoming").await.unwrap();
     assert_eq!(register.entries.len(), 2, "{register:?}");
     assert_eq!(register.entries[0].document_id, Some(accepted[1]));
-    commune.acknowledge(&last, "01", "").await.unwrap();
-    let next = commune.acknowledge(&last, "03", "").await.unwrap();
+    commune.acknowledge(&last, st("01"), "").await.unwrap();
+    let next = commune.acknowledge(&last, st("03"), "").await.unwrap();
     assert_eq!(next.incoming_number, Some(3));
     let view: serde_json::Value = server
         .client("hn/cm")

@@ -124,3 +124,42 @@ fn the_scan_recognises_paths_and_ignores_comments_and_longer_names() {
     assert!(!names("let not_sled::x = 1;", "sled"));
     assert!(!names("let sledge = 1;", "sled"));
 }
+
+/// URL paths of the API are written by the server's router, the typed client
+/// (`client::endpoints`) and `api` (the payload path the server's answers name); everyone
+/// else calls the typed client (issue 12: no `/v1/` literal elsewhere).
+#[test]
+fn api_paths_are_written_only_by_the_server_the_client_and_api() {
+    let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/src"));
+    let mut files = Vec::new();
+    sources(root, &mut files);
+    let mut seen = false;
+    let mut broken = Vec::new();
+    for file in &files {
+        let rel = file
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let text = std::fs::read_to_string(file).unwrap();
+        for line in text.lines() {
+            let code = line.split("//").next().unwrap_or_default();
+            if !code.contains("\"/v1/") {
+                continue;
+            }
+            seen = true;
+            if !["server/", "client/", "api.rs"]
+                .iter()
+                .any(|a| rel.starts_with(a))
+            {
+                broken.push(format!("{rel}: {}", line.trim()));
+            }
+        }
+    }
+    assert!(seen, "no /v1/ literal found anywhere: the scan is broken");
+    assert!(
+        broken.is_empty(),
+        "API paths written outside server/, client/ and api.rs:\n{}",
+        broken.join("\n")
+    );
+}

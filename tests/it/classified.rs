@@ -10,7 +10,7 @@ use congvan::seal::{Cipher, OpenPgp};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::support::{TestDoc, TestServer, assert_code};
+use crate::support::{TestDoc, TestServer, assert_code, st};
 
 fn send_request(
     to: &[&str],
@@ -103,7 +103,7 @@ async fn every_classification_round_trips_and_the_server_never_sees_plaintext() 
                 assert_eq!(path.file_name(), original.file_name());
             }
             let answer = client
-                .acknowledge(&sent.id, "03", "Đã vào sổ")
+                .acknowledge(&sent.id, st("03"), "Đã vào sổ")
                 .await
                 .unwrap();
             assert_eq!(answer.status, "03");
@@ -407,7 +407,7 @@ async fn outsiders_get_404_and_receipts_are_checked() {
         "document_not_found",
     );
     assert_code(
-        outsider.acknowledge(&id, "03", "").await,
+        outsider.acknowledge(&id, st("03"), "").await,
         "document_not_found",
     );
     let unknown = Uuid::now_v7();
@@ -421,7 +421,7 @@ async fn outsiders_get_404_and_receipts_are_checked() {
     // The sender cannot acknowledge its own document; a recipient cannot see the status.
     let sender = server.client("hn/cm");
     assert_code(
-        sender.acknowledge(&id, "03", "").await,
+        sender.acknowledge(&id, st("03"), "").await,
         "document_not_found",
     );
     let recipient = server.client("hn/cm/chuc-son");

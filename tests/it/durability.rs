@@ -15,7 +15,7 @@ use congvan::client::Client;
 use congvan::config::ClientProfile;
 use congvan::pki::demo::Layout;
 
-use crate::support::{TestDoc, fresh_pki};
+use crate::support::{TestDoc, fresh_pki, st};
 
 const SENDERS: [&str; 2] = ["hn/cm", "hn"];
 const RECIPIENT: &str = "hn/cm/xuan-mai";
@@ -141,7 +141,7 @@ async fn workload(pki: Layout, url: String, acked: Arc<Mutex<Acknowledged>>, see
                     {
                         return;
                     }
-                    match c.acknowledge(&item.id, "03", "").await {
+                    match c.acknowledge(&item.id, st("03"), "").await {
                         Ok(_) => {
                             let mut acked = acked.lock().unwrap();
                             acked.receipts.insert(item.id.to_string());

@@ -11,7 +11,7 @@ use congvan::document::manifest::{Classification, Manifest, Urgency};
 use congvan::edxml;
 use uuid::Uuid;
 
-use crate::support::{SAMPLE_ORGS, TestServer, assert_code};
+use crate::support::{SAMPLE_ORGS, TestServer, assert_code, st};
 
 /// Illustrative government identifier codes for the sample tree (the shape of real ones:
 /// four groups, province Hà Nội is H26).
@@ -111,7 +111,9 @@ async fn an_edxml_export_imported_back_is_an_equal_document() {
     cs.fetch_document(&sent.id, &work.path().join("cs"))
         .await
         .unwrap();
-    cs.acknowledge(&sent.id, "03", "Đã vào sổ").await.unwrap();
+    cs.acknowledge(&sent.id, st("03"), "Đã vào sổ")
+        .await
+        .unwrap();
 
     let file = work.path().join("ct12.edxml");
     let id = sent.id.to_string();

@@ -13,7 +13,7 @@ use congvan::client::Client;
 use congvan::ledger::Event;
 
 use crate::support::{
-    Run as _, TestDoc, TestServer, assert_code, assert_ok, congvan_command, stderr, stdout,
+    Run as _, TestDoc, TestServer, assert_code, assert_ok, congvan_command, st, stderr, stdout,
 };
 
 const PLAN: &str = concat!(
@@ -107,8 +107,14 @@ async fn the_2025_plan_applied_to_a_live_server_loses_nothing() {
         .fetch_document(&directive_id, &work.path().join("chuc-son"))
         .await
         .unwrap();
-    chuc_son.acknowledge(&directive_id, "01", "").await.unwrap();
-    chuc_son.acknowledge(&directive_id, "03", "").await.unwrap();
+    chuc_son
+        .acknowledge(&directive_id, st("01"), "")
+        .await
+        .unwrap();
+    chuc_son
+        .acknowledge(&directive_id, st("03"), "")
+        .await
+        .unwrap();
     // The planned ward does not exist yet for sending.
     let early = TestDoc::new("hn", &["hn/chuong-my"]);
     let err = early
@@ -198,7 +204,7 @@ async fn the_2025_plan_applied_to_a_live_server_loses_nothing() {
     );
     // Nor does a merged unit still receive what was sent to it before: its successor does.
     let err = chuc_son
-        .acknowledge(&directive_id, "05", "")
+        .acknowledge(&directive_id, st("05"), "")
         .await
         .unwrap_err();
     assert_eq!(err.api_code(), Some("recipient_inactive"), "{err}");
@@ -293,13 +299,13 @@ async fn the_2025_plan_applied_to_a_live_server_loses_nothing() {
         .unwrap();
     assert_eq!(fetched.manifest.sender.as_str(), "hn/cm");
     new_xuan_mai
-        .acknowledge(&directive_id, "01", "")
+        .acknowledge(&directive_id, st("01"), "")
         .await
         .unwrap();
     let accepted = new_xuan_mai
         .acknowledge(
             &directive_id,
-            "03",
+            st("03"),
             "Tiếp nhận thay Đảng ủy thị trấn Xuân Mai",
         )
         .await

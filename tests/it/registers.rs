@@ -8,7 +8,7 @@ use congvan::api::{IncomingRegisterView, ListPage, PaperRegistered};
 use congvan::registers::{Medium, PaperRegistration};
 
 use crate::support::{
-    Run as _, TestDoc, TestServer, assert_code, congvan_command, next_number, stderr, stdout,
+    Run as _, TestDoc, TestServer, assert_code, congvan_command, next_number, st, stderr, stdout,
 };
 
 const DISTRICT: &str = "hn/cm";
@@ -63,14 +63,14 @@ async fn concurrent_acceptances_get_consecutive_incoming_numbers() {
             .fetch_document(&id, &work.path().join(doc.id()))
             .await
             .unwrap();
-        let arrived = commune.acknowledge(&id, "01", "").await.unwrap();
+        let arrived = commune.acknowledge(&id, st("01"), "").await.unwrap();
         assert_eq!(arrived.incoming_number, None, "01 gives no number");
     }
     // Every clerk accepts at the same moment, each on a connection of its own.
     let accepts = docs.iter().map(|doc| {
         let client = server.client(COMMUNE);
         let id: uuid::Uuid = doc.id().parse().unwrap();
-        async move { client.acknowledge(&id, "03", "").await.unwrap() }
+        async move { client.acknowledge(&id, st("03"), "").await.unwrap() }
     });
     let answers = futures_util::future::join_all(accepts).await;
     let mut numbers: Vec<u64> = answers
@@ -286,8 +286,8 @@ async fn the_cli_writes_the_register_as_csv_and_pdf_in_the_legal_columns() {
         .fetch_document(&id, &work.path().join("fetched"))
         .await
         .unwrap();
-    commune.acknowledge(&id, "01", "").await.unwrap();
-    let accepted = commune.acknowledge(&id, "03", "").await.unwrap();
+    commune.acknowledge(&id, st("01"), "").await.unwrap();
+    let accepted = commune.acknowledge(&id, st("03"), "").await.unwrap();
     assert_eq!(accepted.incoming_number, Some(1));
 
     let profile = server.pki.org_profile(&COMMUNE.parse().unwrap());

@@ -13,7 +13,7 @@ use congvan::client::send::SendRequest;
 use congvan::document::manifest::{BusinessKind, Classification};
 use uuid::Uuid;
 
-use crate::support::{TestServer, assert_code};
+use crate::support::{TestServer, assert_code, st};
 
 const A: &str = "hn/cm/chuc-son";
 const B: &str = "hn/cm/xuan-mai";
@@ -83,19 +83,25 @@ async fn every_illegal_status_transition_is_refused_and_changes_nothing() {
 
     // Before any fetch: not 01 (it never arrived), nothing else either.
     let before = log_size(&server).await;
-    assert_code(a.acknowledge(&id, "01", "").await, "status_not_fetched");
+    assert_code(a.acknowledge(&id, st("01"), "").await, "status_not_fetched");
     for s in ["02", "03", "04", "05", "06"] {
-        assert_code(a.acknowledge(&id, s, "lý do").await, "status_out_of_order");
+        assert_code(
+            a.acknowledge(&id, st(s), "lý do").await,
+            "status_out_of_order",
+        );
     }
     assert_code(
-        a.acknowledge(&id, "15", "").await,
+        a.acknowledge(&id, st("15"), "").await,
         "status_nothing_to_answer",
     );
     assert_code(
-        a.acknowledge(&id, "16", "").await,
+        a.acknowledge(&id, st("16"), "").await,
         "status_nothing_to_answer",
     );
-    assert_code(a.acknowledge(&id, "13", "").await, "status_out_of_order");
+    assert_code(
+        a.acknowledge(&id, st("13"), "").await,
+        "status_out_of_order",
+    );
     assert!(statuses(&status(&server, &id).await, A).is_empty());
     assert_eq!(log_size(&server).await, before, "refusals are not logged");
 
@@ -103,7 +109,7 @@ async fn every_illegal_status_transition_is_refused_and_changes_nothing() {
     a.fetch_document(&id, &work.path().join("a")).await.unwrap();
     assert_eq!(statuses(&status(&server, &id).await, A), ["01"]);
     let before = log_size(&server).await;
-    let replay = a.acknowledge(&id, "01", "").await.unwrap();
+    let replay = a.acknowledge(&id, st("01"), "").await.unwrap();
     assert_eq!(replay.status, "01");
     assert_eq!(statuses(&status(&server, &id).await, A), ["01"]);
     assert_eq!(
@@ -114,33 +120,39 @@ async fn every_illegal_status_transition_is_refused_and_changes_nothing() {
 
     let before = log_size(&server).await;
     for s in ["04", "05", "06"] {
-        assert_code(a.acknowledge(&id, s, "").await, "status_out_of_order");
+        assert_code(a.acknowledge(&id, st(s), "").await, "status_out_of_order");
     }
     assert_eq!(log_size(&server).await, before);
 
-    let accepted = a.acknowledge(&id, "03", "Đã vào sổ").await.unwrap();
+    let accepted = a.acknowledge(&id, st("03"), "Đã vào sổ").await.unwrap();
     assert_eq!(accepted.status, "03");
     assert_code(
-        a.acknowledge(&id, "02", "quá muộn").await,
+        a.acknowledge(&id, st("02"), "quá muộn").await,
         "status_out_of_order",
     );
-    a.acknowledge(&id, "05", "").await.unwrap();
+    a.acknowledge(&id, st("05"), "").await.unwrap();
 
     let before = log_size(&server).await;
-    assert_code(a.acknowledge(&id, "04", "").await, "status_out_of_order");
     assert_code(
-        a.acknowledge(&id, "15", "").await,
+        a.acknowledge(&id, st("04"), "").await,
+        "status_out_of_order",
+    );
+    assert_code(
+        a.acknowledge(&id, st("15"), "").await,
         "status_nothing_to_answer",
     );
     // The same status twice: the first entry answers, nothing new is recorded.
-    let again = a.acknowledge(&id, "03", "một lần nữa").await.unwrap();
+    let again = a.acknowledge(&id, st("03"), "một lần nữa").await.unwrap();
     assert_eq!(again.recorded_at, accepted.recorded_at);
     assert_eq!(again.log_index, accepted.log_index);
     assert_eq!(log_size(&server).await, before);
-    a.acknowledge(&id, "06", "").await.unwrap();
-    assert_code(a.acknowledge(&id, "04", "").await, "status_out_of_order");
+    a.acknowledge(&id, st("06"), "").await.unwrap();
     assert_code(
-        a.acknowledge(&id, "02", "muộn").await,
+        a.acknowledge(&id, st("04"), "").await,
+        "status_out_of_order",
+    );
+    assert_code(
+        a.acknowledge(&id, st("02"), "muộn").await,
         "status_out_of_order",
     );
     assert_eq!(
@@ -162,8 +174,8 @@ async fn a_returned_document_cannot_be_accepted_and_racing_receipts_record_one()
     a.fetch_document(&id, &work.path().join("a")).await.unwrap();
     // 02 and 03 at once: the rules run inside the transaction, so exactly one wins.
     let (returned, accepted) = tokio::join!(
-        a.acknowledge(&id, "02", "sai thẩm quyền"),
-        a.acknowledge(&id, "03", "")
+        a.acknowledge(&id, st("02"), "sai thẩm quyền"),
+        a.acknowledge(&id, st("03"), "")
     );
     assert!(
         returned.is_ok() != accepted.is_ok(),
@@ -220,7 +232,7 @@ async fn a_document_the_client_refuses_is_returned_with_the_reason_and_stays_in_
     // Chúc Sơn accepts; Xuân Mai's return stays in the officer's report with its reason.
     let a = server.client(A);
     a.fetch_document(&id, &work.path().join("a")).await.unwrap();
-    a.acknowledge(&id, "03", "").await.unwrap();
+    a.acknowledge(&id, st("03"), "").await.unwrap();
     let rows = report(&server, "json");
     let rows: Vec<serde_json::Value> = serde_json::from_str(&rows).unwrap();
     let returned: Vec<_> = rows
@@ -330,7 +342,7 @@ async fn recall_agreed_leaves_the_inbox_and_recall_refused_is_shown_to_the_sende
         c.fetch_document(&original, &work.path().join(org.replace('/', ".")))
             .await
             .unwrap();
-        c.acknowledge(&original, "03", "").await.unwrap();
+        c.acknowledge(&original, st("03"), "").await.unwrap();
     }
 
     // A recall can only go to the target's recipients, of the target's sender.
@@ -382,20 +394,20 @@ async fn recall_agreed_leaves_the_inbox_and_recall_refused_is_shown_to_the_sende
 
     // Chúc Sơn agrees; Xuân Mai refuses, with a reason.
     let a = server.client(A);
-    a.acknowledge(&original, "15", "Đồng ý thu hồi")
+    a.acknowledge(&original, st("15"), "Đồng ý thu hồi")
         .await
         .unwrap();
     assert_code(
-        a.acknowledge(&original, "16", "").await,
+        a.acknowledge(&original, st("16"), "").await,
         "status_out_of_order",
     );
     assert_code(
-        a.acknowledge(&original, "04", "").await,
+        a.acknowledge(&original, st("04"), "").await,
         "status_out_of_order",
     );
     server
         .client(B)
-        .acknowledge(&original, "16", "Đã triển khai, không thu hồi")
+        .acknowledge(&original, st("16"), "Đã triển khai, không thu hồi")
         .await
         .unwrap();
 
@@ -490,7 +502,7 @@ async fn replacement_and_update_are_linked_both_ways_in_inbox_status_and_audit()
     // The update is answered on the document it updates.
     server
         .client(A)
-        .acknowledge(&original, "15", "Đồng ý cập nhật")
+        .acknowledge(&original, st("15"), "Đồng ý cập nhật")
         .await
         .unwrap();
     assert!(

@@ -669,3 +669,9 @@ pub fn assert_ok(out: &std::process::Output) {
         stderr(out)
     );
 }
+
+/// A receipt status from its two-digit edXML code, for the tests' `acknowledge` calls.
+pub fn st(code: &str) -> congvan::document::receipt::ReceiptStatus {
+    congvan::document::receipt::ReceiptStatus::from_code(code)
+        .unwrap_or_else(|| panic!("{code:?} is not a receipt status"))
+}

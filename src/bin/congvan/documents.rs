@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use congvan::client::endpoints::ListQuery;
 use congvan::client::transfer::Watch;
 use congvan::client::upload::Sent;
 use uuid::Uuid;
@@ -51,8 +52,7 @@ pub fn send(client: &ClientArgs, doc: SendArgs) -> Result<()> {
 /// `congvan sent`.
 pub fn sent(client: &ClientArgs, limit: usize) -> Result<()> {
     let client = client.client()?;
-    let page: congvan::api::ListPage =
-        runtime()?.block_on(client.get_json(&format!("/v1/sent?limit={}", limit.clamp(1, 500))))?;
+    let page = runtime()?.block_on(client.sent(&ListQuery::limit(limit.clamp(1, 500))))?;
     render::list(&page.items, true);
     let pending = runtime()?.block_on(client.pending_sent())?;
     render::pending_uploads(&pending);
@@ -67,10 +67,11 @@ pub fn inbox(client: &ClientArgs, all: bool, history: bool, limit: usize) -> Res
         (true, _) => "all",
         _ => "new",
     };
-    let mut page: congvan::api::ListPage = runtime()?.block_on(client.get_json(&format!(
-        "/v1/inbox?state={state}&limit={}",
-        limit.clamp(1, 500)
-    )))?;
+    let query = ListQuery {
+        state: Some(state.to_owned()),
+        ..ListQuery::limit(limit.clamp(1, 500))
+    };
+    let mut page = runtime()?.block_on(client.inbox(&query))?;
     page.items
         .sort_by(|a, b| b.urgency.cmp(&a.urgency).then(b.seq.cmp(&a.seq)));
     render::list(&page.items, false);
@@ -89,6 +90,9 @@ pub fn fetch(client: &ClientArgs, id: &Uuid, out: &Path) -> Result<()> {
 /// `congvan ack`.
 pub fn ack(client: &ClientArgs, id: &Uuid, status: &str, note: &str) -> Result<()> {
     let client = client.client()?;
+    // The argument parser has already limited `status` to the codes a recipient sends.
+    let status = congvan::document::receipt::ReceiptStatus::from_code(status)
+        .with_context(|| format!("{status:?} is not a receipt status"))?;
     let answer = runtime()?.block_on(client.acknowledge(id, status, note))?;
     println!(
         "receipt {} for {} recorded at {}",
@@ -103,8 +107,7 @@ pub fn ack(client: &ClientArgs, id: &Uuid, status: &str, note: &str) -> Result<(
 /// `congvan status`.
 pub fn status(client: &ClientArgs, id: &Uuid) -> Result<()> {
     let client = client.client()?;
-    let view: congvan::api::StatusView =
-        runtime()?.block_on(client.get_json(&format!("/v1/documents/{id}/status")))?;
+    let view = runtime()?.block_on(client.status(id))?;
     render::status(view);
     Ok(())
 }
@@ -159,12 +162,7 @@ pub fn register(command: RegisterCommand) -> Result<()> {
             font,
         } => {
             let client = client.client()?;
-            let path = match year {
-                Some(y) => format!("/v1/registers/incoming?year={y}"),
-                None => "/v1/registers/incoming".to_owned(),
-            };
-            let view: congvan::api::IncomingRegisterView =
-                runtime()?.block_on(client.get_json(&path))?;
+            let view = runtime()?.block_on(client.incoming_register(year))?;
             if let Some(file) = pdf {
                 let font = congvan::registers::pdf::read_font(&font)?;
                 let cover = congvan::registers::pdf::Cover {
@@ -221,8 +219,7 @@ pub fn register(command: RegisterCommand) -> Result<()> {
                 note: nfc(&note),
                 year: None,
             };
-            let (_, answer): (u16, congvan::api::PaperRegistered) =
-                runtime()?.block_on(client.post_json("/v1/registers/incoming", &paper))?;
+            let (_, answer) = runtime()?.block_on(client.register_paper(&paper))?;
             println!(
                 "registered: số đến {} of {} (paper)",
                 answer.number, answer.year
@@ -231,11 +228,7 @@ pub fn register(command: RegisterCommand) -> Result<()> {
         }
         RegisterCommand::Close { client, year } => {
             let client = client.client()?;
-            let (_, answer): (u16, congvan::api::RegisterClosedView) =
-                runtime()?.block_on(client.post_json(
-                    &format!("/v1/registers/incoming/close?year={year}"),
-                    &serde_json::json!({}),
-                ))?;
+            let (_, answer) = runtime()?.block_on(client.close_register(year))?;
             println!(
                 "the {} register of {} is closed ({} numbers), at {}",
                 answer.year, answer.org, answer.count, answer.closed_at

@@ -77,37 +77,8 @@ pub fn fetched(fetched: &congvan::client::fetch::Fetched) {
 /// `status`: one line per recipient. A pending recall or update shows as 13 until the
 /// recipient answers it (15 or 16).
 pub fn status(view: StatusView) {
-    println!(
-        "{} from {} (accepted {})",
-        view.id,
-        view.sender,
-        view.accepted_at.unwrap_or_default()
-    );
-    println!(
-        "{:<24} {:<22} {:<6} {:<22} note",
-        "recipient", "fetched", "status", "status time"
-    );
-    for r in view.recipients {
-        let note = match &r.offered_to {
-            Some(successor) => format!(
-                "merged: offered to {successor}. {}",
-                r.note.clone().unwrap_or_default()
-            ),
-            None => r.note.clone().unwrap_or_default(),
-        };
-        let status = match (r.status, r.request.as_deref()) {
-            (Some(s), Some(_)) if s == "15" || s == "16" => s,
-            (_, Some(kind)) => format!("13 ({kind} requested)"),
-            (s, None) => s.unwrap_or_else(|| "-".into()),
-        };
-        println!(
-            "{:<24} {:<22} {:<6} {:<22} {}",
-            r.org,
-            r.fetched_at.unwrap_or_else(|| "-".into()),
-            status,
-            r.status_time.unwrap_or_else(|| "-".into()),
-            note.trim_end()
-        );
+    for line in congvan::client::table::status_lines(&view) {
+        println!("{line}");
     }
     if !view.links.is_empty() {
         println!("{}", links_text(&view.links));

@@ -272,7 +272,7 @@ pub(super) async fn document(
         heading: format!("{} {}/{}", item.doc_type, item.number, item.notation),
         done: q
             .done
-            .filter(|s| STATUSES.contains(&s.as_str()))
+            .filter(|s| ReceiptStatus::from_code(s).is_some())
             .map(|s| t.arg("action-done-notice", "status", &s)),
         verified: false,
         failure: String::new(),
@@ -457,22 +457,22 @@ pub(super) async fn receipt(
 ) -> Result<Response, DeskError> {
     committee(&state)?;
     let id = parse_uuid(&raw)?;
-    if !STATUSES.contains(&form.status.as_str()) {
+    let Some(status) = ReceiptStatus::from_code(&form.status) else {
         return Err(DeskError::Input(format!(
             "status {:?} is not one of {}",
             form.status,
-            STATUSES.join(", ")
+            ReceiptStatus::list()
         )));
-    }
+    };
     let note = form.note.trim();
-    if form.status == "02" && note.is_empty() {
+    if status == ReceiptStatus::Returned && note.is_empty() {
         return Err(DeskError::Input(
             "returning a document (02) needs the reason in the note".into(),
         ));
     }
     let answer = state
         .client()
-        .acknowledge(&id, &form.status, note)
+        .acknowledge(&id, status, note)
         .await
         .map_err(from_client)?;
     if let Ok(mut register) = state.register().write() {

@@ -181,9 +181,8 @@ pub fn render_inbox(
         })
         .collect();
     let page = InboxPage {
-        statuses: STATUSES
-            .iter()
-            .map(|s| (*s, t.get(&format!("status-{s}"))))
+        statuses: status_codes()
+            .map(|s| (s, t.get(&format!("status-{s}"))))
             .collect(),
         urgencies: urgency_options(&t),
         classes: class_options(&t),

@@ -17,6 +17,7 @@ use super::i18n::{Lang, Tr};
 use super::{DeskError, DeskRole, DeskState, LANG_COOKIE, lang_of};
 use crate::client::ClientError;
 use crate::directory::OrgId;
+use crate::document::receipt::ReceiptStatus;
 
 mod audit;
 mod compose;
@@ -40,8 +41,10 @@ const SENT_OUTCOMES_MAX: usize = 64;
 const OUTGOING_ROWS: usize = 20;
 /// Server listing page used to fill the register.
 const LISTING_PAGE: usize = 500;
-/// The receipt statuses a clerk may sign here.
-const STATUSES: [&str; 9] = ["01", "02", "03", "04", "05", "06", "13", "15", "16"];
+/// The receipt statuses' codes, in order (their one home is `ReceiptStatus`).
+fn status_codes() -> impl Iterator<Item = &'static str> {
+    ReceiptStatus::ALL.into_iter().map(ReceiptStatus::code)
+}
 /// Classification wire names, in order.
 const CLASSES: [&str; 4] = ["thuong", "mat", "toi-mat", "tuyet-mat"];
 
@@ -205,7 +208,7 @@ fn class_key(c: &str) -> &'static str {
 
 fn status_label(t: &Tr<'_>, status: Option<&str>) -> String {
     match status {
-        Some(code) if STATUSES.contains(&code) => t.get(&format!("status-{code}")),
+        Some(code) if ReceiptStatus::from_code(code).is_some() => t.get(&format!("status-{code}")),
         Some(other) => other.to_owned(),
         None => t.get("status-none"),
     }
