@@ -106,7 +106,7 @@ impl Client {
         let ca = self.profile().ca.clone();
         tokio::task::spawn_blocking(move || SigningTrust::load(&[ca], &[path]))
             .await
-            .map_err(|e| ClientError::Input(e.to_string()))?
+            .map_err(ClientError::Background)?
             .map_err(ClientError::from)
     }
 
@@ -279,14 +279,19 @@ impl Client {
             Ok::<_, ClientError>((verified, notices, sender_cert))
         })
         .await
-        .map_err(|e| ClientError::Input(e.to_string()))??;
+        .map_err(ClientError::Background)??;
 
-        fs::create_dir_all(out)
-            .map_err(|e| ClientError::Input(format!("{}: {e}", out.display())))?;
+        fs::create_dir_all(out).map_err(|e| ClientError::File {
+            path: out.to_path_buf(),
+            source: e,
+        })?;
         let staging = tempfile::Builder::new()
             .prefix(".congvan-fetch-")
             .tempdir_in(out)
-            .map_err(|e| ClientError::Input(format!("{}: {e}", out.display())))?;
+            .map_err(|e| ClientError::File {
+                path: out.to_path_buf(),
+                source: e,
+            })?;
 
         // The payload, hashed as it arrives.
         let payload_path = staging.path().join("payload");
@@ -336,7 +341,7 @@ impl Client {
                 )
             })
             .await
-            .map_err(|e| ClientError::Input(e.to_string()))??;
+            .map_err(ClientError::Background)??;
             (inner, plain_path, offset)
         } else {
             (manifest.clone(), payload_path, 0)
@@ -349,7 +354,7 @@ impl Client {
                 split_files(&content_path, offset, &attachments, &staging_dir)
             })
             .await
-            .map_err(|e| ClientError::Input(e.to_string()))??
+            .map_err(ClientError::Background)??
         };
         // Everything verified: move the files into place, never over an existing file.
         if let Some((name, _)) = files.iter().find(|(name, _)| out.join(name).exists()) {
@@ -361,8 +366,10 @@ impl Client {
         let mut written = Vec::new();
         for (name, staged) in files {
             let target = out.join(&name);
-            fs::rename(&staged, &target)
-                .map_err(|e| ClientError::Input(format!("{}: {e}", target.display())))?;
+            fs::rename(&staged, &target).map_err(|e| ClientError::File {
+                path: target.to_path_buf(),
+                source: e,
+            })?;
             written.push(target);
         }
         let record = serde_json::json!({
@@ -370,8 +377,7 @@ impl Client {
             "signatures": view.signatures,
             "receipt": view.receipt,
         });
-        let record_text =
-            serde_json::to_vec_pretty(&record).map_err(|e| ClientError::Input(e.to_string()))?;
+        let record_text = serde_json::to_vec_pretty(&record).map_err(ClientError::Encode)?;
         write_public(&out.join(format!(".congvan-{id}.json")), &record_text)?;
         Ok(Fetched {
             manifest: content_manifest,
@@ -408,8 +414,10 @@ impl Client {
         progress: &dyn Progress,
     ) -> Result<(), ClientError> {
         let mut response = self.payload(id).await?;
-        let mut file = File::create(path)
-            .map_err(|e| ClientError::Input(format!("{}: {e}", path.display())))?;
+        let mut file = File::create(path).map_err(|e| ClientError::File {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
         let mut hasher = digest::Context::new(&digest::SHA256);
         let mut received = 0u64;
         while let Some(chunk) = response
@@ -422,8 +430,7 @@ impl Client {
                 return Err(refuse("the payload is longer than the manifest says"));
             }
             hasher.update(&chunk);
-            file.write_all(&chunk)
-                .map_err(|e| ClientError::Input(e.to_string()))?;
+            file.write_all(&chunk).map_err(ClientError::TempFile)?;
             progress.advance(chunk.len() as u64);
         }
         if received != size || hex(hasher.finish().as_ref()) != sha256 {
@@ -613,11 +620,12 @@ fn open_inner(
     sender_cert: &[u8],
     outer: &Manifest,
 ) -> Result<(Manifest, u64), ClientError> {
-    let key = fs::read(key_path)
-        .map_err(|e| ClientError::Input(format!("{}: {e}", key_path.display())))?;
-    let mut input =
-        BufReader::new(File::open(payload).map_err(|e| ClientError::Input(e.to_string()))?);
-    let mut plain = File::create(plain_path).map_err(|e| ClientError::Input(e.to_string()))?;
+    let key = fs::read(key_path).map_err(|e| ClientError::File {
+        path: key_path.to_path_buf(),
+        source: e,
+    })?;
+    let mut input = BufReader::new(File::open(payload).map_err(ClientError::TempFile)?);
+    let mut plain = File::create(plain_path).map_err(ClientError::TempFile)?;
     cipher
         .open(
             &mut input,
@@ -628,17 +636,14 @@ fn open_inner(
         )
         .map_err(|e| refuse(format!("classified payload: {e}")))?;
     drop(plain);
-    let mut plain =
-        BufReader::new(File::open(plain_path).map_err(|e| ClientError::Input(e.to_string()))?);
+    let mut plain = BufReader::new(File::open(plain_path).map_err(ClientError::TempFile)?);
     let mut rules = client_rules();
     rules.doc_types.push(outer.doc_type.clone());
     let inner = package::read_header(&mut plain, &rules).map_err(|e| refuse(e.to_string()))?;
     package::check_matches_outer(&inner.manifest, outer).map_err(|e| refuse(e.to_string()))?;
-    let offset = plain
-        .stream_position()
-        .map_err(|e| ClientError::Input(e.to_string()))?;
+    let offset = plain.stream_position().map_err(ClientError::TempFile)?;
     let total = fs::metadata(plain_path)
-        .map_err(|e| ClientError::Input(e.to_string()))?
+        .map_err(ClientError::TempFile)?
         .len();
     if total - offset != inner.manifest.payload.size {
         return Err(refuse(
@@ -656,33 +661,30 @@ fn split_files(
     attachments: &[Attachment],
     staging: &Path,
 ) -> Result<Vec<(String, PathBuf)>, ClientError> {
-    let mut input =
-        BufReader::new(File::open(source).map_err(|e| ClientError::Input(e.to_string()))?);
+    let mut input = BufReader::new(File::open(source).map_err(ClientError::TempFile)?);
     input
         .seek(std::io::SeekFrom::Start(offset))
-        .map_err(|e| ClientError::Input(e.to_string()))?;
+        .map_err(ClientError::TempFile)?;
     let mut out = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     for (i, attachment) in attachments.iter().enumerate() {
         let staged = staging.join(format!("file-{i}"));
-        let mut file = File::create(&staged).map_err(|e| ClientError::Input(e.to_string()))?;
+        let mut file = File::create(&staged).map_err(ClientError::TempFile)?;
         let mut hasher = digest::Context::new(&digest::SHA256);
         let mut left = attachment.size;
         while left > 0 {
             let want = left.min(buf.len() as u64) as usize;
             let n = input
                 .read(&mut buf[..want])
-                .map_err(|e| ClientError::Input(e.to_string()))?;
+                .map_err(ClientError::TempFile)?;
             if n == 0 {
                 return Err(refuse(format!("{} is truncated", attachment.name)));
             }
             hasher.update(&buf[..n]);
-            file.write_all(&buf[..n])
-                .map_err(|e| ClientError::Input(e.to_string()))?;
+            file.write_all(&buf[..n]).map_err(ClientError::TempFile)?;
             left -= n as u64;
         }
-        file.sync_all()
-            .map_err(|e| ClientError::Input(e.to_string()))?;
+        file.sync_all().map_err(ClientError::TempFile)?;
         if hex(hasher.finish().as_ref()) != attachment.sha256 {
             return Err(refuse(format!(
                 "{} does not match its SHA-256 in the manifest",

@@ -83,6 +83,9 @@ pub enum ClientError {
     /// A manifest the client built breaks a rule of its own.
     #[error("{0}")]
     Manifest(#[source] crate::document::ManifestError),
+    /// A classified payload could not be sealed.
+    #[error("sealing: {0}")]
+    Sealing(#[source] crate::seal::SealError),
     /// An OpenPGP certificate given to be endorsed cannot be used.
     #[error("the certificate cannot be used: {0}")]
     UnusableCertificate(#[source] crate::seal::SealError),
@@ -164,6 +167,7 @@ impl ClientError {
                 | ClientError::Background(_)
                 | ClientError::Encode(_)
                 | ClientError::Manifest(_)
+                | ClientError::Sealing(_)
                 | ClientError::UnusableCertificate(_)
                 | ClientError::UnusableKey { .. }
                 | ClientError::EndorsementNotMade(_)

@@ -161,7 +161,10 @@ fn hash_files(files: &[PathBuf]) -> Result<(Vec<Attachment>, String, u64), Clien
     let mut attachments = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     for path in files {
-        let io = |e: std::io::Error| ClientError::Input(format!("{}: {e}", path.display()));
+        let io = |e: std::io::Error| ClientError::File {
+            path: path.to_path_buf(),
+            source: e,
+        };
         let mut file = std::fs::File::open(path).map_err(io)?;
         let mut one = digest::Context::new(&digest::SHA256);
         let mut size = 0u64;
@@ -270,7 +273,7 @@ impl OrgSigner {
             String::from_utf8(canonical.to_vec()).map_err(|e| ClientError::Input(e.to_string()))?;
         Ok(SubmitRequest {
             manifest: serde_json::value::RawValue::from_string(text)
-                .map_err(|e| ClientError::Input(e.to_string()))?,
+                .map_err(ClientError::Encode)?,
             signatures,
             payload: None,
         })
@@ -350,7 +353,7 @@ impl Client {
         let (attachments, payload_sha256, payload_size) =
             tokio::task::spawn_blocking(move || hash_files(&files))
                 .await
-                .map_err(|e| ClientError::Input(e.to_string()))??;
+                .map_err(ClientError::Background)??;
         // The files as signed, so that a resumed upload can tell whether they changed.
         let signed_files = attachments
             .iter()
@@ -407,7 +410,7 @@ impl Client {
         let manifest = if let Some((directory, cipher)) = sealing {
             manifest
                 .validate_layer(&rules, Layer::Inner)
-                .map_err(|e| ClientError::Input(e.to_string()))?;
+                .map_err(ClientError::Manifest)?;
             let (file, sha256, size, key_notices) = self
                 .seal_inner(&manifest, &request.files, &directory, cipher)
                 .await?;
@@ -419,10 +422,8 @@ impl Client {
         };
         manifest
             .validate_layer(&rules, Layer::Outer)
-            .map_err(|e| ClientError::Input(e.to_string()))?;
-        let canonical = manifest
-            .canonical()
-            .map_err(|e| ClientError::Input(e.to_string()))?;
+            .map_err(ClientError::Manifest)?;
+        let canonical = manifest.canonical().map_err(ClientError::Manifest)?;
         let submit = signer.submit_request(&canonical)?;
         let upload_files = match &sealed_file {
             Some(file) => vec![file.path().to_owned()],
@@ -460,22 +461,24 @@ impl Client {
             .openpgp_key
             .clone()
             .ok_or_else(|| ClientError::Input("the profile has no openpgp_key".into()))?;
-        let inner_canonical = inner
-            .canonical()
-            .map_err(|e| ClientError::Input(e.to_string()))?;
+        let inner_canonical = inner.canonical().map_err(ClientError::Manifest)?;
         let files = files.to_vec();
         let state_dir = self.profile().state_dir.clone();
         tokio::task::spawn_blocking(move || {
-            let input = |e: std::io::Error| ClientError::Input(e.to_string());
-            let secret = std::fs::read(&key_path)
-                .map_err(|e| ClientError::Input(format!("{}: {e}", key_path.display())))?;
+            let input = ClientError::TempFile;
+            let secret = std::fs::read(&key_path).map_err(|e| ClientError::File {
+                path: key_path.to_path_buf(),
+                source: e,
+            })?;
             let mut header = Vec::new();
             package::write_header(&mut header, &inner_canonical)
                 .map_err(|e| ClientError::Input(e.to_string()))?;
             let mut reader: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(header));
             for path in &files {
-                let file = std::fs::File::open(path)
-                    .map_err(|e| ClientError::Input(format!("{}: {e}", path.display())))?;
+                let file = std::fs::File::open(path).map_err(|e| ClientError::File {
+                    path: path.to_path_buf(),
+                    source: e,
+                })?;
                 reader = Box::new(reader.chain(file));
             }
             std::fs::create_dir_all(&state_dir).map_err(input)?;
@@ -487,7 +490,7 @@ impl Client {
             };
             cipher
                 .seal(&mut reader, &mut writer, &certs, &secret)
-                .map_err(|e| ClientError::Input(format!("sealing: {e}")))?;
+                .map_err(ClientError::Sealing)?;
             writer.inner.flush().map_err(input)?;
             Ok((
                 sealed,
@@ -497,7 +500,7 @@ impl Client {
             ))
         })
         .await
-        .map_err(|e| ClientError::Input(e.to_string()))?
+        .map_err(ClientError::Background)?
     }
 }
 

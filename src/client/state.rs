@@ -169,7 +169,10 @@ pub fn pending_sealed_path(state_dir: &std::path::Path, id: &uuid::Uuid) -> Path
 pub fn create_pending_dir(state_dir: &std::path::Path) -> Result<PathBuf, ClientError> {
     use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
     let dir = state_dir.join(PENDING_DIR);
-    let io = |e: std::io::Error| ClientError::Input(format!("{}: {e}", dir.display()));
+    let io = |e: std::io::Error| ClientError::File {
+        path: dir.to_path_buf(),
+        source: e,
+    };
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -200,7 +203,10 @@ impl Client {
                 .map(Some)
                 .map_err(|e| ClientError::Input(format!("{} is damaged: {e}", path.display()))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(ClientError::Input(format!("{}: {e}", path.display()))),
+            Err(e) => Err(ClientError::File {
+                path: path.to_path_buf(),
+                source: e,
+            }),
         }
     }
 
@@ -214,7 +220,12 @@ impl Client {
             match std::fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(ClientError::Input(format!("{}: {e}", path.display()))),
+                Err(e) => {
+                    return Err(ClientError::File {
+                        path: path.to_path_buf(),
+                        source: e,
+                    });
+                }
             }
         }
         Ok(())
@@ -227,7 +238,12 @@ impl Client {
         let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(ClientError::Input(format!("{}: {e}", dir.display()))),
+            Err(e) => {
+                return Err(ClientError::File {
+                    path: dir.to_path_buf(),
+                    source: e,
+                });
+            }
         };
         let mut ids: Vec<uuid::Uuid> = entries
             .flatten()

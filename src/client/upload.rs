@@ -75,8 +75,10 @@ impl Client {
             Some(file) => {
                 super::state::create_pending_dir(&self.profile().state_dir)?;
                 let path = pending_sealed_path(&self.profile().state_dir, &id);
-                file.persist(&path)
-                    .map_err(|e| ClientError::Input(format!("{}: {e}", path.display())))?;
+                file.persist(&path).map_err(|e| ClientError::File {
+                    path: path.to_path_buf(),
+                    source: e.into(),
+                })?;
                 Some(path)
             }
             None => None,
@@ -189,12 +191,15 @@ impl Client {
                 for path in &files {
                     std::fs::File::open(path)
                         .and_then(|mut f| f.read_to_end(&mut all))
-                        .map_err(|e| ClientError::Input(format!("{}: {e}", path.display())))?;
+                        .map_err(|e| ClientError::File {
+                            path: path.to_path_buf(),
+                            source: e,
+                        })?;
                 }
                 Ok(all)
             })
             .await
-            .map_err(|e| ClientError::Input(e.to_string()))??;
+            .map_err(ClientError::Background)??;
             // A file that changed since it was hashed goes the long way and is refused
             // there with the server's payload_* code.
             if bytes.len() as u64 == manifest.payload.size {
@@ -343,7 +348,7 @@ impl Client {
         // Re-hashing large files takes a while: Ctrl-C is answered during it too.
         tokio::select! {
             checked = tokio::task::spawn_blocking(move || check.unchanged()) => {
-                checked.map_err(|e| ClientError::Input(e.to_string()))??;
+                checked.map_err(ClientError::Background)??;
             }
             () = watch.interrupted() => {
                 return Ok(Sent::Interrupted(Interrupted {
