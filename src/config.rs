@@ -13,6 +13,7 @@ use serde::Deserialize;
 use crate::directory::{Directory, DirectoryError};
 use crate::seal::policy::SealPolicy;
 
+pub mod demo;
 mod profile;
 
 pub use profile::{ClientProfile, Deadlines};

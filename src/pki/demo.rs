@@ -428,7 +428,7 @@ pub fn generate(
     write_public(&server_dir.join("orgs.toml"), orgs_toml.as_bytes())?;
     write_public(
         &layout.server_config(),
-        server_config_text(opts.listen).as_bytes(),
+        crate::config::demo::server_toml(opts.listen).as_bytes(),
     )?;
 
     let server_url = server_url(opts.listen);
@@ -471,7 +471,7 @@ pub fn generate(
         )?;
         write_public(
             &dir.join("client.toml"),
-            org_profile_text(&org.id, &org.name, &server_url).as_bytes(),
+            crate::config::demo::org_profile_toml(&org.id, &org.name, &server_url).as_bytes(),
         )?;
     }
     for auditor in directory.auditors() {
@@ -481,7 +481,8 @@ pub fn generate(
         intermediate.issue(&tls)?.write(&dir, "tls")?;
         write_public(
             &dir.join("client.toml"),
-            auditor_profile_text(&auditor.scope, &auditor.name, &server_url).as_bytes(),
+            crate::config::demo::auditor_profile_toml(&auditor.scope, &auditor.name, &server_url)
+                .as_bytes(),
         )?;
     }
     Ok(layout)
@@ -606,67 +607,6 @@ pub fn server_url(listen: SocketAddr) -> String {
         IpAddr::V6(v6) => format!("[{v6}]"),
     };
     format!("https://{host}:{}", listen.port())
-}
-
-fn server_config_text(listen: SocketAddr) -> String {
-    format!(
-        r#"# DEMO server configuration written by `congvan pki demo`. Paths are relative to
-# this file. Start the server with: congvan serve --config <this file>
-
-listen = "{listen}"
-# Data lives in "data" next to this file unless `serve --data DIR` says otherwise. Set
-# data_dir here instead if you prefer; then --data may only repeat it.
-orgs = "orgs.toml"
-keys_dir = "keys"
-
-[tls]
-cert = "server.crt"
-key = "server.key"
-client_ca = ["../ca/root.crt"]
-crls = ["../ca/root.crl", "../ca/intermediate.crl"]
-
-[seal]
-# The bundled OpenPGP cipher is not certified by the Government Cipher Committee: it never
-# carries "Tối mật" or "Tuyệt mật". This DEMO allows it for "Mật" (see docs/SECURITY.md).
-cipher = "openpgp"
-certified = false
-allow_uncertified_mat = true
-"#
-    )
-}
-
-fn org_profile_text(id: &OrgId, name: &str, server_url: &str) -> String {
-    format!(
-        r#"# DEMO client profile for {name} ({id}), written by `congvan pki demo`.
-# Paths are relative to this file. Use it as: congvan <command> --profile <this file>
-
-server = "{server_url}"
-ca = "../../ca/root.crt"
-tls_cert = "tls.crt"
-tls_key = "tls.key"
-sign_cert = "sign.crt"
-sign_key = "sign.key"
-person_cert = "person.crt"
-person_key = "person.key"
-openpgp_key = "openpgp.key"
-openpgp_cert = "openpgp.cert"
-state_dir = "state"
-"#
-    )
-}
-
-fn auditor_profile_text(scope: &OrgId, name: &str, server_url: &str) -> String {
-    format!(
-        r#"# DEMO client profile for the security officer "{name}" (scope {scope}),
-# written by `congvan pki demo`. Paths are relative to this file.
-
-server = "{server_url}"
-ca = "../../ca/root.crt"
-tls_cert = "tls.crt"
-tls_key = "tls.key"
-state_dir = "state"
-"#
-    )
 }
 
 const DEMO_README: &str = "\
