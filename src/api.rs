@@ -53,6 +53,41 @@ pub struct SubmitRequest {
     pub payload: Option<String>,
 }
 
+/// The body of `GET /v1/whoami`: the caller's identity as the server sees it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct WhoAmI {
+    /// `org` or `auditor`.
+    pub kind: String,
+    /// The organisation id, or the auditor's scope.
+    pub id: String,
+    /// The SAN URI.
+    pub uri: String,
+    /// The organisation's (or auditor role's) name.
+    pub name: String,
+    /// The organisation's status (organisations only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<crate::directory::OrgStatus>,
+    /// The client certificate of the connection.
+    pub certificate: CertificateView,
+}
+
+/// A certificate as the API shows it (what `pki::CertInfo` puts on the wire).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CertificateView {
+    /// The subject DN, RFC 4514 style.
+    pub subject: String,
+    /// The issuer DN.
+    pub issuer: String,
+    /// The serial number, hex with colons.
+    pub serial: String,
+    /// SHA-256 of the DER encoding, lower-case hex.
+    pub fingerprint_sha256: String,
+    /// Start of validity, RFC 3339.
+    pub not_before: String,
+    /// End of validity, RFC 3339.
+    pub not_after: String,
+}
+
 /// The path of a document's payload (`PUT` to upload, `GET` to fetch): the one place the
 /// server's answers name it; the client's endpoints write their own paths.
 pub fn payload_path(id: &Uuid) -> String {

@@ -76,7 +76,7 @@ impl Client {
 
     /// `GET /v1/whoami`: who the server takes this client's certificate for. The answer's
     /// type lives in `server/` today, so it is returned as JSON.
-    pub async fn whoami(&self) -> Result<serde_json::Value, ClientError> {
+    pub async fn whoami(&self) -> Result<crate::api::WhoAmI, ClientError> {
         self.get_json("/v1/whoami").await
     }
 

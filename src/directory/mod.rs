@@ -160,7 +160,7 @@ impl std::str::FromStr for OrgId {
 }
 
 /// Whether an organisation can still take part in exchanges.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum OrgStatus {
     /// Sends and receives documents.

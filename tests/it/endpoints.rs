@@ -21,7 +21,7 @@ async fn the_typed_client_reaches_every_route() {
     // Service and identity routes.
     assert!(district.healthz().await.unwrap().contains("ok"));
     assert!(!district.metrics().await.unwrap().is_empty());
-    assert_eq!(district.whoami().await.unwrap()["id"], DISTRICT);
+    assert_eq!(district.whoami().await.unwrap().id, DISTRICT);
     assert!(!district.get_server_keys().await.unwrap().keys.is_empty());
     district.get_directory().await.unwrap();
     assert!(!district.crls().await.unwrap().crls.is_empty());

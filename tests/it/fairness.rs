@@ -119,7 +119,7 @@ async fn one_commune_and_a_silent_flood_cannot_starve_another_commune() {
             .await
             .expect("the other commune waited 45 s")
             .unwrap();
-        assert_eq!(me["id"], "hn/cm/chuc-son");
+        assert_eq!(me.id, "hn/cm/chuc-son");
         let took = started.elapsed();
         if floods_done.is_some() {
             after.push(took);

@@ -440,7 +440,7 @@ async fn a_thousand_idle_connections_do_not_take_the_server_down() {
         .await
         .expect("no answer within 30 s")
         .unwrap();
-    assert_eq!(me["id"], "hn");
+    assert_eq!(me.id, "hn");
     let during = rss(child.id());
     drop(idle);
     let _ = child.kill();

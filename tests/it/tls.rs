@@ -11,7 +11,11 @@ use crate::support::{TestServer, raw_get, require, tls_client_config};
 #[tokio::test]
 async fn whoami_answers_the_organisation_of_the_certificate() {
     let server = TestServer::start().await;
-    let me = server.client("hn/cm/chuc-son").whoami().await.unwrap();
+    let me: serde_json::Value = server
+        .client("hn/cm/chuc-son")
+        .get_json("/v1/whoami")
+        .await
+        .unwrap();
     assert_eq!(me["kind"], "org");
     assert_eq!(me["id"], "hn/cm/chuc-son");
     assert_eq!(me["uri"], "urn:congvan:org:hn/cm/chuc-son");
@@ -31,7 +35,7 @@ async fn whoami_answers_the_auditor_scope() {
     let server = TestServer::start().await;
     let profile = server.auditor_profile("hn/cm");
     let client = congvan::client::Client::new(&profile, &server.url()).unwrap();
-    let me = client.whoami().await.unwrap();
+    let me: serde_json::Value = client.get_json("/v1/whoami").await.unwrap();
     assert_eq!(me["kind"], "auditor");
     assert_eq!(me["id"], "hn/cm");
     assert_eq!(me["uri"], "urn:congvan:auditor:hn/cm");
@@ -41,7 +45,11 @@ async fn whoami_answers_the_auditor_scope() {
 #[tokio::test]
 async fn merged_organisation_is_reported_with_its_successor() {
     let server = TestServer::start().await;
-    let me = server.client("hn/cm/thuy-huong").whoami().await.unwrap();
+    let me: serde_json::Value = server
+        .client("hn/cm/thuy-huong")
+        .get_json("/v1/whoami")
+        .await
+        .unwrap();
     assert_eq!(me["status"]["state"], "merged");
     assert_eq!(me["status"]["into"], "hn/cm/chuc-son");
 }

@@ -2,30 +2,11 @@
 
 use axum::Json;
 use axum::extract::State;
-use serde::Serialize;
 
-use crate::directory::OrgStatus;
-use crate::pki::{CertInfo, Identity};
+use crate::api::{CertificateView, WhoAmI};
+use crate::pki::Identity;
 use crate::server::AppState;
 use crate::server::auth::Caller;
-
-/// The body of `GET /v1/whoami`.
-#[derive(Serialize)]
-pub struct WhoAmI {
-    /// `org` or `auditor`.
-    kind: &'static str,
-    /// The organisation id, or the auditor's scope.
-    id: String,
-    /// The SAN URI.
-    uri: String,
-    /// The organisation's (or auditor role's) name.
-    name: String,
-    /// The organisation's status (organisations only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    status: Option<OrgStatus>,
-    /// The client certificate.
-    certificate: CertInfo,
-}
 
 /// `GET /v1/whoami`.
 pub async fn whoami(State(state): State<AppState>, caller: Caller) -> Json<WhoAmI> {
@@ -53,12 +34,20 @@ pub async fn whoami(State(state): State<AppState>, caller: Caller) -> Json<WhoAm
         // The `Caller` extractor never admits a person certificate.
         Identity::Person(id) => ("person", id.to_string(), String::new(), None),
     };
+    let cert = caller.cert;
     Json(WhoAmI {
-        kind,
+        kind: kind.to_owned(),
         id,
         uri: caller.identity.uri(),
         name,
         status,
-        certificate: caller.cert,
+        certificate: CertificateView {
+            subject: cert.subject,
+            issuer: cert.issuer,
+            serial: cert.serial,
+            fingerprint_sha256: cert.fingerprint_sha256,
+            not_before: cert.not_before,
+            not_after: cert.not_after,
+        },
     })
 }
