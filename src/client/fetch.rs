@@ -129,7 +129,20 @@ impl Client {
         watch: &Watch,
     ) -> Result<Fetched, ClientError> {
         let mut downloaded = false;
-        match self.fetch_verified(id, out, &mut downloaded, watch).await {
+        // Ctrl-C or SIGTERM (with a watch that handles them) drops the fetch here: its
+        // staging directory, which may hold decrypted text not yet verified, is removed
+        // on the way out and nothing is left under a final name.
+        let verified = tokio::select! {
+            result = self.fetch_verified(id, out, &mut downloaded, watch) => result,
+            () = watch.interrupted() => {
+                return Err(ClientError::Interrupted(format!(
+                    "fetch of {id} stopped: nothing was written to {} and the partial \
+                     download was removed; run the same fetch again to get the document",
+                    out.display()
+                )));
+            }
+        };
+        match verified {
             Ok(mut fetched) => {
                 if let Err(e) = self.acknowledge(id, ReceiptStatus::Arrived, "").await {
                     fetched

@@ -83,6 +83,9 @@ pub enum ClientError {
     /// A manifest the client built breaks a rule of its own.
     #[error("{0}")]
     Manifest(#[source] crate::document::ManifestError),
+    /// The user stopped the command (Ctrl-C or SIGTERM); what was left is said.
+    #[error("{0}")]
+    Interrupted(String),
     /// A classified payload could not be sealed.
     #[error("sealing: {0}")]
     Sealing(#[source] crate::seal::SealError),

@@ -492,6 +492,9 @@ impl Client {
                 .seal(&mut reader, &mut writer, &certs, &secret)
                 .map_err(ClientError::Sealing)?;
             writer.inner.flush().map_err(input)?;
+            // Durable before it is kept for a resume: after a power cut the kept record
+            // must not point at a sealed payload that is empty or short.
+            sealed.as_file().sync_all().map_err(input)?;
             Ok((
                 sealed,
                 hex(writer.hasher.finish().as_ref()),

@@ -131,7 +131,7 @@ impl Watch {
     }
 
     /// For the command line: a progress bar when standard output and standard error are
-    /// terminals, and SIGINT caught from now on (call inside the runtime). The handler
+    /// terminals, and SIGINT and SIGTERM caught from now on (call inside the runtime). The handler
     /// stays for the life of the process: a second Ctrl-C is reported like the first.
     pub fn terminal() -> Result<Watch, ClientError> {
         let progress: Arc<dyn Progress> = if on_terminal() {
@@ -139,11 +139,18 @@ impl Watch {
         } else {
             Arc::new(NoProgress)
         };
-        let mut signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt())
             .map_err(|e| ClientError::Input(format!("cannot handle SIGINT: {e}")))?;
+        let mut terminate = signal(SignalKind::terminate())
+            .map_err(|e| ClientError::Input(format!("cannot handle SIGTERM: {e}")))?;
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
-            if signal.recv().await.is_some() {
+            let arrived = tokio::select! {
+                s = interrupt.recv() => s.is_some(),
+                s = terminate.recv() => s.is_some(),
+            };
+            if arrived {
                 let _ = tx.send(true);
                 // Keep the sender (and the handler) alive until the process ends.
                 tx.closed().await;
@@ -153,17 +160,6 @@ impl Watch {
             progress,
             interrupt: Some(rx),
         })
-    }
-
-    /// For the command line, where Ctrl-C should simply stop (`fetch` keeps nothing
-    /// half-written): a progress bar when standard output and standard error are
-    /// terminals, no interruption handling.
-    pub fn terminal_progress() -> Watch {
-        if on_terminal() {
-            Watch::with_progress(Arc::new(TerminalProgress::default()))
-        } else {
-            Watch::quiet()
-        }
     }
 
     /// A watch interrupted when `interrupt` turns true (for tests and embedding).

@@ -128,12 +128,12 @@ impl Client {
     ) -> Result<Sent, ClientError> {
         match &result {
             Ok(Sent::Done(_)) => self.remove_pending(id)?,
-            // 408 and 429 only ask to come back later.
-            Err(ClientError::Api { status, .. })
-                if (400..500).contains(status) && !matches!(status, 408 | 429) =>
-            {
+            Err(ClientError::Api { code, .. }) if REFUSES_THE_DOCUMENT.contains(&code.as_str()) => {
                 self.remove_pending(id)?;
             }
+            // Anything else (the connection's certificate, limits, a payload that did not
+            // match files changed during the upload, the server's trouble) leaves the
+            // signed submission and any sealed payload kept for `--resume`.
             _ => {}
         }
         result
@@ -305,6 +305,41 @@ pub struct PendingSent {
     pub resume_command: String,
 }
 
+/// The refusals of the signed manifest itself: sending the same submission again would
+/// be refused again, so the kept copy is forgotten. Every other refusal keeps it.
+const REFUSES_THE_DOCUMENT: &[&str] = &[
+    "manifest_too_large",
+    "manifest_unknown_field",
+    "manifest_not_nfc",
+    "manifest_invalid",
+    "doc_type_unknown",
+    "signature_invalid",
+    "signature_untrusted",
+    "signature_expired",
+    "signature_revoked",
+    "signature_wrong_usage",
+    "signature_no_identity",
+    "signature_unsupported",
+    "signature_malformed",
+    "signature_role_missing",
+    "signature_role_duplicate",
+    "signer_mismatch",
+    "signer_kind_mismatch",
+    "signer_name_mismatch",
+    "sender_mismatch",
+    "sender_inactive",
+    "recipient_unknown",
+    "recipient_inactive",
+    "routing_denied",
+    "number_in_use",
+    "cipher_not_certified",
+    "recipient_no_encryption_key",
+    "classified_not_encrypted",
+    "recipient_set_mismatch",
+    "business_target_invalid",
+    "id_conflict",
+];
+
 impl Client {
     /// Finishes the interrupted upload of document `id` with the signed submission this
     /// client kept: no new signature, so no new `created_at` and no 409. A document the
@@ -312,26 +347,60 @@ impl Client {
     /// set); files that changed since signing, or a classified document whose sealed
     /// payload is gone, are refused with what to do instead.
     pub async fn resume_send(&self, id: &Uuid, watch: &Watch) -> Result<Sent, ClientError> {
+        let pending = self.load_pending(id)?;
+        let kept = match &pending {
+            Some(p) => Some(parse_manifest_any_type(
+                p.submit.manifest.get(),
+                Layer::Outer,
+            )?),
+            None => None,
+        };
         match self.document(id).await {
             Ok(view) if view.state != AWAITING_PAYLOAD => {
+                // Complete on the server: ours only if it is the manifest this client
+                // kept, or (nothing kept) one our organisation sent. A document sent to us
+                // under that id is not something to resume.
+                let ours = match &kept {
+                    Some(k) => sha256_hex(&k.canonical) == view.manifest_sha256,
+                    None => {
+                        parse_manifest_any_type(view.manifest.get(), Layer::Outer)?
+                            .manifest
+                            .sender
+                            == self.own_org()?
+                    }
+                };
+                if !ours {
+                    return Err(ClientError::Input(format!(
+                        "the server holds document {id}, but not as the upload this client \
+                         kept: there is nothing of yours to resume under this id"
+                    )));
+                }
                 let outcome = self.already_complete(id, view).await?;
                 self.remove_pending(id)?;
                 return Ok(Sent::Done(outcome));
             }
-            Ok(_) => {}
+            Ok(view) => {
+                if let Some(k) = &kept
+                    && sha256_hex(&k.canonical) != view.manifest_sha256
+                {
+                    return Err(ClientError::Input(format!(
+                        "the server awaits another manifest under document {id} than the one \
+                         this client kept; it cannot be resumed from here"
+                    )));
+                }
+            }
             // Not there: the signed manifest never arrived; the kept submission sends it.
             Err(ClientError::Api { status: 404, .. }) => {}
             Err(e) => return Err(e),
         }
-        let pending = self.load_pending(id)?.ok_or_else(|| {
-            ClientError::Input(format!(
+        let (Some(pending), Some(parsed)) = (pending, kept) else {
+            return Err(ClientError::Input(format!(
                 "this client kept no upload of document {id} to resume (nothing in {}); it \
                  cannot be finished without signing again: send the document again as a new \
                  one (without --resume)",
                 pending_path(&self.profile().state_dir, id).display()
-            ))
-        })?;
-        let parsed = parse_manifest_any_type(pending.submit.manifest.get(), Layer::Outer)?;
+            )));
+        };
         if parsed.manifest.id != *id {
             return Err(ClientError::Input(format!(
                 "{} names document {}, not {id}: the file is damaged",
@@ -410,7 +479,15 @@ impl Client {
     pub async fn pending_sent(&self) -> Result<Vec<PendingSent>, ClientError> {
         let mut out = Vec::new();
         for id in self.pending_ids()? {
+            let Some(pending) = self.load_pending(&id)? else {
+                continue;
+            };
+            let parsed = parse_manifest_any_type(pending.submit.manifest.get(), Layer::Outer)?;
+            let kept_sha256 = sha256_hex(&parsed.canonical);
             let state = match self.document(&id).await {
+                // Another manifest under this id (a document sent to us, or a clash): the
+                // kept upload is not it; show it rather than forget it.
+                Ok(view) if view.manifest_sha256 != kept_sha256 => "id_conflict".to_owned(),
                 Ok(view) if view.state == AWAITING_PAYLOAD => view.state,
                 Ok(_) => {
                     self.remove_pending(&id)?;
@@ -419,10 +496,6 @@ impl Client {
                 Err(ClientError::Api { status: 404, .. }) => "not_submitted".to_owned(),
                 Err(e) => return Err(e),
             };
-            let Some(pending) = self.load_pending(&id)? else {
-                continue;
-            };
-            let parsed = parse_manifest_any_type(pending.submit.manifest.get(), Layer::Outer)?;
             let m = &parsed.manifest;
             out.push(PendingSent {
                 id,

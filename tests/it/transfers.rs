@@ -528,3 +528,190 @@ async fn resume_without_a_kept_upload_says_what_to_do() {
         text(&out)
     );
 }
+
+/// The attack a review found: `send --resume` of a document sent *to* this committee
+/// used to report it as "already sent by us" (its receipt verified) because the server
+/// shows documents to their recipients too. Only a document this client kept, or one its
+/// own organisation sent, may be resumed or reported complete.
+#[tokio::test(flavor = "multi_thread")]
+async fn resume_of_a_document_sent_to_us_is_refused() {
+    let server = TestServer::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("cong-van.txt");
+    std::fs::write(&file, "Kính gửi Đảng ủy thị trấn Chúc Sơn").unwrap();
+    let number = crate::support::next_number();
+    let mut request = congvan::client::send::SendRequest::new(
+        "CV",
+        &number,
+        "CV/HU",
+        "Về việc thử tiếp tục gửi",
+        vec![file],
+    );
+    request.to = vec![congvan::directory::OrgId::parse("hn/cm/chuc-son").unwrap()];
+    let sent = server
+        .client("hn/cm")
+        .send_document(&request)
+        .await
+        .unwrap();
+
+    let recipient = profile(&server, "hn/cm/chuc-son");
+    let url = server.url();
+    let id = sent.id.to_string();
+    let out = run(&[
+        "send",
+        "--resume",
+        &id,
+        "--profile",
+        &recipient,
+        "--server",
+        &url,
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("nothing of yours to resume"),
+        "{}",
+        text(&out)
+    );
+    assert!(!stderr.contains("already had"), "{}", text(&out));
+
+    // The sender itself, with nothing kept, is told the document is complete.
+    let sender = profile(&server, "hn/cm");
+    let out = run(&[
+        "send",
+        "--resume",
+        &id,
+        "--profile",
+        &sender,
+        "--server",
+        &url,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+/// A relay that slows what the server sends (the fetch's download) to `bytes_per_second`;
+/// returns its URL and the bytes forwarded to the client so far.
+async fn slow_downlink(target: SocketAddr, bytes_per_second: u64) -> (String, Arc<AtomicU64>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let forwarded = Arc::new(AtomicU64::new(0));
+    let counter = forwarded.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(target).await else {
+                    return;
+                };
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+                    let _ = server_write.shutdown().await;
+                });
+                let mut buf = vec![0u8; 16 * 1024];
+                loop {
+                    let n = match server_read.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    if client_write.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                    counter.fetch_add(n as u64, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_micros(
+                        n as u64 * 1_000_000 / bytes_per_second,
+                    ))
+                    .await;
+                }
+                let _ = client_write.shutdown().await;
+            });
+        }
+    });
+    (format!("https://localhost:{port}"), forwarded)
+}
+
+/// A review found that a fetch stopped by Ctrl-C left its staging directory (which may
+/// hold decrypted text not yet verified) in the output directory. Now the fetch catches
+/// SIGINT and SIGTERM, removes the staging directory and says so; nothing is left.
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_during_a_classified_fetch_leaves_nothing_behind() {
+    let server = server_allowing_mat().await;
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("mat.bin");
+    noise_file(&file, 24 << 20);
+    let number = crate::support::next_number();
+    let mut request = congvan::client::send::SendRequest::new(
+        "QĐ",
+        &number,
+        "QĐ/HU",
+        "Quyết định mật thử dừng tải",
+        vec![file],
+    );
+    request.to = vec![congvan::directory::OrgId::parse("hn/cm/chuc-son").unwrap()];
+    request.classification = congvan::document::manifest::Classification::Mat;
+    let sent = server
+        .client("hn/cm")
+        .send_document(&request)
+        .await
+        .unwrap();
+
+    let (url, forwarded) = slow_downlink(server.addr, 2 << 20).await;
+    let recipient = profile(&server, "hn/cm/chuc-son");
+    let out_dir = work.path().join("nhan");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let id = sent.id.to_string();
+    let out_arg = out_dir.display().to_string();
+    let child = congvan()
+        .args([
+            "fetch",
+            &id,
+            "--out",
+            &out_arg,
+            "--profile",
+            &recipient,
+            "--server",
+            &url,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while forwarded.load(Ordering::Relaxed) < 4 << 20 {
+        assert!(Instant::now() < deadline, "the download never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The staging directory exists while the download runs.
+    let staged = |dir: &Path| {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        staged(&out_dir)
+            .iter()
+            .any(|n| n.starts_with(".congvan-fetch-")),
+        "no staging directory while fetching: {:?}",
+        staged(&out_dir)
+    );
+    let pid = child.id().to_string();
+    let killed =
+        tokio::task::block_in_place(|| Command::new("kill").args(["-INT", &pid]).status().unwrap());
+    assert!(killed.success());
+    let out = tokio::task::block_in_place(|| child.wait_with_output().unwrap());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("partial download was removed"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        staged(&out_dir).is_empty(),
+        "left behind after Ctrl-C: {:?}",
+        staged(&out_dir)
+    );
+}

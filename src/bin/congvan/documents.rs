@@ -81,8 +81,12 @@ pub fn inbox(client: &ClientArgs, all: bool, history: bool, limit: usize) -> Res
 /// `congvan fetch`.
 pub fn fetch(client: &ClientArgs, id: &Uuid, out: &Path) -> Result<()> {
     let client = client.client()?;
-    let watch = Watch::terminal_progress();
-    let fetched = runtime()?.block_on(client.fetch_document_watched(id, out, &watch))?;
+    // Ctrl-C and SIGTERM are caught so that the staging directory (decrypted text not
+    // yet verified) is removed before the process ends.
+    let fetched = runtime()?.block_on(async {
+        let watch = Watch::terminal()?;
+        client.fetch_document_watched(id, out, &watch).await
+    })?;
     render::fetched(&fetched);
     Ok(())
 }
