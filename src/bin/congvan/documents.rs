@@ -35,6 +35,9 @@ pub fn send(client: &ClientArgs, doc: SendArgs) -> Result<()> {
             (Some(id), _) => client.resume_send(&id, &watch()?).await,
             (None, Some(path)) => client.send_edxml(&path).await.map(Sent::Done),
             (None, None) => {
+                // Unlock the signing keys first: a passphrase prompt must answer Ctrl-C
+                // at once, before the watch takes it over.
+                client.org_signer()?;
                 client
                     .send_document_watched(&doc.into_request(), &watch()?)
                     .await
