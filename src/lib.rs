@@ -12,7 +12,8 @@
 //!   [`document::signature`] (signatures and who may sign in which role),
 //!   [`document::status`] (which receipt status may come next), [`document::receipt`]
 //!   (the delivery receipt's one home: `ReceiptStatus`, checks, canonical bytes, signing,
-//!   verification), [`document::package`] (the inner package of a classified document).
+//!   verification), [`document::draft`] (the manifest builder, with the classified outer
+//!   rule), [`document::package`] (the inner package of a classified document).
 //! - [`registers`]: incoming registers (số đến) and outgoing numbering periods;
 //!   [`registers::pdf`] prints a register.
 //! - [`edxml`]: edXML (QCVN 102:2016) envelopes and status packets, read and written.
@@ -51,7 +52,9 @@
 //! - [`client`]: the HTTPS client over mutual TLS: [`client::send`], [`client::fetch`],
 //!   [`client::state`] (pinned keys, directory cache), [`client::keys`] (endorsed keys,
 //!   `key endorse`, `directory set-key`), [`client::audit`] (proofs, exports, offline
-//!   verification, exit codes), [`client::edxml`], [`client::bundle`] (profile bundles).
+//!   verification, exit codes), [`client::edxml`], [`client::bundle`] (profile bundles),
+//!   [`client::endpoints`] (one method per route), [`client::upload`] and
+//!   [`client::transfer`] (watched, resumable sends), [`client::table`] (the status table).
 //! - [`bench`](mod@bench): `congvan bench`, the load generator; [`bench::report`].
 //! - [`demo`]: `congvan demo`, the whole story against an in-process server.
 //! - [`desk`]: `congvan desk`, the clerk's web console on loopback (its own small HTTP
