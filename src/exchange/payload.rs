@@ -1,7 +1,7 @@
 //! Payloads: accepting one (inline with its manifest, or uploaded afterwards) and handing
 //! it to a recipient.
 //!
-//! Both ways in share one sequence ([`Exchange::accept`]'s parts): the disk reserve is
+//! Both ways in share one sequence (`Exchange::accept`'s parts): the disk reserve is
 //! checked for the payload's size, a classified payload gets the recipient-set check
 //! (a sealed message for exactly the recipients' registered keys, read from its headers,
 //! never decrypted), the bytes are checked against the manifest's size and digest, and

@@ -341,7 +341,7 @@ impl SigningTrust {
 
     /// [`Self::verify_raw`], judging the signer's certificate also (or, where no CRL
     /// covers it, only) by the OCSP responses in `ocsp` (DER), see
-    /// [`Self::verify_chain`].
+    /// `Self::verify_chain`.
     pub fn verify_raw_with_ocsp(
         &self,
         message: &[u8],

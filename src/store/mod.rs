@@ -3,7 +3,7 @@
 //! This module and `ledger/` are the only ones that know sled. The store is a cheap
 //! clonable handle; opening it takes sled's exclusive lock on the data directory, so two
 //! servers can never write the same data. Nothing is reported written until
-//! [`Committer::commit`] has made it durable against power loss.
+//! `Committer::commit` has made it durable against power loss.
 //!
 //! Trees:
 //! - `docs`: document id (16 bytes) → [`DocumentRecord`] (JSON);

@@ -160,7 +160,7 @@ pub struct DeliveryRecord {
     pub incoming_number: Option<u64>,
 }
 
-/// The outcome of [`Store::record_receipt`].
+/// The outcome of [`Store::record_receipt`](crate::store::Store::record_receipt).
 #[derive(Debug)]
 pub enum ReceiptWrite {
     /// Recorded: the delivery record as it now is, and the event's log index.
@@ -169,7 +169,7 @@ pub enum ReceiptWrite {
     Replayed(Box<ReceiptRecord>),
 }
 
-/// The outcome of [`Store::insert_document`].
+/// The outcome of [`Store::insert_document`](crate::store::Store::insert_document).
 #[derive(Debug)]
 pub enum Inserted {
     /// New.

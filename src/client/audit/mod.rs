@@ -6,7 +6,7 @@
 //! anchor, and the last checkpoint remembered in the profile's state directory. A new
 //! checkpoint that is smaller than the remembered one, or not consistent with it, means
 //! the server's log was rolled back or forked; that is reported as an error.
-//! The parts: [`online`] (the calls that talk to the server), [`offline`] (verifying an
+//! The parts: `online` (the calls that talk to the server), `offline` (verifying an
 //! export with nothing but the profile) and [`report`] (overdue deliveries).
 
 mod offline;

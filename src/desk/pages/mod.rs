@@ -48,7 +48,7 @@ fn status_codes() -> impl Iterator<Item = &'static str> {
 /// Classification wire names, in order.
 const CLASSES: [&str; 4] = ["thuong", "mat", "toi-mat", "tuyet-mat"];
 
-/// The routes (behind [`super::guard`], added by [`super::app`]).
+/// The routes (behind `super::guard`, added by [`super::app`]).
 pub fn routes() -> Router<DeskState> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/inbox") }))
