@@ -12,24 +12,15 @@
 
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::event;
 use congvan::config::ServerConfig;
 use congvan::directory::Directory;
-use congvan::ledger::{self, Event, NoteSigner};
+use congvan::ledger::{self, NoteSigner};
 use congvan::notary::{KeyPurpose, ServerKeys};
 use congvan::pki::demo::{self, DemoOptions};
 use congvan::store::Store;
-use uuid::Uuid;
-
-fn event(i: u64) -> Event {
-    Event::Delivered {
-        time: "2026-11-26T08:00:00Z".into(),
-        document_id: Uuid::from_u64_pair(0x0192_0000_0000_7000, i),
-        actor: "hn/cm/chuc-son".into(),
-        sender: "hn/cm".into(),
-        recipients: vec!["hn/cm/chuc-son".into(), "hn/cm/xuan-mai".into()],
-        payload_sha256: format!("{i:064x}"),
-    }
-}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;

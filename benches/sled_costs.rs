@@ -14,19 +14,10 @@
 
 use std::time::Instant;
 
-use congvan::ledger::{self, Event};
-use uuid::Uuid;
+mod common;
 
-fn event(i: u64) -> Event {
-    Event::Delivered {
-        time: "2026-11-26T08:00:00Z".into(),
-        document_id: Uuid::from_u64_pair(0x0192_0000_0000_7000, i),
-        actor: "hn/cm/chuc-son".into(),
-        sender: "hn/cm".into(),
-        recipients: vec!["hn/cm/chuc-son".into(), "hn/cm/xuan-mai".into()],
-        payload_sha256: format!("{i:064x}"),
-    }
-}
+use common::event;
+use congvan::ledger::{self, Event};
 
 fn fresh() -> (tempfile::TempDir, sled::Db) {
     let dir = tempfile::tempdir().unwrap();

@@ -234,11 +234,22 @@ async fn a_classified_fetch_runs_in_bounded_memory() {
     );
 }
 
-/// A TCP relay to the server that forwards what the client sends at most
-/// `bytes_per_second` (what the server sends back goes through unthrottled): a slow
-/// uplink, so that an upload is still running when the test interrupts it. TLS passes
-/// through untouched.
-async fn slow_uplink(target: SocketAddr, bytes_per_second: u64) -> (String, Arc<AtomicU64>) {
+/// Which way a relay slows the traffic.
+#[derive(Clone, Copy)]
+enum Slow {
+    /// What the client sends (an upload).
+    Up,
+    /// What the server sends (a download).
+    Down,
+}
+
+/// A TCP relay to `target` that forwards one direction at `bytes_per_second` and the
+/// other at full speed; returns its URL and the bytes forwarded the slow way so far.
+async fn slow_relay(
+    target: SocketAddr,
+    way: Slow,
+    bytes_per_second: u64,
+) -> (String, Arc<AtomicU64>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let forwarded = Arc::new(AtomicU64::new(0));
@@ -250,19 +261,23 @@ async fn slow_uplink(target: SocketAddr, bytes_per_second: u64) -> (String, Arc<
                 let Ok(server) = tokio::net::TcpStream::connect(target).await else {
                     return;
                 };
-                let (mut client_read, mut client_write) = client.into_split();
-                let (mut server_read, mut server_write) = server.into_split();
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                let (mut fast_read, mut fast_write, mut slow_read, mut slow_write) = match way {
+                    Slow::Up => (server_read, client_write, client_read, server_write),
+                    Slow::Down => (client_read, server_write, server_read, client_write),
+                };
                 tokio::spawn(async move {
-                    let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
-                    let _ = client_write.shutdown().await;
+                    let _ = tokio::io::copy(&mut fast_read, &mut fast_write).await;
+                    let _ = fast_write.shutdown().await;
                 });
                 let mut buf = vec![0u8; 16 * 1024];
                 loop {
-                    let n = match client_read.read(&mut buf).await {
+                    let n = match slow_read.read(&mut buf).await {
                         Ok(0) | Err(_) => break,
                         Ok(n) => n,
                     };
-                    if server_write.write_all(&buf[..n]).await.is_err() {
+                    if slow_write.write_all(&buf[..n]).await.is_err() {
                         break;
                     }
                     counter.fetch_add(n as u64, Ordering::Relaxed);
@@ -271,7 +286,7 @@ async fn slow_uplink(target: SocketAddr, bytes_per_second: u64) -> (String, Arc<
                     ))
                     .await;
                 }
-                let _ = server_write.shutdown().await;
+                let _ = slow_write.shutdown().await;
             });
         }
     });
@@ -291,7 +306,7 @@ async fn state_of(server: &TestServer, id: &Uuid) -> Option<String> {
 /// (SIGINT) once the server holds the signed manifest and a few MiB of the payload have
 /// gone out; returns the finished process's output.
 async fn send_and_interrupt(server: &TestServer, file: &Path, id: &Uuid, extra: &[&str]) -> Output {
-    let (url, forwarded) = slow_uplink(server.addr, 2 << 20).await;
+    let (url, forwarded) = slow_relay(server.addr, Slow::Up, 2 << 20).await;
     let sender = profile(server, "hn/cm");
     let number = crate::support::next_number();
     let id_arg = id.to_string();
@@ -589,48 +604,6 @@ async fn resume_of_a_document_sent_to_us_is_refused() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
 
-/// A relay that slows what the server sends (the fetch's download) to `bytes_per_second`;
-/// returns its URL and the bytes forwarded to the client so far.
-async fn slow_downlink(target: SocketAddr, bytes_per_second: u64) -> (String, Arc<AtomicU64>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let forwarded = Arc::new(AtomicU64::new(0));
-    let counter = forwarded.clone();
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            let counter = counter.clone();
-            tokio::spawn(async move {
-                let Ok(server) = tokio::net::TcpStream::connect(target).await else {
-                    return;
-                };
-                let (mut client_read, mut client_write) = client.into_split();
-                let (mut server_read, mut server_write) = server.into_split();
-                tokio::spawn(async move {
-                    let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
-                    let _ = server_write.shutdown().await;
-                });
-                let mut buf = vec![0u8; 16 * 1024];
-                loop {
-                    let n = match server_read.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => n,
-                    };
-                    if client_write.write_all(&buf[..n]).await.is_err() {
-                        break;
-                    }
-                    counter.fetch_add(n as u64, Ordering::Relaxed);
-                    tokio::time::sleep(Duration::from_micros(
-                        n as u64 * 1_000_000 / bytes_per_second,
-                    ))
-                    .await;
-                }
-                let _ = client_write.shutdown().await;
-            });
-        }
-    });
-    (format!("https://localhost:{port}"), forwarded)
-}
-
 /// A review found that a fetch stopped by Ctrl-C left its staging directory (which may
 /// hold decrypted text not yet verified) in the output directory. Now the fetch catches
 /// SIGINT and SIGTERM, removes the staging directory and says so; nothing is left.
@@ -656,7 +629,7 @@ async fn ctrl_c_during_a_classified_fetch_leaves_nothing_behind() {
         .await
         .unwrap();
 
-    let (url, forwarded) = slow_downlink(server.addr, 2 << 20).await;
+    let (url, forwarded) = slow_relay(server.addr, Slow::Down, 2 << 20).await;
     let recipient = profile(&server, "hn/cm/chuc-son");
     let out_dir = work.path().join("nhan");
     std::fs::create_dir_all(&out_dir).unwrap();
