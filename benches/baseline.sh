@@ -16,11 +16,19 @@
 #   3. a 1 GiB upload: congvan against curl -> nginx, with congvan's peak RSS growth;
 #   4. sealing and opening 256 MiB: `congvan bench seal` against gpg;
 #   5. cost against the number of recipients (1 … 1,000), unclassified and classified;
-#   6. inbox and submit latency against store size (10^3 … STORE_DOCS documents).
+#   6. inbox and submit latency against store size (10^3 … STORE_DOCS documents), and
+#      the disk each document takes;
+#   7. the delivery log's append rates (`cargo bench --bench ledger`).
+#
+# With BEFORE=PATH (an older release binary of congvan), sections 1, 3, 4 and 6 also run
+# that build, each build with its own client and server on its own empty store, in the
+# same rounds, so the table shows before and after from one run on one machine:
+#
+#   BEFORE=/path/to/old/congvan benches/baseline.sh
 #
 # Results go to target/bench/results/*.json; benches/report.py prints the table that
 # docs/PERFORMANCE.md shows and draws the plots into docs/perf/. Environment: DUR (10s),
-# ROUNDS (3), STORE_DOCS (1000000), OUT (target/bench).
+# ROUNDS (3), STORE_DOCS (1000000), LOG_EVENTS (1000000), OUT (target/bench), BEFORE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -30,7 +38,15 @@ if [ "${1:-}" = "--quick" ]; then QUICK=1; fi
 DUR=${DUR:-10s}
 ROUNDS=${ROUNDS:-3}
 STORE_DOCS=${STORE_DOCS:-1000000}
-if [ $QUICK = 1 ]; then DUR=${DUR_QUICK:-3s}; ROUNDS=1; STORE_DOCS=${STORE_DOCS_QUICK:-20000}; fi
+LOG_EVENTS=${LOG_EVENTS:-1000000}
+if [ $QUICK = 1 ]; then
+  DUR=${DUR_QUICK:-3s}; ROUNDS=1; STORE_DOCS=${STORE_DOCS_QUICK:-20000}; LOG_EVENTS=${LOG_EVENTS_QUICK:-20000}
+fi
+BEFORE=${BEFORE:-}
+if [ -n "$BEFORE" ]; then BEFORE=$(realpath "$BEFORE"); [ -x "$BEFORE" ] || { echo "BEFORE=$BEFORE is not an executable"; exit 1; }; fi
+# The builds measured: "congvan" is this tree's, "before" the one BEFORE names.
+SIDES=(congvan)
+if [ -n "$BEFORE" ]; then SIDES+=(before); fi
 OUT=${OUT:-$ROOT/target/bench}
 RES=$OUT/results
 CV_PORT=18443
@@ -52,7 +68,10 @@ python3 -c "import matplotlib" 2>/dev/null || python3 -m pip install -q matplotl
 
 echo "--- building"
 cargo build --release -q
-BIN=$ROOT/target/release/congvan
+AFTER_BIN=$ROOT/target/release/congvan
+BIN=$AFTER_BIN
+# use SIDE: the following congvan commands (server and load generator) are that build's.
+use() { if [ "$1" = before ]; then BIN=$BEFORE; else BIN=$AFTER_BIN; fi; }
 
 cleanup() {
   [ -n "${CV_PID:-}" ] && kill "$CV_PID" 2>/dev/null || true
@@ -73,6 +92,7 @@ echo "--- machine"
   echo "nginx: $($NGINX -v 2>&1 | cut -d/ -f2)"
   echo "gpg: $(gpg --version | head -1)"
   echo "congvan: $(git -C "$ROOT" rev-parse --short HEAD)"
+  if [ -n "$BEFORE" ]; then echo "before: $BEFORE ($(stat -c %y "$BEFORE" | cut -d. -f1))"; fi
 } | tee "$RES/machine.txt"
 
 echo "--- PKI: the sample tree plus 1,000 communes under hn/cm"
@@ -182,9 +202,13 @@ for r in $(seq "$ROUNDS"); do
     python3 "$ROOT/benches/report.py" --one "$RES/pair-$size-$r-nginx.json"
     extra=()
     if [ "$size" = 10KiB ]; then extra=(--ceiling); fi
-    start_congvan
-    bench "pair-$size-$r-congvan" submit --profile "$SENDER" --server "$URL" \
-      -c 64 -d "$DUR" --size $size "${extra[@]}"
+    for side in "${SIDES[@]}"; do
+      use "$side"
+      start_congvan
+      bench "pair-$size-$r-$side" submit --profile "$SENDER" --server "$URL" \
+        -c 64 -d "$DUR" --size $size "${extra[@]}"
+    done
+    use congvan
   done
 done
 
@@ -214,12 +238,16 @@ for r in $(seq "$ROUNDS"); do
     -w '{"seconds": %{time_total}, "bytes": %{size_upload}}\n' > "$RES/upload-$r-nginx.json"
   cat "$RES/upload-$r-nginx.json"
   rm -f "$OUT/nginx/www/put/big.bin"
-  start_congvan
-  rss_before=$(awk '/VmRSS/ {print $2}' "/proc/$CV_PID/status")
-  bench "upload-$r-congvan" submit --profile "$SENDER" --server "$URL" -c 1 --count 1 --size 1GiB
-  hwm=$(awk '/VmHWM/ {print $2}' "/proc/$CV_PID/status")
-  echo "{\"rss_before_kib\": $rss_before, \"hwm_kib\": $hwm}" > "$RES/upload-$r-congvan.rss.json"
-  echo "server RSS before ${rss_before} KiB, peak ${hwm} KiB"
+  for side in "${SIDES[@]}"; do
+    use "$side"
+    start_congvan
+    rss_before=$(awk '/VmRSS/ {print $2}' "/proc/$CV_PID/status")
+    bench "upload-$r-$side" submit --profile "$SENDER" --server "$URL" -c 1 --count 1 --size 1GiB
+    hwm=$(awk '/VmHWM/ {print $2}' "/proc/$CV_PID/status")
+    echo "{\"rss_before_kib\": $rss_before, \"hwm_kib\": $hwm}" > "$RES/upload-$r-$side.rss.json"
+    echo "server RSS before ${rss_before} KiB, peak ${hwm} KiB"
+  done
+  use congvan
 done
 rm -f "$OUT/files/1g.bin"
 
@@ -231,10 +259,14 @@ gpg --batch --quiet --import "$TLS/openpgp.key" 2>/dev/null
 FPR=$(gpg --batch --with-colons --list-secret-keys | awk -F: '/^fpr/ {print $10; exit}')
 now() { date +%s.%N; }
 for r in $(seq "$ROUNDS"); do
-  "$BIN" bench seal --profile "$SENDER" --input "$OUT/files/256m.bin" \
-    --output "$OUT/files/256m.sealed" --json > "$RES/seal-$r-congvan.json"
-  cat "$RES/seal-$r-congvan.json"
-  rm -f "$OUT/files/256m.sealed"
+  for side in "${SIDES[@]}"; do
+    use "$side"
+    "$BIN" bench seal --profile "$SENDER" --input "$OUT/files/256m.bin" \
+      --output "$OUT/files/256m.sealed" --json > "$RES/seal-$r-$side.json"
+    cat "$RES/seal-$r-$side.json"
+    rm -f "$OUT/files/256m.sealed"
+  done
+  use congvan
   # gpg's defaults compress (zlib), which dominates its time on incompressible data;
   # the -z0 variants turn that off, for the strictest comparison.
   for variant in encrypt sign-encrypt encrypt-z0 sign-encrypt-z0; do
@@ -268,23 +300,37 @@ for class in thuong mat; do
   done
 done
 
-echo "--- 6. store growth: inbox and submit latency against stored documents"
-start_congvan
-stored=0
-for target in 1000 10000 100000 1000000; do
-  if [ "$target" -gt "$STORE_DOCS" ]; then target=$STORE_DOCS; fi
-  if [ "$target" -le "$stored" ]; then continue; fi
-  per=$(( (target - stored + 63) / 64 ))
-  "$BIN" bench submit --profile "$SENDER" --server "$URL" -c 64 --count "$per" --to hn/cm/chuc-son \
-    --size 1KiB --json > "$RES/fill-$target.json" 2>/dev/null
-  stored=$(( stored + per * 64 ))
-  echo "stored: $stored documents"
-  bench "store-$target-inbox" inbox --profile "$RECIPIENT" --server "$URL" -c 16 -d "$DUR"
-  bench "store-$target-submit" submit --profile "$SENDER" --server "$URL" -c 16 -d "$DUR" --size 10KiB \
-    --to hn/cm/chuc-son
-  stored=$(( stored + $(python3 -c "import json; print(json.load(open('$RES/store-$target-submit.json'))['kinds'][0]['ok'])") ))
-  du -sk "$OUT/data" | awk '{print "{\"data_kib\": " $1 "}"}' > "$RES/store-$target.du.json"
+echo "--- 6. store growth: inbox and submit latency against stored documents, disk per document"
+for side in "${SIDES[@]}"; do
+  use "$side"
+  # This build's files: "store-…" for this tree, "before-store-…" for BEFORE.
+  pre=""
+  if [ "$side" = before ]; then pre="before-"; fi
+  start_congvan
+  stored=0
+  for target in 1000 10000 100000 1000000; do
+    if [ "$target" -gt "$STORE_DOCS" ]; then target=$STORE_DOCS; fi
+    if [ "$target" -le "$stored" ]; then continue; fi
+    per=$(( (target - stored + 63) / 64 ))
+    "$BIN" bench submit --profile "$SENDER" --server "$URL" -c 64 --count "$per" --to hn/cm/chuc-son \
+      --size 1KiB --json > "$RES/${pre}fill-$target.json" 2>/dev/null
+    stored=$(( stored + per * 64 ))
+    echo "$side: stored $stored documents"
+    bench "${pre}store-$target-inbox" inbox --profile "$RECIPIENT" --server "$URL" -c 16 -d "$DUR"
+    bench "${pre}store-$target-submit" submit --profile "$SENDER" --server "$URL" -c 16 -d "$DUR" --size 10KiB \
+      --to hn/cm/chuc-son
+    stored=$(( stored + $(python3 -c "import json; print(json.load(open('$RES/${pre}store-$target-submit.json'))['kinds'][0]['ok'])") ))
+    du -sk "$OUT/data" | awk -v n="$stored" '{print "{\"data_kib\": " $1 ", \"documents\": " n "}"}' \
+      > "$RES/${pre}store-$target.du.json"
+  done
 done
+use congvan
+# The last store is no longer needed: free its disk before the log benchmark.
+kill "$CV_PID" 2>/dev/null || true; wait "$CV_PID" 2>/dev/null || true; CV_PID=""
+rm -rf "$OUT/data"
+
+echo "--- 7. the delivery log: appends per second (cargo bench --bench ledger)"
+CONGVAN_BENCH_EVENTS=$LOG_EVENTS cargo bench -q --bench ledger 2>"$RES/ledger.log" | tee "$RES/ledger.txt"
 
 echo "--- report"
 # A quick run's plots stay out of the documentation.
