@@ -422,44 +422,76 @@ impl Cipher for OpenPgp {
     ) -> Result<u64, SealError> {
         let secret = parse_cert(recipient_secret)?;
         let sender = parse_cert(sender_cert)?;
-        let helper = OpenHelper {
-            policy: &self.policy,
-            secret: &secret,
-            sender: &sender,
-            signed_by_sender: false,
-            decrypted: false,
-        };
-        // Sequoia holds back up to `buffer_size` bytes of plaintext until the signature
-        // at the end is checked (25 MiB by default, and its reader layers each grew to
-        // that size: a 48 MiB document peaked near 200 MiB). The contract of `open` is
-        // that the caller discards what was written when it fails, so the plaintext can
-        // flow through in small pieces and memory stays flat whatever the size.
-        let mut decryptor = DecryptorBuilder::from_reader(ciphertext)
-            .map_err(|e| SealError::Decrypt(format!("{e:#}")))?
-            .buffer_size(OPEN_BUFFER_BYTES)
-            .with_policy(&self.policy, None, helper)
-            .map_err(classify_open_error)?;
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut total: u64 = 0;
-        loop {
-            let n = decryptor
-                .read(&mut buf)
-                .map_err(|e| classify_open_error(anyhow::Error::from(e)))?;
-            if n == 0 {
-                break;
+        // Two threads: another one decrypts and checks the signature, this one writes the
+        // plaintext out (to a file, through a digest: as much work again for a large
+        // document). Buffers of plaintext cross in order and are handed back for reuse.
+        let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<(Vec<u8>, usize)>(PIPE_BUFFERS);
+        let (empty_tx, empty_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(PIPE_BUFFERS + 1);
+        std::thread::scope(|scope| {
+            let (secret, sender) = (&secret, &sender);
+            let decrypting = scope.spawn(move || -> Result<(), SealError> {
+                let helper = OpenHelper {
+                    policy: &self.policy,
+                    secret,
+                    sender,
+                    signed_by_sender: false,
+                    decrypted: false,
+                };
+                // Sequoia holds back up to `buffer_size` bytes of plaintext until the
+                // signature at the end is checked (25 MiB by default, and its reader
+                // layers each grew to that size: a 48 MiB document peaked near 200 MiB).
+                // The contract of `open` is that the caller discards what was written
+                // when it fails, so the plaintext can flow through in small pieces and
+                // memory stays flat whatever the size.
+                let mut decryptor = DecryptorBuilder::from_reader(ciphertext)
+                    .map_err(|e| SealError::Decrypt(format!("{e:#}")))?
+                    .buffer_size(OPEN_BUFFER_BYTES)
+                    .with_policy(&self.policy, None, helper)
+                    .map_err(classify_open_error)?;
+                let mut total: u64 = 0;
+                loop {
+                    let mut buf = empty_rx
+                        .try_recv()
+                        .unwrap_or_else(|_| vec![0u8; PIPE_BUFFER_BYTES]);
+                    let n = decryptor
+                        .read(&mut buf)
+                        .map_err(|e| classify_open_error(anyhow::Error::from(e)))?;
+                    if n == 0 {
+                        break;
+                    }
+                    total += n as u64;
+                    if total > plaintext_bytes_max {
+                        return Err(SealError::TooLarge(plaintext_bytes_max));
+                    }
+                    if full_tx.send((buf, n)).is_err() {
+                        // The writing side stopped, and says why.
+                        return Ok(());
+                    }
+                }
+                let helper = decryptor.into_helper();
+                if !helper.signed_by_sender {
+                    return Err(SealError::Signature("no signature by the sender".into()));
+                }
+                Ok(())
+            });
+            let mut total: u64 = 0;
+            let mut written = Ok(());
+            for (buf, n) in full_rx.iter() {
+                if let Err(e) = out.write_all(&buf[..n]) {
+                    written = Err(SealError::Io(e.to_string()));
+                    break;
+                }
+                total += n as u64;
+                // A full return channel only means a buffer is allocated anew.
+                let _ = empty_tx.try_send(buf);
             }
-            total += n as u64;
-            if total > plaintext_bytes_max {
-                return Err(SealError::TooLarge(plaintext_bytes_max));
-            }
-            out.write_all(&buf[..n])
-                .map_err(|e| SealError::Io(e.to_string()))?;
-        }
-        let helper = decryptor.into_helper();
-        if !helper.signed_by_sender {
-            return Err(SealError::Signature("no signature by the sender".into()));
-        }
-        Ok(total)
+            // Letting go of the channel unblocks the decrypting thread if writing failed.
+            drop(full_rx);
+            let decrypted = decrypting
+                .join()
+                .unwrap_or_else(|_| Err(SealError::Io("the decrypting thread failed".into())));
+            decrypted.and(written).map(|()| total)
+        })
     }
 
     fn recipients_of(
@@ -976,6 +1008,27 @@ mod tests {
                 &mut Full,
                 &certs,
                 &sender.secret_armored,
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("no space left"), "{err}");
+        // Opening into a failing output fails too, and returns (the decrypting thread
+        // does not wait for a reader that has gone).
+        let mut sealed = Vec::new();
+        cipher
+            .seal(
+                &mut vec![7u8; PIPE_BUFFER_BYTES * 9].as_slice(),
+                &mut sealed,
+                &certs,
+                &sender.secret_armored,
+            )
+            .unwrap();
+        let err = cipher
+            .open(
+                &mut sealed.as_slice(),
+                &mut Full,
+                &a.secret_armored,
+                &sender.cert_armored,
+                u64::MAX,
             )
             .unwrap_err();
         assert!(err.to_string().contains("no space left"), "{err}");
