@@ -468,9 +468,8 @@ async fn congvan_keys_get_aes_gcm_and_a_key_issued_before_gets_ocb_both_open() {
         Some((SymmetricAlgorithm::AES256, AEADAlgorithm::GCM))
     );
     let profile = server.pki.org_profile(&"hn/cm/chuc-son".parse().unwrap());
-    let opened = tokio::task::block_in_place(|| {
-        cli_fetch(&server, &id, &profile, &work.path().join("gcm"))
-    });
+    let opened =
+        tokio::task::block_in_place(|| cli_fetch(&server, &id, &profile, &work.path().join("gcm")));
     assert!(opened == content, "the GCM message opened to other bytes");
 
     // A key made the way congvan made them before (SEIPDv2 without AEAD ciphersuites)
