@@ -368,3 +368,145 @@ async fn what_gpg_encrypts_and_signs_is_accepted_and_opened_by_congvan_fetch() {
     );
     assert_eq!(std::fs::read(out_dir.join("gpg.txt")).unwrap(), content);
 }
+
+/// The SEIPDv2 ciphersuite of a sealed payload (symmetric and AEAD algorithm), or `None`
+/// for SEIPDv1; parsed independently of congvan's own inspection.
+fn container_suite(
+    payload: &[u8],
+) -> Option<(
+    sequoia_openpgp::types::SymmetricAlgorithm,
+    sequoia_openpgp::types::AEADAlgorithm,
+)> {
+    use sequoia_openpgp::Packet;
+    use sequoia_openpgp::packet::SEIP;
+    use sequoia_openpgp::parse::{PacketParser, PacketParserResult, Parse};
+    let mut ppr = PacketParser::from_bytes(payload).unwrap();
+    while let PacketParserResult::Some(pp) = ppr {
+        if let Packet::SEIP(seip) = &pp.packet {
+            return match seip {
+                SEIP::V2(v2) => Some((v2.symmetric_algo(), v2.aead())),
+                _ => None,
+            };
+        }
+        ppr = pp.next().unwrap().1;
+    }
+    panic!("no encrypted container in the payload");
+}
+
+/// Sends `content` from hn/cm to `to` with the real client, returns the document id and
+/// the sealed payload as the server stores it.
+async fn send_and_get_payload(
+    server: &TestServer,
+    work: &Path,
+    to: &[&str],
+    content: &[u8],
+) -> (String, Vec<u8>) {
+    let file = work.join(format!("mật-{}.bin", to.len()));
+    std::fs::write(&file, content).unwrap();
+    let sent = server
+        .client("hn/cm")
+        .send_document(&request(to, vec![file]))
+        .await
+        .unwrap();
+    let payload = server
+        .client(to[0])
+        .get_stream(&format!("/v1/documents/{}/payload", sent.id))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+    (sent.id.to_string(), payload)
+}
+
+/// Runs the real `congvan fetch` with `profile` and returns the attachment it wrote (the
+/// file sent by [`send_and_get_payload`]).
+fn cli_fetch(server: &TestServer, id: &str, profile: &Path, out_dir: &Path) -> Vec<u8> {
+    let out = Command::new(env!("CARGO_BIN_EXE_congvan"))
+        .args(["fetch", id, "--profile"])
+        .arg(profile)
+        .args(["--server", &server.url(), "--out"])
+        .arg(out_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let files: Vec<_> = std::fs::read_dir(out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "bin"))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    std::fs::read(&files[0]).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn congvan_keys_get_aes_gcm_and_a_key_issued_before_gets_ocb_both_open() {
+    use sequoia_openpgp::cert::prelude::*;
+    use sequoia_openpgp::serialize::SerializeInto;
+    use sequoia_openpgp::types::{AEADAlgorithm, SymmetricAlgorithm};
+
+    let server = TestServer::start().await;
+    let work = tempfile::tempdir().unwrap();
+    // Several 256 KiB pipe buffers and many 4 KiB AEAD chunks, not a multiple of either.
+    let content: Vec<u8> = (0..1_300_007u32).map(|i| (i % 253) as u8).collect();
+
+    // Keys made by this congvan advertise AES-256/GCM: the fast path, and it opens.
+    let (id, payload) = send_and_get_payload(
+        &server,
+        work.path(),
+        &["hn/cm/chuc-son", "hn/cm/phung-chau"],
+        &content,
+    )
+    .await;
+    assert_eq!(
+        container_suite(&payload),
+        Some((SymmetricAlgorithm::AES256, AEADAlgorithm::GCM))
+    );
+    let profile = server.pki.org_profile(&"hn/cm/chuc-son".parse().unwrap());
+    let opened =
+        tokio::task::block_in_place(|| cli_fetch(&server, &id, &profile, &work.path().join("gcm")));
+    assert!(opened == content, "the GCM message opened to other bytes");
+
+    // A key made the way congvan made them before (SEIPDv2 without AEAD ciphersuites)
+    // keeps working: a set that includes it gets OCB, which every SEIPDv2 reader has.
+    let (old, _) = CertBuilder::general_purpose(Some("Xuân Mai (issued before)"))
+        .generate()
+        .unwrap();
+    let old_cert = work.path().join("old.cert.asc");
+    std::fs::write(&old_cert, old.armored().to_vec().unwrap()).unwrap();
+    let old_secret = work.path().join("old.secret.asc");
+    std::fs::write(&old_secret, old.as_tsk().armored().to_vec().unwrap()).unwrap();
+    register(&server, "hn/cm/xuan-mai", &old_cert).await;
+    let (id, payload) = send_and_get_payload(
+        &server,
+        work.path(),
+        &["hn/cm/xuan-mai", "hn/cm/chuc-son"],
+        &content,
+    )
+    .await;
+    assert_eq!(
+        container_suite(&payload),
+        Some((SymmetricAlgorithm::AES256, AEADAlgorithm::OCB))
+    );
+    let profile_path = server.pki.org_profile(&"hn/cm/xuan-mai".parse().unwrap());
+    let profile_text = std::fs::read_to_string(&profile_path).unwrap().replace(
+        "openpgp_key = \"openpgp.key\"",
+        &format!("openpgp_key = \"{}\"", old_secret.display()),
+    );
+    assert!(profile_text.contains(&old_secret.display().to_string()));
+    let old_profile = profile_path.parent().unwrap().join("client-old.toml");
+    std::fs::write(&old_profile, profile_text).unwrap();
+    let opened = tokio::task::block_in_place(|| {
+        cli_fetch(&server, &id, &old_profile, &work.path().join("ocb"))
+    });
+    assert!(opened == content, "the OCB message opened to other bytes");
+    let opened = tokio::task::block_in_place(|| {
+        cli_fetch(&server, &id, &profile, &work.path().join("ocb-new"))
+    });
+    assert!(opened == content);
+}
