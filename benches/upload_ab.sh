@@ -6,7 +6,10 @@
 #
 #   benches/upload_ab.sh BEFORE_BINARY AFTER_BINARY
 #
-# Environment: ROUNDS (3), OUT (target/bench-upload), SIZE (1GiB).
+# With SEND=1 each round also times `congvan send` of the same file (the CLI path, which
+# hashes the file from disk before signing) for both builds.
+#
+# Environment: ROUNDS (3), OUT (target/bench-upload), SIZE (1GiB), SEND (0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -103,6 +106,19 @@ print(f"round {sys.argv[3]} {sys.argv[2]}: {op['mb_per_s']:.0f} MB/s, server RSS
 PY
 }
 
+run_send() {
+  local label=$1 bin=$2 r=$3
+  start_congvan "$bin"
+  local t0 t1
+  t0=$(date +%s.%N)
+  "$bin" send --profile "$SENDER" --server "$URL" --to hn/cm/chuc-son --type CV \
+    --number "$label$r$$" --notation CV/HU --subject "Đo tải" "$OUT/files/payload.bin" \
+    >"$OUT/send-$label-$r.log" 2>&1
+  t1=$(date +%s.%N)
+  python3 -c "import sys; s=float(sys.argv[2])-float(sys.argv[1]); print(f'round $r send $label: {s:.2f} s, {int(sys.argv[3])/s/1e6:.0f} MB/s')" \
+    "$t0" "$t1" "$(stat -c %s "$OUT/files/payload.bin")"
+}
+
 head -c "$(numfmt --from=iec "${SIZE%iB}")" /dev/urandom > "$OUT/files/payload.bin"
 for r in $(seq "$ROUNDS"); do
   curl -sS --fail --cacert "$OUT/pki/ca/root.crt" --cert "$TLS/tls.crt" --key "$TLS/tls.key" \
@@ -111,4 +127,8 @@ for r in $(seq "$ROUNDS"); do
   rm -f "$OUT/nginx/www/put/big.bin"
   run_congvan before "$A" "$r"
   run_congvan after "$B" "$r"
+  if [ "${SEND:-0}" = 1 ]; then
+    run_send before "$A" "$r"
+    run_send after "$B" "$r"
+  fi
 done

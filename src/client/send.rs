@@ -585,7 +585,9 @@ mod tests {
     #[test]
     fn hash_files_one_and_several() {
         let dir = tempfile::tempdir().unwrap();
-        let a: Vec<u8> = (0..HASH_READ_BYTES + 12_345).map(|i| (i % 251) as u8).collect();
+        let a: Vec<u8> = (0..HASH_READ_BYTES + 12_345)
+            .map(|i| (i % 251) as u8)
+            .collect();
         let b = b"second file".to_vec();
         let (pa, pb) = (dir.path().join("a.bin"), dir.path().join("b.pdf"));
         std::fs::write(&pa, &a).unwrap();

@@ -278,7 +278,9 @@ fn payload_body(files: Vec<PathBuf>, counter: Counter) -> reqwest::Body {
             let file = tokio::fs::File::open(path).await;
             let stream: futures_util::stream::BoxStream<'static, std::io::Result<bytes::Bytes>> =
                 match file {
-                    Ok(f) => tokio_util::io::ReaderStream::with_capacity(f, SEND_READ_BYTES).boxed(),
+                    Ok(f) => {
+                        tokio_util::io::ReaderStream::with_capacity(f, SEND_READ_BYTES).boxed()
+                    }
                     Err(e) => futures_util::stream::once(async move { Err(e) }).boxed(),
                 };
             stream

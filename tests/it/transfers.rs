@@ -708,7 +708,10 @@ async fn a_large_upload_altered_after_write_behind_began_is_refused() {
     let payload = std::fs::read(&file).unwrap();
     let mut doc = TestDoc::new("hn/cm", &["hn/cm/chuc-son"]);
     doc.set_payload(payload.clone());
-    let sha = doc.manifest["payload"]["sha256"].as_str().unwrap().to_owned();
+    let sha = doc.manifest["payload"]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let (status, _) = doc.submit(&server, &sender).await.unwrap();
     assert_eq!(status, 201);
 
@@ -730,7 +733,10 @@ async fn a_large_upload_altered_after_write_behind_began_is_refused() {
 
     let (status, _) = doc.upload(&sender, payload.clone()).await.unwrap();
     assert_eq!(status, 201);
-    assert!(std::fs::read(&blob).unwrap() == payload, "the stored blob differs");
+    assert!(
+        std::fs::read(&blob).unwrap() == payload,
+        "the stored blob differs"
+    );
     let response = server
         .client("hn/cm/chuc-son")
         .get_stream(&format!("/v1/documents/{}/payload", doc.id()))
