@@ -154,12 +154,20 @@ pub fn media_type_for(path: &Path) -> &'static str {
     }
 }
 
-/// Hashes files: each one, and all of them concatenated.
+/// Bytes read from a file at a time while hashing it: large reads cost fewer system calls
+/// per byte hashed (SHA-256 with SHA-NI hashes about 2 GB/s here, so 64 KiB reads were one
+/// call every 30 µs).
+const HASH_READ_BYTES: usize = 1 << 20;
+
+/// Hashes files: each one, and all of them concatenated. A single file is its own
+/// concatenation, so it is hashed once, not twice.
 fn hash_files(files: &[PathBuf]) -> Result<(Vec<Attachment>, String, u64), ClientError> {
+    let single = files.len() == 1;
     let mut total = digest::Context::new(&digest::SHA256);
     let mut size_total = 0u64;
     let mut attachments = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; HASH_READ_BYTES];
+    let mut single_sha256 = None;
     for path in files {
         let io = |e: std::io::Error| ClientError::File {
             path: path.to_path_buf(),
@@ -174,7 +182,9 @@ fn hash_files(files: &[PathBuf]) -> Result<(Vec<Attachment>, String, u64), Clien
                 break;
             }
             one.update(&buf[..n]);
-            total.update(&buf[..n]);
+            if !single {
+                total.update(&buf[..n]);
+            }
             size += n as u64;
         }
         size_total += size;
@@ -186,14 +196,22 @@ fn hash_files(files: &[PathBuf]) -> Result<(Vec<Attachment>, String, u64), Clien
             })?
             .nfc()
             .collect::<String>();
+        let sha256 = hex(one.finish().as_ref());
+        if single {
+            single_sha256 = Some(sha256.clone());
+        }
         attachments.push(Attachment {
             name,
             media_type: media_type_for(path).to_owned(),
             size,
-            sha256: hex(one.finish().as_ref()),
+            sha256,
         });
     }
-    Ok((attachments, hex(total.finish().as_ref()), size_total))
+    let total = match single_sha256 {
+        Some(sha256) => sha256,
+        None => hex(total.finish().as_ref()),
+    };
+    Ok((attachments, total, size_total))
 }
 
 fn today() -> String {
@@ -548,5 +566,45 @@ impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
 
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests fail loudly by design")]
+
+    use super::*;
+
+    fn sha256(bytes: &[u8]) -> String {
+        hex(digest::digest(&digest::SHA256, bytes).as_ref())
+    }
+
+    /// One file is hashed once: its attachment digest and the payload digest are both
+    /// the file's SHA-256. Several files keep one digest each and the payload digest of
+    /// their concatenation. Sizes above the read buffer take several reads.
+    #[test]
+    fn hash_files_one_and_several() {
+        let dir = tempfile::tempdir().unwrap();
+        let a: Vec<u8> = (0..HASH_READ_BYTES + 12_345)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let b = b"second file".to_vec();
+        let (pa, pb) = (dir.path().join("a.bin"), dir.path().join("b.pdf"));
+        std::fs::write(&pa, &a).unwrap();
+        std::fs::write(&pb, &b).unwrap();
+
+        let (one, total, size) = hash_files(std::slice::from_ref(&pa)).unwrap();
+        assert_eq!(total, sha256(&a));
+        assert_eq!(size, a.len() as u64);
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].sha256, sha256(&a));
+        assert_eq!(one[0].size, a.len() as u64);
+
+        let (two, total, size) = hash_files(&[pa, pb]).unwrap();
+        assert_eq!(total, sha256(&[a.as_slice(), b.as_slice()].concat()));
+        assert_eq!(size, (a.len() + b.len()) as u64);
+        assert_eq!(two[0].sha256, sha256(&a));
+        assert_eq!(two[1].sha256, sha256(&b));
+        assert_eq!(two[1].media_type, "application/pdf");
     }
 }

@@ -266,6 +266,11 @@ fn done(sent: Sent) -> Result<SendOutcome, ClientError> {
     }
 }
 
+/// Bytes read from a payload file at a time while it is sent: each read is a trip to
+/// tokio's blocking pool and each chunk at least one HTTP/2 frame, so 1 MiB reads make
+/// 16 times fewer of both than 64 KiB ones (the server accepts frames up to 256 KiB).
+const SEND_READ_BYTES: usize = 1 << 20;
+
 /// The files concatenated, as a streamed request body, counted as it is read.
 fn payload_body(files: Vec<PathBuf>, counter: Counter) -> reqwest::Body {
     let stream = futures_util::stream::iter(files)
@@ -273,7 +278,9 @@ fn payload_body(files: Vec<PathBuf>, counter: Counter) -> reqwest::Body {
             let file = tokio::fs::File::open(path).await;
             let stream: futures_util::stream::BoxStream<'static, std::io::Result<bytes::Bytes>> =
                 match file {
-                    Ok(f) => tokio_util::io::ReaderStream::with_capacity(f, 64 * 1024).boxed(),
+                    Ok(f) => {
+                        tokio_util::io::ReaderStream::with_capacity(f, SEND_READ_BYTES).boxed()
+                    }
                     Err(e) => futures_util::stream::once(async move { Err(e) }).boxed(),
                 };
             stream
@@ -568,7 +575,7 @@ fn hash_file(path: &std::path::Path) -> std::io::Result<(u64, String)> {
     use std::io::Read as _;
     let mut file = std::fs::File::open(path)?;
     let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; SEND_READ_BYTES];
     let mut size = 0u64;
     loop {
         let n = file.read(&mut buf)?;

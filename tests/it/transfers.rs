@@ -688,3 +688,64 @@ async fn ctrl_c_during_a_classified_fetch_leaves_nothing_behind() {
         staged(&out_dir)
     );
 }
+
+/// A large payload is written back to the disk while it arrives, in windows of
+/// `WRITE_BEHIND_BYTES` (issue 16), and arrives in HTTP/2 frames of up to 256 KiB. Neither
+/// may let altered bytes through: a payload with one bit flipped after the first windows
+/// went to the disk is refused by its digest at the end, the document still awaits its
+/// payload and no file is left behind; the right bytes are then accepted, stored exactly
+/// and fetched back unchanged by the recipient.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_upload_altered_after_write_behind_began_is_refused() {
+    use crate::support::{TestDoc, assert_code};
+    use futures_util::StreamExt as _;
+
+    let window = usize::try_from(congvan::store::blobs::WRITE_BEHIND_BYTES).unwrap();
+    let server = TestServer::start().await;
+    let sender = server.client("hn/cm");
+    let file = server.dir.path().join("large.bin");
+    noise_file(&file, 3 * window + 12_345);
+    let payload = std::fs::read(&file).unwrap();
+    let mut doc = TestDoc::new("hn/cm", &["hn/cm/chuc-son"]);
+    doc.set_payload(payload.clone());
+    let sha = doc.manifest["payload"]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _) = doc.submit(&server, &sender).await.unwrap();
+    assert_eq!(status, 201);
+
+    let mut altered = payload.clone();
+    altered[2 * window + 4_096] ^= 1;
+    assert_code(
+        doc.upload(&sender, altered).await,
+        "payload_digest_mismatch",
+    );
+    let view: serde_json::Value = sender
+        .get_json(&format!("/v1/documents/{}", doc.id()))
+        .await
+        .unwrap();
+    assert_eq!(view["state"], "awaiting_payload");
+    let data = server.dir.path().join("data");
+    let blob = data.join("blobs/sha256").join(&sha[..2]).join(&sha);
+    assert!(!blob.exists(), "a refused payload was stored");
+    assert_eq!(std::fs::read_dir(data.join("tmp")).unwrap().count(), 0);
+
+    let (status, _) = doc.upload(&sender, payload.clone()).await.unwrap();
+    assert_eq!(status, 201);
+    assert!(
+        std::fs::read(&blob).unwrap() == payload,
+        "the stored blob differs"
+    );
+    let response = server
+        .client("hn/cm/chuc-son")
+        .get_stream(&format!("/v1/documents/{}/payload", doc.id()))
+        .await
+        .unwrap();
+    let mut fetched = Vec::with_capacity(payload.len());
+    let mut body = response.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        fetched.extend_from_slice(&chunk.unwrap());
+    }
+    assert!(fetched == payload, "the fetched payload differs");
+}
