@@ -73,7 +73,8 @@ pub enum Item {
     },
     /// A record of a store tree.
     Put {
-        /// `docs`, `deliveries`, `inbox`, `sent`, `payloads` or `checkpoints`.
+        /// `docs`, `deliveries`, `inbox`, `sent`, `payloads`, `checkpoints`, `registers`,
+        /// `links` or `certs`.
         tree: String,
         /// The key.
         key: String,
@@ -132,7 +133,7 @@ pub struct Want {
 }
 
 /// The trees a backup carries records of, by name.
-pub const TREES: [&str; 8] = [
+pub const TREES: [&str; 9] = [
     "docs",
     "deliveries",
     "inbox",
@@ -141,6 +142,7 @@ pub const TREES: [&str; 8] = [
     "checkpoints",
     "registers",
     "links",
+    "certs",
 ];
 
 /// Ends the backup's snapshot however the backup ends.
@@ -276,8 +278,19 @@ impl Store {
             start = end;
         }
         let mut records = 0u64;
+        // The certificate chains the documents carried refer to, each once.
+        let chains: std::cell::RefCell<BTreeSet<[u8; 32]>> = Default::default();
         let mut emit_put = |tree: &str, key: &[u8], value: &[u8]| {
             records += 1;
+            if tree == "docs" {
+                let refs = super::records::chain_refs(value).map_err(|reason| {
+                    StoreError::Corrupt {
+                        key: Uuid::from_slice(key).map(|id| id.to_string()).unwrap_or_default(),
+                        reason,
+                    }
+                })?;
+                chains.borrow_mut().extend(refs);
+            }
             emit(put(tree, key, value))
         };
 
@@ -312,6 +325,25 @@ impl Store {
                 let live = self.deliveries.get(key).map_err(db_err(&self.dir))?;
                 if let Some(v) = pre.at_cut(Kept::Deliveries, key, live) {
                     emit_put("deliveries", key, &v)?;
+                }
+            }
+        }
+
+        // The chains of the documents carried, read live: a chain is written once, by the
+        // transaction of the first record that refers to it, and never changed or removed,
+        // and its key is the digest of its bytes. So every chain a record at the cut
+        // refers to is in the tree now, with exactly the bytes it had then, and needs no
+        // pre-image; the cut stays exact.
+        let carried = chains.take();
+        for digest in carried {
+            match self.certs.get(digest).map_err(db_err(&self.dir))? {
+                Some(v) => emit_put("certs", &digest, &v)?,
+                None => {
+                    return Err(StoreError::Corrupt {
+                        key: crate::pki::identity::hex(&digest),
+                        reason: "a document refers to a certificate chain that is missing"
+                            .into(),
+                    });
                 }
             }
         }
@@ -456,6 +488,7 @@ impl Store {
             "checkpoints" => &self.checkpoints,
             "registers" => &self.registers,
             "links" => &self.links,
+            "certs" => &self.certs,
             other => {
                 return Err(StoreError::Corrupt {
                     key: other.to_owned(),

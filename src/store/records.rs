@@ -177,3 +177,132 @@ pub enum Inserted {
     /// A record with this id already exists (returned as stored).
     Exists(Box<DocumentRecord>),
 }
+
+/// The stored shape of a document record (`docs` tree) whose signers' certificate chains
+/// live in the `certs` tree: the record with every signature's `chain` left out, followed
+/// by `chains`, one SHA-256 (hex) per signature of its chain's canonical bytes (empty for a
+/// signature that carries none). A record with no chain at all is written exactly as
+/// before, and records of the previous build (chains inline, no `chains`) decode as they
+/// are, so nothing on disk needs rewriting.
+#[derive(Serialize)]
+struct Stored<'a> {
+    #[serde(flatten)]
+    record: &'a DocumentRecord,
+    chains: &'a [String],
+}
+
+/// The digests of a stored record, read on their own.
+#[derive(Deserialize)]
+struct ChainRefs {
+    #[serde(default)]
+    chains: Vec<String>,
+}
+
+/// A certificate chain as the `certs` tree keeps it: SHA-256 of `bytes` (the key) and
+/// its canonical bytes, the JSON array of the base64 certificates exactly as the signer
+/// sent them (so that a record read back is byte for byte the record accepted).
+pub(crate) struct StoredChain {
+    /// SHA-256 of `bytes`.
+    pub digest: [u8; 32],
+    /// The canonical bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// The canonical bytes of a chain (see [`StoredChain`]).
+fn chain_bytes(chain: &[String]) -> Result<Vec<u8>, serde_json::Error> {
+    serde_json::to_vec(chain)
+}
+
+/// SHA-256 of `bytes`.
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref());
+    out
+}
+
+/// Encodes `record` in its stored shape: the record's bytes, and the chains it refers to
+/// (which the caller writes to the `certs` tree in the same transaction, unless there).
+pub(crate) fn encode_stored(
+    record: &DocumentRecord,
+) -> Result<(Vec<u8>, Vec<StoredChain>), serde_json::Error> {
+    if record.signatures.iter().all(|s| s.chain.is_empty()) {
+        return Ok((serde_json::to_vec(record)?, Vec::new()));
+    }
+    let mut slim = record.clone();
+    let mut refs = Vec::with_capacity(slim.signatures.len());
+    let mut chains: Vec<StoredChain> = Vec::new();
+    for signature in &mut slim.signatures {
+        if signature.chain.is_empty() {
+            refs.push(String::new());
+            continue;
+        }
+        let bytes = chain_bytes(&signature.chain)?;
+        let digest = sha256(&bytes);
+        refs.push(crate::pki::identity::hex(&digest));
+        signature.chain = Vec::new();
+        // Two signatures by the same chain (rare) keep one copy to write.
+        if !chains.iter().any(|c| c.digest == digest) {
+            chains.push(StoredChain { digest, bytes });
+        }
+    }
+    let bytes = serde_json::to_vec(&Stored {
+        record: &slim,
+        chains: &refs,
+    })?;
+    Ok((bytes, chains))
+}
+
+/// The chain digests a stored record refers to (none for a record with chains inline).
+pub fn chain_refs(bytes: &[u8]) -> Result<Vec<[u8; 32]>, String> {
+    let refs: ChainRefs = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    refs.chains
+        .iter()
+        .filter(|r| !r.is_empty())
+        .map(|r| unhex32(r))
+        .collect()
+}
+
+fn unhex32(text: &str) -> Result<[u8; 32], String> {
+    crate::store::backup::unhex(text)
+        .and_then(|v| <[u8; 32]>::try_from(v).ok())
+        .ok_or_else(|| format!("chain digest {text:?} is not 64 lower-case hex digits"))
+}
+
+/// Decodes a record in either stored shape, reading the chains it refers to with
+/// `lookup` (from the `certs` tree, inside the caller's transaction if there is one).
+/// `corrupt` makes the caller's error for a record that does not decode.
+pub(crate) fn decode_stored<E>(
+    bytes: &[u8],
+    corrupt: impl Fn(String) -> E,
+    mut lookup: impl FnMut(&[u8; 32]) -> Result<Option<sled::IVec>, E>,
+) -> Result<DocumentRecord, E> {
+    let mut record: DocumentRecord =
+        serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
+    // A record with every chain inline (the previous build's shape) is complete; only a
+    // record with a signature without its chain can refer to the `certs` tree.
+    if record.signatures.iter().all(|s| !s.chain.is_empty()) {
+        return Ok(record);
+    }
+    let refs: ChainRefs = serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
+    if refs.chains.is_empty() {
+        return Ok(record);
+    }
+    if refs.chains.len() != record.signatures.len() {
+        return Err(corrupt(format!(
+            "{} chain digests for {} signatures",
+            refs.chains.len(),
+            record.signatures.len()
+        )));
+    }
+    for (signature, hex) in record.signatures.iter_mut().zip(&refs.chains) {
+        if hex.is_empty() {
+            continue;
+        }
+        let digest = unhex32(hex).map_err(&corrupt)?;
+        let stored = lookup(&digest)?
+            .ok_or_else(|| corrupt(format!("certificate chain {hex} is missing")))?;
+        signature.chain = serde_json::from_slice(&stored)
+            .map_err(|e| corrupt(format!("certificate chain {hex}: {e}")))?;
+    }
+    Ok(record)
+}
