@@ -413,26 +413,28 @@ impl Store {
                 &self.links,
                 &self.certs,
             )
-                .transaction(|(docs, inbox, sent, log, payloads, registers, links, certs)| {
-                    if let Some(bytes) = docs.get(id.as_bytes())? {
-                        return Ok(Err(Box::new(decode_in(certs, &id, &bytes)?)));
-                    }
-                    gate.keep(Kept::Docs, id.as_bytes(), None);
-                    if let Some(payload) = small_payload {
-                        payloads.insert(record.payload_sha256.as_bytes(), payload)?;
-                    }
-                    let mut record = record.clone();
-                    let index = file_accepted(
-                        (docs, inbox, sent, log, registers, links, certs),
-                        &gate,
-                        &mut record,
-                        deadline.map(str::to_owned),
-                        seq,
-                        accepted_at,
-                        &receipt,
-                    )?;
-                    Ok(Ok((record, index)))
-                })
+                .transaction(
+                    |(docs, inbox, sent, log, payloads, registers, links, certs)| {
+                        if let Some(bytes) = docs.get(id.as_bytes())? {
+                            return Ok(Err(Box::new(decode_in(certs, &id, &bytes)?)));
+                        }
+                        gate.keep(Kept::Docs, id.as_bytes(), None);
+                        if let Some(payload) = small_payload {
+                            payloads.insert(record.payload_sha256.as_bytes(), payload)?;
+                        }
+                        let mut record = record.clone();
+                        let index = file_accepted(
+                            (docs, inbox, sent, log, registers, links, certs),
+                            &gate,
+                            &mut record,
+                            deadline.map(str::to_owned),
+                            seq,
+                            accepted_at,
+                            &receipt,
+                        )?;
+                        Ok(Ok((record, index)))
+                    },
+                )
         };
         let out = finish(result, &self.dir)?;
         // An existing record may not be durable yet (a concurrent insert): commit anyway.

@@ -6,12 +6,13 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::api::{SUBMISSION_RECEIPT_TYPE, SubmissionReceipt};
 use crate::directory::OrgId;
 use crate::document::manifest::{Classification, Urgency};
 use crate::document::receipt::SignedReceipt;
 use crate::document::{DocSignature, ReceiptStatus, Role};
 pub use crate::ledger::BusinessRef;
-use crate::notary::Signed;
+use crate::notary::{Signed, StatementSignature};
 use crate::seal::policy::SealMark;
 
 /// Where a document is in its life.
@@ -178,24 +179,67 @@ pub enum Inserted {
     Exists(Box<DocumentRecord>),
 }
 
-/// The stored shape of a document record (`docs` tree) whose signers' certificate chains
-/// live in the `certs` tree: the record with every signature's `chain` left out, followed
-/// by `chains`, one SHA-256 (hex) per signature of its chain's canonical bytes (empty for a
-/// signature that carries none). A record with no chain at all is written exactly as
-/// before, and records of the previous build (chains inline, no `chains`) decode as they
-/// are, so nothing on disk needs rewriting.
+/// The stored shape of a document record (`docs` tree), without what is stored elsewhere
+/// or derivable, followed by what is needed to put it back:
+/// - the signers' certificate chains live in the `certs` tree: every signature's `chain`
+///   is left out and `chains` holds one SHA-256 (hex) per signature of its chain's
+///   canonical bytes (empty for a signature that carries none);
+/// - the server's submission receipt states only fields of the record itself, so its
+///   statement is left out (`receipt` is null) and `receipt_signature` keeps the
+///   signature; the statement is rebuilt on reading. It is left out only when the rebuilt
+///   statement serialises to exactly the bytes signed, which is checked on writing.
+///
+/// Records of the previous build (chains and statement inline, neither extra field) decode
+/// as they are, so nothing on disk needs rewriting.
 #[derive(Serialize)]
 struct Stored<'a> {
     #[serde(flatten)]
     record: &'a DocumentRecord,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
     chains: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    receipt_signature: Option<&'a StatementSignature>,
 }
 
-/// The digests of a stored record, read on their own.
+/// The extra fields of a stored record, read on their own.
 #[derive(Deserialize)]
 struct ChainRefs {
     #[serde(default)]
     chains: Vec<String>,
+    #[serde(default)]
+    receipt_signature: Option<StatementSignature>,
+}
+
+/// The statement of the server's submission receipt for `record` as the exchange makes
+/// it (`exchange::payload`): every field is one of the record's. `None` for a record not
+/// accepted yet.
+fn receipt_statement(
+    record: &DocumentRecord,
+) -> Option<Result<serde_json::Value, serde_json::Error>> {
+    let statement = SubmissionReceipt {
+        kind: SUBMISSION_RECEIPT_TYPE.to_owned(),
+        document_id: record.id,
+        sender: record.sender.to_string(),
+        recipients: record.recipients.iter().map(ToString::to_string).collect(),
+        manifest_sha256: record.manifest_sha256.clone(),
+        payload_sha256: record.payload_sha256.clone(),
+        payload_size: record.payload_size,
+        accepted_at: record.accepted_at.clone()?,
+        log_index: record.log_index?,
+    };
+    Some(serde_json::to_value(&statement))
+}
+
+/// True when `signed`'s statement is exactly (byte for byte, as stored) the one
+/// [`receipt_statement`] rebuilds from `record`.
+fn statement_derivable(record: &DocumentRecord, signed: &Signed) -> bool {
+    match receipt_statement(record) {
+        Some(Ok(rebuilt)) => {
+            rebuilt == signed.statement
+                && serde_json::to_vec(&rebuilt).ok() == serde_json::to_vec(&signed.statement).ok()
+        }
+        _ => false,
+    }
 }
 
 /// A certificate chain as the `certs` tree keeps it: SHA-256 of `bytes` (the key) and
@@ -225,10 +269,18 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
 pub(crate) fn encode_stored(
     record: &DocumentRecord,
 ) -> Result<(Vec<u8>, Vec<StoredChain>), serde_json::Error> {
-    if record.signatures.iter().all(|s| s.chain.is_empty()) {
+    let derivable = record
+        .receipt
+        .as_ref()
+        .filter(|signed| statement_derivable(record, signed));
+    if record.signatures.iter().all(|s| s.chain.is_empty()) && derivable.is_none() {
         return Ok((serde_json::to_vec(record)?, Vec::new()));
     }
     let mut slim = record.clone();
+    slim.receipt = None;
+    if derivable.is_none() {
+        slim.receipt.clone_from(&record.receipt);
+    }
     let mut refs = Vec::with_capacity(slim.signatures.len());
     let mut chains: Vec<StoredChain> = Vec::new();
     for signature in &mut slim.signatures {
@@ -245,9 +297,14 @@ pub(crate) fn encode_stored(
             chains.push(StoredChain { digest, bytes });
         }
     }
+    if chains.is_empty() {
+        // No chain to refer to: `chains` is left out, as for a record of the previous build.
+        refs.clear();
+    }
     let bytes = serde_json::to_vec(&Stored {
         record: &slim,
         chains: &refs,
+        receipt_signature: derivable.map(|signed| &signed.signature),
     })?;
     Ok((bytes, chains))
 }
@@ -278,12 +335,23 @@ pub(crate) fn decode_stored<E>(
 ) -> Result<DocumentRecord, E> {
     let mut record: DocumentRecord =
         serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
-    // A record with every chain inline (the previous build's shape) is complete; only a
-    // record with a signature without its chain can refer to the `certs` tree.
-    if record.signatures.iter().all(|s| !s.chain.is_empty()) {
+    // A record with every chain inline and its receipt whole (the previous build's shape)
+    // is complete; only a record with a signature without its chain, or accepted without
+    // its receipt, has extra fields.
+    let receipt_left_out = record.receipt.is_none() && record.state == DocState::Accepted;
+    if record.signatures.iter().all(|s| !s.chain.is_empty()) && !receipt_left_out {
         return Ok(record);
     }
     let refs: ChainRefs = serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
+    if let Some(signature) = refs.receipt_signature {
+        let statement = receipt_statement(&record)
+            .ok_or_else(|| corrupt("a receipt signature without its accepted time".into()))?
+            .map_err(|e| corrupt(e.to_string()))?;
+        record.receipt = Some(Signed {
+            statement,
+            signature,
+        });
+    }
     if refs.chains.is_empty() {
         return Ok(record);
     }

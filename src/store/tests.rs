@@ -563,9 +563,9 @@ fn a_chain_is_stored_once_by_digest_and_a_different_chain_apart() {
         .unwrap()
         .0;
     let second = rt
-        .block_on(store.insert_accepted(&second, None, Some(b"two"), "t2", |i| {
-            Ok(server_receipt(i))
-        }))
+        .block_on(
+            store.insert_accepted(&second, None, Some(b"two"), "t2", |i| Ok(server_receipt(i))),
+        )
         .unwrap()
         .unwrap()
         .0;
@@ -611,7 +611,10 @@ fn a_record_in_the_old_shape_with_inline_chains_decodes_and_is_accepted() {
     // Exactly the bytes the previous build wrote.
     let old_bytes = serde_json::to_vec(&document).unwrap();
     assert!(String::from_utf8_lossy(&old_bytes).contains("\"chain\":["));
-    store.docs.insert(document.id.as_bytes(), old_bytes).unwrap();
+    store
+        .docs
+        .insert(document.id.as_bytes(), old_bytes)
+        .unwrap();
     assert_eq!(store.document(&document.id).unwrap().unwrap(), document);
     assert!(stored_chains(&store).is_empty());
     match rt.block_on(store.insert_document(&document)).unwrap() {
@@ -640,4 +643,69 @@ fn a_record_whose_chain_is_missing_is_corrupt() {
         store.document(&document.id),
         Err(StoreError::Corrupt { .. })
     ));
+}
+
+/// A submission receipt whose statement states only the record's own fields (as the
+/// exchange makes it) is stored as its signature alone and read back byte for byte; one
+/// that states anything else is stored whole.
+#[test]
+fn a_receipt_statement_made_of_the_record_is_stored_as_its_signature_alone() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let document = record(b"receipt");
+    let made = |record: &DocumentRecord, at: &str, index: u64| Signed {
+        statement: serde_json::to_value(crate::api::SubmissionReceipt {
+            kind: crate::api::SUBMISSION_RECEIPT_TYPE.to_owned(),
+            document_id: record.id,
+            sender: record.sender.to_string(),
+            recipients: strings(&record.recipients),
+            manifest_sha256: record.manifest_sha256.clone(),
+            payload_sha256: record.payload_sha256.clone(),
+            payload_size: record.payload_size,
+            accepted_at: at.to_owned(),
+            log_index: index,
+        })
+        .unwrap(),
+        signature: server_receipt(0).signature,
+    };
+    let (accepted, index) = rt
+        .block_on(
+            store.insert_accepted(&document, None, Some(b"receipt"), "t9", |i| {
+                Ok(made(&document, "t9", i))
+            }),
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(accepted.receipt, Some(made(&document, "t9", index)));
+    let bytes = store.docs.get(document.id.as_bytes()).unwrap().unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.contains("\"receipt\":null"), "{text}");
+    assert!(text.contains("\"receipt_signature\":"), "{text}");
+    assert!(
+        !text.contains(crate::api::SUBMISSION_RECEIPT_TYPE),
+        "{text}"
+    );
+    let read = store.document(&document.id).unwrap().unwrap();
+    assert_eq!(read, accepted);
+    assert_eq!(encode(&read).unwrap(), encode(&accepted).unwrap());
+
+    // A statement with one field that is not the record's (another accepted time) is kept.
+    let other = record(b"other");
+    let (accepted, _) = rt
+        .block_on(store.insert_accepted(
+            &DocumentRecord {
+                outgoing: None,
+                ..other.clone()
+            },
+            None,
+            Some(b"other"),
+            "t9",
+            |i| Ok(made(&other, "another time", i)),
+        ))
+        .unwrap()
+        .unwrap();
+    let bytes = store.docs.get(other.id.as_bytes()).unwrap().unwrap();
+    assert!(!String::from_utf8_lossy(&bytes).contains("receipt_signature"));
+    assert_eq!(store.document(&other.id).unwrap().unwrap(), accepted);
 }
