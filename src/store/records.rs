@@ -184,6 +184,10 @@ pub enum Inserted {
 /// - the signers' certificate chains live in the `certs` tree: every signature's `chain`
 ///   is left out and `chains` holds one SHA-256 (hex) per signature of its chain's
 ///   canonical bytes (empty for a signature that carries none);
+/// - the signers (role, subject and fingerprint of each, a function of the same
+///   certificates and the same for every document the same people sign) are kept in the
+///   `certs` tree too, as the JSON array they were inline: `signers` is empty and
+///   `signers_sha256` is the array's SHA-256;
 /// - the server's submission receipt states only fields of the record itself, so its
 ///   statement is left out (`receipt` is null) and `receipt_signature` keeps the
 ///   signature; the statement is rebuilt on reading. It is left out only when the rebuilt
@@ -199,6 +203,8 @@ struct Stored<'a> {
     chains: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     receipt_signature: Option<&'a StatementSignature>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signers_sha256: Option<String>,
 }
 
 /// The extra fields of a stored record, read on their own.
@@ -208,6 +214,8 @@ struct ChainRefs {
     chains: Vec<String>,
     #[serde(default)]
     receipt_signature: Option<StatementSignature>,
+    #[serde(default)]
+    signers_sha256: Option<String>,
 }
 
 /// The statement of the server's submission receipt for `record` as the exchange makes
@@ -242,9 +250,10 @@ fn statement_derivable(record: &DocumentRecord, signed: &Signed) -> bool {
     }
 }
 
-/// A certificate chain as the `certs` tree keeps it: SHA-256 of `bytes` (the key) and
-/// its canonical bytes, the JSON array of the base64 certificates exactly as the signer
-/// sent them (so that a record read back is byte for byte the record accepted).
+/// An item of the `certs` tree: SHA-256 of `bytes` (the key) and its canonical bytes.
+/// For a certificate chain, the JSON array of the base64 certificates exactly as the
+/// signer sent them (so that a record read back is byte for byte the record accepted);
+/// for a signer list, the JSON array of [`SignerRecord`]s as it was stored inline.
 pub(crate) struct StoredChain {
     /// SHA-256 of `bytes`.
     pub digest: [u8; 32],
@@ -273,7 +282,10 @@ pub(crate) fn encode_stored(
         .receipt
         .as_ref()
         .filter(|signed| statement_derivable(record, signed));
-    if record.signatures.iter().all(|s| s.chain.is_empty()) && derivable.is_none() {
+    if record.signatures.iter().all(|s| s.chain.is_empty())
+        && derivable.is_none()
+        && record.signers.is_empty()
+    {
         return Ok((serde_json::to_vec(record)?, Vec::new()));
     }
     let mut slim = record.clone();
@@ -301,19 +313,30 @@ pub(crate) fn encode_stored(
         // No chain to refer to: `chains` is left out, as for a record of the previous build.
         refs.clear();
     }
+    let mut signers_sha256 = None;
+    if !slim.signers.is_empty() {
+        let bytes = serde_json::to_vec(&slim.signers)?;
+        let digest = sha256(&bytes);
+        signers_sha256 = Some(crate::pki::identity::hex(&digest));
+        slim.signers = Vec::new();
+        chains.push(StoredChain { digest, bytes });
+    }
     let bytes = serde_json::to_vec(&Stored {
         record: &slim,
         chains: &refs,
         receipt_signature: derivable.map(|signed| &signed.signature),
+        signers_sha256,
     })?;
     Ok((bytes, chains))
 }
 
-/// The chain digests a stored record refers to (none for a record with chains inline).
+/// The digests of the `certs` items a stored record refers to: its chains and its
+/// signers (none for a record of the previous build's shape).
 pub fn chain_refs(bytes: &[u8]) -> Result<Vec<[u8; 32]>, String> {
     let refs: ChainRefs = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
     refs.chains
         .iter()
+        .chain(refs.signers_sha256.iter())
         .filter(|r| !r.is_empty())
         .map(|r| unhex32(r))
         .collect()
@@ -339,10 +362,20 @@ pub(crate) fn decode_stored<E>(
     // is complete; only a record with a signature without its chain, or accepted without
     // its receipt, has extra fields.
     let receipt_left_out = record.receipt.is_none() && record.state == DocState::Accepted;
-    if record.signatures.iter().all(|s| !s.chain.is_empty()) && !receipt_left_out {
+    if record.signatures.iter().all(|s| !s.chain.is_empty())
+        && !receipt_left_out
+        && !record.signers.is_empty()
+    {
         return Ok(record);
     }
     let refs: ChainRefs = serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
+    if let Some(hex) = &refs.signers_sha256 {
+        let digest = unhex32(hex).map_err(&corrupt)?;
+        let stored =
+            lookup(&digest)?.ok_or_else(|| corrupt(format!("signer list {hex} is missing")))?;
+        record.signers = serde_json::from_slice(&stored)
+            .map_err(|e| corrupt(format!("signer list {hex}: {e}")))?;
+    }
     if let Some(signature) = refs.receipt_signature {
         let statement = receipt_statement(&record)
             .ok_or_else(|| corrupt("a receipt signature without its accepted time".into()))?
