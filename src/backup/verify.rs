@@ -102,6 +102,9 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, BackupError> {
     let mut docs: HashMap<Uuid, (DocState, String, u64, Option<u64>)> = HashMap::new();
     let mut small: HashSet<String> = HashSet::new();
     let mut submitted: Vec<(u64, Uuid, String)> = Vec::new();
+    // Certificate chains carried, and those the documents refer to (by document).
+    let mut chains: HashSet<[u8; 32]> = HashSet::new();
+    let mut chain_refs: Vec<([u8; 32], Uuid)> = Vec::new();
     for ((_, path), m) in sets.iter().zip(&manifests) {
         let mut next = m.log_from;
         read_records(path, m, &mut |record| {
@@ -145,6 +148,9 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, BackupError> {
                             .map_err(|_| invalid("a document key is not a UUID"))?;
                         let record: DocumentRecord = serde_json::from_slice(&value)
                             .map_err(|e| invalid(format!("document {id}: {e}")))?;
+                        let refs = crate::store::chain_refs(&value)
+                            .map_err(|e| invalid(format!("document {id}: {e}")))?;
+                        chain_refs.extend(refs.into_iter().map(|digest| (digest, id)));
                         docs.insert(
                             id,
                             (
@@ -164,6 +170,17 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, BackupError> {
                         }
                         small.insert(name);
                     }
+                    "certs" => {
+                        let digest = <[u8; 32]>::try_from(key.as_slice())
+                            .map_err(|_| invalid("a certificate chain's key is not 32 bytes"))?;
+                        if sha256_hex(&value) != crate::pki::identity::hex(&digest) {
+                            return Err(invalid(format!(
+                                "the certificate chain kept as {} has another digest",
+                                crate::pki::identity::hex(&digest)
+                            )));
+                        }
+                        chains.insert(digest);
+                    }
                     "deliveries" | "inbox" | "sent" | "registers" | "links" => {}
                     other => return Err(invalid(format!("unknown tree {other:?}"))),
                 },
@@ -181,6 +198,12 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, BackupError> {
             }
             checkpoints.insert(v.size, v.root);
         }
+    }
+    if let Some((digest, id)) = chain_refs.iter().find(|(d, _)| !chains.contains(d)) {
+        return Err(invalid(format!(
+            "document {id} refers to certificate chain {} that the backup does not hold",
+            crate::pki::identity::hex(digest)
+        )));
     }
     if let Some((&size, _)) = checkpoints.iter().next_back() {
         if size > log_size {

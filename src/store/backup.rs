@@ -73,7 +73,8 @@ pub enum Item {
     },
     /// A record of a store tree.
     Put {
-        /// `docs`, `deliveries`, `inbox`, `sent`, `payloads` or `checkpoints`.
+        /// `docs`, `deliveries`, `inbox`, `sent`, `payloads`, `checkpoints`, `registers`,
+        /// `links` or `certs`.
         tree: String,
         /// The key.
         key: String,
@@ -132,7 +133,7 @@ pub struct Want {
 }
 
 /// The trees a backup carries records of, by name.
-pub const TREES: [&str; 8] = [
+pub const TREES: [&str; 9] = [
     "docs",
     "deliveries",
     "inbox",
@@ -141,6 +142,7 @@ pub const TREES: [&str; 8] = [
     "checkpoints",
     "registers",
     "links",
+    "certs",
 ];
 
 /// Ends the backup's snapshot however the backup ends.
@@ -276,8 +278,20 @@ impl Store {
             start = end;
         }
         let mut records = 0u64;
+        // The certificate chains the documents carried refer to, each once.
+        let chains: std::cell::RefCell<BTreeSet<[u8; 32]>> = Default::default();
         let mut emit_put = |tree: &str, key: &[u8], value: &[u8]| {
             records += 1;
+            if tree == "docs" {
+                let refs =
+                    super::records::chain_refs(value).map_err(|reason| StoreError::Corrupt {
+                        key: Uuid::from_slice(key)
+                            .map(|id| id.to_string())
+                            .unwrap_or_default(),
+                        reason,
+                    })?;
+                chains.borrow_mut().extend(refs);
+            }
             emit(put(tree, key, value))
         };
 
@@ -312,6 +326,24 @@ impl Store {
                 let live = self.deliveries.get(key).map_err(db_err(&self.dir))?;
                 if let Some(v) = pre.at_cut(Kept::Deliveries, key, live) {
                     emit_put("deliveries", key, &v)?;
+                }
+            }
+        }
+
+        // The chains of the documents carried, read live: a chain is written once, by the
+        // transaction of the first record that refers to it, and never changed or removed,
+        // and its key is the digest of its bytes. So every chain a record at the cut
+        // refers to is in the tree now, with exactly the bytes it had then, and needs no
+        // pre-image; the cut stays exact.
+        let carried = chains.take();
+        for digest in carried {
+            match self.certs.get(digest).map_err(db_err(&self.dir))? {
+                Some(v) => emit_put("certs", &digest, &v)?,
+                None => {
+                    return Err(StoreError::Corrupt {
+                        key: crate::pki::identity::hex(&digest),
+                        reason: "a document refers to a certificate chain that is missing".into(),
+                    });
                 }
             }
         }
@@ -456,6 +488,7 @@ impl Store {
             "checkpoints" => &self.checkpoints,
             "registers" => &self.registers,
             "links" => &self.links,
+            "certs" => &self.certs,
             other => {
                 return Err(StoreError::Corrupt {
                     key: other.to_owned(),
@@ -715,5 +748,119 @@ mod tests {
             "{:?}",
             later[0]
         );
+    }
+
+    /// Restores a backup stream into a new store the way `backup::restore` does.
+    fn restore(items: &[Item]) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut leaves = Vec::new();
+        for item in items {
+            match item {
+                Item::Leaf { leaf, .. } => leaves.push(B64.decode(leaf).unwrap()),
+                Item::Put { tree, key, value } => store
+                    .restore_put(tree, &B64.decode(key).unwrap(), &B64.decode(value).unwrap())
+                    .unwrap(),
+                _ => {}
+            }
+        }
+        store.restore_leaves(0, &leaves).unwrap();
+        (dir, store)
+    }
+
+    /// A backup carries each certificate chain its documents refer to once, and restores;
+    /// a backup as the previous build took it (chains inline in the records, no `certs`
+    /// items) restores too.
+    #[test]
+    fn chains_travel_once_in_a_backup_and_a_backup_of_the_old_shape_restores() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let receipt = |i: u64| {
+            Ok(crate::notary::Signed {
+                statement: serde_json::json!({ "index": i }),
+                signature: crate::notary::StatementSignature {
+                    key_id: "k".into(),
+                    alg: "ed25519".into(),
+                    value: String::new(),
+                },
+            })
+        };
+        let signed = |payload: &[u8]| DocumentRecord {
+            signatures: vec![crate::document::DocSignature::raw(
+                crate::document::Role::Person,
+                crate::pki::signing::RawAlgorithm::EcdsaP256Sha256,
+                b"sig",
+                &[b"leaf".to_vec(), b"ca".to_vec()],
+            )],
+            ..record(payload)
+        };
+        let mut ids = Vec::new();
+        for payload in [b"a", b"b"] {
+            let document = signed(payload);
+            ids.push(document.id);
+            rt.block_on(store.insert_accepted(&document, None, Some(payload), "t", receipt))
+                .unwrap()
+                .unwrap();
+        }
+        let mut items = Vec::new();
+        store
+            .backup(
+                &Since::default(),
+                "o",
+                &mut |i| {
+                    items.push(i);
+                    Ok(())
+                },
+                &mut || Ok(true),
+            )
+            .unwrap();
+        let certs = items
+            .iter()
+            .filter(|i| matches!(i, Item::Put { tree, .. } if tree == "certs"))
+            .count();
+        assert_eq!(certs, 1, "one chain shared by two documents travels once");
+        let (_new_dir, restored) = restore(&items);
+        for id in &ids {
+            let original = store.document(id).unwrap().unwrap();
+            assert_eq!(original.signatures[0].chain.len(), 2);
+            assert_eq!(restored.document(id).unwrap().unwrap(), original);
+        }
+
+        // The previous build's backup: records with their chains inline, no chains apart.
+        let old: Vec<Item> = items
+            .iter()
+            .filter(|i| !matches!(i, Item::Put { tree, .. } if tree == "certs"))
+            .map(|i| match i {
+                Item::Put { tree, key, .. } if tree == "docs" => {
+                    let id = Uuid::from_slice(&B64.decode(key).unwrap()).unwrap();
+                    let record = store.document(&id).unwrap().unwrap();
+                    put("docs", id.as_bytes(), &serde_json::to_vec(&record).unwrap())
+                }
+                other => other.clone(),
+            })
+            .collect();
+        let (_old_dir, restored) = restore(&old);
+        for id in &ids {
+            assert_eq!(
+                restored.document(id).unwrap().unwrap(),
+                store.document(id).unwrap().unwrap()
+            );
+        }
+        // A record whose chain is not in the backup is refused when read, not read
+        // without its chain.
+        let broken: Vec<Item> = items
+            .iter()
+            .filter(|i| !matches!(i, Item::Put { tree, .. } if tree == "certs"))
+            .cloned()
+            .collect();
+        let (_broken_dir, restored) = restore(&broken);
+        assert!(matches!(
+            restored.document(&ids[0]),
+            Err(StoreError::Corrupt { .. })
+        ));
     }
 }

@@ -17,6 +17,8 @@
 //! - `links`: target document id (16 bytes), acting document id (16 bytes) →
 //!   [`LinkRecord`] (JSON): the recalls, updates and replacements of a document, written
 //!   in the transaction that accepts the acting document.
+//! - `certs`: SHA-256 of a certificate chain's canonical bytes → those bytes, written once
+//!   by the transaction of the first record that refers to it (see `records`).
 
 use std::path::{Path, PathBuf};
 
@@ -37,7 +39,7 @@ pub use blobs::{BlobError, BlobStore, BlobWriter, VerifiedBlob};
 use commit::Committer;
 pub use records::{
     DeliveryRecord, DocState, DocumentRecord, Inserted, LinkRecord, OutgoingNumber, ReceiptRecord,
-    ReceiptWrite, SignerRecord,
+    ReceiptWrite, SignerRecord, chain_refs,
 };
 
 use crate::directory::OrgId;
@@ -165,6 +167,8 @@ pub struct Store {
     registers: sled::Tree,
     /// Recalls, updates and replacements, by target.
     links: sled::Tree,
+    /// Signers' certificate chains by digest, shared by the records that refer to them.
+    certs: sled::Tree,
     blobs: BlobStore,
     committer: Committer,
     dir: PathBuf,
@@ -219,6 +223,7 @@ impl Store {
                 })?,
         };
         let links = tree("links")?;
+        let certs = tree("certs")?;
         let blobs = BlobStore::open(data_dir)?;
         let committer =
             Committer::start(db.clone(), db_path.clone()).map_err(|source| StoreError::Io {
@@ -236,6 +241,7 @@ impl Store {
             payloads,
             registers,
             links,
+            certs,
             blobs,
             committer,
             dir: data_dir.to_owned(),
@@ -282,40 +288,39 @@ impl Store {
     pub fn document(&self, id: &Uuid) -> Result<Option<DocumentRecord>, StoreError> {
         match self.docs.get(id.as_bytes()).map_err(db_err(&self.dir))? {
             None => Ok(None),
-            Some(bytes) => decode(id, &bytes).map(Some),
+            Some(bytes) => self.decode(id, &bytes).map(Some),
         }
+    }
+
+    /// Decodes a stored record, reading its chains from the `certs` tree.
+    fn decode(&self, id: &Uuid, bytes: &[u8]) -> Result<DocumentRecord, StoreError> {
+        records::decode_stored(bytes, corrupt(id), |digest| {
+            self.certs.get(digest).map_err(db_err(&self.dir))
+        })
     }
 
     /// Inserts a new document record unless one with its id exists; durable on return.
     pub async fn insert_document(&self, record: &DocumentRecord) -> Result<Inserted, StoreError> {
-        let bytes = encode(record)?;
-        let swapped = {
+        let id = record.id;
+        let result = {
+            // Held until the write is applied (see `snapshot`), not across the commit.
             let gate = self.gate.enter();
-            if gate.active() {
-                let old = self
-                    .docs
-                    .get(record.id.as_bytes())
-                    .map_err(db_err(&self.dir))?;
-                gate.keep(Kept::Docs, record.id.as_bytes(), old.as_ref());
-            }
-            self.docs
-                .compare_and_swap(record.id.as_bytes(), None as Option<&[u8]>, Some(bytes))
-                .map_err(db_err(&self.dir))?
-        };
-        match swapped {
-            Ok(()) => {
-                self.commit().await?;
-                Ok(Inserted::Created)
-            }
-            Err(current) => match current.current {
-                Some(bytes) => {
-                    // The existing record may not be durable yet (a concurrent insert);
-                    // commit before reporting it.
-                    self.commit().await?;
-                    Ok(Inserted::Exists(Box::new(decode(&record.id, &bytes)?)))
+            (&self.docs, &self.certs).transaction(|(docs, certs)| {
+                if let Some(bytes) = docs.get(id.as_bytes())? {
+                    return Ok(Some(bytes));
                 }
-                None => Err(StoreError::State("document vanished during insert".into())),
-            },
+                gate.keep(Kept::Docs, id.as_bytes(), None);
+                put_record(docs, certs, record)?;
+                Ok(None)
+            })
+        };
+        // The existing record may not be durable yet (a concurrent insert): commit before
+        // reporting it.
+        let existing = finish(result, &self.dir)?;
+        self.commit().await?;
+        match existing {
+            None => Ok(Inserted::Created),
+            Some(bytes) => Ok(Inserted::Exists(Box::new(self.decode(&id, &bytes)?))),
         }
     }
 
@@ -340,14 +345,15 @@ impl Store {
                 &self.log_tree,
                 &self.registers,
                 &self.links,
+                &self.certs,
             )
-                .transaction(|(docs, inbox, sent, log, registers, links)| {
+                .transaction(|(docs, inbox, sent, log, registers, links, certs)| {
                     let abort = ConflictableTransactionError::Abort;
                     let bytes = docs
                         .get(id.as_bytes())?
                         .ok_or(abort(StoreError::State("no such document".into())))?;
                     gate.keep(Kept::Docs, id.as_bytes(), Some(&bytes));
-                    let mut record = decode(id, &bytes).map_err(abort)?;
+                    let mut record = decode_in(certs, id, &bytes)?;
                     if record.state != DocState::AwaitingPayload {
                         return Err(abort(StoreError::State(
                             "the payload was already accepted".into(),
@@ -357,7 +363,7 @@ impl Store {
                         serde_json::from_str(&record.manifest).unwrap_or_default();
                     let deadline = manifest["deadline"].as_str().map(str::to_owned);
                     let index = file_accepted(
-                        (docs, inbox, sent, log, registers, links),
+                        (docs, inbox, sent, log, registers, links, certs),
                         &gate,
                         &mut record,
                         deadline,
@@ -405,28 +411,30 @@ impl Store {
                 &self.payloads,
                 &self.registers,
                 &self.links,
+                &self.certs,
             )
-                .transaction(|(docs, inbox, sent, log, payloads, registers, links)| {
-                    let abort = ConflictableTransactionError::Abort;
-                    if let Some(bytes) = docs.get(id.as_bytes())? {
-                        return Ok(Err(Box::new(decode(&id, &bytes).map_err(abort)?)));
-                    }
-                    gate.keep(Kept::Docs, id.as_bytes(), None);
-                    if let Some(payload) = small_payload {
-                        payloads.insert(record.payload_sha256.as_bytes(), payload)?;
-                    }
-                    let mut record = record.clone();
-                    let index = file_accepted(
-                        (docs, inbox, sent, log, registers, links),
-                        &gate,
-                        &mut record,
-                        deadline.map(str::to_owned),
-                        seq,
-                        accepted_at,
-                        &receipt,
-                    )?;
-                    Ok(Ok((record, index)))
-                })
+                .transaction(
+                    |(docs, inbox, sent, log, payloads, registers, links, certs)| {
+                        if let Some(bytes) = docs.get(id.as_bytes())? {
+                            return Ok(Err(Box::new(decode_in(certs, &id, &bytes)?)));
+                        }
+                        gate.keep(Kept::Docs, id.as_bytes(), None);
+                        if let Some(payload) = small_payload {
+                            payloads.insert(record.payload_sha256.as_bytes(), payload)?;
+                        }
+                        let mut record = record.clone();
+                        let index = file_accepted(
+                            (docs, inbox, sent, log, registers, links, certs),
+                            &gate,
+                            &mut record,
+                            deadline.map(str::to_owned),
+                            seq,
+                            accepted_at,
+                            &receipt,
+                        )?;
+                        Ok(Ok((record, index)))
+                    },
+                )
         };
         let out = finish(result, &self.dir)?;
         // An existing record may not be durable yet (a concurrent insert): commit anyway.
@@ -861,7 +869,8 @@ fn finish<T>(result: Result<T, TransactionError<StoreError>>, dir: &Path) -> Res
 /// Inside a transaction: appends the `submitted` event for `record`, marks it accepted
 /// with its receipt, stores it and files it in the inboxes and the sent list.
 fn file_accepted(
-    (docs, inbox, sent, log, registers, links): (
+    (docs, inbox, sent, log, registers, links, certs): (
+        &sled::transaction::TransactionalTree,
         &sled::transaction::TransactionalTree,
         &sled::transaction::TransactionalTree,
         &sled::transaction::TransactionalTree,
@@ -934,7 +943,7 @@ fn file_accepted(
     record.accepted_at = Some(accepted_at.to_owned());
     record.receipt = Some(receipt(index).map_err(|e| abort(StoreError::Receipt(e)))?);
     record.log_index = Some(index);
-    docs.insert(record.id.as_bytes(), encode(record).map_err(abort)?)?;
+    put_record(docs, certs, record)?;
     for recipient in &record.recipients {
         inbox.insert(
             index_key(recipient.as_str(), seq),
@@ -1001,16 +1010,56 @@ fn index_key(org: &str, seq: u64) -> Vec<u8> {
     key
 }
 
-fn encode(record: &DocumentRecord) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(record).map_err(|e| StoreError::Corrupt {
-        key: record.id.to_string(),
-        reason: e.to_string(),
-    })
+/// Inside a transaction: writes `record` in its stored shape, and each certificate chain
+/// it refers to unless the `certs` tree has it already. Chains are content-addressed and
+/// never changed or removed, so one written by an earlier transaction is the same bytes.
+fn put_record(
+    docs: &sled::transaction::TransactionalTree,
+    certs: &sled::transaction::TransactionalTree,
+    record: &DocumentRecord,
+) -> Result<(), ConflictableTransactionError<StoreError>> {
+    let (bytes, chains) = records::encode_stored(record)
+        .map_err(|e| ConflictableTransactionError::Abort(corrupt(&record.id)(e.to_string())))?;
+    for chain in chains {
+        if certs.get(chain.digest)?.is_none() {
+            certs.insert(&chain.digest[..], chain.bytes)?;
+        }
+    }
+    docs.insert(record.id.as_bytes(), bytes)?;
+    Ok(())
 }
 
-fn decode(id: &Uuid, bytes: &[u8]) -> Result<DocumentRecord, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+/// Inside a transaction: decodes a stored record, reading its chains from `certs`.
+fn decode_in(
+    certs: &sled::transaction::TransactionalTree,
+    id: &Uuid,
+    bytes: &[u8],
+) -> Result<DocumentRecord, ConflictableTransactionError<StoreError>> {
+    records::decode_stored(
+        bytes,
+        |reason| ConflictableTransactionError::Abort(corrupt(id)(reason)),
+        |digest| Ok(certs.get(digest)?),
+    )
+}
+
+/// The error of a record `id` that does not decode.
+fn corrupt(id: &Uuid) -> impl Fn(String) -> StoreError + '_ {
+    move |reason| StoreError::Corrupt {
         key: id.to_string(),
-        reason: e.to_string(),
-    })
+        reason,
+    }
+}
+
+/// The record as the previous build stored it (chains inline): what the tests compare
+/// old records with.
+#[cfg(test)]
+fn encode(record: &DocumentRecord) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(record).map_err(|e| corrupt(&record.id)(e.to_string()))
+}
+
+/// Decodes a record that refers to no chain in the `certs` tree (the previous build's
+/// shape).
+#[cfg(test)]
+fn decode(id: &Uuid, bytes: &[u8]) -> Result<DocumentRecord, StoreError> {
+    records::decode_stored(bytes, corrupt(id), |_| Ok(None))
 }

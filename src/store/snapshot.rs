@@ -100,11 +100,6 @@ pub(crate) struct Entered<'a> {
 }
 
 impl Entered<'_> {
-    /// True while a backup runs (the writer must then read a key before changing it).
-    pub(crate) fn active(&self) -> bool {
-        self.guard.is_some()
-    }
-
     /// Records the value `key` had before this writer changes it.
     pub(crate) fn keep(&self, tree: Kept, key: &[u8], old: Option<&IVec>) {
         if let Some(pre) = self.guard.as_ref() {

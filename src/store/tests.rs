@@ -520,3 +520,198 @@ fn links_are_written_with_the_acting_document_and_listed_by_target() {
         }]
     );
 }
+
+/// A record signed with `chain` (base64 certificates as a signer sends them).
+fn record_with_chain(payload: &[u8], chain: &[&[u8]]) -> DocumentRecord {
+    let chain: Vec<Vec<u8>> = chain.iter().map(|c| c.to_vec()).collect();
+    let mut document = record(payload);
+    // Each its own document, without an outgoing number that would collide.
+    document.outgoing = None;
+    document.signatures = vec![
+        DocSignature::raw(
+            Role::Person,
+            crate::pki::signing::RawAlgorithm::EcdsaP256Sha256,
+            b"person signature",
+            &chain,
+        ),
+        signature(),
+    ];
+    document
+}
+
+/// The `certs` tree's keys, sorted.
+fn stored_chains(store: &Store) -> Vec<Vec<u8>> {
+    store
+        .certs
+        .iter()
+        .map(|item| item.unwrap().0.to_vec())
+        .collect()
+}
+
+#[test]
+fn a_chain_is_stored_once_by_digest_and_a_different_chain_apart() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let alice: &[&[u8]] = &[b"alice leaf certificate", b"province ca"];
+    let first = record_with_chain(b"one", alice);
+    let second = record_with_chain(b"two", alice);
+    // One document by the manifest and payload requests, one by a single request.
+    rt.block_on(store.insert_document(&first)).unwrap();
+    let first = rt
+        .block_on(store.accept_payload(&first.id, "t1", |i| Ok(server_receipt(i))))
+        .unwrap()
+        .0;
+    let second = rt
+        .block_on(
+            store.insert_accepted(&second, None, Some(b"two"), "t2", |i| Ok(server_receipt(i))),
+        )
+        .unwrap()
+        .unwrap()
+        .0;
+    // Two chains (the person's, the organisation's) and one signer list, each once, for
+    // two documents.
+    let chains = stored_chains(&store);
+    assert_eq!(chains.len(), 3, "{chains:?}");
+    for document in [&first, &second] {
+        let bytes = store.docs.get(document.id.as_bytes()).unwrap().unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        for signature in &document.signatures {
+            for certificate in &signature.chain {
+                assert!(!text.contains(certificate.as_str()), "{text}");
+            }
+        }
+        assert!(
+            !text.contains(document.signers[0].subject.as_str()),
+            "{text}"
+        );
+        assert_eq!(chain_refs(&bytes).unwrap().len(), 3);
+        // Read back, the record is the one accepted, chains included, byte for byte.
+        let read = store.document(&document.id).unwrap().unwrap();
+        assert_eq!(&read, document);
+        assert_eq!(encode(&read).unwrap(), encode(document).unwrap());
+    }
+    // Another signer's chain is stored apart; the shared one is not written again.
+    let bob = record_with_chain(b"three", &[b"bob leaf certificate", b"province ca"]);
+    rt.block_on(store.insert_document(&bob)).unwrap();
+    let after = stored_chains(&store);
+    assert_eq!(after.len(), 4, "{after:?}");
+    assert!(chains.iter().all(|c| after.contains(c)));
+    assert_eq!(store.document(&bob.id).unwrap().unwrap(), bob);
+    assert_eq!(
+        store.inbox("hn/cm/ba-vi", None, 10).unwrap()[0].1,
+        second,
+        "listings read the chains too"
+    );
+}
+
+/// A record the previous build wrote (chains inline, no digests) still decodes as it is,
+/// and is accepted; from then on it is stored in the new shape.
+#[test]
+fn a_record_in_the_old_shape_with_inline_chains_decodes_and_is_accepted() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let document = record_with_chain(b"old", &[b"old leaf", b"old ca"]);
+    // Exactly the bytes the previous build wrote.
+    let old_bytes = serde_json::to_vec(&document).unwrap();
+    assert!(String::from_utf8_lossy(&old_bytes).contains("\"chain\":["));
+    store
+        .docs
+        .insert(document.id.as_bytes(), old_bytes)
+        .unwrap();
+    assert_eq!(store.document(&document.id).unwrap().unwrap(), document);
+    assert!(stored_chains(&store).is_empty());
+    match rt.block_on(store.insert_document(&document)).unwrap() {
+        Inserted::Exists(stored) => assert_eq!(*stored, document),
+        Inserted::Created => panic!("an old record was overwritten"),
+    }
+    let (accepted, _) = rt
+        .block_on(store.accept_payload(&document.id, "t", |i| Ok(server_receipt(i))))
+        .unwrap();
+    assert_eq!(accepted.signatures, document.signatures);
+    assert_eq!(accepted.signers, document.signers);
+    assert_eq!(stored_chains(&store).len(), 3);
+    assert_eq!(store.document(&document.id).unwrap().unwrap(), accepted);
+}
+
+/// A record whose chain is missing from the `certs` tree is reported corrupt, never
+/// read as a record without chains.
+#[test]
+fn a_record_whose_chain_is_missing_is_corrupt() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let document = record(b"x");
+    rt.block_on(store.insert_document(&document)).unwrap();
+    store.certs.clear().unwrap();
+    assert!(matches!(
+        store.document(&document.id),
+        Err(StoreError::Corrupt { .. })
+    ));
+}
+
+/// A submission receipt whose statement states only the record's own fields (as the
+/// exchange makes it) is stored as its signature alone and read back byte for byte; one
+/// that states anything else is stored whole.
+#[test]
+fn a_receipt_statement_made_of_the_record_is_stored_as_its_signature_alone() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let document = record(b"receipt");
+    let made = |record: &DocumentRecord, at: &str, index: u64| Signed {
+        statement: serde_json::to_value(crate::api::SubmissionReceipt {
+            kind: crate::api::SUBMISSION_RECEIPT_TYPE.to_owned(),
+            document_id: record.id,
+            sender: record.sender.to_string(),
+            recipients: strings(&record.recipients),
+            manifest_sha256: record.manifest_sha256.clone(),
+            payload_sha256: record.payload_sha256.clone(),
+            payload_size: record.payload_size,
+            accepted_at: at.to_owned(),
+            log_index: index,
+        })
+        .unwrap(),
+        signature: server_receipt(0).signature,
+    };
+    let (accepted, index) = rt
+        .block_on(
+            store.insert_accepted(&document, None, Some(b"receipt"), "t9", |i| {
+                Ok(made(&document, "t9", i))
+            }),
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(accepted.receipt, Some(made(&document, "t9", index)));
+    let bytes = store.docs.get(document.id.as_bytes()).unwrap().unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.contains("\"receipt\":null"), "{text}");
+    assert!(text.contains("\"receipt_signature\":"), "{text}");
+    assert!(
+        !text.contains(crate::api::SUBMISSION_RECEIPT_TYPE),
+        "{text}"
+    );
+    let read = store.document(&document.id).unwrap().unwrap();
+    assert_eq!(read, accepted);
+    assert_eq!(encode(&read).unwrap(), encode(&accepted).unwrap());
+
+    // A statement with one field that is not the record's (another accepted time) is kept.
+    let other = record(b"other");
+    let (accepted, _) = rt
+        .block_on(store.insert_accepted(
+            &DocumentRecord {
+                outgoing: None,
+                ..other.clone()
+            },
+            None,
+            Some(b"other"),
+            "t9",
+            |i| Ok(made(&other, "another time", i)),
+        ))
+        .unwrap()
+        .unwrap();
+    let bytes = store.docs.get(other.id.as_bytes()).unwrap().unwrap();
+    assert!(!String::from_utf8_lossy(&bytes).contains("receipt_signature"));
+    assert_eq!(store.document(&other.id).unwrap().unwrap(), accepted);
+}

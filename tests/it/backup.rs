@@ -183,6 +183,39 @@ async fn backup_under_continuous_submissions_restores_to_a_server_that_starts() 
     let verified = congvan(["backup", "verify", s(&out)]);
     assert_ok(&verified);
     assert!(text(&verified).contains("3 sets"), "{}", text(&verified));
+    // Each set carries the certificate chains and the signer list its documents refer to
+    // once each, not once per document: one signing district, so its two chains and one
+    // signer list at most, for many more documents.
+    let (mut docs_carried, mut certs_carried) = (0, 0);
+    for set in std::fs::read_dir(out.join("sets")).unwrap() {
+        let records = std::fs::read_to_string(set.unwrap().path().join("records.jsonl")).unwrap();
+        let mut certs = std::collections::HashSet::new();
+        for line in records.lines() {
+            let item: serde_json::Value = serde_json::from_str(line).unwrap();
+            match item["tree"].as_str() {
+                Some("docs") => docs_carried += 1,
+                Some("certs") => {
+                    assert!(
+                        certs.insert(item["key"].to_string()),
+                        "carried twice: {line}"
+                    );
+                }
+                _ => {}
+            }
+        }
+        assert!(certs.len() <= 3, "{certs:?}");
+        certs_carried += certs.len();
+    }
+    assert!(
+        certs_carried >= 3 && docs_carried > 2 * certs_carried,
+        "{docs_carried} documents, {certs_carried} chains and signer lists"
+    );
+    // What the district reads of a document, to compare after the restore.
+    let view_before: serde_json::Value = server
+        .client("hn/cm")
+        .get_json(&format!("/v1/documents/{large}"))
+        .await
+        .unwrap();
 
     let restored = server.dir.path().join("data-restored");
     let result = congvan(["restore", s(&out), "--data", s(&restored)]);
@@ -242,6 +275,8 @@ async fn backup_under_continuous_submissions_restores_to_a_server_that_starts() 
         .get_json(&format!("/v1/documents/{large}"))
         .await
         .unwrap();
+    // The restored document reads as it did: chains, signers and receipt included.
+    assert_eq!(view, view_before);
     let code = &view["manifest"]["code"];
     let mut again = crate::support::TestDoc::new("hn/cm", &[RECIPIENT]);
     again.manifest["code"] = code.clone();
