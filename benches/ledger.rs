@@ -100,9 +100,7 @@ fn main() {
             let batch: Vec<_> = (i..(i + group).min(n)).map(event).collect();
             trees
                 .as_tuple()
-                .transaction(|t| {
-                    ledger::append_batch::<ledger::LedgerError>(&TxLog::of(t), &batch)
-                })
+                .transaction(|t| ledger::append_batch::<ledger::LedgerError>(&TxLog::of(t), &batch))
                 .unwrap();
             i += group;
         }
@@ -148,7 +146,11 @@ fn main() {
         let total = per_thread * 64;
         println!(
             "64 threads, one append per transaction, {}: {total} events in {secs:.1} s = {:.0} events/s",
-            if serialised { "under one mutex" } else { "free (sled retries)" },
+            if serialised {
+                "under one mutex"
+            } else {
+                "free (sled retries)"
+            },
             total as f64 / secs
         );
     }

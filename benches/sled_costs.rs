@@ -185,7 +185,9 @@ fn main() {
             let events: Vec<Event> = (i..(i + group).min(n)).map(event).collect();
             trees
                 .as_tuple()
-                .transaction(|t| ledger::append_batch::<ledger::LedgerError>(&TxLog::of(t), &events))
+                .transaction(|t| {
+                    ledger::append_batch::<ledger::LedgerError>(&TxLog::of(t), &events)
+                })
                 .unwrap();
             i += group;
         }

@@ -375,7 +375,9 @@ mod tests {
         // A crash in the middle of the copy: some leaves and the size are already in the
         // new trees (with a wrong size, as a half-applied batch could leave it), no marker.
         let new_leaves = db.open_tree("log_leaves").unwrap();
-        new_leaves.insert(0u64.to_be_bytes(), b"partial".as_slice()).unwrap();
+        new_leaves
+            .insert(0u64.to_be_bytes(), b"partial".as_slice())
+            .unwrap();
         let meta = db.open_tree("log_meta").unwrap();
         meta.insert(b"S", &5u64.to_be_bytes()[..]).unwrap();
         let (trees, migration) = LogTrees::open(&db, || Ok(())).unwrap();

@@ -215,7 +215,10 @@ impl Store {
             commit::sync_now(&db, &db_path).map_err(|e| LedgerError::Storage(e.to_string()))
         })?;
         if migration != ledger::Migration::None {
-            tracing::info!(?migration, "the delivery log was moved to one tree per kind of key");
+            tracing::info!(
+                ?migration,
+                "the delivery log was moved to one tree per kind of key"
+            );
         }
         let checkpoints = tree("checkpoints")?;
         let payloads = tree("payloads")?;
@@ -358,34 +361,35 @@ impl Store {
                 &l.docs,
                 &l.meta,
             )
-                .transaction(|(docs, inbox, sent, registers, links, lv, lh, ld, lm)| {
-                    let log = &ledger::TxLog::new((lv, lh, ld, lm));
-                    let abort = ConflictableTransactionError::Abort;
-                    let bytes = docs
-                        .get(id.as_bytes())?
-                        .ok_or(abort(StoreError::State("no such document".into())))?;
-                    gate.keep(Kept::Docs, id.as_bytes(), Some(&bytes));
-                    let mut record = decode(id, &bytes).map_err(abort)?;
-                    if record.state != DocState::AwaitingPayload {
-                        return Err(abort(StoreError::State(
-                            "the payload was already accepted".into(),
-                        )));
-                    }
-                    let manifest: serde_json::Value =
-                        serde_json::from_str(&record.manifest).unwrap_or_default();
-                    let deadline = manifest["deadline"].as_str().map(str::to_owned);
-                    let index = file_accepted(
-                        (docs, inbox, sent, registers, links),
-                        log,
-                        &gate,
-                        &mut record,
-                        deadline,
-                        seq,
-                        accepted_at,
-                        &receipt,
-                    )?;
-                    Ok((record, index))
-                })
+                .transaction(
+                    |(docs, inbox, sent, registers, links, lv, lh, ld, lm)| {
+                        let log = &ledger::TxLog::new((lv, lh, ld, lm));
+                        let abort = ConflictableTransactionError::Abort;
+                        let bytes = docs
+                            .get(id.as_bytes())?
+                            .ok_or(abort(StoreError::State("no such document".into())))?;
+                        gate.keep(Kept::Docs, id.as_bytes(), Some(&bytes));
+                        let mut record = decode(id, &bytes).map_err(abort)?;
+                        if record.state != DocState::AwaitingPayload {
+                            return Err(abort(StoreError::State(
+                                "the payload was already accepted".into(),
+                            )));
+                        }
+                        let manifest: serde_json::Value =
+                            serde_json::from_str(&record.manifest).unwrap_or_default();
+                        let deadline = manifest["deadline"].as_str().map(str::to_owned);
+                        let index = file_accepted(
+                            (docs, inbox, sent, registers, links, log),
+                            &gate,
+                            &mut record,
+                            deadline,
+                            seq,
+                            accepted_at,
+                            &receipt,
+                        )?;
+                        Ok((record, index))
+                    },
+                )
         };
         let out = finish(result, &self.dir)?;
         self.commit().await?;
@@ -443,8 +447,7 @@ impl Store {
                     }
                     let mut record = record.clone();
                     let index = file_accepted(
-                        (docs, inbox, sent, registers, links),
-                        log,
+                        (docs, inbox, sent, registers, links, log),
                         &gate,
                         &mut record,
                         deadline.map(str::to_owned),
@@ -586,8 +589,7 @@ impl Store {
                 &l.docs,
                 &l.meta,
             )
-                .transaction(
-                |(deliveries, registers, lv, lh, ld, lm)| {
+                .transaction(|(deliveries, registers, lv, lh, ld, lm)| {
                     let log = &ledger::TxLog::new((lv, lh, ld, lm));
                     let old = deliveries.get(&key)?;
                     gate.keep(Kept::Deliveries, &key, old.as_ref());
@@ -612,8 +614,7 @@ impl Store {
                         serde_json::to_vec(&record).map_err(corrupt)?,
                     )?;
                     Ok((record, index))
-                },
-            )
+                })
         };
         let out = finish(result, &self.dir)?;
         self.commit().await?;
@@ -717,8 +718,7 @@ impl Store {
                 &l.docs,
                 &l.meta,
             )
-                .transaction(
-                |(deliveries, registers, lv, lh, ld, lm)| {
+                .transaction(|(deliveries, registers, lv, lh, ld, lm)| {
                     let log = &ledger::TxLog::new((lv, lh, ld, lm));
                     let old = deliveries.get(&key)?;
                     let mut record: DeliveryRecord = match &old {
@@ -772,8 +772,7 @@ impl Store {
                         serde_json::to_vec(&record).map_err(corrupt)?,
                     )?;
                     Ok(ReceiptWrite::Recorded(record, index))
-                },
-            )
+                })
         };
         let out = finish(result, &self.dir)?;
         // A replayed entry may not be durable yet (a concurrent request): commit anyway.
@@ -936,14 +935,14 @@ fn finish<T>(result: Result<T, TransactionError<StoreError>>, dir: &Path) -> Res
 /// Inside a transaction: appends the `submitted` event for `record`, marks it accepted
 /// with its receipt, stores it and files it in the inboxes and the sent list.
 fn file_accepted(
-    (docs, inbox, sent, registers, links): (
+    (docs, inbox, sent, registers, links, log): (
         &sled::transaction::TransactionalTree,
         &sled::transaction::TransactionalTree,
         &sled::transaction::TransactionalTree,
         &sled::transaction::TransactionalTree,
         &sled::transaction::TransactionalTree,
+        &ledger::TxLog<'_>,
     ),
-    log: &ledger::TxLog<'_>,
     gate: &snapshot::Entered<'_>,
     record: &mut DocumentRecord,
     deadline: Option<String>,

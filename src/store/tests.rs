@@ -640,9 +640,9 @@ fn a_store_of_the_first_log_layout_opens_migrated_and_its_backup_restores() {
     for item in &items {
         match item {
             backup::Item::Leaf { leaf, .. } => leaves.push(b64(leaf)),
-            backup::Item::Put { tree, key, value } => restored
-                .restore_put(tree, &b64(key), &b64(value))
-                .unwrap(),
+            backup::Item::Put { tree, key, value } => {
+                restored.restore_put(tree, &b64(key), &b64(value)).unwrap()
+            }
             _ => {}
         }
     }
@@ -651,14 +651,18 @@ fn a_store_of_the_first_log_layout_opens_migrated_and_its_backup_restores() {
     rt.block_on(restored.restore_finish()).unwrap();
     let log = restored.log();
     assert_eq!(log.root(size).unwrap(), root);
-    assert_eq!(log.root(size + 1).unwrap(), store.log().root(size + 1).unwrap());
+    assert_eq!(
+        log.root(size + 1).unwrap(),
+        store.log().root(size + 1).unwrap()
+    );
     assert_eq!(log.document_events(&document.id).unwrap(), [0, 1, 3]);
     assert_eq!(
         restored.document(&document.id).unwrap(),
         store.document(&document.id).unwrap()
     );
     assert_eq!(
-        rt.block_on(restored.log_directory(&[5u8; 32], "t")).unwrap(),
+        rt.block_on(restored.log_directory(&[5u8; 32], "t"))
+            .unwrap(),
         None
     );
 }
