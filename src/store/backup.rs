@@ -474,7 +474,6 @@ impl Store {
             .iter()
             .map(|leaf| Event::from_leaf(leaf).map_err(StoreError::from))
             .collect::<Result<Vec<_>, _>>()?;
-        let _serial = self.serialise_log();
         let result = self.log.as_tuple().transaction(|t| {
             let log = &ledger::TxLog::of(t);
             let mut directory: Option<Vec<u8>> = None;

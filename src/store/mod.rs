@@ -173,10 +173,6 @@ pub struct Store {
     /// write to `docs` or `deliveries` enters it and records the key's previous value
     /// (see `snapshot`); a new write path that skips it would make backups inexact.
     gate: std::sync::Arc<Gate>,
-    /// Taken around every transaction that appends to the log, never across a commit:
-    /// they all write the log's size, so run concurrently they conflict and sled retries
-    /// them.
-    log_serial: Option<std::sync::Arc<std::sync::Mutex<()>>>,
     /// Added to sled's id generator for index sequence numbers: a restored store starts
     /// above every sequence number it restored, so new documents list as newest.
     seq_base: u64,
@@ -254,7 +250,6 @@ impl Store {
             committer,
             dir: data_dir.to_owned(),
             gate: std::sync::Arc::default(),
-            log_serial: std::env::var_os("CONGVAN_LOG_SERIAL").map(|_| std::sync::Arc::default()),
             seq_base,
         })
     }
@@ -348,7 +343,6 @@ impl Store {
         let result = {
             // Held until the write is applied (see `snapshot`), not across the commit.
             let gate = self.gate.enter();
-            let _serial = self.serialise_log();
             let l = &self.log;
             (
                 &self.docs,
@@ -420,7 +414,6 @@ impl Store {
         let result = {
             // Held until the write is applied (see `snapshot`), not across the commit.
             let gate = self.gate.enter();
-            let _serial = self.serialise_log();
             let l = &self.log;
             (
                 &self.docs,
@@ -579,7 +572,6 @@ impl Store {
         let result = {
             // Held until the write is applied (see `snapshot`), not across the commit.
             let gate = self.gate.enter();
-            let _serial = self.serialise_log();
             let l = &self.log;
             (
                 &self.deliveries,
@@ -708,7 +700,6 @@ impl Store {
         let result = {
             // Held until the write is applied (see `snapshot`), not across the commit.
             let gate = self.gate.enter();
-            let _serial = self.serialise_log();
             let l = &self.log;
             (
                 &self.deliveries,
@@ -799,12 +790,10 @@ impl Store {
 
     /// Appends an event on its own (a refusal); durable on return.
     pub async fn log_event(&self, event: &Event) -> Result<u64, StoreError> {
-        let result = {
-            let _serial = self.serialise_log();
-            self.log
-                .as_tuple()
-                .transaction(|t| ledger::append(&ledger::TxLog::of(t), event))
-        };
+        let result = self
+            .log
+            .as_tuple()
+            .transaction(|t| ledger::append(&ledger::TxLog::of(t), event));
         let index = finish(result, &self.dir)?;
         self.commit().await?;
         Ok(index)
@@ -813,7 +802,6 @@ impl Store {
     /// Appends a `directory_changed` event if `digest` differs from the last one logged;
     /// durable on return. Returns the index when an event was appended.
     pub async fn log_directory(&self, digest: &[u8], at: &str) -> Result<Option<u64>, StoreError> {
-        let _serial = self.serialise_log();
         let result = self.log.as_tuple().transaction(|t| {
             let log = &ledger::TxLog::of(t);
             if ledger::last_directory_digest(log)?.as_deref() == Some(digest) {
@@ -829,7 +817,6 @@ impl Store {
             ledger::set_directory_digest(log, digest)?;
             Ok(Some(index))
         });
-        drop(_serial);
         let index = finish(result, &self.dir)?;
         if index.is_some() {
             self.commit().await?;
@@ -845,7 +832,6 @@ impl Store {
         at: &str,
     ) -> Result<Vec<u64>, StoreError> {
         // Every plan not logged yet is appended in one transaction, as one group.
-        let _serial = self.serialise_log();
         let result = self.log.as_tuple().transaction(|t| {
             let log = &ledger::TxLog::of(t);
             let mut fresh = Vec::new();
@@ -877,20 +863,11 @@ impl Store {
             }
             Ok(appended)
         });
-        drop(_serial);
         let appended = finish(result, &self.dir)?;
         if !appended.is_empty() {
             self.commit().await?;
         }
         Ok(appended)
-    }
-
-    /// While the guard lives, no other log-writing transaction runs (see
-    /// [`Store::log_serial`]); `None` when appends are not serialised.
-    pub(crate) fn serialise_log(&self) -> Option<std::sync::MutexGuard<'_, ()>> {
-        self.log_serial
-            .as_ref()
-            .map(|m| m.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
     /// Read access to the log.
