@@ -17,10 +17,11 @@ mod common;
 use common::event;
 use congvan::config::ServerConfig;
 use congvan::directory::Directory;
-use congvan::ledger::{self, NoteSigner};
+use congvan::ledger::{self, LogTrees, NoteSigner, TxLog};
 use congvan::notary::{KeyPurpose, ServerKeys};
 use congvan::pki::demo::{self, DemoOptions};
 use congvan::store::Store;
+use sled::Transactional;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -59,12 +60,14 @@ fn main() {
             .segment_size(8 << 20)
             .open()
             .unwrap();
-        let tree = db.open_tree("log").unwrap();
+        let (trees, _) = LogTrees::open(&db, || Ok(())).unwrap();
         let started = Instant::now();
         let mut last_report = Instant::now();
         for i in 0..events {
             let e = event(i);
-            tree.transaction(|tx| ledger::append::<ledger::LedgerError>(tx, &e))
+            trees
+                .as_tuple()
+                .transaction(|t| ledger::append::<ledger::LedgerError>(&TxLog::of(t), &e))
                 .unwrap();
             if last_report.elapsed() > Duration::from_secs(10) {
                 eprintln!("  … {i} events");
@@ -74,8 +77,81 @@ fn main() {
         db.flush().unwrap();
         let secs = started.elapsed().as_secs_f64();
         println!(
-            "append: {events} events in {secs:.1} s = {:.0} events/s",
+            "append: {events} events in {secs:.1} s = {:.0} events/s (one per transaction)",
             events as f64 / secs
+        );
+    }
+    // 1b. The same appends in groups, in a store of their own: one transaction per group,
+    //     for the group sizes the server uses (1: every request; a few: the reform plans
+    //     that come into force together; up to 1,000: a restore's page of leaves) and 64
+    //     (a commit group of 64 concurrent requests, should the store ever batch them).
+    for group in [8u64, 64, 1000] {
+        let scratch = tempfile::tempdir().unwrap();
+        let db = sled::Config::new()
+            .path(scratch.path().join("db"))
+            .segment_size(8 << 20)
+            .open()
+            .unwrap();
+        let (trees, _) = LogTrees::open(&db, || Ok(())).unwrap();
+        let n = events.min(200_000);
+        let started = Instant::now();
+        let mut i = 0;
+        while i < n {
+            let batch: Vec<_> = (i..(i + group).min(n)).map(event).collect();
+            trees
+                .as_tuple()
+                .transaction(|t| ledger::append_batch::<ledger::LedgerError>(&TxLog::of(t), &batch))
+                .unwrap();
+            i += group;
+        }
+        db.flush().unwrap();
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "append_batch: {n} events in groups of {group} in {secs:.1} s = {:.0} events/s",
+            n as f64 / secs
+        );
+    }
+    // 1c. Contention: 64 threads appending one event per transaction, no fsync, each
+    //     transaction run freely (sled retries conflicts on the size key) or under one
+    //     mutex, as the store can take around its log-writing transactions.
+    for serialised in [false, true] {
+        let scratch = tempfile::tempdir().unwrap();
+        let db = sled::Config::new()
+            .path(scratch.path().join("db"))
+            .segment_size(8 << 20)
+            .open()
+            .unwrap();
+        let (trees, _) = LogTrees::open(&db, || Ok(())).unwrap();
+        let lock = std::sync::Mutex::new(());
+        let per_thread = events.min(200_000) / 64;
+        let started = Instant::now();
+        std::thread::scope(|s| {
+            for w in 0..64u64 {
+                let (trees, lock) = (&trees, &lock);
+                s.spawn(move || {
+                    for i in 0..per_thread {
+                        let e = event(w * 1_000_000 + i);
+                        let _guard = serialised.then(|| lock.lock().unwrap());
+                        trees
+                            .as_tuple()
+                            .transaction(|t| {
+                                ledger::append::<ledger::LedgerError>(&TxLog::of(t), &e)
+                            })
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        let secs = started.elapsed().as_secs_f64();
+        let total = per_thread * 64;
+        println!(
+            "64 threads, one append per transaction, {}: {total} events in {secs:.1} s = {:.0} events/s",
+            if serialised {
+                "under one mutex"
+            } else {
+                "free (sled retries)"
+            },
+            total as f64 / secs
         );
     }
     let size_on_disk: u64 = walk(&data.join("db"));
@@ -176,6 +252,65 @@ fn main() {
         println!(
             "durable appends, {writers:>2} concurrent writers: {total} events in {secs:.2} s = {:.0} events/s",
             total as f64 / secs
+        );
+    }
+
+    // 5. Migration of the first layout (one `log` tree) on open: the log of section 1
+    //    rewritten under the old keys in a scratch database, then opened, copy and
+    //    fsyncs included.
+    drop(store);
+    {
+        let db = sled::Config::new()
+            .path(data.join("db"))
+            .segment_size(8 << 20)
+            .open()
+            .unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let old_db = sled::Config::new()
+            .path(scratch.path().join("db"))
+            .segment_size(8 << 20)
+            .open()
+            .unwrap();
+        let old = old_db.open_tree("log").unwrap();
+        let mut keys = 0u64;
+        for (name, prefix) in [
+            ("log_leaves", Some(b'L')),
+            ("log_hashes", Some(b'H')),
+            ("log_docs", Some(b'D')),
+            ("log_meta", None),
+        ] {
+            let mut batch = sled::Batch::default();
+            for item in db.open_tree(name).unwrap().iter() {
+                let (k, v) = item.unwrap();
+                if k.as_ref() == b"layout" {
+                    continue;
+                }
+                batch.insert(
+                    prefix
+                        .into_iter()
+                        .chain(k.iter().copied())
+                        .collect::<Vec<u8>>(),
+                    v,
+                );
+                keys += 1;
+            }
+            old.apply_batch(batch).unwrap();
+        }
+        old_db.flush().unwrap();
+        drop(old);
+        let db_file = scratch.path().join("db").join("db");
+        let started = Instant::now();
+        let (_, migration) = LogTrees::open(&old_db, || {
+            old_db.flush().map_err(ledger::LedgerError::from)?;
+            std::fs::File::open(&db_file)
+                .and_then(|f| f.sync_data())
+                .map_err(|e| ledger::LedgerError::Storage(e.to_string()))
+        })
+        .unwrap();
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "migration of {events} events ({keys} keys, {migration:?}) on open: {secs:.2} s = {:.0} events/s",
+            events as f64 / secs
         );
     }
 }

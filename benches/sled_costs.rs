@@ -17,7 +17,8 @@ use std::time::Instant;
 mod common;
 
 use common::event;
-use congvan::ledger::{self, Event};
+use congvan::ledger::{self, Event, LogTrees, TxLog};
+use sled::Transactional;
 
 fn fresh() -> (tempfile::TempDir, sled::Db) {
     let dir = tempfile::tempdir().unwrap();
@@ -96,13 +97,12 @@ fn main() {
             .unwrap();
         }
         report(
-            "transaction, the log's five writes (no hashing)",
+            "transaction, the log's five writes in one tree (before)",
             n,
             started,
         );
     }
     {
-        use sled::Transactional;
         let (_d, db) = fresh();
         let hashes = db.open_tree("hashes").unwrap();
         let leaves = db.open_tree("leaves").unwrap();
@@ -161,33 +161,38 @@ fn main() {
     }
     {
         let (_d, db) = fresh();
-        let t = db.open_tree("log").unwrap();
+        let (trees, _) = LogTrees::open(&db, || Ok(())).unwrap();
         let started = Instant::now();
         for i in 0..n {
             let e = event(i);
-            t.transaction(|tx| ledger::append::<ledger::LedgerError>(tx, &e))
+            trees
+                .as_tuple()
+                .transaction(|t| ledger::append::<ledger::LedgerError>(&TxLog::of(t), &e))
                 .unwrap();
         }
-        report("ledger::append, one transaction each (today)", n, started);
+        report(
+            "ledger::append, one transaction each (four trees)",
+            n,
+            started,
+        );
     }
-    for group in [8u64, 64] {
+    for group in [8u64, 64, 1000] {
         let (_d, db) = fresh();
-        let t = db.open_tree("log").unwrap();
+        let (trees, _) = LogTrees::open(&db, || Ok(())).unwrap();
         let started = Instant::now();
         let mut i = 0;
         while i < n {
             let events: Vec<Event> = (i..(i + group).min(n)).map(event).collect();
-            t.transaction(|tx| {
-                for e in &events {
-                    ledger::append::<ledger::LedgerError>(tx, e)?;
-                }
-                Ok(())
-            })
-            .unwrap();
+            trees
+                .as_tuple()
+                .transaction(|t| {
+                    ledger::append_batch::<ledger::LedgerError>(&TxLog::of(t), &events)
+                })
+                .unwrap();
             i += group;
         }
         report(
-            &format!("ledger::append, {group} per transaction"),
+            &format!("ledger::append_batch, {group} per transaction"),
             n,
             started,
         );

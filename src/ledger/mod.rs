@@ -1,18 +1,21 @@
 //! The tamper-evident delivery log: an RFC 6962/9162 Merkle tree over canonical JSON
 //! events, kept in sled, with C2SP signed-note checkpoints.
 //!
-//! Storage, in one sled tree (so an append is one transaction with the state change it
-//! records):
-//! - `L` + index (u64 BE) → the leaf: the event's RFC 8785 bytes;
-//! - `H` + stored-hash index (u64 BE) → a 32-byte node hash, in the layout of
+//! Storage, in four sled trees written in the same transaction as the state change an
+//! append records (see [`trees`] for why four, and for the migration from the single
+//! `log` tree of earlier stores):
+//! - `log_leaves`: index (u64 BE) → the leaf: the event's RFC 8785 bytes;
+//! - `log_hashes`: stored-hash index (u64 BE) → a 32-byte node hash, in the layout of
 //!   `tlog_tiles::tlog` (Go's sumdb `tlog`): each append writes the leaf hash and the
 //!   hashes of the perfect subtrees it completes (two on average, at most 64), so an
 //!   append is O(log n) and the tree is never rebuilt;
-//! - `D` + document id (16 bytes) + index → nothing: the events of one document;
-//! - `S` → the size (u64 BE); `G` → the digest of the last directory logged.
+//! - `log_docs`: document id (16 bytes) + index → nothing: the events of one document;
+//! - `log_meta`: `S` → the size (u64 BE); `G` → the digest of the last directory logged;
+//!   `R\0` + plan id → the reform plans logged; `layout` → the layout version.
 //!
-//! Hashing, proofs and the checkpoint format are the `tlog_tiles` crate's; the note
-//! signature format is `signed_note`'s. Start-up reads the size and nothing else.
+//! [`append_batch`] appends several events in one transaction, reading and writing the
+//! size once. Hashing, proofs and the checkpoint format are the `tlog_tiles` crate's; the
+//! note signature format is `signed_note`'s. Start-up reads the size and nothing else.
 
 use serde::{Deserialize, Serialize};
 use sled::transaction::{
@@ -23,8 +26,10 @@ use uuid::Uuid;
 
 pub mod checkpoint;
 pub mod memory;
+pub mod trees;
 
 pub use checkpoint::{CheckpointError, NoteSigner, VerifiedCheckpoint, verifier_key};
+pub use trees::{LogTrees, Migration, TxLog};
 
 const SIZE_KEY: &[u8] = b"S";
 const DIRECTORY_KEY: &[u8] = b"G";
@@ -294,25 +299,18 @@ impl Event {
     }
 }
 
-fn leaf_key(index: u64) -> [u8; 9] {
-    let mut k = [0u8; 9];
-    k[0] = b'L';
-    k[1..].copy_from_slice(&index.to_be_bytes());
-    k
+fn leaf_key(index: u64) -> [u8; 8] {
+    index.to_be_bytes()
 }
 
-fn hash_key(stored: u64) -> [u8; 9] {
-    let mut k = [0u8; 9];
-    k[0] = b'H';
-    k[1..].copy_from_slice(&stored.to_be_bytes());
-    k
+fn hash_key(stored: u64) -> [u8; 8] {
+    stored.to_be_bytes()
 }
 
-fn doc_key(id: &Uuid, index: u64) -> [u8; 25] {
-    let mut k = [0u8; 25];
-    k[0] = b'D';
-    k[1..17].copy_from_slice(id.as_bytes());
-    k[17..].copy_from_slice(&index.to_be_bytes());
+fn doc_key(id: &Uuid, index: u64) -> [u8; 24] {
+    let mut k = [0u8; 24];
+    k[..16].copy_from_slice(id.as_bytes());
+    k[16..].copy_from_slice(&index.to_be_bytes());
     k
 }
 
@@ -346,11 +344,8 @@ impl HashReader for TxReader<'_> {
     }
 }
 
-/// Appends `event` inside a sled transaction on the log tree; returns its index.
-pub fn append<E>(
-    tx: &TransactionalTree,
-    event: &Event,
-) -> Result<u64, ConflictableTransactionError<E>>
+/// Appends `event` inside a sled transaction on the log's trees; returns its index.
+pub fn append<E>(tx: &TxLog<'_>, event: &Event) -> Result<u64, ConflictableTransactionError<E>>
 where
     E: From<LedgerError>,
 {
@@ -359,30 +354,79 @@ where
     append_leaf(tx, &leaf, event.document_id())
 }
 
+/// Appends `events` in order inside one sled transaction on the log's trees; returns the
+/// index of the first (the others follow it). The size is read and written once for the
+/// whole group, so a group costs less than its events appended one by one.
+pub fn append_batch<E>(
+    tx: &TxLog<'_>,
+    events: &[Event],
+) -> Result<u64, ConflictableTransactionError<E>>
+where
+    E: From<LedgerError>,
+{
+    let abort = |e: LedgerError| ConflictableTransactionError::Abort(E::from(e));
+    let first = read_size(tx)?;
+    let mut next = first;
+    for event in events {
+        let leaf = event.leaf().map_err(abort)?;
+        write_leaf(tx, next, &leaf, event.document_id())?;
+        next += 1;
+    }
+    if next != first {
+        tx.meta.insert(SIZE_KEY, &next.to_be_bytes()[..])?;
+    }
+    Ok(first)
+}
+
 /// Appends a leaf as it was stored (a restore from a backup re-appends the backup's
 /// leaves byte for byte, so the rebuilt tree has the same roots) inside a sled transaction
-/// on the log tree; returns its index. `document` is the event's document, for the
+/// on the log's trees; returns its index. `document` is the event's document, for the
 /// per-document index.
 pub fn append_leaf<E>(
-    tx: &TransactionalTree,
+    tx: &TxLog<'_>,
     leaf: &[u8],
     document: Option<Uuid>,
 ) -> Result<u64, ConflictableTransactionError<E>>
 where
     E: From<LedgerError>,
 {
-    let abort = |e: LedgerError| ConflictableTransactionError::Abort(E::from(e));
-    let index = match tx.get(SIZE_KEY)? {
-        None => 0,
+    let index = read_size(tx)?;
+    write_leaf(tx, index, leaf, document)?;
+    tx.meta.insert(SIZE_KEY, &(index + 1).to_be_bytes()[..])?;
+    Ok(index)
+}
+
+/// The log's size inside a transaction.
+fn read_size<E>(tx: &TxLog<'_>) -> Result<u64, ConflictableTransactionError<E>>
+where
+    E: From<LedgerError>,
+{
+    match tx.meta.get(SIZE_KEY)? {
+        None => Ok(0),
         Some(v) => decode_u64(&v).ok_or_else(|| {
-            abort(LedgerError::Corrupt {
+            ConflictableTransactionError::Abort(E::from(LedgerError::Corrupt {
                 index: 0,
                 reason: "size record".into(),
-            })
-        })?,
-    };
+            }))
+        }),
+    }
+}
+
+/// Writes the leaf at `index` (which must be the size), its stored hashes and its
+/// per-document key; the caller writes the new size.
+fn write_leaf<E>(
+    tx: &TxLog<'_>,
+    index: u64,
+    leaf: &[u8],
+    document: Option<Uuid>,
+) -> Result<(), ConflictableTransactionError<E>>
+where
+    E: From<LedgerError>,
+{
+    // The hashes of earlier appends in the same transaction are read back from the
+    // transaction's own writes, so a group needs no state of its own.
     let reader = TxReader {
-        tx,
+        tx: tx.hashes,
         failure: std::cell::RefCell::new(None),
     };
     let hashes = match tlog::stored_hashes(index, leaf, &reader) {
@@ -391,46 +435,44 @@ where
             if let Some(failure) = reader.failure.into_inner() {
                 return Err(failure.into());
             }
-            return Err(abort(LedgerError::Corrupt {
-                index,
-                reason: format!("stored hashes: {e}"),
-            }));
+            return Err(ConflictableTransactionError::Abort(E::from(
+                LedgerError::Corrupt {
+                    index,
+                    reason: format!("stored hashes: {e}"),
+                },
+            )));
         }
     };
     let first = tlog::stored_hash_index(0, index);
     for (i, h) in hashes.iter().enumerate() {
-        tx.insert(&hash_key(first + i as u64), &h.0[..])?;
+        tx.hashes.insert(&hash_key(first + i as u64), &h.0[..])?;
     }
-    tx.insert(&leaf_key(index), leaf)?;
+    tx.leaves.insert(&leaf_key(index), leaf)?;
     if let Some(id) = document {
-        tx.insert(&doc_key(&id, index), &[][..])?;
+        tx.docs.insert(&doc_key(&id, index), &[][..])?;
     }
-    tx.insert(SIZE_KEY, &(index + 1).to_be_bytes()[..])?;
-    Ok(index)
+    Ok(())
 }
 
 /// The digest of the last directory logged, inside a transaction.
 pub fn last_directory_digest(
-    tx: &TransactionalTree,
+    tx: &TxLog<'_>,
 ) -> Result<Option<Vec<u8>>, UnabortableTransactionError> {
-    Ok(tx.get(DIRECTORY_KEY)?.map(|v| v.to_vec()))
+    Ok(tx.meta.get(DIRECTORY_KEY)?.map(|v| v.to_vec()))
 }
 
 /// Whether the reform plan `plan_id` has been logged, inside a transaction.
-pub fn reform_logged(
-    tx: &TransactionalTree,
-    plan_id: &str,
-) -> Result<bool, UnabortableTransactionError> {
-    Ok(tx.get(reform_key(plan_id))?.is_some())
+pub fn reform_logged(tx: &TxLog<'_>, plan_id: &str) -> Result<bool, UnabortableTransactionError> {
+    Ok(tx.meta.get(reform_key(plan_id))?.is_some())
 }
 
 /// Records that the reform plan `plan_id` was logged at `index`, inside a transaction.
 pub fn set_reform_logged(
-    tx: &TransactionalTree,
+    tx: &TxLog<'_>,
     plan_id: &str,
     index: u64,
 ) -> Result<(), UnabortableTransactionError> {
-    tx.insert(reform_key(plan_id), &index.to_be_bytes())?;
+    tx.meta.insert(reform_key(plan_id), &index.to_be_bytes())?;
     Ok(())
 }
 
@@ -442,17 +484,17 @@ fn reform_key(plan_id: &str) -> Vec<u8> {
 
 /// Records the digest of the directory just logged, inside a transaction.
 pub fn set_directory_digest(
-    tx: &TransactionalTree,
+    tx: &TxLog<'_>,
     digest: &[u8],
 ) -> Result<(), UnabortableTransactionError> {
-    tx.insert(DIRECTORY_KEY, digest)?;
+    tx.meta.insert(DIRECTORY_KEY, digest)?;
     Ok(())
 }
 
 /// Read access to the log (proofs, entries, roots).
 #[derive(Clone)]
 pub struct Log {
-    tree: sled::Tree,
+    trees: LogTrees,
 }
 
 impl HashReader for Log {
@@ -460,7 +502,8 @@ impl HashReader for Log {
         let mut out = Vec::with_capacity(indexes.len());
         for &i in indexes {
             let v = self
-                .tree
+                .trees
+                .hashes
                 .get(hash_key(i))
                 .map_err(|e| tlog::Error::InvalidInput(e.to_string()))?
                 .ok_or_else(|| tlog::Error::InvalidInput(format!("missing hash {i}")))?;
@@ -473,14 +516,14 @@ impl HashReader for Log {
 }
 
 impl Log {
-    /// The log in `tree`.
-    pub fn new(tree: sled::Tree) -> Log {
-        Log { tree }
+    /// The log in `trees`.
+    pub fn new(trees: LogTrees) -> Log {
+        Log { trees }
     }
 
     /// The number of entries.
     pub fn size(&self) -> Result<u64, LedgerError> {
-        match self.tree.get(SIZE_KEY)? {
+        match self.trees.meta.get(SIZE_KEY)? {
             None => Ok(0),
             Some(v) => decode_u64(&v).ok_or_else(|| LedgerError::Corrupt {
                 index: 0,
@@ -491,7 +534,8 @@ impl Log {
 
     /// The leaf at `index`.
     pub fn leaf(&self, index: u64) -> Result<Vec<u8>, LedgerError> {
-        self.tree
+        self.trees
+            .leaves
             .get(leaf_key(index))?
             .map(|v| v.to_vec())
             .ok_or_else(|| LedgerError::Corrupt {
@@ -504,9 +548,9 @@ impl Log {
     pub fn leaves(&self, start: u64, end: u64) -> Result<Vec<(u64, Vec<u8>)>, LedgerError> {
         let end = end.min(start.saturating_add(ENTRIES_PAGE_MAX));
         let mut out = Vec::new();
-        for item in self.tree.range(leaf_key(start)..leaf_key(end)) {
+        for item in self.trees.leaves.range(leaf_key(start)..leaf_key(end)) {
             let (k, v) = item?;
-            let index = decode_u64(&k[1..]).unwrap_or(u64::MAX);
+            let index = decode_u64(&k).unwrap_or(u64::MAX);
             out.push((index, v.to_vec()));
         }
         Ok(out)
@@ -514,12 +558,10 @@ impl Log {
 
     /// The indexes of the events of one document.
     pub fn document_events(&self, id: &Uuid) -> Result<Vec<u64>, LedgerError> {
-        let mut prefix = vec![b'D'];
-        prefix.extend_from_slice(id.as_bytes());
         let mut out = Vec::new();
-        for item in self.tree.scan_prefix(prefix) {
+        for item in self.trees.docs.scan_prefix(id.as_bytes()) {
             let (k, _) = item?;
-            if let Some(index) = k.get(17..).and_then(decode_u64) {
+            if let Some(index) = k.get(16..).and_then(decode_u64) {
                 out.push(index);
             }
         }
@@ -712,7 +754,7 @@ impl Log {
             root_at_checkpoint = Some(tlog::EMPTY_HASH);
         }
         for index in 0..size {
-            let leaf_hash = match self.tree.get(leaf_key(index))? {
+            let leaf_hash = match self.trees.leaves.get(leaf_key(index))? {
                 Some(leaf) => tlog::record_hash(&leaf),
                 None => {
                     first_bad_index.get_or_insert(index);
@@ -773,6 +815,7 @@ pub fn root_of_prefix(hashes: &[Hash], size: u64) -> Option<Hash> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sled::Transactional;
 
     fn event(i: u64) -> Event {
         Event::DirectoryChanged {
@@ -781,15 +824,18 @@ mod tests {
         }
     }
 
-    fn fresh() -> (tempfile::TempDir, sled::Tree) {
+    fn fresh() -> (tempfile::TempDir, LogTrees) {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path().join("db")).unwrap();
-        let tree = db.open_tree("log").unwrap();
-        (dir, tree)
+        let (trees, _) = LogTrees::open(&db, || Ok(())).unwrap();
+        (dir, trees)
     }
 
-    fn append_one(tree: &sled::Tree, e: &Event) -> u64 {
-        tree.transaction(|tx| append::<LedgerError>(tx, e)).unwrap()
+    fn append_one(trees: &LogTrees, e: &Event) -> u64 {
+        trees
+            .as_tuple()
+            .transaction(|t| append::<LedgerError>(&TxLog::of(t), e))
+            .unwrap()
     }
 
     #[test]
@@ -843,9 +889,9 @@ mod tests {
         assert_eq!(audit.stored_root, roots[69]);
         assert_eq!(audit.root_at_checkpoint, Some(roots[32]));
         // One byte of a leaf changed: named.
-        let mut leaf = tree.get(leaf_key(41)).unwrap().unwrap().to_vec();
+        let mut leaf = tree.leaves.get(leaf_key(41)).unwrap().unwrap().to_vec();
         leaf[5] ^= 1;
-        tree.insert(leaf_key(41), leaf).unwrap();
+        tree.leaves.insert(leaf_key(41), leaf).unwrap();
         let audit = log.audit(None).unwrap();
         assert_eq!(audit.first_bad_index, Some(41));
         assert_ne!(audit.recomputed_root, audit.stored_root);

@@ -16,7 +16,7 @@ use std::io::Read;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
-use sled::IVec;
+use sled::{IVec, Transactional};
 use uuid::Uuid;
 
 use super::snapshot::{Gate, Kept};
@@ -507,7 +507,8 @@ impl Store {
             .iter()
             .map(|leaf| Event::from_leaf(leaf).map_err(StoreError::from))
             .collect::<Result<Vec<_>, _>>()?;
-        let result = self.log_tree.transaction(|log| {
+        let result = self.log.as_tuple().transaction(|t| {
+            let log = &ledger::TxLog::of(t);
             let mut directory: Option<Vec<u8>> = None;
             for (i, (leaf, event)) in leaves.iter().zip(&parsed).enumerate() {
                 let index = ledger::append_leaf::<StoreError>(log, leaf, event.document_id())?;

@@ -63,6 +63,12 @@ fn run(db_dir: &Path, rx: mpsc::Receiver<Waiter>) {
     }
 }
 
+/// Makes every write so far durable, outside the commit thread (before it serves anyone:
+/// the migration of the log's layout when the store opens).
+pub fn sync_now(db: &sled::Db, db_dir: &Path) -> std::io::Result<()> {
+    sync(db, db_dir, &mut HashSet::new())
+}
+
 fn sync(db: &sled::Db, db_dir: &Path, synced_blobs: &mut HashSet<PathBuf>) -> std::io::Result<()> {
     db.flush().map_err(std::io::Error::other)?;
     std::fs::File::open(db_dir.join("db"))?.sync_data()?;

@@ -10,8 +10,9 @@
 //! - `inbox`: recipient id, 0x00, sequence (u64 BE) → document id;
 //! - `sent`: sender id, 0x00, sequence (u64 BE) → document id;
 //! - `deliveries`: document id (16 bytes), recipient id → [`DeliveryRecord`] (JSON);
-//! - `log`: the Merkle log (see `ledger`), written in the same transactions as the state
-//!   changes it records;
+//! - `log_leaves`, `log_hashes`, `log_docs`, `log_meta`: the Merkle log, one tree per kind
+//!   of key (see `ledger::trees`), written in the same transactions as the state changes it
+//!   records; a store with the single `log` tree of earlier builds is migrated on open;
 //! - `checkpoints`: tree size (u64 BE) → signed checkpoint note;
 //! - `registers`: incoming registers and outgoing numbers in use (see [`registers`]).
 //! - `links`: target document id (16 bytes), acting document id (16 bytes) →
@@ -158,7 +159,7 @@ pub struct Store {
     inbox: sled::Tree,
     sent: sled::Tree,
     deliveries: sled::Tree,
-    log_tree: sled::Tree,
+    log: ledger::LogTrees,
     checkpoints: sled::Tree,
     /// Small payloads (at most [`SMALL_PAYLOAD_BYTES_MAX`]) by SHA-256, stored in the
     /// same commit as their document.
@@ -209,7 +210,16 @@ impl Store {
         let inbox = tree("inbox")?;
         let sent = tree("sent")?;
         let deliveries = tree("deliveries")?;
-        let log_tree = tree("log")?;
+        // Migrates a store of the first log layout before anything else reads the log.
+        let (log, migration) = ledger::LogTrees::open(&db, || {
+            commit::sync_now(&db, &db_path).map_err(|e| LedgerError::Storage(e.to_string()))
+        })?;
+        if migration != ledger::Migration::None {
+            tracing::info!(
+                ?migration,
+                "the delivery log was moved to one tree per kind of key"
+            );
+        }
         let checkpoints = tree("checkpoints")?;
         let payloads = tree("payloads")?;
         let registers = tree("registers")?;
@@ -236,7 +246,7 @@ impl Store {
             inbox,
             sent,
             deliveries,
-            log_tree,
+            log,
             checkpoints,
             payloads,
             registers,
@@ -338,41 +348,48 @@ impl Store {
         let result = {
             // Held until the write is applied (see `snapshot`), not across the commit.
             let gate = self.gate.enter();
+            let l = &self.log;
             (
                 &self.docs,
                 &self.inbox,
                 &self.sent,
-                &self.log_tree,
                 &self.registers,
                 &self.links,
                 &self.certs,
+                &l.leaves,
+                &l.hashes,
+                &l.docs,
+                &l.meta,
             )
-                .transaction(|(docs, inbox, sent, log, registers, links, certs)| {
-                    let abort = ConflictableTransactionError::Abort;
-                    let bytes = docs
-                        .get(id.as_bytes())?
-                        .ok_or(abort(StoreError::State("no such document".into())))?;
-                    gate.keep(Kept::Docs, id.as_bytes(), Some(&bytes));
-                    let mut record = decode_in(certs, id, &bytes)?;
-                    if record.state != DocState::AwaitingPayload {
-                        return Err(abort(StoreError::State(
-                            "the payload was already accepted".into(),
-                        )));
-                    }
-                    let manifest: serde_json::Value =
-                        serde_json::from_str(&record.manifest).unwrap_or_default();
-                    let deadline = manifest["deadline"].as_str().map(str::to_owned);
-                    let index = file_accepted(
-                        (docs, inbox, sent, log, registers, links, certs),
-                        &gate,
-                        &mut record,
-                        deadline,
-                        seq,
-                        accepted_at,
-                        &receipt,
-                    )?;
-                    Ok((record, index))
-                })
+                .transaction(
+                    |(docs, inbox, sent, registers, links, certs, lv, lh, ld, lm)| {
+                        let log = &ledger::TxLog::new((lv, lh, ld, lm));
+                        let abort = ConflictableTransactionError::Abort;
+                        let bytes = docs
+                            .get(id.as_bytes())?
+                            .ok_or(abort(StoreError::State("no such document".into())))?;
+                        gate.keep(Kept::Docs, id.as_bytes(), Some(&bytes));
+                        let mut record = decode_in(certs, id, &bytes)?;
+                        if record.state != DocState::AwaitingPayload {
+                            return Err(abort(StoreError::State(
+                                "the payload was already accepted".into(),
+                            )));
+                        }
+                        let manifest: serde_json::Value =
+                            serde_json::from_str(&record.manifest).unwrap_or_default();
+                        let deadline = manifest["deadline"].as_str().map(str::to_owned);
+                        let index = file_accepted(
+                            (docs, inbox, sent, registers, links, certs, log),
+                            &gate,
+                            &mut record,
+                            deadline,
+                            seq,
+                            accepted_at,
+                            &receipt,
+                        )?;
+                        Ok((record, index))
+                    },
+                )
         };
         let out = finish(result, &self.dir)?;
         self.commit().await?;
@@ -403,38 +420,42 @@ impl Store {
         let result = {
             // Held until the write is applied (see `snapshot`), not across the commit.
             let gate = self.gate.enter();
+            let l = &self.log;
             (
                 &self.docs,
                 &self.inbox,
                 &self.sent,
-                &self.log_tree,
                 &self.payloads,
                 &self.registers,
                 &self.links,
                 &self.certs,
+                &l.leaves,
+                &l.hashes,
+                &l.docs,
+                &l.meta,
             )
-                .transaction(
-                    |(docs, inbox, sent, log, payloads, registers, links, certs)| {
-                        if let Some(bytes) = docs.get(id.as_bytes())? {
-                            return Ok(Err(Box::new(decode_in(certs, &id, &bytes)?)));
-                        }
-                        gate.keep(Kept::Docs, id.as_bytes(), None);
-                        if let Some(payload) = small_payload {
-                            payloads.insert(record.payload_sha256.as_bytes(), payload)?;
-                        }
-                        let mut record = record.clone();
-                        let index = file_accepted(
-                            (docs, inbox, sent, log, registers, links, certs),
-                            &gate,
-                            &mut record,
-                            deadline.map(str::to_owned),
-                            seq,
-                            accepted_at,
-                            &receipt,
-                        )?;
-                        Ok(Ok((record, index)))
-                    },
-                )
+                .transaction(|t| {
+                    let (docs, inbox, sent, payloads, registers, links, certs, lv, lh, ld, lm) = t;
+                    let log = &ledger::TxLog::new((lv, lh, ld, lm));
+                    if let Some(bytes) = docs.get(id.as_bytes())? {
+                        return Ok(Err(Box::new(decode_in(certs, &id, &bytes)?)));
+                    }
+                    gate.keep(Kept::Docs, id.as_bytes(), None);
+                    if let Some(payload) = small_payload {
+                        payloads.insert(record.payload_sha256.as_bytes(), payload)?;
+                    }
+                    let mut record = record.clone();
+                    let index = file_accepted(
+                        (docs, inbox, sent, registers, links, certs, log),
+                        &gate,
+                        &mut record,
+                        deadline.map(str::to_owned),
+                        seq,
+                        accepted_at,
+                        &receipt,
+                    )?;
+                    Ok(Ok((record, index)))
+                })
         };
         let out = finish(result, &self.dir)?;
         // An existing record may not be durable yet (a concurrent insert): commit anyway.
@@ -557,8 +578,17 @@ impl Store {
         let result = {
             // Held until the write is applied (see `snapshot`), not across the commit.
             let gate = self.gate.enter();
-            (&self.deliveries, &self.log_tree, &self.registers).transaction(
-                |(deliveries, log, registers)| {
+            let l = &self.log;
+            (
+                &self.deliveries,
+                &self.registers,
+                &l.leaves,
+                &l.hashes,
+                &l.docs,
+                &l.meta,
+            )
+                .transaction(|(deliveries, registers, lv, lh, ld, lm)| {
+                    let log = &ledger::TxLog::new((lv, lh, ld, lm));
                     let old = deliveries.get(&key)?;
                     gate.keep(Kept::Deliveries, &key, old.as_ref());
                     let mut record: DeliveryRecord = match old {
@@ -582,8 +612,7 @@ impl Store {
                         serde_json::to_vec(&record).map_err(corrupt)?,
                     )?;
                     Ok((record, index))
-                },
-            )
+                })
         };
         let out = finish(result, &self.dir)?;
         self.commit().await?;
@@ -677,8 +706,17 @@ impl Store {
         let result = {
             // Held until the write is applied (see `snapshot`), not across the commit.
             let gate = self.gate.enter();
-            (&self.deliveries, &self.log_tree, &self.registers).transaction(
-                |(deliveries, log, registers)| {
+            let l = &self.log;
+            (
+                &self.deliveries,
+                &self.registers,
+                &l.leaves,
+                &l.hashes,
+                &l.docs,
+                &l.meta,
+            )
+                .transaction(|(deliveries, registers, lv, lh, ld, lm)| {
+                    let log = &ledger::TxLog::new((lv, lh, ld, lm));
                     let old = deliveries.get(&key)?;
                     let mut record: DeliveryRecord = match &old {
                         None => DeliveryRecord::default(),
@@ -731,8 +769,7 @@ impl Store {
                         serde_json::to_vec(&record).map_err(corrupt)?,
                     )?;
                     Ok(ReceiptWrite::Recorded(record, index))
-                },
-            )
+                })
         };
         let out = finish(result, &self.dir)?;
         // A replayed entry may not be durable yet (a concurrent request): commit anyway.
@@ -759,7 +796,10 @@ impl Store {
 
     /// Appends an event on its own (a refusal); durable on return.
     pub async fn log_event(&self, event: &Event) -> Result<u64, StoreError> {
-        let result = self.log_tree.transaction(|log| ledger::append(log, event));
+        let result = self
+            .log
+            .as_tuple()
+            .transaction(|t| ledger::append(&ledger::TxLog::of(t), event));
         let index = finish(result, &self.dir)?;
         self.commit().await?;
         Ok(index)
@@ -768,7 +808,8 @@ impl Store {
     /// Appends a `directory_changed` event if `digest` differs from the last one logged;
     /// durable on return. Returns the index when an event was appended.
     pub async fn log_directory(&self, digest: &[u8], at: &str) -> Result<Option<u64>, StoreError> {
-        let result = self.log_tree.transaction(|log| {
+        let result = self.log.as_tuple().transaction(|t| {
+            let log = &ledger::TxLog::of(t);
             if ledger::last_directory_digest(log)?.as_deref() == Some(digest) {
                 return Ok(None);
             }
@@ -796,31 +837,39 @@ impl Store {
         plans: &[crate::directory::reform::PlanState],
         at: &str,
     ) -> Result<Vec<u64>, StoreError> {
-        let mut appended = Vec::new();
-        for state in plans {
-            let plan = &state.plan;
-            let result = self.log_tree.transaction(|log| {
-                if ledger::reform_logged(log, &plan.id)? {
-                    return Ok(None);
+        // Every plan not logged yet is appended in one transaction, as one group.
+        let result = self.log.as_tuple().transaction(|t| {
+            let log = &ledger::TxLog::of(t);
+            let mut fresh = Vec::new();
+            for state in plans {
+                let plan = &state.plan;
+                if !ledger::reform_logged(log, &plan.id)?
+                    && !fresh.iter().any(|(id, _): &(&str, Event)| *id == plan.id)
+                {
+                    fresh.push((
+                        plan.id.as_str(),
+                        Event::Reorganised {
+                            time: at.to_owned(),
+                            plan_id: plan.id.clone(),
+                            plan_sha256: plan.sha256.clone(),
+                            effective_at: plan.effective_at_rfc3339(),
+                            effects: state.effects.clone(),
+                            successors: state.successors.clone(),
+                        },
+                    ));
                 }
-                let index = ledger::append(
-                    log,
-                    &Event::Reorganised {
-                        time: at.to_owned(),
-                        plan_id: plan.id.clone(),
-                        plan_sha256: plan.sha256.clone(),
-                        effective_at: plan.effective_at_rfc3339(),
-                        effects: state.effects.clone(),
-                        successors: state.successors.clone(),
-                    },
-                )?;
-                ledger::set_reform_logged(log, &plan.id, index)?;
-                Ok(Some(index))
-            });
-            if let Some(index) = finish(result, &self.dir)? {
+            }
+            let events: Vec<Event> = fresh.iter().map(|(_, e)| e.clone()).collect();
+            let first = ledger::append_batch(log, &events)?;
+            let mut appended = Vec::with_capacity(fresh.len());
+            for (offset, (plan_id, _)) in fresh.iter().enumerate() {
+                let index = first + offset as u64;
+                ledger::set_reform_logged(log, plan_id, index)?;
                 appended.push(index);
             }
-        }
+            Ok(appended)
+        });
+        let appended = finish(result, &self.dir)?;
         if !appended.is_empty() {
             self.commit().await?;
         }
@@ -829,7 +878,7 @@ impl Store {
 
     /// Read access to the log.
     pub fn log(&self) -> Log {
-        Log::new(self.log_tree.clone())
+        Log::new(self.log.clone())
     }
 
     /// The latest checkpoint issued: its size and signed note.
@@ -869,14 +918,14 @@ fn finish<T>(result: Result<T, TransactionError<StoreError>>, dir: &Path) -> Res
 /// Inside a transaction: appends the `submitted` event for `record`, marks it accepted
 /// with its receipt, stores it and files it in the inboxes and the sent list.
 fn file_accepted(
-    (docs, inbox, sent, log, registers, links, certs): (
+    (docs, inbox, sent, registers, links, certs, log): (
         &sled::transaction::TransactionalTree,
         &sled::transaction::TransactionalTree,
         &sled::transaction::TransactionalTree,
         &sled::transaction::TransactionalTree,
         &sled::transaction::TransactionalTree,
         &sled::transaction::TransactionalTree,
-        &sled::transaction::TransactionalTree,
+        &ledger::TxLog<'_>,
     ),
     gate: &snapshot::Entered<'_>,
     record: &mut DocumentRecord,

@@ -715,3 +715,149 @@ fn a_receipt_statement_made_of_the_record_is_stored_as_its_signature_alone() {
     assert!(!String::from_utf8_lossy(&bytes).contains("receipt_signature"));
     assert_eq!(store.document(&other.id).unwrap().unwrap(), accepted);
 }
+
+/// Rewrites a stopped store's log into the single `log` tree of the builds before issue
+/// 16 (`L` + index → leaf, `H` + stored index → hash, `D` + document + index, and the
+/// metadata keys as they are), removing the new trees and their layout mark: the store
+/// the previous build would have left.
+fn downgrade_log_layout(data: &Path) {
+    let db = sled::Config::new()
+        .path(data.join("db"))
+        .segment_size(SEGMENT_BYTES)
+        .open()
+        .unwrap();
+    let old = db.open_tree("log").unwrap();
+    for (name, prefix) in [
+        ("log_leaves", Some(b'L')),
+        ("log_hashes", Some(b'H')),
+        ("log_docs", Some(b'D')),
+        ("log_meta", None),
+    ] {
+        let tree = db.open_tree(name).unwrap();
+        for item in tree.iter() {
+            let (k, v) = item.unwrap();
+            if k.as_ref() == b"layout" {
+                continue;
+            }
+            let key: Vec<u8> = prefix.into_iter().chain(k.iter().copied()).collect();
+            old.insert(key, v).unwrap();
+        }
+        drop(tree);
+        assert!(db.drop_tree(name).unwrap());
+    }
+    db.flush().unwrap();
+}
+
+#[test]
+fn a_store_of_the_first_log_layout_opens_migrated_and_its_backup_restores() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let (document, root, size, events) = {
+        let store = Store::open(dir.path()).unwrap();
+        let document = record(b"payload");
+        // The payload is kept in the database, so the backup carries it without a file.
+        let (document, _) = rt
+            .block_on(store.insert_accepted(
+                &document,
+                None,
+                Some(b"payload"),
+                "2026-12-01T00:00:05Z",
+                |i| Ok(server_receipt(i)),
+            ))
+            .unwrap()
+            .unwrap();
+        rt.block_on(store.record_fetch(&document, "hn/cm/chuc-son", "2026-12-01T00:00:06Z"))
+            .unwrap();
+        rt.block_on(store.log_directory(&[5u8; 32], "2026-12-01T00:00:07Z"))
+            .unwrap();
+        let log = store.log();
+        let size = log.size().unwrap();
+        (
+            document.clone(),
+            log.root(size).unwrap(),
+            size,
+            log.document_events(&document.id).unwrap(),
+        )
+    };
+    assert_eq!(size, 3);
+    assert_eq!(events, [0, 1]);
+    downgrade_log_layout(dir.path());
+
+    // The previous build's store opens: same entries, same root, same per-document index,
+    // the directory digest remembered (the same digest is not logged twice).
+    let store = Store::open(dir.path()).unwrap();
+    let log = store.log();
+    assert_eq!(log.size().unwrap(), size);
+    assert_eq!(log.root(size).unwrap(), root);
+    assert_eq!(log.document_events(&document.id).unwrap(), events);
+    let audit = log.audit(Some(size)).unwrap();
+    assert_eq!(audit.first_bad_index, None);
+    assert_eq!(audit.root_at_checkpoint, Some(root));
+    assert_eq!(
+        rt.block_on(store.log_directory(&[5u8; 32], "t")).unwrap(),
+        None
+    );
+    // Appends continue after the migrated entries, consistent with the old root.
+    let index = rt
+        .block_on(store.record_fetch(&document, "hn/cm/ba-vi", "2026-12-01T00:00:08Z"))
+        .unwrap()
+        .1;
+    assert_eq!(index, size);
+    let proof = log.consistency_proof(size, size + 1).unwrap();
+    assert!(ledger::check_consistency(
+        &proof,
+        size,
+        root,
+        size + 1,
+        log.root(size + 1).unwrap()
+    ));
+
+    // A backup of the migrated store restores into a new one with the same log.
+    let mut items = Vec::new();
+    store
+        .backup(
+            &backup::Since::default(),
+            "origin",
+            &mut |item| {
+                items.push(item);
+                Ok(())
+            },
+            &mut || Ok(false),
+        )
+        .unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let restored = Store::open(target.path()).unwrap();
+    let b64 = |s: &str| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.decode(s).unwrap()
+    };
+    let mut leaves = Vec::new();
+    for item in &items {
+        match item {
+            backup::Item::Leaf { leaf, .. } => leaves.push(b64(leaf)),
+            backup::Item::Put { tree, key, value } => {
+                restored.restore_put(tree, &b64(key), &b64(value)).unwrap()
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(leaves.len() as u64, size + 1);
+    restored.restore_leaves(0, &leaves).unwrap();
+    rt.block_on(restored.restore_finish()).unwrap();
+    let log = restored.log();
+    assert_eq!(log.root(size).unwrap(), root);
+    assert_eq!(
+        log.root(size + 1).unwrap(),
+        store.log().root(size + 1).unwrap()
+    );
+    assert_eq!(log.document_events(&document.id).unwrap(), [0, 1, 3]);
+    assert_eq!(
+        restored.document(&document.id).unwrap(),
+        store.document(&document.id).unwrap()
+    );
+    assert_eq!(
+        rt.block_on(restored.log_directory(&[5u8; 32], "t"))
+            .unwrap(),
+        None
+    );
+}

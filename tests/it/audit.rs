@@ -196,14 +196,13 @@ fn tamper_leaf(data: &Path, index: u64) {
         .segment_size(8 << 20)
         .open()
         .unwrap();
-    let log = db.open_tree("log").unwrap();
-    let mut key = vec![b'L'];
-    key.extend_from_slice(&index.to_be_bytes());
-    let mut leaf = log.get(&key).unwrap().unwrap().to_vec();
+    let log = db.open_tree("log_leaves").unwrap();
+    let key = index.to_be_bytes();
+    let mut leaf = log.get(key).unwrap().unwrap().to_vec();
     // Change a digit inside the event's time, keeping it valid JSON.
     let pos = leaf.windows(7).position(|w| w == b"\"time\":").unwrap() + 9;
     leaf[pos] = if leaf[pos] == b'1' { b'2' } else { b'1' };
-    log.insert(&key, leaf).unwrap();
+    log.insert(key, leaf).unwrap();
     db.flush().unwrap();
 }
 
@@ -262,14 +261,13 @@ async fn deleted_entries_stop_the_server_and_fail_the_scan() {
             .segment_size(8 << 20)
             .open()
             .unwrap();
-        let log = db.open_tree("log").unwrap();
+        let leaves = db.open_tree("log_leaves").unwrap();
+        let meta = db.open_tree("log_meta").unwrap();
         // Delete the last two entries, as someone hiding two receipts would.
         for index in size - 2..size {
-            let mut key = vec![b'L'];
-            key.extend_from_slice(&index.to_be_bytes());
-            log.remove(key).unwrap();
+            leaves.remove(index.to_be_bytes()).unwrap();
         }
-        log.insert(b"S", &(size - 2).to_be_bytes()[..]).unwrap();
+        meta.insert(b"S", &(size - 2).to_be_bytes()[..]).unwrap();
         db.flush().unwrap();
     }
     let mut config = congvan::config::ServerConfig::load(&pki.server_config()).unwrap();
