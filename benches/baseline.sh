@@ -336,6 +336,9 @@ rm -rf "$OUT/data"
 
 echo "--- 7. the delivery log: appends per second (cargo bench --bench ledger)"
 CONGVAN_BENCH_EVENTS=$LOG_EVENTS cargo bench -q --bench ledger 2>"$RES/ledger.log" | tee "$RES/ledger.txt"
+# sled's pieces, with the first layout's five writes in one tree as the before row.
+COSTS_EVENTS=$(( LOG_EVENTS < 200000 ? LOG_EVENTS : 200000 ))
+CONGVAN_BENCH_EVENTS=$COSTS_EVENTS cargo bench -q --bench sled_costs 2>"$RES/sled_costs.log" | tee "$RES/sled_costs.txt"
 
 echo "--- report"
 # A quick run's plots stay out of the documentation.

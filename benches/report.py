@@ -117,9 +117,17 @@ def ledger_rates(d):
         return []
     out = []
     for line in text.splitlines():
-        m = re.search(r"^(.*?):.*?=\s*([\d.]+) events/s", line)
+        m = re.search(r"^(.*?)=\s*([\d.]+) events/s(.*)$", line)
         if m:
-            out.append((m.group(1).strip(), float(m.group(2))))
+            out.append((m.group(1).strip() + m.group(3), float(m.group(2))))
+    try:
+        costs = open(os.path.join(d, "sled_costs.txt"), encoding="utf-8").read()
+    except OSError:
+        costs = ""
+    for line in costs.splitlines():
+        m = re.search(r"^(.*?)\s+([\d.]+) /s\s+([\d.]+) µs each", line)
+        if m:
+            out.append((f"sled_costs: {m.group(1).strip()} ({m.group(3)} µs each)", float(m.group(2))))
     return out
 
 
