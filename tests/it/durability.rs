@@ -475,6 +475,13 @@ async fn a_full_disk_gets_507_and_the_server_recovers_when_space_returns() {
     let refused = refused.expect("the disk never filled up");
     assert!(accepted.len() >= 2, "only {} documents fit", accepted.len());
     assert_eq!(std::fs::read_dir(data.join("tmp")).unwrap().count(), 0);
+    // The figures docs/SECURITY.md records ("Full disk").
+    let free = fs2::available_space(&data).unwrap_or(0);
+    eprintln!(
+        "full disk: {} documents of 5 MiB accepted on a 40 MiB disk, the next refused with 507 while {} KiB were still free (reserve 4096 KiB)",
+        accepted.len(),
+        free / 1024
+    );
 
     // Space returns: the refused document goes through, and nothing accepted was lost.
     disk.resize(200);
