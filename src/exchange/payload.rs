@@ -15,10 +15,7 @@ use futures_util::{Stream, StreamExt};
 
 use super::submission::{replay_or_conflict, submit_response};
 use super::{Answer, Exchange, ExchangeError, accepted_receipt, inactive};
-use crate::api::{
-    self, INLINE_PAYLOAD_BYTES_MAX, SUBMISSION_RECEIPT_TYPE, SubmissionReceipt, SubmitResponse,
-    UploadResponse,
-};
+use crate::api::{self, INLINE_PAYLOAD_BYTES_MAX, SubmitResponse, UploadResponse};
 use crate::directory::OrgId;
 use crate::document::manifest::Classification;
 use crate::document::sha256_hex;
@@ -26,6 +23,7 @@ use crate::notary::{KeyPurpose, NotaryError, Signed};
 use crate::pki::Identity;
 use crate::store::{
     BlobWriter, DocState, DocumentRecord, SMALL_PAYLOAD_BYTES_MAX, StoreError, VerifiedBlob,
+    submission_receipt,
 };
 
 /// Chunks of an upload queued for the writer thread at most.
@@ -300,17 +298,7 @@ impl Exchange {
     ) -> impl Fn(u64) -> Result<Signed, NotaryError> + 'a {
         let keys = self.keys.clone();
         move |log_index: u64| {
-            let statement = SubmissionReceipt {
-                kind: SUBMISSION_RECEIPT_TYPE.to_owned(),
-                document_id: record.id,
-                sender: record.sender.to_string(),
-                recipients: record.recipients.iter().map(ToString::to_string).collect(),
-                manifest_sha256: record.manifest_sha256.clone(),
-                payload_sha256: record.payload_sha256.clone(),
-                payload_size: record.payload_size,
-                accepted_at: accepted_at.to_owned(),
-                log_index,
-            };
+            let statement = submission_receipt(record, accepted_at, log_index);
             let value = serde_json::to_value(&statement)
                 .map_err(|e| NotaryError::Statement(e.to_string()))?;
             keys.sign(KeyPurpose::Receipts, value)

@@ -40,7 +40,7 @@ pub use blobs::{BlobError, BlobStore, BlobWriter, VerifiedBlob};
 use commit::Committer;
 pub use records::{
     DeliveryRecord, DocState, DocumentRecord, Inserted, LinkRecord, OutgoingNumber, ReceiptRecord,
-    ReceiptWrite, SignerRecord, chain_refs,
+    ReceiptWrite, SignerRecord, chain_refs, submission_receipt,
 };
 
 use crate::directory::OrgId;

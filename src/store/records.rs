@@ -218,13 +218,15 @@ struct ChainRefs {
     signers_sha256: Option<String>,
 }
 
-/// The statement of the server's submission receipt for `record` as the exchange makes
-/// it (`exchange::payload`): every field is one of the record's. `None` for a record not
-/// accepted yet.
-fn receipt_statement(
+/// The statement of the server's submission receipt for `record`, accepted at
+/// `accepted_at` as entry `log_index` of the log: every field is one of the record's. The
+/// exchange signs it; the store rebuilds it to keep the receipt as its signature alone.
+pub fn submission_receipt(
     record: &DocumentRecord,
-) -> Option<Result<serde_json::Value, serde_json::Error>> {
-    let statement = SubmissionReceipt {
+    accepted_at: &str,
+    log_index: u64,
+) -> SubmissionReceipt {
+    SubmissionReceipt {
         kind: SUBMISSION_RECEIPT_TYPE.to_owned(),
         document_id: record.id,
         sender: record.sender.to_string(),
@@ -232,9 +234,17 @@ fn receipt_statement(
         manifest_sha256: record.manifest_sha256.clone(),
         payload_sha256: record.payload_sha256.clone(),
         payload_size: record.payload_size,
-        accepted_at: record.accepted_at.clone()?,
-        log_index: record.log_index?,
-    };
+        accepted_at: accepted_at.to_owned(),
+        log_index,
+    }
+}
+
+/// [`submission_receipt`] for a stored record, from its own acceptance time and index.
+/// `None` for a record not accepted yet.
+fn receipt_statement(
+    record: &DocumentRecord,
+) -> Option<Result<serde_json::Value, serde_json::Error>> {
+    let statement = submission_receipt(record, record.accepted_at.as_deref()?, record.log_index?);
     Some(serde_json::to_value(&statement))
 }
 
