@@ -192,6 +192,33 @@ fn db_err(path: &Path) -> impl FnOnce(sled::Error) -> StoreError + '_ {
     }
 }
 
+/// How long [`open_db`] waits for a lock that the same process is still releasing.
+const LOCK_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Opens sled's database at `path`. sled releases its file lock only when its last
+/// background write of a closed database ends, so reopening a store right after closing
+/// it in the same process can find the lock still held for a moment: that case is retried
+/// for up to [`LOCK_RELEASE_WAIT`]. A lock held by another process (a second server on the
+/// same data directory) still fails, after that wait.
+pub(crate) fn open_db(path: &Path) -> sled::Result<sled::Db> {
+    let deadline = std::time::Instant::now() + LOCK_RELEASE_WAIT;
+    loop {
+        match sled::Config::new()
+            .path(path)
+            .segment_size(SEGMENT_BYTES)
+            .open()
+        {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) the store under `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
@@ -200,11 +227,7 @@ impl Store {
             source,
         })?;
         let db_path = data_dir.join("db");
-        let db = sled::Config::new()
-            .path(&db_path)
-            .segment_size(SEGMENT_BYTES)
-            .open()
-            .map_err(db_err(&db_path))?;
+        let db = open_db(&db_path).map_err(db_err(&db_path))?;
         let tree = |name: &str| db.open_tree(name).map_err(db_err(&db_path));
         let docs = tree("docs")?;
         let inbox = tree("inbox")?;

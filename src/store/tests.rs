@@ -721,11 +721,7 @@ fn a_receipt_statement_made_of_the_record_is_stored_as_its_signature_alone() {
 /// metadata keys as they are), removing the new trees and their layout mark: the store
 /// the previous build would have left.
 fn downgrade_log_layout(data: &Path) {
-    let db = sled::Config::new()
-        .path(data.join("db"))
-        .segment_size(SEGMENT_BYTES)
-        .open()
-        .unwrap();
+    let db = open_db(&data.join("db")).unwrap();
     let old = db.open_tree("log").unwrap();
     for (name, prefix) in [
         ("log_leaves", Some(b'L')),
