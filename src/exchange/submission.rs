@@ -20,7 +20,7 @@ use crate::document::{
     self, DocSignature, Manifest, ManifestError, ParsedManifest, Role, sha256_hex,
 };
 use crate::pki::Identity;
-use crate::pki::signing::{JudgedAt, SigningTrust};
+use crate::pki::signing::JudgedAt;
 use crate::store::{BusinessRef, DocState, DocumentRecord, Inserted, OutgoingNumber, SignerRecord};
 
 /// A submission decoded from its request body: the request and its parsed manifest.
@@ -244,7 +244,7 @@ impl Exchange {
         })
     }
 
-    /// Verifies every signature and applies the sender's role
+    /// Verifies every signature (off the async threads) and applies the sender's role
     /// policy. Returns the signers and the OCSP responses (base64 DER) that judged them,
     /// to be stored with the document as evidence.
     async fn verify_signatures(
@@ -300,39 +300,40 @@ impl Exchange {
             }
             evidence.push(responses);
         }
-        let sender = &parsed.manifest.sender;
-        let signer_name = &parsed.manifest.signer.full_name;
-        // A document's usual signatures (two, each with a short chain) are judged on this
-        // thread: about 0.1 ms of CPU, less than handing them to the blocking pool and back
-        // costs. Anything larger (more signatures, long chains) goes off the async
-        // threads, so that no request can hold one of them for long.
-        let encoded: usize = signatures
-            .iter()
-            .map(|s| s.value.len() + s.chain.iter().map(String::len).sum::<usize>())
-            .sum();
-        if signatures.len() <= 2 && encoded <= INLINE_SIGNATURES_BYTES {
-            return judge_signatures(
-                &trust,
-                &parsed.canonical,
-                signatures,
-                &evidence,
-                sender,
-                signer_name,
-            );
-        }
         let message = parsed.canonical.clone();
         let signatures = signatures.to_vec();
-        let sender = sender.clone();
-        let signer_name = signer_name.clone();
+        let sender: OrgId = parsed.manifest.sender.clone();
+        let signer_name = parsed.manifest.signer.full_name.clone();
         tokio::task::spawn_blocking(move || {
-            judge_signatures(
-                &trust,
-                &message,
-                &signatures,
-                &evidence,
-                &sender,
-                &signer_name,
-            )
+            let now = UnixTime::now();
+            let mut records = Vec::new();
+            let mut fingerprints = BTreeSet::new();
+            for (sig, ocsp) in signatures.iter().zip(&evidence) {
+                let signer = sig
+                    .verify_at_with_ocsp(&trust, &message, JudgedAt::Now(now), ocsp)
+                    .map_err(|error| ExchangeError::Signature {
+                        role: sig.role,
+                        error,
+                    })?;
+                if !fingerprints.insert(signer.cert.fingerprint_sha256.clone()) {
+                    return Err(ExchangeError::SignatureRoleDuplicate(
+                        "one certificate cannot sign for two roles".into(),
+                    ));
+                }
+                document::check_signer(sig.role, &signer.cert, &sender, &signer_name)
+                    .map_err(ExchangeError::SignerRole)?;
+                records.push(SignerRecord {
+                    role: sig.role,
+                    subject: signer.cert.subject,
+                    fingerprint_sha256: signer.cert.fingerprint_sha256,
+                });
+            }
+            let stored = evidence
+                .iter()
+                .flatten()
+                .map(|der| B64.encode(der))
+                .collect();
+            Ok((records, stored))
         })
         .await
         .map_err(|source| ExchangeError::Task {
@@ -340,51 +341,6 @@ impl Exchange {
             source,
         })?
     }
-}
-
-/// The most encoded signature bytes (signatures and chains, base64) judged on an async
-/// thread; two signatures with two-certificate chains take about 6 KiB.
-const INLINE_SIGNATURES_BYTES: usize = 16 * 1024;
-
-/// Judges each signature over `message` with its OCSP evidence and applies the sender's
-/// role policy: the signers, and the evidence (base64 DER) to store with the document.
-fn judge_signatures(
-    trust: &SigningTrust,
-    message: &[u8],
-    signatures: &[DocSignature],
-    evidence: &[Vec<Vec<u8>>],
-    sender: &OrgId,
-    signer_name: &str,
-) -> Result<(Vec<SignerRecord>, Vec<String>), ExchangeError> {
-    let now = UnixTime::now();
-    let mut records = Vec::new();
-    let mut fingerprints = BTreeSet::new();
-    for (sig, ocsp) in signatures.iter().zip(evidence) {
-        let signer = sig
-            .verify_at_with_ocsp(trust, message, JudgedAt::Now(now), ocsp)
-            .map_err(|error| ExchangeError::Signature {
-                role: sig.role,
-                error,
-            })?;
-        if !fingerprints.insert(signer.cert.fingerprint_sha256.clone()) {
-            return Err(ExchangeError::SignatureRoleDuplicate(
-                "one certificate cannot sign for two roles".into(),
-            ));
-        }
-        document::check_signer(sig.role, &signer.cert, sender, signer_name)
-            .map_err(ExchangeError::SignerRole)?;
-        records.push(SignerRecord {
-            role: sig.role,
-            subject: signer.cert.subject,
-            fingerprint_sha256: signer.cert.fingerprint_sha256,
-        });
-    }
-    let stored = evidence
-        .iter()
-        .flatten()
-        .map(|der| B64.encode(der))
-        .collect();
-    Ok((records, stored))
 }
 
 /// The same manifest again is a replay, answered as the first time; another manifest
