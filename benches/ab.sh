@@ -25,15 +25,7 @@ URL=https://localhost:$PORT
 rm -rf "$OUT"
 mkdir -p "$OUT/results"
 "$AFTER" pki demo --out "$OUT/pki" >/dev/null
-cat >> "$OUT/pki/server/congvan.toml" <<'TOML'
-
-# Benchmark limits: one identity makes thousands of requests (as in benches/baseline.sh).
-[limits]
-requests_per_minute = 1000000000
-request_burst = 100000000
-uploads_concurrent = 1024
-connections_per_identity_max = 1024
-TOML
+cat benches/limits.toml >> "$OUT/pki/server/congvan.toml"
 SENDER=$OUT/pki/orgs/hn.cm/client.toml
 PID=""
 stop() { [ -n "$PID" ] && { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; }; PID=""; }

@@ -109,16 +109,7 @@ signer_position = "Bí thư Chi bộ"
 ''')
 PY
 "$BIN" pki demo --out "$OUT/pki" --orgs "$OUT/orgs.toml" >/dev/null
-cat >> "$OUT/pki/server/congvan.toml" <<'EOF'
-
-# Benchmark limits: the load generator is one identity making thousands of requests
-# over up to 128 connections (the default cap of 64 per identity would refuse half).
-[limits]
-requests_per_minute = 1000000000
-request_burst = 100000000
-uploads_concurrent = 1024
-connections_per_identity_max = 1024
-EOF
+cat "$ROOT/benches/limits.toml" >> "$OUT/pki/server/congvan.toml"
 SENDER=$OUT/pki/orgs/hn.cm/client.toml
 RECIPIENT=$OUT/pki/orgs/hn.cm.chuc-son/client.toml
 URL=https://localhost:$CV_PORT

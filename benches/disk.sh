@@ -10,14 +10,7 @@ set -euo pipefail
 BIN=$1; OUT=$2; COUNT=$3; PORT=${PORT:-18743}; URL=https://localhost:$PORT
 rm -rf "$OUT"; mkdir -p "$OUT"
 "$BIN" pki demo --out "$OUT/pki" >/dev/null
-cat >> "$OUT/pki/server/congvan.toml" <<'TOML'
-
-[limits]
-requests_per_minute = 1000000000
-request_burst = 100000000
-uploads_concurrent = 1024
-connections_per_identity_max = 1024
-TOML
+cat "$(dirname "$0")/limits.toml" >> "$OUT/pki/server/congvan.toml"
 SENDER=$OUT/pki/orgs/hn.cm/client.toml
 RUST_LOG=warn "$BIN" serve --config "$OUT/pki/server/congvan.toml" --listen 127.0.0.1:$PORT --data "$OUT/data" 2>>"$OUT/serve.log" &
 PID=$!

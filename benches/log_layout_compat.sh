@@ -13,15 +13,7 @@ PORT=18744
 URL=https://localhost:$PORT
 "$OLD" pki demo --out "$W/pki" >/dev/null
 C=$W/pki/server/congvan.toml
-cat >> "$C" <<'TOML'
-
-# Benchmark limits: one identity makes thousands of requests (as in benches/ab.sh).
-[limits]
-requests_per_minute = 1000000000
-request_burst = 100000000
-uploads_concurrent = 1024
-connections_per_identity_max = 1024
-TOML
+cat "$(dirname "$0")/limits.toml" >> "$C"
 S=$W/pki/orgs/hn.cm/client.toml
 PID=""
 stop() { [ -n "$PID" ] && { kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; }; PID=""; }

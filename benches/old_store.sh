@@ -7,9 +7,10 @@
 #   benches/old_store.sh OLD_BINARY NEW_BINARY [WORKDIR]
 set -uo pipefail
 OLD=$(realpath "$1"); NEW=$(realpath "$2"); W=${3:-$(pwd)/target/old_store}; PORT=18745; URL=https://localhost:$PORT
+LIMITS=$(realpath "$(dirname "$0")/limits.toml")
 rm -rf $W; mkdir -p $W; cd $W
 $OLD pki demo --out pki >/dev/null
-printf '\n[limits]\nrequests_per_minute = 1000000000\nrequest_burst = 100000000\nuploads_concurrent = 1024\nconnections_per_identity_max = 1024\n' >> pki/server/congvan.toml
+cat "$LIMITS" >> pki/server/congvan.toml
 P=pki/orgs/hn.cm/client.toml; C=pki/orgs/hn.cm
 start() { RUST_LOG=warn $1 serve --config pki/server/congvan.toml --listen 127.0.0.1:$PORT --data $2 2>>serve.log & PID=$!; for _ in $(seq 100); do $1 whoami --profile $P --server $URL >/dev/null 2>&1 && break; sleep 0.1; done; }
 stop() { kill $PID; wait $PID 2>/dev/null; }

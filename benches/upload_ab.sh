@@ -32,14 +32,7 @@ mkdir -p "$OUT/nginx/www" "$OUT/files"
 
 # The sample tree is enough: one sender, one recipient.
 "$A" pki demo --out "$OUT/pki" >/dev/null
-cat >> "$OUT/pki/server/congvan.toml" <<'EOF'
-
-[limits]
-requests_per_minute = 1000000000
-request_burst = 100000000
-uploads_concurrent = 1024
-connections_per_identity_max = 1024
-EOF
+cat "$ROOT/benches/limits.toml" >> "$OUT/pki/server/congvan.toml"
 SENDER=$OUT/pki/orgs/hn.cm/client.toml
 URL=https://localhost:$CV_PORT
 TLS=$OUT/pki/orgs/hn.cm

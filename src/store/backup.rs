@@ -608,6 +608,25 @@ mod tests {
     use super::*;
     use crate::store::{DocState, DocumentRecord};
 
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// A stand-in for the server's submission receipt of log entry `i`.
+    fn receipt(i: u64) -> Result<crate::notary::Signed, crate::notary::NotaryError> {
+        Ok(crate::notary::Signed {
+            statement: serde_json::json!({ "index": i }),
+            signature: crate::notary::StatementSignature {
+                key_id: "k".into(),
+                alg: "ed25519".into(),
+                value: String::new(),
+            },
+        })
+    }
+
     fn record(payload: &[u8]) -> DocumentRecord {
         let sha = crate::pki::identity::hex(
             ring::digest::digest(&ring::digest::SHA256, payload).as_ref(),
@@ -640,22 +659,9 @@ mod tests {
     /// document, a fetch) are not in it: it is the store exactly as it was at its cut.
     #[test]
     fn a_backup_is_the_store_as_it_was_at_its_cut() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = runtime();
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let receipt = |i: u64| {
-            Ok(crate::notary::Signed {
-                statement: serde_json::json!({ "index": i }),
-                signature: crate::notary::StatementSignature {
-                    key_id: "k".into(),
-                    alg: "ed25519".into(),
-                    value: String::new(),
-                },
-            })
-        };
         let a = record(b"a");
         rt.block_on(store.insert_accepted(&a, None, Some(b"a"), "t", receipt))
             .unwrap()
@@ -774,22 +780,9 @@ mod tests {
     /// items) restores too.
     #[test]
     fn chains_travel_once_in_a_backup_and_a_backup_of_the_old_shape_restores() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = runtime();
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let receipt = |i: u64| {
-            Ok(crate::notary::Signed {
-                statement: serde_json::json!({ "index": i }),
-                signature: crate::notary::StatementSignature {
-                    key_id: "k".into(),
-                    alg: "ed25519".into(),
-                    value: String::new(),
-                },
-            })
-        };
         let signed = |payload: &[u8]| DocumentRecord {
             signatures: vec![crate::document::DocSignature::raw(
                 crate::document::Role::Person,
